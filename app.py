@@ -1,0 +1,42 @@
+#!/usr/bin/env python3
+"""CDK entry point. The only place that reads the process environment.
+
+MLOPS_CONFIG     path of the environments file (default config/environments.yaml)
+-c env=NAME      synthesize one environment only (e.g. sandbox, bound to your AWS identity)
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import aws_cdk as cdk
+
+from mlops.app_builder import AppOptions, build_app
+from mlops.config import ConfigError, load_config
+from mlops.nag import report_policy_violations
+
+ROOT = Path(__file__).resolve().parent
+
+
+def main() -> int:
+    app = cdk.App()
+    try:
+        platform = load_config(Path(os.environ.get("MLOPS_CONFIG", ROOT / "config/environments.yaml")))
+        only = app.node.try_get_context("env")
+        options = AppOptions(
+            only_environment=str(only) if only else None,
+            cli_account=os.environ.get("CDK_DEFAULT_ACCOUNT"),
+            cli_region=os.environ.get("CDK_DEFAULT_REGION"),
+        )
+        build_app(app, platform, options)
+    except ConfigError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    assembly = app.synth()
+    return report_policy_violations(Path(assembly.directory))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,41 @@
+"""A customer-managed KMS key with rotation: the one key for a stage's data at rest."""
+
+from __future__ import annotations
+
+import aws_cdk as cdk
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from constructs import Construct
+
+
+class EncryptionKey(Construct):
+    """KMS key (rotated yearly) usable by CloudWatch Logs of this account and region."""
+
+    def __init__(self, scope: Construct, construct_id: str, *, description: str, retain: bool) -> None:
+        super().__init__(scope, construct_id)
+        self.key = kms.Key(
+            self,
+            "Key",
+            description=description,
+            enable_key_rotation=True,
+            removal_policy=cdk.RemovalPolicy.RETAIN if retain else cdk.RemovalPolicy.DESTROY,
+            pending_window=cdk.Duration.days(30 if retain else 7),
+        )
+        # Encrypted log groups need the Logs service principal, scoped to this account's
+        # log groups in this region (the key policy cannot use grants for services).
+        stack = cdk.Stack.of(self)
+        self.key.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="AllowCloudWatchLogsOfThisAccount",
+                principals=[iam.ServicePrincipal(f"logs.{stack.region}.amazonaws.com")],
+                actions=["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:Describe*"],
+                resources=["*"],
+                conditions={
+                    "ArnLike": {
+                        "kms:EncryptionContext:aws:logs:arn": (
+                            f"arn:{stack.partition}:logs:{stack.region}:{stack.account}:*"
+                        )
+                    }
+                },
+            )
+        )

@@ -1,0 +1,79 @@
+"""S3 buckets the way every bucket of the platform must be."""
+
+from __future__ import annotations
+
+import aws_cdk as cdk
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_s3 as s3
+from constructs import Construct
+
+from mlops.nag import acknowledge
+
+
+def _removal(retain: bool) -> cdk.RemovalPolicy:
+    return cdk.RemovalPolicy.RETAIN if retain else cdk.RemovalPolicy.DESTROY
+
+
+class AccessLogsBucket(Construct):
+    """Target of S3 server access logs. S3 can only deliver them to an SSE-S3 bucket."""
+
+    def __init__(self, scope: Construct, construct_id: str, *, retain: bool, expire_days: int = 365) -> None:
+        super().__init__(scope, construct_id)
+        self.bucket = s3.Bucket(
+            self,
+            "Bucket",
+            encryption=s3.BucketEncryption.S3_MANAGED,
+            versioned=True,
+            enforce_ssl=True,
+            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+            removal_policy=_removal(retain),
+            lifecycle_rules=[
+                s3.LifecycleRule(
+                    expiration=cdk.Duration.days(expire_days),
+                    noncurrent_version_expiration=cdk.Duration.days(30),
+                    abort_incomplete_multipart_upload_after=cdk.Duration.days(7),
+                )
+            ],
+        )
+        acknowledge(
+            self.bucket,
+            "AwsSolutions-S1",
+            "This is the server access log bucket itself; logging it into itself would loop.",
+        )
+
+
+class SecureBucket(Construct):
+    """Versioned, SSE-KMS, TLS-only, private bucket with access logs and version lifecycle."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        encryption_key: kms.IKey,
+        access_logs: s3.IBucket,
+        retain: bool,
+        noncurrent_version_days: int = 90,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.bucket = s3.Bucket(
+            self,
+            "Bucket",
+            encryption=s3.BucketEncryption.KMS,
+            encryption_key=encryption_key,
+            bucket_key_enabled=True,
+            versioned=True,
+            enforce_ssl=True,
+            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+            server_access_logs_bucket=access_logs,
+            server_access_logs_prefix=f"{construct_id}/",
+            removal_policy=_removal(retain),
+            lifecycle_rules=[
+                s3.LifecycleRule(
+                    noncurrent_version_expiration=cdk.Duration.days(noncurrent_version_days),
+                    abort_incomplete_multipart_upload_after=cdk.Duration.days(7),
+                )
+            ],
+        )

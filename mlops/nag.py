@@ -1,0 +1,49 @@
+"""cdk-nag 3 wiring: the rule packs the app runs and the one way to acknowledge a finding."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import aws_cdk as cdk
+from cdk_nag import AwsSolutionsChecks
+from constructs import IConstruct
+
+
+def add_rule_packs(app: cdk.App) -> None:
+    """Register the checks; synth fails with any unacknowledged finding."""
+    cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app))
+
+
+def acknowledge(scope: IConstruct, rule_id: str, reason: str) -> None:
+    """Acknowledge ONE finding at the narrowest scope that has it, with a specific reason.
+
+    IAM5 findings need the detailed id, e.g. "AwsSolutions-IAM5[Action::s3:Abort*]".
+    """
+    if len(reason) < 20:
+        raise ValueError(f"acknowledgment of {rule_id} needs a specific reason")
+    cdk.Validations.of(scope).acknowledge(cdk.Acknowledgment(id=rule_id, reason=reason))
+
+
+def report_policy_violations(assembly_dir: Path) -> int:
+    """Fail synth (exit 1) when a rule pack reported an unacknowledged finding.
+
+    CDK writes the report but the CLI still exits 0; a gate that cannot fail is no gate.
+    """
+    report_path = assembly_dir / "validation-report.json"
+    if not report_path.exists():
+        return 0
+    report = json.loads(report_path.read_text())
+    violations = [
+        (violation["ruleName"], construct["constructPath"])
+        for plugin in report.get("pluginReports", [])
+        for violation in plugin.get("violations", [])
+        for construct in violation.get("violatingConstructs", [])
+    ]
+    for rule, path in violations:
+        print(f"error: cdk-nag {rule} at {path}", file=sys.stderr)
+    if violations:
+        print(f"error: {len(violations)} unacknowledged cdk-nag finding(s); see {report_path}", file=sys.stderr)
+        return 1
+    return 0

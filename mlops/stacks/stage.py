@@ -1,0 +1,42 @@
+"""One deployable unit per (environment, region): composes the stacks of that place."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import aws_cdk as cdk
+from constructs import Construct
+
+from mlops.config import EnvironmentConfig, PlatformConfig
+from mlops.stacks.data_stack import DataStack
+
+
+def stage_id(environment: EnvironmentConfig, region: str) -> str:
+    return f"{environment.name}-{region}"
+
+
+class PlatformStage(cdk.Stage):
+    """Self-contained: nothing here references another region or account."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        *,
+        platform: PlatformConfig,
+        environment: EnvironmentConfig,
+        region: str,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(
+            scope,
+            stage_id(environment, region),
+            env=cdk.Environment(account=environment.account, region=region),
+            **kwargs,
+        )
+        self.data = DataStack(self, "Data", platform=platform, environment=environment)
+        for key, value in (
+            ("project", platform.project),
+            ("environment", environment.name),
+            ("cost-centre", platform.cost_centre),
+        ):
+            cdk.Tags.of(self).add(key, value)
