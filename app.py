@@ -23,7 +23,9 @@ ROOT = Path(__file__).resolve().parent
 def main() -> int:
     app = cdk.App()
     try:
-        platform = load_config(Path(os.environ.get("MLOPS_CONFIG", ROOT / "config/environments.yaml")))
+        platform = load_config(
+            Path(os.environ.get("MLOPS_CONFIG", ROOT / "config/environments.yaml"))
+        )
         only = app.node.try_get_context("env")
         options = AppOptions(
             only_environment=str(only) if only else None,
@@ -34,7 +36,13 @@ def main() -> int:
     except ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    assembly = app.synth()
+    try:
+        assembly = app.synth()
+    except RuntimeError as error:  # jsii raises policy-validation failures in-process
+        if "ValidationFailed" not in str(error):
+            raise
+        print(f"error: {str(error).strip()}", file=sys.stderr)
+        return 1
     return report_policy_violations(Path(assembly.directory))
 
 

@@ -11,7 +11,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, NoReturn, TypeVar
 
 import yaml
 
@@ -204,7 +204,7 @@ class _Reader:
         self.data: dict[str, Any] = data
         self.seen: set[str] = set()
 
-    def fail(self, message: str, field: str | None = None) -> None:
+    def fail(self, message: str, field: str | None = None) -> NoReturn:
         where = f"{self.path}.{field}" if field and self.path else (field or self.path)
         raise ConfigError(f"{self.source}: {where or '(top level)'}: {message}")
 
@@ -226,7 +226,9 @@ class _Reader:
             self.fail(f"must be {kind.__name__}, got {_type_name(value)}", field)
         return value  # type: ignore[return-value]
 
-    def number(self, field: str, kind: type[T], low: float, high: float, default: object = None) -> T:
+    def number(
+        self, field: str, kind: type[T], low: float, high: float, default: object = None
+    ) -> T:
         value = self.typed(field, kind, default)
         if not low <= value <= high:  # type: ignore[operator]
             self.fail(f"must be between {low:g} and {high:g}, got {value}", field)
@@ -245,7 +247,9 @@ class _Reader:
         return value
 
     def child(self, field: str) -> _Reader:
-        return _Reader(self.source, f"{self.path}.{field}" if self.path else field, self._get(field, _REQUIRED))
+        return _Reader(
+            self.source, f"{self.path}.{field}" if self.path else field, self._get(field, _REQUIRED)
+        )
 
     def optional_child(self, field: str) -> _Reader | None:
         if field not in self.data:
@@ -276,7 +280,9 @@ def _instance_type(reader: _Reader, field: str) -> InstanceType:
         families = ", ".join(f"ml.{f}" for f in KNOWN_INSTANCE_FAMILIES)
         reader.fail(f"unknown instance type family in {value!r} (allowed: {families})", field)
     if match and match.group(2) not in VCPUS_BY_SIZE:
-        reader.fail(f"unknown instance size in {value!r} (allowed: {', '.join(VCPUS_BY_SIZE)})", field)
+        reader.fail(
+            f"unknown instance size in {value!r} (allowed: {', '.join(VCPUS_BY_SIZE)})", field
+        )
     return InstanceType(name=value)
 
 
@@ -303,7 +309,9 @@ def _serving(r: _Reader) -> ServingConfig:
         instance_type=_instance_type(r, "instance_type"),
         min_capacity=r.number("min_capacity", int, 1, 100),
         max_capacity=r.number("max_capacity", int, 1, 100),
-        invocations_per_instance_target=r.number("invocations_per_instance_target", int, 1, 100_000),
+        invocations_per_instance_target=r.number(
+            "invocations_per_instance_target", int, 1, 100_000
+        ),
         serverless=r.typed("serverless", bool, False),
         serverless_memory_mb=r.typed("serverless_memory_mb", int, 2048),
         serverless_max_concurrency=r.number("serverless_max_concurrency", int, 1, 200, 5),
@@ -315,7 +323,8 @@ def _serving(r: _Reader) -> ServingConfig:
         )
     if cfg.serverless_memory_mb not in SERVERLESS_MEMORY_MB:
         r.fail(
-            f"must be one of {', '.join(map(str, SERVERLESS_MEMORY_MB))}; got {cfg.serverless_memory_mb}",
+            f"must be one of {', '.join(map(str, SERVERLESS_MEMORY_MB))}; "
+            f"got {cfg.serverless_memory_mb}",
             "serverless_memory_mb",
         )
     r.done()
@@ -359,7 +368,10 @@ def _environment(name: str, r: _Reader) -> EnvironmentConfig:
         r.fail("environment names must be lowercase letters, digits and dashes (2-20)")
     account = r.typed("account", str)
     if account != FROM_CLI and not _ACCOUNT.match(account):
-        r.fail(f"must be a 12-digit AWS account id (quoted) or {FROM_CLI!r}; got {account!r}", "account")
+        r.fail(
+            f"must be a 12-digit AWS account id (quoted) or {FROM_CLI!r}; got {account!r}",
+            "account",
+        )
     regions_value = r.typed("regions", list)
     if not regions_value:
         r.fail("must list at least one region (the first is the home region)", "regions")
@@ -409,25 +421,25 @@ class _UniqueKeyLoader(yaml.SafeLoader):
 def _construct_unique_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode) -> dict[Any, Any]:
     mapping: dict[Any, Any] = {}
     for key_node, value_node in node.value:
-        key = loader.construct_object(key_node)  # type: ignore[no-untyped-call]
+        key = loader.construct_object(key_node)
         if key in mapping:
             raise ConfigError(
                 f"line {key_node.start_mark.line + 1}: duplicate key {key!r} (names must be unique)"
             )
-        mapping[key] = loader.construct_object(value_node, deep=True)  # type: ignore[no-untyped-call]
+        mapping[key] = loader.construct_object(value_node, deep=True)
     return mapping
 
 
 _UniqueKeyLoader.add_constructor(
     yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG,
-    _construct_unique_mapping,  # type: ignore[arg-type]
+    _construct_unique_mapping,
 )
 
 
 def parse_config(text: str, source: str) -> PlatformConfig:
     """Validate YAML text into a PlatformConfig; `source` names the file in errors."""
     try:
-        data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+        data = yaml.load(text, Loader=_UniqueKeyLoader)
     except ConfigError as exc:
         raise ConfigError(f"{source}: {exc}") from None
     except yaml.YAMLError as exc:
@@ -486,5 +498,7 @@ def bind_cli_account(
             "CDK_DEFAULT_ACCOUNT and CDK_DEFAULT_REGION (or configure an AWS profile)"
         )
     if region not in KNOWN_REGIONS:
-        raise ConfigError(f"region {region!r} is not supported (allowed: {', '.join(KNOWN_REGIONS)})")
+        raise ConfigError(
+            f"region {region!r} is not supported (allowed: {', '.join(KNOWN_REGIONS)})"
+        )
     return EnvironmentConfig(**{**env.__dict__, "account": account, "regions": (region,)})

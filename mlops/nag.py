@@ -44,6 +44,9 @@ def report_policy_violations(assembly_dir: Path) -> int:
     for rule, path in violations:
         print(f"error: cdk-nag {rule} at {path}", file=sys.stderr)
     if violations:
-        print(f"error: {len(violations)} unacknowledged cdk-nag finding(s); see {report_path}", file=sys.stderr)
+        print(
+            f"error: {len(violations)} unacknowledged cdk-nag finding(s); see {report_path}",
+            file=sys.stderr,
+        )
         return 1
     return 0

@@ -11,7 +11,9 @@ from constructs import Construct
 class EncryptionKey(Construct):
     """KMS key (rotated yearly) usable by CloudWatch Logs of this account and region."""
 
-    def __init__(self, scope: Construct, construct_id: str, *, description: str, retain: bool) -> None:
+    def __init__(
+        self, scope: Construct, construct_id: str, *, description: str, retain: bool
+    ) -> None:
         super().__init__(scope, construct_id)
         self.key = kms.Key(
             self,
@@ -28,7 +30,13 @@ class EncryptionKey(Construct):
             iam.PolicyStatement(
                 sid="AllowCloudWatchLogsOfThisAccount",
                 principals=[iam.ServicePrincipal(f"logs.{stack.region}.amazonaws.com")],
-                actions=["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:Describe*"],
+                actions=[
+                    "kms:Encrypt*",
+                    "kms:Decrypt*",
+                    "kms:ReEncrypt*",
+                    "kms:GenerateDataKey*",
+                    "kms:Describe*",
+                ],
                 resources=["*"],
                 conditions={
                     "ArnLike": {

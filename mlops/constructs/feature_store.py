@@ -44,16 +44,26 @@ class FeatureStore(Construct):
         )
         offline_prefix_arn = offline_bucket.arn_for_objects(f"{OFFLINE_STORE_PREFIX}/*")
         self.role.add_to_policy(
-            iam.PolicyStatement(actions=["s3:PutObject", "s3:GetObject"], resources=[offline_prefix_arn])
+            iam.PolicyStatement(
+                actions=["s3:PutObject", "s3:GetObject"], resources=[offline_prefix_arn]
+            )
         )
         self.role.add_to_policy(
             iam.PolicyStatement(actions=["s3:GetBucketAcl"], resources=[offline_bucket.bucket_arn])
         )
         glue_db = "sagemaker_featurestore"
-        glue_table_arn = stack.format_arn(service="glue", resource="table", resource_name=f"{glue_db}/*")
+        glue_table_arn = stack.format_arn(
+            service="glue", resource="table", resource_name=f"{glue_db}/*"
+        )
         self.role.add_to_policy(
             iam.PolicyStatement(
-                actions=["glue:GetTable", "glue:UpdateTable", "glue:CreateTable", "glue:GetDatabase", "glue:CreateDatabase"],
+                actions=[
+                    "glue:GetTable",
+                    "glue:UpdateTable",
+                    "glue:CreateTable",
+                    "glue:GetDatabase",
+                    "glue:CreateDatabase",
+                ],
                 resources=[
                     stack.format_arn(service="glue", resource="catalog"),
                     stack.format_arn(service="glue", resource="database", resource_name=glue_db),
@@ -79,7 +89,7 @@ class FeatureStore(Construct):
             acknowledge(
                 self.role,
                 f"AwsSolutions-IAM5[Action::{key_action}]",
-                "Standard KMS grant for encrypt/decrypt on the stage's own key, not a wildcard over keys.",
+                "The standard KMS encrypt/decrypt grant on the stage's own key only.",
             )
 
         self.feature_groups: dict[str, sagemaker.CfnFeatureGroup] = {}
@@ -110,7 +120,9 @@ class FeatureStore(Construct):
                 },
                 role_arn=self.role.role_arn,
             )
-            fg.apply_removal_policy(cdk.RemovalPolicy.RETAIN if retain else cdk.RemovalPolicy.DESTROY)
+            fg.apply_removal_policy(
+                cdk.RemovalPolicy.RETAIN if retain else cdk.RemovalPolicy.DESTROY
+            )
             # The role's policy must exist before the service validates access at creation.
             fg.node.add_dependency(self.role)
             self.feature_groups[group.name] = fg

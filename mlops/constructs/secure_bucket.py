@@ -17,7 +17,9 @@ def _removal(retain: bool) -> cdk.RemovalPolicy:
 class AccessLogsBucket(Construct):
     """Target of S3 server access logs. S3 can only deliver them to an SSE-S3 bucket."""
 
-    def __init__(self, scope: Construct, construct_id: str, *, retain: bool, expire_days: int = 365) -> None:
+    def __init__(
+        self, scope: Construct, construct_id: str, *, retain: bool, expire_days: int = 365
+    ) -> None:
         super().__init__(scope, construct_id)
         self.bucket = s3.Bucket(
             self,

@@ -1,0 +1,82 @@
+"""Shared fixtures: one synthesized app per test session, built like `cdk synth` builds it."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
+os.environ.setdefault("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1")
+# Nothing in tests may reach AWS: fake credentials make an accidental call fail fast.
+for _name, _value in (
+    ("AWS_ACCESS_KEY_ID", "testing"),
+    ("AWS_SECRET_ACCESS_KEY", "testing"),
+    ("AWS_SESSION_TOKEN", "testing"),
+    ("AWS_DEFAULT_REGION", "us-east-1"),
+):
+    os.environ[_name] = _value
+os.environ.pop("AWS_PROFILE", None)
+
+import aws_cdk as cdk  # noqa: E402
+
+from mlops.app_builder import AppOptions, build_app  # noqa: E402
+from mlops.config import PlatformConfig, load_config  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_CONFIG = ROOT / "config" / "environments.yaml"
+
+
+def cdk_json_context() -> dict[str, object]:
+    """The feature flags `cdk synth` passes; `python app.py` alone would not read them."""
+    return dict(json.loads((ROOT / "cdk.json").read_text())["context"])
+
+
+def synth_app(
+    platform: PlatformConfig, outdir: Path, options: AppOptions | None = None
+) -> cdk.cx_api.CloudAssembly:
+    app = cdk.App(context=cdk_json_context(), outdir=str(outdir))
+    build_app(app, platform, options or AppOptions())
+    return app.synth()
+
+
+@pytest.fixture(scope="session")
+def platform() -> PlatformConfig:
+    return load_config(DEFAULT_CONFIG)
+
+
+@pytest.fixture(scope="session")
+def assembly_dir(tmp_path_factory: pytest.TempPathFactory, platform: PlatformConfig) -> Path:
+    """The default app (every environment and region + delivery), synthesized once."""
+    outdir = tmp_path_factory.mktemp("cdk.out")
+    synth_app(platform, outdir)
+    return outdir
+
+
+def stack_templates(assembly_dir: Path) -> dict[str, dict[str, object]]:
+    """Every stack template in the assembly (nested stage assemblies included), by path."""
+    templates: dict[str, dict[str, object]] = {}
+    for manifest_path in sorted(assembly_dir.rglob("manifest.json")):
+        manifest = json.loads(manifest_path.read_text())
+        for artifact in manifest.get("artifacts", {}).values():
+            if artifact.get("type") != "aws:cloudformation:stack":
+                continue
+            path = artifact.get("displayName") or artifact["properties"]["templateFile"]
+            template_file = manifest_path.parent / artifact["properties"]["templateFile"]
+            templates[path] = json.loads(template_file.read_text())
+    return templates
+
+
+@pytest.fixture(scope="session")
+def templates(assembly_dir: Path) -> dict[str, dict[str, object]]:
+    return stack_templates(assembly_dir)
+
+
+@pytest.fixture()
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    for name in ("CDK_DEFAULT_ACCOUNT", "CDK_DEFAULT_REGION", "MLOPS_CONFIG"):
+        monkeypatch.delenv(name, raising=False)
+    yield

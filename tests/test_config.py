@@ -1,0 +1,157 @@
+"""Configuration: the committed default loads; every class of mistake is one clear line."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from mlops.config import ConfigError, bind_cli_account, load_config, parse_config
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_TEXT = (ROOT / "config" / "environments.yaml").read_text()
+
+
+def test_default_config_describes_the_example_organisation() -> None:
+    config = parse_config(DEFAULT_TEXT, "environments.yaml")
+    assert config.environment("dev").regions == ("us-east-1",)
+    assert config.environment("staging").regions == ("us-east-1", "eu-west-1")
+    assert config.environment("prod").regions == ("us-east-1", "eu-west-1", "ap-southeast-1")
+    assert config.environment("prod").serving.min_capacity >= 2
+    assert config.training_home.name == "dev"
+    assert config.registry_of(config.environment("prod")).name == "dev"
+    assert config.registry_of(config.environment("sandbox")).name == "sandbox"
+    assert len({env.account for env in config.environments.values()}) == 4
+
+
+def _mutated(edit) -> str:  # type: ignore[no-untyped-def]
+    data = yaml.safe_load(DEFAULT_TEXT)
+    edit(data)
+    return yaml.safe_dump(data, sort_keys=False)
+
+
+BAD_CONFIGS = {
+    "bad account id": (
+        lambda d: d["environments"]["prod"].update(account="12345"),
+        "environments.prod.account: must be a 12-digit AWS account id",
+    ),
+    "unquoted numeric account": (
+        lambda d: d["environments"]["prod"].update(account=444444444444),
+        "environments.prod.account: must be str, got int",
+    ),
+    "unknown region": (
+        lambda d: d["environments"]["staging"].update(regions=["us-east-1", "mars-north-1"]),
+        "environments.staging.regions: unknown region 'mars-north-1' (allowed: us-east-1",
+    ),
+    "unknown instance type family": (
+        lambda d: d["environments"]["dev"]["serving"].update(instance_type="ml.z9.large"),
+        "environments.dev.serving.instance_type: unknown instance type family in 'ml.z9.large'",
+    ),
+    "min greater than max": (
+        lambda d: d["environments"]["prod"]["serving"].update(min_capacity=12),
+        "environments.prod.serving.min_capacity: min_capacity (12) must not exceed max_capacity",
+    ),
+    "missing field": (
+        lambda d: d["environments"]["prod"].pop("alarms"),
+        "environments.prod.alarms: missing required field",
+    ),
+    "unknown field": (
+        lambda d: d["environments"]["prod"]["serving"].update(instance_typo="ml.m5.large"),
+        "environments.prod.serving: unknown field 'instance_typo' (allowed:",
+    ),
+    "wrong type": (
+        lambda d: d["environments"]["dev"]["training"].update(auc_threshold="high"),
+        "environments.dev.training.auc_threshold: must be float, got str",
+    ),
+    "boolean where a number is expected": (
+        lambda d: d["environments"]["dev"]["serving"].update(max_capacity=True),
+        "environments.dev.serving.max_capacity: must be int, got bool",
+    ),
+    "empty regions": (
+        lambda d: d["environments"]["dev"].update(regions=[]),
+        "environments.dev.regions: must list at least one region",
+    ),
+    "unknown deployment strategy": (
+        lambda d: d["environments"]["prod"]["deployment"].update(strategy="all-at-once"),
+        "environments.prod.deployment.strategy: must be one of canary, linear; got 'all-at-once'",
+    ),
+    "training environment without training": (
+        lambda d: d.update(training_environment="prod"),
+        "training_environment: environment 'prod' has no training section",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_CONFIGS))
+def test_bad_config_is_one_line_naming_file_field_and_allowed(case: str) -> None:
+    edit, expected = BAD_CONFIGS[case]
+    with pytest.raises(ConfigError) as error:
+        parse_config(_mutated(edit), "cfg.yaml")
+    message = str(error.value)
+    assert message.startswith("cfg.yaml: ")
+    assert expected in message
+    assert "\n" not in message
+
+
+def test_duplicate_environment_names_are_refused() -> None:
+    text = DEFAULT_TEXT.replace("  staging:\n", "  dev:\n", 1)
+    with pytest.raises(ConfigError, match=r"cfg.yaml: line \d+: duplicate key 'dev'"):
+        parse_config(text, "cfg.yaml")
+
+
+def test_malformed_yaml_names_line_and_column() -> None:
+    with pytest.raises(
+        ConfigError, match=r"cfg.yaml: line \d+, column \d+: malformed YAML: expected"
+    ):
+        parse_config("project: x\nenvironments:\n  dev: [unclosed\n", "cfg.yaml")
+
+
+def test_top_level_must_be_a_mapping() -> None:
+    with pytest.raises(
+        ConfigError, match=r"cfg.yaml: \(top level\): must be a mapping, got a list"
+    ):
+        parse_config("- a\n- b\n", "cfg.yaml")
+
+
+def test_missing_file_is_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot read the configuration file"):
+        load_config(tmp_path / "nope.yaml")
+
+
+def test_sandbox_binds_to_the_cli_identity() -> None:
+    sandbox = parse_config(DEFAULT_TEXT, "x").environment("sandbox")
+    bound = bind_cli_account(sandbox, "123456789012", "eu-west-1")
+    assert (bound.account, bound.regions) == ("123456789012", ("eu-west-1",))
+    with pytest.raises(ConfigError, match="set CDK_DEFAULT_ACCOUNT and CDK_DEFAULT_REGION"):
+        bind_cli_account(sandbox, None, None)
+
+
+def _run_app(config_path: Path, *extra_context: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CDK_")}
+    env["MLOPS_CONFIG"] = str(config_path)
+    env["CDK_OUTDIR"] = str(config_path.parent / "cdk.out")
+    return subprocess.run(
+        [sys.executable, "app.py", *extra_context],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def test_app_exits_2_with_one_line_and_no_traceback(tmp_path: Path) -> None:
+    bad = tmp_path / "environments.yaml"
+    bad.write_text(_mutated(lambda d: d["environments"]["prod"].update(regions=[])))
+    result = _run_app(bad)
+    assert result.returncode == 2
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert lines == [
+        f"error: {bad}: environments.prod.regions: must list at least one region "
+        "(the first is the home region)"
+    ]
+    assert "Traceback" not in result.stderr + result.stdout

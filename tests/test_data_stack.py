@@ -1,0 +1,176 @@
+"""The data layer of a stage: assertions on properties, and pinned stateful logical ids."""
+
+from __future__ import annotations
+
+import aws_cdk as cdk
+import pytest
+from aws_cdk.assertions import Match, Template
+
+from mlops.config import PlatformConfig
+from mlops.stacks.data_stack import DataStack
+from pipeline_steps import feature_schema
+from tests.conftest import cdk_json_context
+
+
+def _data_template(platform: PlatformConfig, env_name: str) -> Template:
+    app = cdk.App(context=cdk_json_context())
+    environment = platform.environment(env_name)
+    stack = DataStack(
+        app,
+        "Data",
+        platform=platform,
+        environment=environment,
+        env=cdk.Environment(account=environment.account, region=environment.home_region),
+    )
+    return Template.from_stack(stack)
+
+
+@pytest.fixture(scope="module")
+def prod(platform: PlatformConfig) -> Template:
+    return _data_template(platform, "prod")
+
+
+@pytest.fixture(scope="module")
+def dev(platform: PlatformConfig) -> Template:
+    return _data_template(platform, "dev")
+
+
+# Renaming any of these replaces a bucket, key or feature group: data loss in prod.
+PINNED_LOGICAL_IDS = {
+    "DataKey2A0DE9E6": "AWS::KMS::Key",
+    "AccessLogsBucketCD784A59": "AWS::S3::Bucket",
+    "DataBucketBD860FE1": "AWS::S3::Bucket",
+    "ArtifactBucketC3871E62": "AWS::S3::Bucket",
+    "FeatureStoreFlightFeatureGroup3C4B59A1": "AWS::SageMaker::FeatureGroup",
+    "FeatureStoreWeatherFeatureGroup504C7D20": "AWS::SageMaker::FeatureGroup",
+    "FeatureStorePlaneFeatureGroup89252D7B": "AWS::SageMaker::FeatureGroup",
+}
+
+
+def test_stateful_logical_ids_are_pinned(prod: Template) -> None:
+    resources = prod.to_json()["Resources"]
+    stateful = {
+        logical_id: resource["Type"]
+        for logical_id, resource in resources.items()
+        if resource["Type"] in {"AWS::KMS::Key", "AWS::S3::Bucket", "AWS::SageMaker::FeatureGroup"}
+    }
+    assert stateful == PINNED_LOGICAL_IDS
+
+
+def test_key_rotates_and_is_retained_outside_dev(prod: Template, dev: Template) -> None:
+    prod.has_resource(
+        "AWS::KMS::Key",
+        {
+            "Properties": {"EnableKeyRotation": True},
+            "DeletionPolicy": "Retain",
+            "UpdateReplacePolicy": "Retain",
+        },
+    )
+    dev.has_resource("AWS::KMS::Key", {"DeletionPolicy": "Delete"})
+
+
+def test_data_buckets_are_kms_encrypted_versioned_private_and_logged(prod: Template) -> None:
+    for bucket_id in ("DataBucketBD860FE1", "ArtifactBucketC3871E62"):
+        resource = prod.to_json()["Resources"][bucket_id]
+        assert resource["DeletionPolicy"] == "Retain"
+        props = resource["Properties"]
+        sse = props["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]
+        assert sse["ServerSideEncryptionByDefault"]["SSEAlgorithm"] == "aws:kms"
+        assert sse["ServerSideEncryptionByDefault"]["KMSMasterKeyID"] == {
+            "Fn::GetAtt": ["DataKey2A0DE9E6", "Arn"]
+        }
+        assert sse["BucketKeyEnabled"] is True
+        assert props["VersioningConfiguration"] == {"Status": "Enabled"}
+        assert props["PublicAccessBlockConfiguration"] == {
+            "BlockPublicAcls": True,
+            "BlockPublicPolicy": True,
+            "IgnorePublicAcls": True,
+            "RestrictPublicBuckets": True,
+        }
+        assert props["LoggingConfiguration"]["DestinationBucketName"] == {
+            "Ref": "AccessLogsBucketCD784A59"
+        }
+        rules = props["LifecycleConfiguration"]["Rules"]
+        assert any("NoncurrentVersionExpiration" in rule for rule in rules)
+
+
+def test_buckets_refuse_plain_http(prod: Template) -> None:
+    prod.has_resource_properties(
+        "AWS::S3::BucketPolicy",
+        {
+            "Bucket": {"Ref": "DataBucketBD860FE1"},
+            "PolicyDocument": {
+                "Statement": Match.array_with(
+                    [
+                        Match.object_like(
+                            {
+                                "Effect": "Deny",
+                                "Action": "s3:*",
+                                "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+                            }
+                        )
+                    ]
+                )
+            },
+        },
+    )
+
+
+def test_feature_groups_come_from_the_one_schema(prod: Template) -> None:
+    groups = prod.find_resources("AWS::SageMaker::FeatureGroup")
+    by_name = {g["Properties"]["FeatureGroupName"]: g["Properties"] for g in groups.values()}
+    assert set(by_name) == {f"flightdelay-prod-{g.name}" for g in feature_schema.FEATURE_GROUPS}
+    for spec in feature_schema.FEATURE_GROUPS:
+        props = by_name[f"flightdelay-prod-{spec.name}"]
+        assert props["RecordIdentifierFeatureName"] == spec.record_identifier
+        assert props["EventTimeFeatureName"] == spec.event_time
+        declared = [(d["FeatureName"], d["FeatureType"]) for d in props["FeatureDefinitions"]]
+        assert declared == list(feature_schema.feature_group_columns(spec))
+    every_feature = {d["FeatureName"] for g in by_name.values() for d in g["FeatureDefinitions"]}
+    assert set(feature_schema.FEATURE_ORDER) <= every_feature
+
+
+def test_feature_store_is_encrypted_online_and_offline(prod: Template) -> None:
+    prod.has_resource_properties(
+        "AWS::SageMaker::FeatureGroup",
+        {
+            "OnlineStoreConfig": {
+                "EnableOnlineStore": True,
+                "SecurityConfig": {"KmsKeyId": {"Fn::GetAtt": ["DataKey2A0DE9E6", "Arn"]}},
+            },
+            "OfflineStoreConfig": {
+                "S3StorageConfig": {
+                    "S3Uri": Match.any_value(),
+                    "KmsKeyId": {"Fn::GetAtt": ["DataKey2A0DE9E6", "Arn"]},
+                },
+                "DisableGlueTableCreation": False,
+            },
+        },
+    )
+
+
+def test_feature_store_role_writes_only_the_offline_prefix(prod: Template) -> None:
+    prod.has_resource_properties(
+        "AWS::IAM::Policy",
+        {
+            "PolicyDocument": {
+                "Statement": Match.array_with(
+                    [
+                        {
+                            "Action": ["s3:GetObject", "s3:PutObject"],
+                            "Effect": "Allow",
+                            "Resource": {
+                                "Fn::Join": [
+                                    "",
+                                    [
+                                        {"Fn::GetAtt": ["DataBucketBD860FE1", "Arn"]},
+                                        "/feature-store/*",
+                                    ],
+                                ]
+                            },
+                        }
+                    ]
+                )
+            }
+        },
+    )
