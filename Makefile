@@ -32,7 +32,8 @@ test: install
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy mlops pipeline_steps lambda
+	$(BIN)/mypy app.py mlops pipeline_steps
+	for fn in lambda/*/; do $(BIN)/mypy "$$fn" || exit 1; done
 
 format: install
 	$(BIN)/ruff format .

@@ -26,6 +26,36 @@ def acknowledge(scope: IConstruct, rule_id: str, reason: str) -> None:
     cdk.Validations.of(scope).acknowledge(cdk.Acknowledgment(id=rule_id, reason=reason))
 
 
+def render_for_finding(scope: IConstruct, value: str) -> str:
+    """How cdk-nag prints a (possibly tokenized) IAM resource in a finding id.
+
+    Literal strings stay as they are; {"Fn::GetAtt": [id, attr]} becomes <id.attr>,
+    {"Ref": id} becomes <id>, and Fn::Join concatenates its parts.
+    """
+    return _render(cdk.Stack.of(scope).resolve(value))
+
+
+def _render(value: object) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, dict) and "Fn::GetAtt" in value:
+        logical_id, attribute = value["Fn::GetAtt"]
+        return f"<{logical_id}.{attribute}>"
+    if isinstance(value, dict) and "Ref" in value:
+        return f"<{value['Ref']}>"
+    if isinstance(value, dict) and "Fn::Join" in value:
+        separator, parts = value["Fn::Join"]
+        return str(separator).join(_render(part) for part in parts)
+    raise ValueError(f"cannot render {value!r} as a cdk-nag finding id")
+
+
+def acknowledge_wildcard_resource(scope: IConstruct, resource: str, reason: str) -> None:
+    """Acknowledge AwsSolutions-IAM5 for one wildcard resource ARN, built like the finding."""
+    acknowledge(
+        scope, f"AwsSolutions-IAM5[Resource::{render_for_finding(scope, resource)}]", reason
+    )
+
+
 def report_policy_violations(assembly_dir: Path) -> int:
     """Fail synth (exit 1) when a rule pack reported an unacknowledged finding.
 

@@ -20,6 +20,7 @@ def _data_template(platform: PlatformConfig, env_name: str) -> Template:
         "Data",
         platform=platform,
         environment=environment,
+        region=environment.home_region,
         env=cdk.Environment(account=environment.account, region=environment.home_region),
     )
     return Template.from_stack(stack)

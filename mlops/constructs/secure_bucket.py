@@ -53,15 +53,18 @@ class SecureBucket(Construct):
         scope: Construct,
         construct_id: str,
         *,
+        bucket_name: str,
         encryption_key: kms.IKey,
         access_logs: s3.IBucket,
         retain: bool,
         noncurrent_version_days: int = 90,
+        event_bridge_enabled: bool = False,
     ) -> None:
         super().__init__(scope, construct_id)
         self.bucket = s3.Bucket(
             self,
             "Bucket",
+            bucket_name=bucket_name,
             encryption=s3.BucketEncryption.KMS,
             encryption_key=encryption_key,
             bucket_key_enabled=True,
@@ -72,6 +75,7 @@ class SecureBucket(Construct):
             server_access_logs_bucket=access_logs,
             server_access_logs_prefix=f"{construct_id}/",
             removal_policy=_removal(retain),
+            event_bridge_enabled=event_bridge_enabled,
             lifecycle_rules=[
                 s3.LifecycleRule(
                     noncurrent_version_expiration=cdk.Duration.days(noncurrent_version_days),

@@ -11,6 +11,8 @@ from mlops.config import EnvironmentConfig, PlatformConfig
 from mlops.constructs.encryption_key import EncryptionKey
 from mlops.constructs.feature_store import FeatureStore
 from mlops.constructs.secure_bucket import AccessLogsBucket, SecureBucket
+from mlops.nag import acknowledge
+from mlops.naming import bucket_name
 
 
 class DataStack(cdk.Stack):
@@ -23,6 +25,7 @@ class DataStack(cdk.Stack):
         *,
         platform: PlatformConfig,
         environment: EnvironmentConfig,
+        region: str,
         **kwargs: Any,
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)
@@ -35,11 +38,18 @@ class DataStack(cdk.Stack):
         ).key
         self.access_logs = AccessLogsBucket(self, "AccessLogs", retain=retain).bucket
         self.data_bucket = SecureBucket(
-            self, "DataBucket", encryption_key=self.key, access_logs=self.access_logs, retain=retain
+            self,
+            "DataBucket",
+            bucket_name=bucket_name(platform, environment, region, "data"),
+            encryption_key=self.key,
+            access_logs=self.access_logs,
+            retain=retain,
+            event_bridge_enabled=True,  # new raw data starts the training pipeline
         ).bucket
         self.artifact_bucket = SecureBucket(
             self,
             "ArtifactBucket",
+            bucket_name=bucket_name(platform, environment, region, "artifacts"),
             encryption_key=self.key,
             access_logs=self.access_logs,
             retain=retain,
@@ -52,3 +62,16 @@ class DataStack(cdk.Stack):
             encryption_key=self.key,
             retain=retain,
         )
+        self._acknowledge_bucket_notifications_handler()
+
+    def _acknowledge_bucket_notifications_handler(self) -> None:
+        """CDK's singleton custom resource that turns on EventBridge notifications."""
+        for child in self.node.children:
+            if child.node.id.startswith("BucketNotificationsHandler"):
+                acknowledge(
+                    child,
+                    "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
+                    "AWSLambdaBasicExecutionRole]",
+                    "CDK's own bucket-notification custom resource; it only writes its logs "
+                    "and runs once per deployment.",
+                )

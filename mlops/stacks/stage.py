@@ -9,6 +9,7 @@ from constructs import Construct
 
 from mlops.config import EnvironmentConfig, PlatformConfig
 from mlops.stacks.data_stack import DataStack
+from mlops.stacks.training_stack import TrainingStack
 
 
 def stage_id(environment: EnvironmentConfig, region: str) -> str:
@@ -33,7 +34,14 @@ class PlatformStage(cdk.Stage):
             env=cdk.Environment(account=environment.account, region=region),
             **kwargs,
         )
-        self.data = DataStack(self, "Data", platform=platform, environment=environment)
+        self.data = DataStack(
+            self, "Data", platform=platform, environment=environment, region=region
+        )
+        self.training: TrainingStack | None = None
+        if environment.training is not None and region == environment.home_region:
+            self.training = TrainingStack(
+                self, "Training", platform=platform, environment=environment, data=self.data
+            )
         for key, value in (
             ("project", platform.project),
             ("environment", environment.name),

@@ -1,0 +1,92 @@
+"""A Python Lambda the way all of ours are: code from lambda/<name>/, KMS-encrypted log group
+with retention, a role with no managed policies, and Powertools vendored from the pinned
+local install (the deployed version is the tested version; no layer ARN to keep current)."""
+
+from __future__ import annotations
+
+import importlib.util
+import shutil
+import tempfile
+from pathlib import Path
+
+import aws_cdk as cdk
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from constructs import Construct
+
+LAMBDA_ROOT = Path(__file__).resolve().parents[2] / "lambda"
+RUNTIME = lambda_.Runtime.PYTHON_3_14
+_VENDORED = ("aws_lambda_powertools", "typing_extensions")
+
+
+def _module_path(name: str) -> Path:
+    spec = importlib.util.find_spec(name)
+    if spec is None or spec.origin is None:
+        raise ValueError(f"{name} is not installed; run `make install`")
+    origin = Path(spec.origin)
+    return origin.parent if origin.name == "__init__.py" else origin
+
+
+def _bundle_with_powertools(code_dir: Path) -> Path:
+    """The function's own files plus the pure-Python Powertools package, in a fresh folder."""
+    bundle = Path(tempfile.mkdtemp(prefix=f"lambda-{code_dir.name}-"))
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
+    shutil.copytree(code_dir, bundle, dirs_exist_ok=True, ignore=ignore)
+    for name in _VENDORED:
+        source = _module_path(name)
+        if source.is_dir():
+            shutil.copytree(source, bundle / source.name, ignore=ignore)
+        else:
+            shutil.copy2(source, bundle / source.name)
+    return bundle
+
+
+class PythonFunction(Construct):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        source: str,
+        description: str,
+        encryption_key: kms.IKey,
+        environment: dict[str, str] | None = None,
+        timeout_seconds: int = 30,
+        powertools: bool = False,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        code_dir = LAMBDA_ROOT / source
+        if not (code_dir / "handler.py").is_file():
+            raise ValueError(f"lambda/{source}/handler.py does not exist")
+        self.log_group = logs.LogGroup(
+            self,
+            "Logs",
+            encryption_key=encryption_key,
+            retention=logs.RetentionDays.THREE_MONTHS,
+            removal_policy=cdk.RemovalPolicy.DESTROY,
+        )
+        self.role = iam.Role(
+            self,
+            "Role",
+            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+            description=f"Lambda {source}: {description}"[:1000],
+        )
+        asset_dir = _bundle_with_powertools(code_dir) if powertools else code_dir
+        self.function = lambda_.Function(
+            self,
+            "Function",
+            runtime=RUNTIME,
+            architecture=lambda_.Architecture.X86_64,
+            handler="handler.handler",
+            code=lambda_.Code.from_asset(str(asset_dir), exclude=["__pycache__", "*.pyc"]),
+            description=description,
+            role=self.role,
+            environment={"POWERTOOLS_SERVICE_NAME": source, **(environment or {})},
+            environment_encryption=encryption_key,
+            timeout=cdk.Duration.seconds(timeout_seconds),
+            memory_size=256,
+            log_group=self.log_group,
+        )
+        self.log_group.grant_write(self.role)

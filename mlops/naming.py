@@ -1,0 +1,43 @@
+"""The few physical names the platform needs, derived from config in one place.
+
+Only names that another account, region or script must address are physical: the model
+package group (serving accounts read it), the training pipeline (drift in other regions
+starts it), endpoints (alarms and rollback reference them before they exist), and buckets
+(replication destinations in other accounts; IAM policies in sibling stacks name them
+literally instead of through cross-stack tokens). Changing any of these replaces the
+resource: they depend only on project, environment, purpose, account and region.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from mlops.config import ConfigError, EnvironmentConfig, PlatformConfig
+
+BucketPurpose = Literal["data", "artifacts", "models"]
+
+
+def model_package_group_name(platform: PlatformConfig, environment: EnvironmentConfig) -> str:
+    return f"{platform.project}-{environment.name}"
+
+
+def training_pipeline_name(platform: PlatformConfig, environment: EnvironmentConfig) -> str:
+    return f"{platform.project}-{environment.name}-training"
+
+
+def endpoint_name(platform: PlatformConfig, environment: EnvironmentConfig) -> str:
+    """The same in every region of an environment: region is implied by where it lives."""
+    return f"{platform.project}-{environment.name}"
+
+
+def bucket_name(
+    platform: PlatformConfig, environment: EnvironmentConfig, region: str, purpose: BucketPurpose
+) -> str:
+    """Globally unique by construction: the account and region are part of the name."""
+    name = f"{platform.project}-{environment.name}-{purpose}-{environment.account}-{region}"
+    if len(name) > 63:
+        raise ConfigError(
+            f"{platform.source}: project and environment names make the bucket name {name!r} "
+            f"longer than S3's 63 characters; shorten them"
+        )
+    return name

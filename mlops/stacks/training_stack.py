@@ -1,0 +1,84 @@
+"""Training in an environment's home region: registry, pipeline, triggers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import aws_cdk as cdk
+from aws_cdk import aws_s3 as s3
+from constructs import Construct
+
+from mlops.config import EnvironmentConfig, PlatformConfig
+from mlops.constructs.model_registry import ModelRegistry
+from mlops.constructs.pipeline_triggers import PipelineTriggers
+from mlops.constructs.training_pipeline import RAW_PREFIX, TrainingPipeline
+from mlops.naming import bucket_name, model_package_group_name, training_pipeline_name
+from mlops.stacks.data_stack import DataStack
+
+
+class TrainingStack(cdk.Stack):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        platform: PlatformConfig,
+        environment: EnvironmentConfig,
+        data: DataStack,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(scope, construct_id, **kwargs)
+        if environment.training is None:
+            raise ValueError(f"environment {environment.name} has no training section")
+        readers = tuple(
+            sorted(
+                {
+                    env.account
+                    for env in platform.environments.values()
+                    if platform.registry_of(env) is environment
+                    and env.account != environment.account
+                }
+            )
+        )
+        self.registry = ModelRegistry(
+            self,
+            "Registry",
+            group_name=model_package_group_name(platform, environment),
+            description=f"{platform.project} models trained in {environment.name}",
+            reader_accounts=readers,
+            retain=environment.retain_data,
+        )
+        # Buckets by their config-derived names: IAM statements then name them literally.
+        region = environment.home_region
+        data_bucket = s3.Bucket.from_bucket_attributes(
+            self,
+            "DataBucket",
+            bucket_name=bucket_name(platform, environment, region, "data"),
+            encryption_key=data.key,
+        )
+        artifact_bucket = s3.Bucket.from_bucket_attributes(
+            self,
+            "ArtifactBucket",
+            bucket_name=bucket_name(platform, environment, region, "artifacts"),
+            encryption_key=data.key,
+        )
+        self.add_stack_dependency(data)
+        self.training = TrainingPipeline(
+            self,
+            "TrainingPipeline",
+            pipeline_name=training_pipeline_name(platform, environment),
+            training=environment.training,
+            environment=environment,
+            registry=self.registry,
+            data_bucket=data_bucket,
+            artifact_bucket=artifact_bucket,
+            encryption_key=data.key,
+        )
+        PipelineTriggers(
+            self,
+            "Triggers",
+            pipeline_arn=self.training.pipeline_arn,
+            schedule=environment.training.schedule,
+            data_bucket=data_bucket,
+            raw_prefix=RAW_PREFIX,
+        )

@@ -1,0 +1,159 @@
+"""The training stack: pipeline definition as synthesized, registry, role, triggers."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mlops.pipeline_definition.validation import validate_definition
+
+
+def _stack(templates: dict[str, dict[str, Any]], path: str) -> dict[str, Any]:
+    return templates[path]["Resources"]  # type: ignore[return-value]
+
+
+def _of_type(resources: dict[str, Any], kind: str) -> list[dict[str, Any]]:
+    return [r for r in resources.values() if r["Type"] == kind]
+
+
+# Deploy-time values, as plausible as SageMaker's request patterns require.
+_PLACEHOLDERS = {
+    "ExecutionRole": "arn:aws:iam::222222222222:role/execution",
+    "FindIncumbentFunction": "arn:aws:lambda:us-east-1:222222222222:function:find-incumbent",
+    "DataKey": "arn:aws:kms:us-east-1:222222222222:key/00000000-0000-0000-0000-000000000000",
+}
+
+
+def _placeholder(token: dict[str, Any]) -> str:
+    text = json.dumps(token)
+    for fragment, value in _PLACEHOLDERS.items():
+        if fragment in text:
+            return value
+    if "AWS::AccountId" in text:
+        return "222222222222"
+    raise AssertionError(f"no placeholder for {text}")
+
+
+def _flatten(body: object) -> str:
+    """Fn::Join of literals and tokens -> JSON text with tokens as plausible values."""
+    if isinstance(body, str):
+        return body
+    separator, parts = body["Fn::Join"]  # type: ignore[index]
+    return separator.join(part if isinstance(part, str) else _placeholder(part) for part in parts)
+
+
+@pytest.fixture(scope="module")
+def training(templates: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    return _stack(templates, "dev-us-east-1/Training")
+
+
+@pytest.fixture(scope="module")
+def definition(training: dict[str, Any]) -> dict[str, Any]:
+    (pipeline,) = _of_type(training, "AWS::SageMaker::Pipeline")
+    body = pipeline["Properties"]["PipelineDefinition"]["PipelineDefinitionBody"]
+    return json.loads(_flatten(body))  # type: ignore[no-any-return]
+
+
+def test_training_lives_only_in_home_regions_of_training_environments(
+    templates: dict[str, Any],
+) -> None:
+    assert sorted(p for p in templates if p.endswith("/Training")) == ["dev-us-east-1/Training"]
+
+
+def test_synthesized_definition_validates_against_botocore(definition: dict[str, Any]) -> None:
+    assert validate_definition(definition) == []
+    names = [step["Name"] for step in definition["Steps"]]
+    assert names[:2] == ["ValidateData", "Preprocess"]
+    assert "Evaluate" in names and "CheckQuality" in names
+
+
+def test_pipeline_is_named_from_config_and_uses_its_role(training: dict[str, Any]) -> None:
+    (pipeline,) = _of_type(training, "AWS::SageMaker::Pipeline")
+    props = pipeline["Properties"]
+    assert props["PipelineName"] == "flightdelay-dev-training"
+    assert props["RoleArn"]["Fn::GetAtt"][1] == "Arn"
+
+
+def test_dev_auto_approves_and_uses_the_configured_threshold(definition: dict[str, Any]) -> None:
+    params = {p["Name"]: p.get("DefaultValue") for p in definition["Parameters"]}
+    assert params["ModelApprovalStatus"] == "Approved"
+    assert params["AucThreshold"] == pytest.approx(0.65)
+
+
+def test_registry_is_readable_by_the_serving_accounts(training: dict[str, Any]) -> None:
+    (group,) = _of_type(training, "AWS::SageMaker::ModelPackageGroup")
+    props = group["Properties"]
+    assert props["ModelPackageGroupName"] == "flightdelay-dev"
+    (statement,) = props["ModelPackageGroupPolicy"]["Statement"]
+    principals = statement["Principal"]["AWS"]
+    rendered = json.dumps(principals)
+    assert "333333333333" in rendered and "444444444444" in rendered
+    assert "222222222222" not in rendered  # the owner needs no grant
+    assert "sagemaker:CreateModelPackage" not in statement["Action"]
+
+
+def _statements(resources: dict[str, Any], role_fragment: str) -> list[dict[str, Any]]:
+    return [
+        statement
+        for policy in _of_type(resources, "AWS::IAM::Policy")
+        if any(role_fragment in json.dumps(r) for r in policy["Properties"]["Roles"])
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]
+    ]
+
+
+def test_execution_role_is_least_privilege(training: dict[str, Any]) -> None:
+    statements = _statements(training, "ExecutionRole")
+    actions = [
+        a
+        for s in statements
+        for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])
+    ]
+    assert "*" not in actions and not any(a.endswith(":*") for a in actions)
+    by_sid = {s.get("Sid"): s for s in statements}
+    assert by_sid["PassOnlyToSageMaker"]["Condition"] == {
+        "StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}
+    }
+    jobs = json.dumps(by_sid["RunThisPipelinesJobs"]["Resource"])
+    assert "processing-job/pipelines-*" in jobs and "training-job/pipelines-*" in jobs
+    images = json.dumps(by_sid["PullPinnedSageMakerImages"]["Resource"])
+    assert (
+        "repository/sagemaker-xgboost" in images and "repository/sagemaker-scikit-learn" in images
+    )
+    step_scripts = json.dumps(by_sid["ReadStepScripts"]["Resource"])
+    assert step_scripts.endswith('.gz"')  # the one archive, not the whole assets bucket
+
+
+def test_schedule_and_new_raw_data_start_the_pipeline(training: dict[str, Any]) -> None:
+    rules = _of_type(training, "AWS::Events::Rule")
+    schedules = [r for r in rules if "ScheduleExpression" in r["Properties"]]
+    assert [r["Properties"]["ScheduleExpression"] for r in schedules] == ["rate(7 days)"]
+    (new_data,) = [r for r in rules if "EventPattern" in r["Properties"]]
+    pattern = new_data["Properties"]["EventPattern"]
+    assert pattern["detail-type"] == ["Object Created"]
+    assert pattern["detail"]["bucket"]["name"] == ["flightdelay-dev-data-222222222222-us-east-1"]
+    assert pattern["detail"]["object"]["key"] == [{"prefix": "raw/"}]
+    for rule in rules:
+        (target,) = rule["Properties"]["Targets"]
+        assert "pipeline/flightdelay-dev-training" in json.dumps(target["Arn"])
+        assert "RoleArn" in target
+
+
+def test_find_incumbent_lambda_runs_on_the_latest_runtime_with_encrypted_logs(
+    training: dict[str, Any],
+) -> None:
+    (function,) = _of_type(training, "AWS::Lambda::Function")
+    assert function["Properties"]["Runtime"] == "python3.14"
+    (log_group,) = _of_type(training, "AWS::Logs::LogGroup")
+    assert "KmsKeyId" in log_group["Properties"]
+    assert log_group["Properties"]["RetentionInDays"] == 90
+
+
+def test_two_synths_give_identical_templates(tmp_path: Path, platform: Any) -> None:
+    from tests.conftest import stack_templates, synth_app
+
+    first = stack_templates(Path(synth_app(platform, tmp_path / "a").directory))
+    second = stack_templates(Path(synth_app(platform, tmp_path / "b").directory))
+    assert json.dumps(first, sort_keys=True) == json.dumps(second, sort_keys=True)
