@@ -1,0 +1,32 @@
+"""EventBridge (CloudWatch Alarm State Change) -> roll the endpoint back. Thin entry point."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import boto3
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from rollback_logic import BOTO_CONFIG, RollbackConfig, handle_alarm_event, package_region
+
+logger = Logger(service="rollback")
+
+_clients: dict[str, Any] = {}
+
+
+def _client(name: str, region: str | None = None) -> Any:
+    # Created once per execution environment (warm invocations reuse connections).
+    key = f"{name}@{region or 'local'}"
+    if key not in _clients:
+        _clients[key] = boto3.client(name, region_name=region, config=BOTO_CONFIG)
+    return _clients[key]
+
+
+@logger.inject_lambda_context(clear_state=True)
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    config = RollbackConfig.from_env(os.environ)
+    logger.append_keys(endpoint=config.endpoint_name)
+    # The registry may live in another region (hub and spoke): talk to it there.
+    registry = _client("sagemaker", package_region(config.current_model_package_arn))
+    return handle_alarm_event(event, config, _client("sagemaker"), _client("sns"), registry)

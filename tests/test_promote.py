@@ -1,0 +1,291 @@
+"""mlops promote: AWS registry (moto), local registry (tmp_path), manifest rewrite, refusals."""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import io
+import json
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from mlops.promote import (
+    AwsRegistry,
+    LocalRegistry,
+    PromoteError,
+    add_promote_arguments,
+    artifact_key,
+    image_name,
+    promote,
+    promote_command,
+)
+from mlops.release_manifest import ManifestError, load_manifest, render_manifest
+
+ROOT = Path(__file__).resolve().parents[1]
+ENVS = ("dev", "staging", "prod", "sandbox")
+GROUP = "flight-delay"
+ECR = "683313688378.dkr.ecr.us-east-1.amazonaws.com"
+PROD_V3 = "arn:aws:sagemaker:us-east-1:222222222222:model-package/flight-delay/3"
+
+
+@pytest.fixture
+def manifest(tmp_path: Path) -> Path:
+    path = tmp_path / "releases.yaml"
+    shutil.copy(ROOT / "config" / "releases.yaml", path)
+    return path
+
+
+# --- local registry -----------------------------------------------------------------------
+
+
+def add_local_package(root: Path, version: int, status: str = "Approved", **overrides: Any) -> str:
+    folder = root / GROUP / f"v{version}"
+    folder.mkdir(parents=True)
+    content = f"model bytes v{version}".encode()
+    (folder / "model.tar.gz").write_bytes(content)
+    meta = {
+        "version": version,
+        "status": status,
+        "model_data_url": f"s3://artifacts-222222222222/training/v{version}/output/model.tar.gz",
+        "image": f"{ECR}/sagemaker-xgboost:3.0-5",
+        "metrics": {"auc": 0.7},
+        "created_at": "2026-11-26T10:00:00Z",
+    }
+    meta.update(overrides)
+    (folder / "package.json").write_text(json.dumps(meta))
+    return hashlib.sha256(content).hexdigest()
+
+
+def test_local_promotion_moves_current_to_previous(tmp_path: Path, manifest: Path) -> None:
+    registry_root = tmp_path / "registry"
+    sha = add_local_package(registry_root, 4)
+    before = load_manifest(manifest, ENVS)
+
+    result = promote("prod", 4, manifest, LocalRegistry(registry_root, GROUP), known_envs=ENVS)
+
+    after = load_manifest(manifest, ENVS)
+    prod = after.get("prod")
+    assert prod.current is not None and prod.previous is not None
+    assert prod.current.version == 4
+    assert prod.current.model_package_arn == (
+        "arn:aws:sagemaker:us-east-1:000000000000:model-package/flight-delay/4"
+    )
+    assert prod.current.artifact_key == "training/v4/output/model.tar.gz"
+    assert prod.current.image == "sagemaker-xgboost:3.0-5"
+    assert prod.current.sha256 == sha
+    assert prod.previous == before.get("prod").current
+    # Nothing else moves: the PR diff shows only prod.
+    assert after.get("dev") == before.get("dev")
+    assert after.get("staging") == before.get("staging")
+    assert list(after.environments) == list(before.environments)
+    assert result.replaced_version == 3
+    assert result.summary().startswith("prod: v3 -> v4 written to")
+    assert manifest.read_text() == render_manifest(after)
+
+
+def test_local_promotion_into_an_environment_without_model(tmp_path: Path, manifest: Path) -> None:
+    add_local_package(
+        tmp_path / "r",
+        1,
+        model_package_arn=("arn:aws:sagemaker:eu-west-1:333333333333:model-package/flight-delay/1"),
+    )
+    result = promote("sandbox", 1, manifest, LocalRegistry(tmp_path / "r", GROUP), known_envs=ENVS)
+
+    sandbox = load_manifest(manifest, ENVS).get("sandbox")
+    assert sandbox.current is not None and sandbox.previous is None
+    assert sandbox.current.region == "eu-west-1"
+    assert result.replaced_version is None
+
+
+@pytest.mark.parametrize(
+    ("setup", "env", "version", "message"),
+    [
+        (lambda r: add_local_package(r, 4), "qa", 4, "unknown environment 'qa'; allowed: dev"),
+        (lambda r: add_local_package(r, 4), "prod", 9, "version 9 not found in local registry"),
+        (
+            lambda r: add_local_package(r, 4, status="PendingManualApproval"),
+            "prod",
+            4,
+            "v4 is PendingManualApproval; only Approved packages can be promoted",
+        ),
+        (
+            lambda r: add_local_package(r, 3, model_package_arn=PROD_V3),
+            "prod",
+            3,
+            "prod already serves v3",
+        ),
+        (lambda r: add_local_package(r, 4, sha256="0" * 64), "prod", 4, "differs from package"),
+        (
+            lambda r: add_local_package(r, 4, model_data_url="/tmp/model.tar.gz"),
+            "prod",
+            4,
+            "is not an s3://bucket/key URI",
+        ),
+        (
+            lambda r: add_local_package(r, 4, image=f"{ECR}/sagemaker-xgboost@sha256:abc"),
+            "prod",
+            4,
+            "pinned by digest",
+        ),
+    ],
+)
+def test_local_refusals_leave_manifest_untouched(
+    tmp_path: Path, manifest: Path, setup: Any, env: str, version: int, message: str
+) -> None:
+    setup(tmp_path / "r")
+    original = manifest.read_text()
+    with pytest.raises(PromoteError, match=message.replace("(", r"\(")):
+        promote(env, version, manifest, LocalRegistry(tmp_path / "r", GROUP), known_envs=ENVS)
+    assert manifest.read_text() == original
+
+
+def test_not_found_lists_available_versions(tmp_path: Path, manifest: Path) -> None:
+    add_local_package(tmp_path / "r", 1)
+    add_local_package(tmp_path / "r", 2)
+    with pytest.raises(PromoteError, match=r"available: v1, v2$"):
+        promote("prod", 7, manifest, LocalRegistry(tmp_path / "r", GROUP), known_envs=ENVS)
+
+
+def test_promote_rejects_a_broken_manifest_first(tmp_path: Path) -> None:
+    bad = tmp_path / "releases.yaml"
+    bad.write_text("prod:\n  current: {version: 1}\n")
+    add_local_package(tmp_path / "r", 1)
+    with pytest.raises(ManifestError, match="missing field 'model_package_arn'"):
+        promote("prod", 1, bad, LocalRegistry(tmp_path / "r", GROUP), known_envs=ENVS)
+
+
+def test_helpers() -> None:
+    assert artifact_key("s3://b/a/b/model.tar.gz") == "a/b/model.tar.gz"
+    assert image_name(f"{ECR}/sagemaker-xgboost:3.0-5") == "sagemaker-xgboost:3.0-5"
+    assert image_name("sagemaker-xgboost:3.0-5") == "sagemaker-xgboost:3.0-5"
+    assert image_name("localhost:5000/xgb:1") == "xgb:1"
+
+
+# --- AWS registry (moto) --------------------------------------------------------------------
+
+
+@pytest.fixture
+def sagemaker(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.setenv(key, "testing")
+    with mock_aws():
+        client = boto3.client("sagemaker", region_name="us-east-1")
+        client.create_model_package_group(ModelPackageGroupName=GROUP)
+        yield client
+
+
+def register(client: Any, status: str, sha: str | None = "ab" * 32) -> str:
+    kwargs: dict[str, Any] = {}
+    if sha:
+        kwargs["CustomerMetadataProperties"] = {"model_sha256": sha}
+    return str(
+        client.create_model_package(
+            ModelPackageGroupName=GROUP,
+            ModelApprovalStatus=status,
+            InferenceSpecification={
+                "Containers": [
+                    {
+                        "Image": f"{ECR}/sagemaker-xgboost:3.0-5",
+                        "ModelDataUrl": "s3://artifacts/training/job-1/output/model.tar.gz",
+                    }
+                ],
+                "SupportedContentTypes": ["text/csv"],
+                "SupportedResponseMIMETypes": ["text/csv"],
+            },
+            **kwargs,
+        )["ModelPackageArn"]
+    )
+
+
+def test_aws_promotion_pins_registry_package(sagemaker: Any, manifest: Path) -> None:
+    for _ in range(3):
+        register(sagemaker, "Approved")
+    arn4 = register(sagemaker, "Approved", sha="cd" * 32)
+
+    promote("prod", 4, manifest, AwsRegistry(sagemaker, GROUP), known_envs=ENVS)
+
+    prod = load_manifest(manifest, ENVS).get("prod")
+    assert prod.current is not None and prod.previous is not None
+    assert prod.current.model_package_arn == arn4
+    assert prod.current.sha256 == "cd" * 32
+    assert prod.current.artifact_key == "training/job-1/output/model.tar.gz"
+    assert prod.current.image == "sagemaker-xgboost:3.0-5"
+    assert prod.previous.version == 3
+
+
+def test_aws_refuses_unapproved_missing_sha_and_unknown_version(
+    sagemaker: Any, manifest: Path
+) -> None:
+    register(sagemaker, "Rejected")
+    register(sagemaker, "Approved", sha=None)
+    registry = AwsRegistry(sagemaker, GROUP)
+    with pytest.raises(PromoteError, match="v1 is Rejected"):
+        promote("dev", 1, manifest, registry, known_envs=ENVS)
+    with pytest.raises(PromoteError, match=r"no CustomerMetadataProperties\.model_sha256"):
+        promote("dev", 2, manifest, registry, known_envs=ENVS)
+    with pytest.raises(PromoteError, match=r"version 3 not found.*available: v1, v2"):
+        promote("dev", 3, manifest, registry, known_envs=ENVS)
+
+
+# --- CLI glue -------------------------------------------------------------------------------
+
+
+def parse(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    add_promote_arguments(parser)
+    return parser.parse_args(argv)
+
+
+def test_command_success_and_errors_are_one_line(tmp_path: Path, manifest: Path) -> None:
+    add_local_package(tmp_path / "r", 4)
+    base = ["--local", "--registry", str(tmp_path / "r"), "--manifest", str(manifest)]
+    out, err = io.StringIO(), io.StringIO()
+
+    code = promote_command(
+        parse(["--env", "prod", "--version", "4", *base]), group_name=GROUP, out=out, err=err
+    )
+    assert (code, err.getvalue()) == (0, "")
+    assert out.getvalue().startswith("prod: v3 -> v4 written to")
+
+    err = io.StringIO()
+    code = promote_command(
+        parse(["--env", "prod", "--version", "4", *base]), group_name=GROUP, err=err
+    )
+    assert code == 1
+    assert err.getvalue() == "ERROR: prod already serves v4; nothing to promote\n"
+
+    err = io.StringIO()
+    code = promote_command(
+        parse(["--env", "prod", "--version", "4", "--registry", "x"]), group_name=GROUP, err=err
+    )
+    assert code == 2 and err.getvalue().startswith("ERROR: --registry needs --local")
+
+
+def test_command_aws_without_credentials_is_one_line(
+    manifest: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client = boto3.client(
+        "sagemaker", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x"
+    )
+
+    def no_network(**_: Any) -> None:
+        from botocore.exceptions import NoCredentialsError
+
+        raise NoCredentialsError()
+
+    client.meta.events.register_first("before-call.sagemaker.*", no_network)
+    err = io.StringIO()
+    code = promote_command(
+        parse(["--env", "prod", "--version", "4", "--manifest", str(manifest)]),
+        group_name=GROUP,
+        sagemaker_client=client,
+        err=err,
+    )
+    assert code == 1
+    assert err.getvalue() == "ERROR: registry flight-delay: Unable to locate credentials\n"

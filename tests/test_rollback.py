@@ -1,0 +1,585 @@
+"""The rollback Lambda against moto (SNS, SageMaker endpoints and model packages) plus a narrow
+emulation of the one API moto lacks (UpdateEndpoint), and botocore's Stubber for the rest."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import boto3
+import pytest
+from botocore.awsrequest import AWSResponse
+from botocore.exceptions import ClientError
+from botocore.stub import Stubber
+from moto import mock_aws
+from moto.core.models import botocore_stubber as moto_send
+
+ROLLBACK_DIR = Path(__file__).resolve().parents[1] / "lambda" / "rollback"
+REGION = "us-east-1"
+ENDPOINT = "flight-delay-prod"
+OLD_CONFIG = "flight-delay-prod-v2"
+NEW_CONFIG = "flight-delay-prod-v3"
+OUR_ALARMS = ("flight-delay-prod-5xx-rate", "flight-delay-prod-latency")
+
+
+def load_lambda_module(folder: Path, module: str, unique_name: str) -> ModuleType:
+    """Import lambda/<fn>/<module>.py ('lambda' is a keyword and every folder has a handler)."""
+    if str(folder) not in sys.path:
+        sys.path.insert(0, str(folder))
+    spec = importlib.util.spec_from_file_location(unique_name, folder / f"{module}.py")
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[unique_name] = mod
+    spec.loader.exec_module(mod)
+    return mod
+
+
+logic = load_lambda_module(ROLLBACK_DIR, "rollback_logic", "rollback_logic")
+handler_mod = load_lambda_module(ROLLBACK_DIR, "handler", "rollback_handler")
+
+
+class _RawBody:
+    def __init__(self, body: bytes) -> None:
+        self._body = body
+
+    def stream(self, **_: Any) -> Iterator[bytes]:
+        yield self._body
+
+
+def _http(status: int, body: dict[str, Any] | None = None) -> AWSResponse:
+    return AWSResponse("https://emulated", status, {}, _RawBody(json.dumps(body or {}).encode()))
+
+
+@dataclass
+class EndpointEmulator:
+    """UpdateEndpoint for moto, hooked on one client's events (nothing global is patched).
+
+    Like the real service: UpdateEndpoint on a busy endpoint is a ValidationException; while
+    updating, DescribeEndpoint keeps the old EndpointConfigName and reports the target in
+    PendingDeploymentSummary; complete() finishes the deployment.
+    """
+
+    client: Any
+    status: dict[str, str] = field(default_factory=dict)
+    serving: dict[str, str] = field(default_factory=dict)
+    pending: dict[str, str] = field(default_factory=dict)
+    update_calls: list[dict[str, Any]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        events = self.client.meta.events
+        events.register_first("before-call.sagemaker.UpdateEndpoint", self._update_endpoint)
+        events.register("after-call.sagemaker.DescribeEndpoint", self._describe_endpoint)
+
+    def _update_endpoint(self, params: dict[str, Any], **_: Any) -> tuple[AWSResponse, dict]:
+        request = json.loads(params["body"])
+        name = request["EndpointName"]
+        self.update_calls.append(request)
+        current = self.client.describe_endpoint(EndpointName=name)  # raises when missing
+        if current["EndpointStatus"] != "InService":
+            error = {
+                "Error": {
+                    "Code": "ValidationException",
+                    "Message": f"Cannot update in-progress endpoint {current['EndpointArn']}.",
+                }
+            }
+            return _http(400, error), error
+        self.client.describe_endpoint_config(EndpointConfigName=request["EndpointConfigName"])
+        self.status[name] = "Updating"
+        self.pending[name] = request["EndpointConfigName"]
+        body = {"EndpointArn": current["EndpointArn"]}
+        return _http(200, body), body
+
+    def _describe_endpoint(self, parsed: dict[str, Any], **_: Any) -> None:
+        name = parsed.get("EndpointName")
+        if name in self.status:
+            parsed["EndpointStatus"] = self.status[name]
+        if name in self.serving:
+            parsed["EndpointConfigName"] = self.serving[name]
+        if name in self.pending:
+            parsed["PendingDeploymentSummary"] = {"EndpointConfigName": self.pending[name]}
+
+    def start_deployment(self, name: str, config_name: str) -> None:
+        self.status[name] = "Updating"
+        self.pending[name] = config_name
+
+    def complete(self, name: str) -> None:
+        self.serving[name] = self.pending.pop(name)
+        self.status[name] = "InService"
+
+
+@dataclass
+class World:
+    sagemaker: Any
+    sns: Any
+    sqs: Any
+    queue_url: str
+    emulator: EndpointEmulator
+    config: Any
+    package_arn: str
+
+    def messages(self) -> list[dict[str, Any]]:
+        out = self.sqs.receive_message(QueueUrl=self.queue_url, MaxNumberOfMessages=10)
+        return [json.loads(m["Body"]) for m in out.get("Messages", [])]
+
+    def package_status(self) -> str:
+        desc = self.sagemaker.describe_model_package(ModelPackageName=self.package_arn)
+        return str(desc["ModelApprovalStatus"])
+
+    def endpoint(self) -> dict[str, Any]:
+        return dict(self.sagemaker.describe_endpoint(EndpointName=ENDPOINT))
+
+
+def alarm_event(alarm: str = OUR_ALARMS[0], state: str = "ALARM", previous: str = "OK") -> dict:
+    """The documented CloudWatch 'Alarm State Change' event (single metric alarm)."""
+    return {
+        "version": "0",
+        "id": "c4c1c1c9-6542-e61b-6ef0-8c4d36933a92",
+        "detail-type": "CloudWatch Alarm State Change",
+        "source": "aws.cloudwatch",
+        "account": "123456789012",
+        "time": "2026-11-26T10:04:40Z",
+        "region": REGION,
+        "resources": [f"arn:aws:cloudwatch:{REGION}:123456789012:alarm:{alarm}"],
+        "detail": {
+            "alarmName": alarm,
+            "state": {
+                "value": state,
+                "reason": "Threshold Crossed: 3 out of the last 3 datapoints were above 0.05",
+                "timestamp": "2026-11-26T10:04:40.985+0000",
+            },
+            "previousState": {
+                "value": previous,
+                "reason": "Threshold Crossed: no datapoints were above",
+                "timestamp": "2026-11-26T09:51:40.985+0000",
+            },
+            "configuration": {"metrics": [], "description": "5xx rate"},
+        },
+    }
+
+
+def build_world(previous_config: str | None = OLD_CONFIG, boto_config: Any = None) -> World:
+    """Inside mock_aws: two endpoint configs, the endpoint on the new one, an Approved package,
+    an SNS topic with an SQS subscriber so tests can read what was published."""
+    kwargs = {"region_name": REGION, "config": boto_config or logic.BOTO_CONFIG}
+    sm = boto3.client("sagemaker", **kwargs)
+    sns = boto3.client("sns", **kwargs)
+    sqs = boto3.client("sqs", **kwargs)
+    for name in (OLD_CONFIG, NEW_CONFIG):
+        sm.create_model(
+            ModelName=name,
+            ExecutionRoleArn="arn:aws:iam::123456789012:role/sm",
+            PrimaryContainer={"Image": "img", "ModelDataUrl": "s3://b/model.tar.gz"},
+        )
+        sm.create_endpoint_config(
+            EndpointConfigName=name,
+            ProductionVariants=[
+                {
+                    "VariantName": "live",
+                    "ModelName": name,
+                    "InitialInstanceCount": 2,
+                    "InstanceType": "ml.m5.large",
+                }
+            ],
+        )
+    sm.create_endpoint(EndpointName=ENDPOINT, EndpointConfigName=NEW_CONFIG)
+    sm.create_model_package_group(ModelPackageGroupName="flight-delay")
+    arns = [
+        sm.create_model_package(
+            ModelPackageGroupName="flight-delay",
+            ModelApprovalStatus="Approved",
+            InferenceSpecification={
+                "Containers": [{"Image": "img", "ModelDataUrl": f"s3://b/v{v}/model.tar.gz"}],
+                "SupportedContentTypes": ["text/csv"],
+                "SupportedResponseMIMETypes": ["text/csv"],
+            },
+        )["ModelPackageArn"]
+        for v in (2, 3)
+    ]
+    topic = sns.create_topic(Name="serving-alerts")["TopicArn"]
+    queue_url = sqs.create_queue(QueueName="inbox")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])
+    sns.subscribe(
+        TopicArn=topic,
+        Protocol="sqs",
+        Endpoint=queue_arn["Attributes"]["QueueArn"],
+        Attributes={"RawMessageDelivery": "false"},
+    )
+    config = logic.RollbackConfig.from_env(
+        {
+            "ENDPOINT_NAME": ENDPOINT,
+            "ALARM_NAMES": ",".join(OUR_ALARMS),
+            "PREVIOUS_ENDPOINT_CONFIG_NAME": previous_config or "",
+            "CURRENT_ENDPOINT_CONFIG_NAME": NEW_CONFIG,
+            "CURRENT_MODEL_PACKAGE_ARN": arns[1],
+            "TOPIC_ARN": topic,
+            "MANIFEST_HINT": "config/releases.yaml: prod",
+        }
+    )
+    return World(sm, sns, sqs, queue_url, EndpointEmulator(sm), config, arns[1])
+
+
+@pytest.fixture(autouse=True)
+def _fake_aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SECURITY_TOKEN"):
+        monkeypatch.setenv(key, "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+
+
+@pytest.fixture
+def world() -> Iterator[World]:
+    with mock_aws():
+        yield build_world()
+
+
+def run(world: World, event: dict[str, Any] | None = None) -> dict[str, Any]:
+    return dict(
+        logic.handle_alarm_event(event or alarm_event(), world.config, world.sagemaker, world.sns)
+    )
+
+
+def test_rollback_updates_endpoint_rejects_package_and_notifies(world: World) -> None:
+    result = run(world)
+
+    assert result["action"] == "rolled_back"
+    assert result["updated_endpoint"] and result["rejected_package"] and result["notified"]
+    assert world.emulator.update_calls == [
+        {
+            "EndpointName": ENDPOINT,
+            "EndpointConfigName": OLD_CONFIG,
+            "RetainAllVariantProperties": True,
+            "RetainDeploymentConfig": False,
+        }
+    ]
+    assert world.endpoint()["PendingDeploymentSummary"]["EndpointConfigName"] == OLD_CONFIG
+    assert world.package_status() == "Rejected"
+    desc = world.sagemaker.describe_model_package(ModelPackageName=world.package_arn)
+    assert OUR_ALARMS[0] in desc["ApprovalDescription"]
+    [message] = world.messages()
+    assert message["Subject"] == f"Rolled back {ENDPOINT}"
+    assert OLD_CONFIG in message["Message"]
+    assert "config/releases.yaml: prod" in message["Message"]
+
+
+def test_endpoint_updating_is_left_to_native_guardrails(world: World) -> None:
+    world.emulator.start_deployment(ENDPOINT, "flight-delay-prod-v4")
+
+    result = run(world)
+
+    assert result["action"] == "skipped"
+    assert "Updating" in result["reason"]
+    assert world.emulator.update_calls == []
+    assert world.package_status() == "Approved"
+    assert world.messages() == []
+
+
+@pytest.mark.parametrize("status", ["Creating", "SystemUpdating", "RollingBack"])
+def test_other_busy_statuses_are_skipped(world: World, status: str) -> None:
+    world.emulator.status[ENDPOINT] = status
+    assert run(world)["action"] == "skipped"
+    assert world.emulator.update_calls == []
+
+
+def test_no_previous_config_notifies_and_changes_nothing() -> None:
+    with mock_aws():
+        world = build_world(previous_config=None)
+        result = run(world)
+
+        assert result["action"] == "no_previous_config"
+        assert world.emulator.update_calls == []
+        assert world.package_status() == "Approved"
+        [message] = world.messages()
+        assert "no previous endpoint config" in message["Message"]
+
+
+def test_already_rolled_back_is_a_no_op(world: World) -> None:
+    run(world)
+    world.messages()  # drain
+    world.emulator.complete(ENDPOINT)
+    assert world.endpoint()["EndpointConfigName"] == OLD_CONFIG
+
+    result = run(world, alarm_event(OUR_ALARMS[1]))
+
+    assert result["action"] == "already_rolled_back"
+    assert len(world.emulator.update_calls) == 1
+    assert world.messages() == []
+
+
+def test_duplicate_event_during_rollback_is_a_no_op(world: World) -> None:
+    first = run(world)
+    world.messages()
+    second = run(world)  # same event again, endpoint still Updating towards OLD_CONFIG
+
+    assert first["action"] == "rolled_back"
+    assert second["action"] == "already_rolled_back"
+    assert len(world.emulator.update_calls) == 1
+    assert world.messages() == []
+
+
+def test_concurrent_duplicate_sees_update_in_progress(world: World) -> None:
+    """Two invocations described the endpoint before either updated it."""
+    seen = world.endpoint()  # InService on NEW_CONFIG, as both invocations saw it
+    run(world)
+    world.messages()
+    stubbed_first = {**seen, "EndpointStatus": "InService"}
+    calls: list[str] = []
+
+    def stale_describe(parsed: dict[str, Any], **_: Any) -> None:
+        # The second invocation's first DescribeEndpoint still sees the pre-update state.
+        calls.append("describe")
+        if len(calls) == 1:
+            parsed.clear()
+            parsed.update(stubbed_first)
+
+    world.sagemaker.meta.events.register("after-call.sagemaker.DescribeEndpoint", stale_describe)
+    result = run(world)
+
+    assert len(world.emulator.update_calls) == 2  # second attempt refused by the service
+    assert result["action"] == "already_rolled_back"
+    assert world.messages() == []
+
+
+class Throttle:
+    """Answers the first `times` calls of one operation with ThrottlingException instead of
+    moto, so botocore's real retry logic runs. moto's send hook is swapped on this one client
+    only (every before-send handler runs, so answering first would not stop moto)."""
+
+    def __init__(self, client: Any, operation: str, times: int) -> None:
+        self.operation = operation
+        self.remaining = times
+        self.attempts = 0
+        client.meta.events.unregister("before-send", moto_send)
+        client.meta.events.register("before-send", self)
+
+    def __call__(self, event_name: str, request: Any, **kwargs: Any) -> AWSResponse | None:
+        if not event_name.endswith(f".{self.operation}"):
+            return moto_send(event_name=event_name, request=request, **kwargs)
+        self.attempts += 1
+        if self.remaining <= 0:
+            return moto_send(event_name=event_name, request=request, **kwargs)
+        self.remaining -= 1
+        body = {"__type": "ThrottlingException", "message": "Rate exceeded"}
+        return AWSResponse(request.url, 400, {}, _RawBody(json.dumps(body).encode()))
+
+
+def test_throttling_is_retried_by_botocore(world: World) -> None:
+    throttle = Throttle(world.sagemaker, "UpdateModelPackage", times=2)
+
+    result = run(world)
+
+    assert result["action"] == "rolled_back"
+    assert throttle.attempts == 3
+    assert world.package_status() == "Rejected"
+
+
+def test_rerun_after_partial_failure_finishes_without_second_update() -> None:
+    """UpdateEndpoint succeeded, then UpdateModelPackage stayed throttled past the retries:
+    the invocation fails; the retried event must reject and notify, not update again."""
+    with mock_aws():
+        from botocore.config import Config
+
+        # max_attempts counts retries: 1 attempt + 2 retries, all throttled.
+        world = build_world(boto_config=Config(retries={"mode": "standard", "max_attempts": 2}))
+        throttle = Throttle(world.sagemaker, "UpdateModelPackage", times=3)
+        with pytest.raises(ClientError, match="Throttling"):
+            run(world)
+        assert throttle.attempts == 3
+        assert world.package_status() == "Approved"
+        assert len(world.emulator.update_calls) == 1
+        assert len(world.messages()) == 1  # notified before the commit step
+
+        result = run(world)
+
+        assert result["action"] == "rolled_back"
+        assert result["updated_endpoint"] is False
+        assert result["rejected_package"] and result["notified"]
+        assert len(world.emulator.update_calls) == 1
+        assert world.package_status() == "Rejected"
+        [message] = world.messages()
+        assert "Re-sent by a retried invocation" in message["Message"]
+
+
+def test_alarm_of_another_endpoint_is_ignored(world: World) -> None:
+    result = run(world, alarm_event("flight-delay-staging-5xx-rate"))
+
+    assert result["action"] == "ignored"
+    assert world.emulator.update_calls == []
+    assert world.package_status() == "Approved"
+
+
+@pytest.mark.parametrize("state", ["OK", "INSUFFICIENT_DATA"])
+def test_non_alarm_states_are_ignored(world: World, state: str) -> None:
+    result = run(world, alarm_event(state=state, previous="ALARM"))
+
+    assert result["action"] == "ignored"
+    assert world.emulator.update_calls == []
+
+
+def test_unexpected_serving_config_is_not_rolled_back(world: World) -> None:
+    world.emulator.serving[ENDPOINT] = "flight-delay-prod-hotfix"
+
+    result = run(world)
+
+    assert result["action"] == "unexpected_config"
+    assert world.emulator.update_calls == []
+    assert "neither the released" in world.messages()[0]["Message"]
+
+
+def test_package_rejected_by_a_human_still_rolls_back_without_second_rejection(
+    world: World,
+) -> None:
+    world.sagemaker.update_model_package(
+        ModelPackageArn=world.package_arn, ModelApprovalStatus="Rejected"
+    )
+    result = run(world)
+
+    assert result["action"] == "rolled_back"
+    assert result["updated_endpoint"] and not result["rejected_package"]
+    assert len(world.messages()) == 1
+
+
+def test_stubbed_sagemaker_full_sequence() -> None:
+    """The exact request sequence against botocore's Stubber (validates params vs. the model)."""
+    sm = boto3.client("sagemaker", region_name=REGION)
+    sns = boto3.client("sns", region_name=REGION)
+    config = logic.RollbackConfig(
+        endpoint_name=ENDPOINT,
+        alarm_names=frozenset(OUR_ALARMS),
+        previous_config_name=OLD_CONFIG,
+        current_config_name=NEW_CONFIG,
+        current_model_package_arn="arn:aws:sagemaker:us-east-1:222222222222:model-package/fd/3",
+        topic_arn="arn:aws:sns:us-east-1:123456789012:t",
+        manifest_hint="config/releases.yaml: prod",
+    )
+    with Stubber(sm) as sm_stub, Stubber(sns) as sns_stub:
+        sm_stub.add_response(
+            "describe_endpoint",
+            {
+                "EndpointName": ENDPOINT,
+                "EndpointArn": f"arn:aws:sagemaker:us-east-1:123456789012:endpoint/{ENDPOINT}",
+                "EndpointConfigName": NEW_CONFIG,
+                "EndpointStatus": "InService",
+                "CreationTime": "2026-11-01T00:00:00Z",
+                "LastModifiedTime": "2026-11-01T00:00:00Z",
+            },
+            {"EndpointName": ENDPOINT},
+        )
+        sm_stub.add_response(
+            "update_endpoint",
+            {"EndpointArn": "arn:aws:sagemaker:us-east-1:123456789012:endpoint/x"},
+            {
+                "EndpointName": ENDPOINT,
+                "EndpointConfigName": OLD_CONFIG,
+                "RetainAllVariantProperties": True,
+                "RetainDeploymentConfig": False,
+            },
+        )
+        sm_stub.add_response(
+            "describe_model_package",
+            {
+                "ModelPackageName": "fd",
+                "ModelPackageArn": config.current_model_package_arn,
+                "CreationTime": "2026-11-01T00:00:00Z",
+                "ModelPackageStatus": "Completed",
+                "ModelPackageStatusDetails": {"ValidationStatuses": []},
+                "ModelApprovalStatus": "Approved",
+            },
+            {"ModelPackageName": config.current_model_package_arn},
+        )
+        sns_stub.add_response("publish", {"MessageId": "1"})
+        sm_stub.add_response(
+            "update_model_package", {"ModelPackageArn": config.current_model_package_arn}
+        )
+        result = logic.handle_alarm_event(alarm_event(), config, sm, sns)
+        sm_stub.assert_no_pending_responses()
+        sns_stub.assert_no_pending_responses()
+    assert result["action"] == "rolled_back"
+
+
+def test_registry_in_another_region_gets_the_package_calls() -> None:
+    """Serving in eu-west-1, registry in us-east-1 (hub and spoke)."""
+    with mock_aws():
+        world = build_world()  # registry package (and an endpoint) in us-east-1
+        serving = boto3.client("sagemaker", region_name="eu-west-1", config=logic.BOTO_CONFIG)
+        emulator = EndpointEmulator(serving)
+        serving.create_model(
+            ModelName="m",
+            ExecutionRoleArn="arn:aws:iam::123456789012:role/sm",
+            PrimaryContainer={"Image": "img", "ModelDataUrl": "s3://b/model.tar.gz"},
+        )
+        for name in (OLD_CONFIG, NEW_CONFIG):
+            serving.create_endpoint_config(
+                EndpointConfigName=name,
+                ProductionVariants=[
+                    {
+                        "VariantName": "live",
+                        "ModelName": "m",
+                        "InitialInstanceCount": 2,
+                        "InstanceType": "ml.m5.large",
+                    }
+                ],
+            )
+        serving.create_endpoint(EndpointName=ENDPOINT, EndpointConfigName=NEW_CONFIG)
+
+        result = logic.handle_alarm_event(
+            alarm_event(), world.config, serving, world.sns, registry=world.sagemaker
+        )
+
+        assert result["action"] == "rolled_back"
+        assert len(emulator.update_calls) == 1
+        assert world.emulator.update_calls == []  # the us-east-1 endpoint is untouched
+        assert world.package_status() == "Rejected"
+        assert logic.package_region(world.package_arn) == REGION
+
+
+def test_config_from_env_refuses_missing_settings() -> None:
+    with pytest.raises(ValueError, match="missing ENDPOINT_NAME, TOPIC_ARN"):
+        logic.RollbackConfig.from_env(
+            {
+                "ALARM_NAMES": "a",
+                "CURRENT_ENDPOINT_CONFIG_NAME": "c",
+                "CURRENT_MODEL_PACKAGE_ARN": "p",
+            }
+        )
+
+
+def test_boto_config_uses_standard_retries() -> None:
+    # botocore stores max_attempts (retries) as total attempts including the first.
+    assert logic.BOTO_CONFIG.retries == {"mode": "standard", "total_max_attempts": 6}
+
+
+@dataclass
+class FakeContext:
+    function_name: str = "rollback"
+    memory_limit_in_mb: int = 256
+    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:rollback"
+    aws_request_id: str = "req-1"
+
+
+def test_handler_wires_environment_and_clients(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    env = {
+        "ENDPOINT_NAME": ENDPOINT,
+        "ALARM_NAMES": ",".join(OUR_ALARMS),
+        "PREVIOUS_ENDPOINT_CONFIG_NAME": OLD_CONFIG,
+        "CURRENT_ENDPOINT_CONFIG_NAME": NEW_CONFIG,
+        "CURRENT_MODEL_PACKAGE_ARN": world.package_arn,
+        "TOPIC_ARN": world.config.topic_arn,
+        "MANIFEST_HINT": "config/releases.yaml: prod",
+    }
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    clients = {"sagemaker@local": world.sagemaker, "sns@local": world.sns}
+    clients[f"sagemaker@{REGION}"] = world.sagemaker  # the registry's region, from the ARN
+    monkeypatch.setattr(handler_mod, "_clients", clients)
+
+    result = handler_mod.handler(alarm_event(), FakeContext())
+
+    assert result["action"] == "rolled_back"
+    assert world.package_status() == "Rejected"
