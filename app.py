@@ -2,6 +2,7 @@
 """CDK entry point. The only place that reads the process environment.
 
 MLOPS_CONFIG     path of the environments file (default config/environments.yaml)
+MLOPS_RELEASES   path of the release manifest (default config/releases.yaml)
 -c env=NAME      synthesize one environment only (e.g. sandbox, bound to your AWS identity)
 """
 
@@ -16,6 +17,7 @@ import aws_cdk as cdk
 from mlops.app_builder import AppOptions, build_app
 from mlops.config import ConfigError, load_config
 from mlops.nag import report_policy_violations
+from mlops.release_manifest import ManifestError, load_manifest
 
 ROOT = Path(__file__).resolve().parent
 
@@ -26,14 +28,20 @@ def main() -> int:
         platform = load_config(
             Path(os.environ.get("MLOPS_CONFIG", ROOT / "config/environments.yaml"))
         )
+        releases = load_manifest(
+            Path(os.environ.get("MLOPS_RELEASES", ROOT / "config/releases.yaml")),
+            known_envs=platform.environments,
+        )
         only = app.node.try_get_context("env")
         options = AppOptions(
             only_environment=str(only) if only else None,
             cli_account=os.environ.get("CDK_DEFAULT_ACCOUNT"),
             cli_region=os.environ.get("CDK_DEFAULT_REGION"),
+            allow_prod_without_model=str(app.node.try_get_context("allow-prod-without-model"))
+            == "true",
         )
-        build_app(app, platform, options)
-    except ConfigError as error:
+        build_app(app, platform, releases, options)
+    except (ConfigError, ManifestError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     try:

@@ -1,14 +1,17 @@
-"""Builds the whole CDK app from a validated configuration (no environment reads here)."""
+"""Builds the whole CDK app from validated configuration (no environment reads here)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import aws_cdk as cdk
 
-from mlops.config import ConfigError, EnvironmentConfig, PlatformConfig, bind_cli_account
+from mlops.config import FROM_CLI, ConfigError, EnvironmentConfig, PlatformConfig, bind_cli_account
 from mlops.nag import add_rule_packs
+from mlops.release_manifest import ReleaseManifest
 from mlops.stacks.stage import PlatformStage
+
+PROTECTED_ENVIRONMENTS = ("prod",)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -18,32 +21,65 @@ class AppOptions:
     only_environment: str | None = None
     cli_account: str | None = None
     cli_region: str | None = None
+    # Serving nothing in prod deletes its endpoints: only with -c allow-prod-without-model=true.
+    allow_prod_without_model: bool = False
+    with_delivery_pipeline: bool = True
 
 
-def selected_environments(platform: PlatformConfig, options: AppOptions) -> list[EnvironmentConfig]:
-    """All pipeline-managed environments, or one when asked (`-c env=NAME`).
+def resolve_platform(platform: PlatformConfig, options: AppOptions) -> PlatformConfig:
+    """Bind a selected `from-cli` environment to the CLI identity; drop unbound ones."""
+    if (
+        options.only_environment is not None
+        and options.only_environment not in platform.environments
+    ):
+        raise ConfigError(
+            f"-c env={options.only_environment}: unknown environment "
+            f"(allowed: {', '.join(platform.environments)})"
+        )
+    environments: dict[str, EnvironmentConfig] = {}
+    for name, env in platform.environments.items():
+        if env.account == FROM_CLI:
+            if name != options.only_environment:
+                continue  # no fixed account: only built when asked for by name
+            env = bind_cli_account(env, options.cli_account, options.cli_region)
+        environments[name] = env
+    return replace(platform, environments=environments)
 
-    Environments bound to the CLI identity (sandbox) are only built when asked for by name:
-    they have no fixed account, so the delivery pipeline cannot deploy them.
-    """
-    if options.only_environment is not None:
-        if options.only_environment not in platform.environments:
+
+def check_releases(
+    platform: PlatformConfig, releases: ReleaseManifest, options: AppOptions
+) -> None:
+    if options.allow_prod_without_model:
+        return
+    for name in PROTECTED_ENVIRONMENTS:
+        if name in platform.environments and releases.get(name).current is None:
             raise ConfigError(
-                f"-c env={options.only_environment}: unknown environment "
-                f"(allowed: {', '.join(platform.environments)})"
+                f"{releases.path}: {name}.current: no model pinned, which removes the {name} "
+                "endpoints; pin a version with `mlops promote`, or synth with "
+                "-c allow-prod-without-model=true to remove them on purpose"
             )
-        env = platform.environments[options.only_environment]
-        return [bind_cli_account(env, options.cli_account, options.cli_region)]
-    return [env for env in platform.environments.values() if env.account != "from-cli"]
 
 
-def build_app(app: cdk.App, platform: PlatformConfig, options: AppOptions) -> list[PlatformStage]:
-    environments = selected_environments(platform, options)
+def build_app(
+    app: cdk.App, platform: PlatformConfig, releases: ReleaseManifest, options: AppOptions
+) -> list[PlatformStage]:
+    platform = resolve_platform(platform, options)
+    check_releases(platform, releases, options)
+    selected = [
+        env
+        for env in platform.environments.values()
+        if options.only_environment in (None, env.name)
+    ]
     add_rule_packs(app)
-    stages = []
-    for environment in environments:
-        for region in environment.regions:
-            stages.append(
-                PlatformStage(app, platform=platform, environment=environment, region=region)
-            )
+    stages = [
+        PlatformStage(
+            app,
+            platform=platform,
+            environment=environment,
+            region=region,
+            release=releases.get(environment.name),
+        )
+        for environment in selected
+        for region in environment.regions
+    ]
     return stages

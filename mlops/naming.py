@@ -41,3 +41,14 @@ def bucket_name(
             f"longer than S3's 63 characters; shorten them"
         )
     return name
+
+
+def replication_role_name(platform: PlatformConfig, hub: EnvironmentConfig) -> str:
+    """The hub's S3 replication role: serving accounts trust it by name in bucket/key policies."""
+    return f"{platform.project}-{hub.name}-model-replication"
+
+
+def model_key_alias(platform: PlatformConfig, environment: EnvironmentConfig) -> str:
+    """Alias of a serving stage's key: the hub encrypts replicas with it (a cross-account key
+    ARN is unknowable at synth; the alias is)."""
+    return f"alias/{platform.project}-{environment.name}-models"

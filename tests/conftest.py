@@ -25,6 +25,7 @@ import aws_cdk as cdk  # noqa: E402
 
 from mlops.app_builder import AppOptions, build_app  # noqa: E402
 from mlops.config import PlatformConfig, load_config  # noqa: E402
+from mlops.release_manifest import ReleaseManifest, load_manifest  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_CONFIG = ROOT / "config" / "environments.yaml"
@@ -35,11 +36,21 @@ def cdk_json_context() -> dict[str, object]:
     return dict(json.loads((ROOT / "cdk.json").read_text())["context"])
 
 
+DEFAULT_RELEASES = ROOT / "config" / "releases.yaml"
+
+
+def default_releases(platform: PlatformConfig) -> ReleaseManifest:
+    return load_manifest(DEFAULT_RELEASES, known_envs=platform.environments)
+
+
 def synth_app(
-    platform: PlatformConfig, outdir: Path, options: AppOptions | None = None
+    platform: PlatformConfig,
+    outdir: Path,
+    options: AppOptions | None = None,
+    releases: ReleaseManifest | None = None,
 ) -> cdk.cx_api.CloudAssembly:
     app = cdk.App(context=cdk_json_context(), outdir=str(outdir))
-    build_app(app, platform, options or AppOptions())
+    build_app(app, platform, releases or default_releases(platform), options or AppOptions())
     return app.synth()
 
 

@@ -42,6 +42,7 @@ PINNED_LOGICAL_IDS = {
     "AccessLogsBucketCD784A59": "AWS::S3::Bucket",
     "DataBucketBD860FE1": "AWS::S3::Bucket",
     "ArtifactBucketC3871E62": "AWS::S3::Bucket",
+    "ModelBucketEBB1ADF4": "AWS::S3::Bucket",
     "FeatureStoreFlightFeatureGroup3C4B59A1": "AWS::SageMaker::FeatureGroup",
     "FeatureStoreWeatherFeatureGroup504C7D20": "AWS::SageMaker::FeatureGroup",
     "FeatureStorePlaneFeatureGroup89252D7B": "AWS::SageMaker::FeatureGroup",

@@ -50,8 +50,13 @@ def registry_account(region: str) -> str:
         ) from None
 
 
+def registry_host(region: str) -> str:
+    """The region's SageMaker image registry, e.g. 683313688378.dkr.ecr.us-east-1.amazonaws.com."""
+    return f"{registry_account(region)}.dkr.ecr.{region}.amazonaws.com"
+
+
 def _image_uri(region: str, repository: str, tag: str) -> str:
-    return f"{registry_account(region)}.dkr.ecr.{region}.amazonaws.com/{repository}:{tag}"
+    return f"{registry_host(region)}/{repository}:{tag}"
 
 
 def sklearn_image_uri(region: str) -> str:

@@ -2,17 +2,36 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import aws_cdk as cdk
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from mlops.config import EnvironmentConfig, PlatformConfig
 from mlops.constructs.encryption_key import EncryptionKey
 from mlops.constructs.feature_store import FeatureStore
+from mlops.constructs.model_replication import (
+    ModelReplication,
+    ReplicaDestination,
+    allow_hub_replication,
+)
 from mlops.constructs.secure_bucket import AccessLogsBucket, SecureBucket
 from mlops.nag import acknowledge
-from mlops.naming import bucket_name
+from mlops.naming import bucket_name, model_key_alias, replication_role_name
+
+
+@dataclass(frozen=True)
+class StageBuckets:
+    """The stage's buckets as seen from a sibling stack: imported by their config-derived
+    names, so IAM statements there name them literally (cross-stack tokens would make
+    cdk-nag findings impossible to acknowledge precisely)."""
+
+    data: s3.IBucket
+    artifacts: s3.IBucket
+    models: s3.IBucket
 
 
 class DataStack(cdk.Stack):
@@ -26,9 +45,15 @@ class DataStack(cdk.Stack):
         platform: PlatformConfig,
         environment: EnvironmentConfig,
         region: str,
+        replica_destinations: list[ReplicaDestination] | None = None,
         **kwargs: Any,
     ) -> None:
+        """replica_destinations: set on the hub (training home) stage only."""
         super().__init__(scope, construct_id, **kwargs)
+        self._names = {
+            purpose: bucket_name(platform, environment, region, purpose)
+            for purpose in ("data", "artifacts", "models")
+        }
         retain = environment.retain_data
         self.key = EncryptionKey(
             self,
@@ -54,6 +79,41 @@ class DataStack(cdk.Stack):
             access_logs=self.access_logs,
             retain=retain,
         ).bucket
+        # Hub and spoke: the hub replicates approved model artifacts into this bucket.
+        hub = platform.registry_of(environment)
+        hub_role_arn = (
+            f"arn:{self.partition}:iam::{hub.account}:role/{replication_role_name(platform, hub)}"
+        )
+        self.model_bucket = SecureBucket(
+            self,
+            "ModelBucket",
+            bucket_name=bucket_name(platform, environment, region, "models"),
+            encryption_key=self.key,
+            access_logs=self.access_logs,
+            retain=retain,
+        ).bucket
+        kms.Alias(
+            self,
+            "ModelKeyAlias",
+            alias_name=model_key_alias(platform, environment),
+            target_key=self.key,
+        )
+        self.replication: ModelReplication | None = None
+        if replica_destinations:
+            self.replication = ModelReplication(
+                self,
+                "ModelReplication",
+                source_bucket=self.artifact_bucket,
+                source_key=self.key,
+                role_name=replication_role_name(platform, hub),
+                destinations=replica_destinations,
+            )
+        allow_hub_replication(bucket=self.model_bucket, key=self.key, hub_role_arn=hub_role_arn)
+        if self.replication is not None:
+            # Same stack: the bucket policy may only name the role once it exists.
+            policy = self.model_bucket.policy
+            assert policy is not None
+            policy.node.add_dependency(self.replication.role)
         self.feature_store = FeatureStore(
             self,
             "FeatureStore",
@@ -63,6 +123,21 @@ class DataStack(cdk.Stack):
             retain=retain,
         )
         self._acknowledge_bucket_notifications_handler()
+
+    def buckets_for(self, consumer: cdk.Stack) -> StageBuckets:
+        consumer.add_stack_dependency(self)
+
+        def named(purpose: str) -> s3.IBucket:
+            return s3.Bucket.from_bucket_attributes(
+                consumer,
+                f"{purpose.capitalize()}Bucket",
+                bucket_name=self._names[purpose],
+                encryption_key=self.key,
+            )
+
+        return StageBuckets(
+            data=named("data"), artifacts=named("artifacts"), models=named("models")
+        )
 
     def _acknowledge_bucket_notifications_handler(self) -> None:
         """CDK's singleton custom resource that turns on EventBridge notifications."""

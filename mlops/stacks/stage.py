@@ -8,8 +8,29 @@ import aws_cdk as cdk
 from constructs import Construct
 
 from mlops.config import EnvironmentConfig, PlatformConfig
+from mlops.constructs.model_replication import ReplicaDestination
+from mlops.naming import bucket_name, model_key_alias
+from mlops.release_manifest import EnvironmentRelease
 from mlops.stacks.data_stack import DataStack
+from mlops.stacks.serving_stack import ServingStack
 from mlops.stacks.training_stack import TrainingStack
+
+
+def replica_destinations(
+    platform: PlatformConfig, hub: EnvironmentConfig
+) -> list[ReplicaDestination]:
+    """Every serving (environment, region) whose models come from this hub's registry."""
+    return [
+        ReplicaDestination(
+            account=env.account,
+            region=region,
+            bucket_name=bucket_name(platform, env, region, "models"),
+            key_alias=model_key_alias(platform, env),
+        )
+        for env in platform.environments.values()
+        if platform.registry_of(env).name == hub.name
+        for region in env.regions
+    ]
 
 
 def stage_id(environment: EnvironmentConfig, region: str) -> str:
@@ -26,6 +47,7 @@ class PlatformStage(cdk.Stage):
         platform: PlatformConfig,
         environment: EnvironmentConfig,
         region: str,
+        release: EnvironmentRelease,
         **kwargs: Any,
     ) -> None:
         super().__init__(
@@ -34,13 +56,34 @@ class PlatformStage(cdk.Stage):
             env=cdk.Environment(account=environment.account, region=region),
             **kwargs,
         )
+        is_hub = environment.training is not None and region == environment.home_region
         self.data = DataStack(
-            self, "Data", platform=platform, environment=environment, region=region
+            self,
+            "Data",
+            platform=platform,
+            environment=environment,
+            region=region,
+            replica_destinations=replica_destinations(platform, environment) if is_hub else None,
         )
         self.training: TrainingStack | None = None
-        if environment.training is not None and region == environment.home_region:
+        if is_hub:
             self.training = TrainingStack(
                 self, "Training", platform=platform, environment=environment, data=self.data
+            )
+        self.serving: ServingStack | None = None
+        if release.current is not None:
+            self.serving = ServingStack(
+                self,
+                "Serving",
+                platform=platform,
+                environment=environment,
+                release=release,
+                data=self.data,
+            )
+        else:
+            cdk.Annotations.of(self.data).add_info(
+                f"{environment.name}: no model pinned in config/releases.yaml; "
+                "no endpoint is deployed in this stage"
             )
         for key, value in (
             ("project", platform.project),

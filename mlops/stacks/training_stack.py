@@ -5,14 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 import aws_cdk as cdk
-from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from mlops.config import EnvironmentConfig, PlatformConfig
 from mlops.constructs.model_registry import ModelRegistry
 from mlops.constructs.pipeline_triggers import PipelineTriggers
 from mlops.constructs.training_pipeline import RAW_PREFIX, TrainingPipeline
-from mlops.naming import bucket_name, model_package_group_name, training_pipeline_name
+from mlops.naming import model_package_group_name, training_pipeline_name
 from mlops.stacks.data_stack import DataStack
 
 
@@ -48,21 +47,7 @@ class TrainingStack(cdk.Stack):
             reader_accounts=readers,
             retain=environment.retain_data,
         )
-        # Buckets by their config-derived names: IAM statements then name them literally.
-        region = environment.home_region
-        data_bucket = s3.Bucket.from_bucket_attributes(
-            self,
-            "DataBucket",
-            bucket_name=bucket_name(platform, environment, region, "data"),
-            encryption_key=data.key,
-        )
-        artifact_bucket = s3.Bucket.from_bucket_attributes(
-            self,
-            "ArtifactBucket",
-            bucket_name=bucket_name(platform, environment, region, "artifacts"),
-            encryption_key=data.key,
-        )
-        self.add_stack_dependency(data)
+        buckets = data.buckets_for(self)
         self.training = TrainingPipeline(
             self,
             "TrainingPipeline",
@@ -70,8 +55,8 @@ class TrainingStack(cdk.Stack):
             training=environment.training,
             environment=environment,
             registry=self.registry,
-            data_bucket=data_bucket,
-            artifact_bucket=artifact_bucket,
+            data_bucket=buckets.data,
+            artifact_bucket=buckets.artifacts,
             encryption_key=data.key,
         )
         PipelineTriggers(
@@ -79,6 +64,6 @@ class TrainingStack(cdk.Stack):
             "Triggers",
             pipeline_arn=self.training.pipeline_arn,
             schedule=environment.training.schedule,
-            data_bucket=data_bucket,
+            data_bucket=buckets.data,
             raw_prefix=RAW_PREFIX,
         )

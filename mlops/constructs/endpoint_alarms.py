@@ -1,0 +1,138 @@
+"""CloudWatch alarms on an endpoint's 1-minute metrics, the SNS topic they notify, and the
+two alarms the blue/green deployment watches for auto-rollback."""
+
+from __future__ import annotations
+
+import aws_cdk as cdk
+from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_cloudwatch_actions as cw_actions
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_sns as sns
+from constructs import Construct
+
+from mlops.config import AlarmConfig, InstanceType
+
+NAMESPACE = "AWS/SageMaker"
+INSTANCE_NAMESPACE = "/aws/sagemaker/Endpoints"
+PERIOD = cdk.Duration.minutes(1)
+# A sustained breach, not a blip: 3 of 3 one-minute datapoints.
+EVALUATION_PERIODS = 3
+DATAPOINTS_TO_ALARM = 3
+CPU_ALARM_FRACTION = 0.8  # of all cores (CPUUtilization is summed over cores: 100% per core)
+MEMORY_ALARM_PERCENT = 85
+
+
+class EndpointAlarms(Construct):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        endpoint_name: str,
+        variant_name: str,
+        thresholds: AlarmConfig,
+        instance_type: InstanceType | None,
+        encryption_key: kms.IKey,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.topic = sns.Topic(
+            self, "Notifications", display_name=f"{endpoint_name} alarms", master_key=encryption_key
+        )
+        self.topic.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="TlsOnly",
+                effect=iam.Effect.DENY,
+                principals=[iam.AnyPrincipal()],
+                actions=["sns:Publish"],
+                resources=[self.topic.topic_arn],
+                conditions={"Bool": {"aws:SecureTransport": "false"}},
+            )
+        )
+        dimensions = {"EndpointName": endpoint_name, "VariantName": variant_name}
+
+        def metric(name: str, statistic: str, namespace: str = NAMESPACE) -> cloudwatch.Metric:
+            return cloudwatch.Metric(
+                namespace=namespace,
+                metric_name=name,
+                dimensions_map=dimensions,
+                statistic=statistic,
+                period=PERIOD,
+            )
+
+        self.latency_metric = metric("ModelLatency", "p99")
+        # Invocation5XXErrors is 0/1 per request: its Average is the error RATE.
+        self.error_rate_metric = metric("Invocation5XXErrors", "Average")
+        self.invocations_metric = metric("Invocations", "Sum")
+
+        self.latency = self._alarm(
+            "ModelLatencyP99",
+            self.latency_metric,
+            threshold=thresholds.latency_p99_ms * 1000,  # ModelLatency is in microseconds
+            description=f"p99 model latency above {thresholds.latency_p99_ms} ms",
+        )
+        self.error_rate = self._alarm(
+            "ErrorRate5xx",
+            self.error_rate_metric,
+            threshold=thresholds.error_rate_5xx,
+            description=f"5xx error rate above {thresholds.error_rate_5xx:.2%}",
+        )
+        self.alarms = [self.latency, self.error_rate]
+        if thresholds.min_invocations_per_minute > 0:
+            self.alarms.append(
+                self._alarm(
+                    "InvocationDrop",
+                    self.invocations_metric,
+                    threshold=thresholds.min_invocations_per_minute,
+                    description=f"fewer than {thresholds.min_invocations_per_minute} invocations a minute",
+                    comparison=cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD,
+                    missing=cloudwatch.TreatMissingData.BREACHING,
+                )
+            )
+        if instance_type is not None:  # serverless endpoints have no instance metrics
+            self.alarms.append(
+                self._alarm(
+                    "CpuUtilization",
+                    metric("CPUUtilization", "Average", INSTANCE_NAMESPACE),
+                    threshold=CPU_ALARM_FRACTION * 100 * instance_type.vcpus,
+                    description=f"CPU above {CPU_ALARM_FRACTION:.0%} of {instance_type.vcpus} cores",
+                )
+            )
+            self.alarms.append(
+                self._alarm(
+                    "MemoryUtilization",
+                    metric("MemoryUtilization", "Average", INSTANCE_NAMESPACE),
+                    threshold=MEMORY_ALARM_PERCENT,
+                    description=f"memory above {MEMORY_ALARM_PERCENT}%",
+                )
+            )
+        for alarm in self.alarms:
+            alarm.add_alarm_action(cw_actions.SnsAction(self.topic))
+            alarm.add_ok_action(cw_actions.SnsAction(self.topic))
+
+    @property
+    def rollback_alarms(self) -> list[cloudwatch.Alarm]:
+        """What the blue/green deployment and the rollback Lambda watch."""
+        return [self.error_rate, self.latency]
+
+    def _alarm(
+        self,
+        construct_id: str,
+        metric: cloudwatch.Metric,
+        *,
+        threshold: float,
+        description: str,
+        comparison: cloudwatch.ComparisonOperator = cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+        missing: cloudwatch.TreatMissingData = cloudwatch.TreatMissingData.NOT_BREACHING,
+    ) -> cloudwatch.Alarm:
+        return cloudwatch.Alarm(
+            self,
+            construct_id,
+            metric=metric,
+            threshold=threshold,
+            evaluation_periods=EVALUATION_PERIODS,
+            datapoints_to_alarm=DATAPOINTS_TO_ALARM,
+            comparison_operator=comparison,
+            treat_missing_data=missing,
+            alarm_description=description,
+        )

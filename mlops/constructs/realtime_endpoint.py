@@ -1,0 +1,282 @@
+"""A SageMaker real-time endpoint serving one pinned model release, blue/green.
+
+Model (network isolation) + endpoint config (data capture under KMS, KMS volume key where the
+instance type allows) for the current release, the same for the previous release (kept so
+the rollback Lambda has something to return to), and the endpoint with a CANARY or LINEAR
+blue/green deployment, auto-rollback on new-fleet alarms and retained variant properties.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import aws_cdk as cdk
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_sagemaker as sagemaker
+from constructs import Construct
+
+from mlops.config import DeploymentConfig, ServingConfig
+from mlops.nag import acknowledge, acknowledge_key_grant, acknowledge_wildcard_resource
+from mlops.release_manifest import ModelRelease
+
+VARIANT_NAME = "primary"  # stable: alarms, autoscaling and rollback address it
+DATA_CAPTURE_PREFIX = "datacapture"
+# The XGBoost framework container runs our inference script from inside model.tar.gz
+# (train.py puts it under code/), so network isolation needs no S3 access at start-up.
+INFERENCE_ENVIRONMENT = {
+    "SAGEMAKER_PROGRAM": "inference.py",
+    "SAGEMAKER_SUBMIT_DIRECTORY": "/opt/ml/model/code",
+    "SAGEMAKER_CONTAINER_LOG_LEVEL": "20",
+}
+MIN_EXECUTION_TIMEOUT_S, MAX_EXECUTION_TIMEOUT_S = 600, 14400
+
+
+@dataclass(frozen=True)
+class TrafficShift:
+    """The blue/green policy derived from config, with its total duration."""
+
+    routing: sagemaker.CfnEndpoint.TrafficRoutingConfigProperty
+    termination_wait_s: int
+    maximum_execution_timeout_s: int
+
+
+def traffic_shift(deployment: DeploymentConfig) -> TrafficShift:
+    wait_s = deployment.bake_minutes * 60
+    size = sagemaker.CfnEndpoint.CapacitySizeProperty
+    if deployment.strategy == "canary":
+        routing = sagemaker.CfnEndpoint.TrafficRoutingConfigProperty(
+            type="CANARY",
+            wait_interval_in_seconds=wait_s,
+            canary_size=size(type="CAPACITY_PERCENT", value=deployment.canary_percent),
+        )
+        shifts = 2  # canary, then the rest
+    else:
+        routing = sagemaker.CfnEndpoint.TrafficRoutingConfigProperty(
+            type="LINEAR",
+            wait_interval_in_seconds=wait_s,
+            linear_step_size=size(type="CAPACITY_PERCENT", value=deployment.linear_step_percent),
+        )
+        shifts = math.ceil(100 / deployment.linear_step_percent)
+    termination_wait_s = wait_s  # keep the blue fleet while the last step bakes
+    # Every shift bakes, then the blue fleet waits; 10 minutes of headroom for provisioning.
+    needed = shifts * wait_s + termination_wait_s + 600
+    if needed > MAX_EXECUTION_TIMEOUT_S:
+        raise ValueError(
+            f"deployment takes {needed} s with these bake times; SageMaker allows at most "
+            f"{MAX_EXECUTION_TIMEOUT_S} s: shorten bake_minutes or use larger steps"
+        )
+    return TrafficShift(routing, termination_wait_s, max(needed, MIN_EXECUTION_TIMEOUT_S))
+
+
+class RealtimeEndpoint(Construct):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        endpoint_name: str,
+        current: ModelRelease,
+        previous: ModelRelease | None,
+        image_registry: str,
+        serving: ServingConfig,
+        deployment: DeploymentConfig,
+        model_bucket: s3.IBucket,
+        capture_bucket: s3.IBucket,
+        encryption_key: kms.IKey,
+        rollback_alarm_names: list[str],
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.endpoint_name = endpoint_name
+        self.serverless = serving.serverless
+        self.role = iam.Role(
+            self,
+            "ModelRole",
+            assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"),
+            description=f"Models of endpoint {endpoint_name}: read artifacts, pull images.",
+        )
+        encryption_key.grant_encrypt_decrypt(self.role)
+        acknowledge_key_grant(self.role)
+        self._grant_model_access(model_bucket, [current, previous], image_registry)
+        self.capture_bucket = capture_bucket
+        # Data capture is written with the model's role.
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                sid="WriteDataCapture",
+                actions=["s3:PutObject"],
+                resources=[capture_bucket.arn_for_objects(f"{DATA_CAPTURE_PREFIX}/*")],
+            )
+        )
+        acknowledge_wildcard_resource(
+            self.role,
+            capture_bucket.arn_for_objects(f"{DATA_CAPTURE_PREFIX}/*"),
+            "SageMaker writes capture files under datacapture/ with generated keys.",
+        )
+
+        self.current_config = self._release(
+            "Current", current, image_registry, serving, model_bucket, encryption_key
+        )
+        self.previous_config = (
+            self._release(
+                "Previous", previous, image_registry, serving, model_bucket, encryption_key
+            )
+            if previous is not None
+            else None
+        )
+        deployment_config = None
+        if not serving.serverless:  # SageMaker offers no blue/green guardrails for serverless
+            shift = traffic_shift(deployment)
+            deployment_config = sagemaker.CfnEndpoint.DeploymentConfigProperty(
+                blue_green_update_policy=sagemaker.CfnEndpoint.BlueGreenUpdatePolicyProperty(
+                    traffic_routing_configuration=shift.routing,
+                    termination_wait_in_seconds=shift.termination_wait_s,
+                    maximum_execution_timeout_in_seconds=shift.maximum_execution_timeout_s,
+                ),
+                auto_rollback_configuration=sagemaker.CfnEndpoint.AutoRollbackConfigProperty(
+                    alarms=[
+                        sagemaker.CfnEndpoint.AlarmProperty(alarm_name=name)
+                        for name in rollback_alarm_names
+                    ]
+                ),
+            )
+        self.endpoint = sagemaker.CfnEndpoint(
+            self,
+            "Endpoint",
+            endpoint_name=endpoint_name,
+            endpoint_config_name=self.current_config.attr_endpoint_config_name,
+            deployment_config=deployment_config,
+            # Autoscaling owns the instance count; a deploy must not reset it.
+            retain_all_variant_properties=True,
+        )
+
+    def _grant_model_access(
+        self, bucket: s3.IBucket, releases: list[ModelRelease | None], image_registry: str
+    ) -> None:
+        stack = cdk.Stack.of(self)
+        keys = sorted({r.artifact_key for r in releases if r is not None})
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                sid="ReadPinnedArtifacts",
+                actions=["s3:GetObject"],
+                resources=[bucket.arn_for_objects(key) for key in keys],
+            )
+        )
+        account = image_registry.split(".")[0]
+        repositories = sorted({r.image.split(":")[0] for r in releases if r is not None})
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                sid="PullServingImage",
+                actions=["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"],
+                resources=[
+                    f"arn:{stack.partition}:ecr:{stack.region}:{account}:repository/{repo}"
+                    for repo in repositories
+                ],
+            )
+        )
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                sid="EcrLoginHasNoResourceScope",
+                actions=["ecr:GetAuthorizationToken"],
+                resources=["*"],
+            )
+        )
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                sid="ContainerLogs",
+                actions=["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"],
+                resources=[
+                    stack.format_arn(
+                        service="logs",
+                        resource="log-group",
+                        resource_name="/aws/sagemaker/Endpoints/*",
+                        arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME,
+                    )
+                ],
+            )
+        )
+        acknowledge_wildcard_resource(
+            self.role,
+            stack.format_arn(
+                service="logs",
+                resource="log-group",
+                resource_name="/aws/sagemaker/Endpoints/*",
+                arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME,
+            ),
+            "Endpoint containers log to /aws/sagemaker/Endpoints/<name> with generated streams.",
+        )
+        acknowledge(
+            self.role,
+            "AwsSolutions-IAM5[Resource::*]",
+            "ecr:GetAuthorizationToken has no resource scope; image pulls are repository-scoped.",
+        )
+
+    def _release(
+        self,
+        label: str,
+        release: ModelRelease,
+        image_registry: str,
+        serving: ServingConfig,
+        model_bucket: s3.IBucket,
+        encryption_key: kms.IKey,
+    ) -> sagemaker.CfnEndpointConfig:
+        # Logical ids carry the version, so a new release is a new model and config (both are
+        # immutable in SageMaker) while an unchanged one is left alone.
+        scope = Construct(self, f"{label}V{release.version}")
+        model = sagemaker.CfnModel(
+            scope,
+            "Model",
+            execution_role_arn=self.role.role_arn,
+            enable_network_isolation=True,
+            primary_container=sagemaker.CfnModel.ContainerDefinitionProperty(
+                image=release.image_uri(image_registry),
+                model_data_url=model_bucket.s3_url_for_object(release.artifact_key),
+                environment=INFERENCE_ENVIRONMENT,
+            ),
+            tags=[
+                cdk.CfnTag(key="model-package-arn", value=release.model_package_arn),
+                cdk.CfnTag(key="model-sha256", value=release.sha256),
+            ],
+        )
+        model.node.add_dependency(self.role)
+        if serving.serverless:
+            variant = sagemaker.CfnEndpointConfig.ProductionVariantProperty(
+                variant_name=VARIANT_NAME,
+                model_name=model.attr_model_name,
+                serverless_config=sagemaker.CfnEndpointConfig.ServerlessConfigProperty(
+                    memory_size_in_mb=serving.serverless_memory_mb,
+                    max_concurrency=serving.serverless_max_concurrency,
+                ),
+            )
+            return sagemaker.CfnEndpointConfig(
+                scope, "Config", production_variants=[variant], kms_key_id=None
+            )
+        variant = sagemaker.CfnEndpointConfig.ProductionVariantProperty(
+            variant_name=VARIANT_NAME,
+            model_name=model.attr_model_name,
+            initial_instance_count=serving.min_capacity,
+            instance_type=serving.instance_type.name,
+            initial_variant_weight=1.0,
+        )
+        return sagemaker.CfnEndpointConfig(
+            scope,
+            "Config",
+            production_variants=[variant],
+            kms_key_id=encryption_key.key_arn
+            if serving.instance_type.supports_volume_kms_key
+            else None,
+            data_capture_config=sagemaker.CfnEndpointConfig.DataCaptureConfigProperty(
+                enable_capture=True,
+                initial_sampling_percentage=100,
+                destination_s3_uri=self.capture_bucket.s3_url_for_object(DATA_CAPTURE_PREFIX),
+                kms_key_id=encryption_key.key_arn,
+                capture_options=[
+                    sagemaker.CfnEndpointConfig.CaptureOptionProperty(capture_mode="Input"),
+                    sagemaker.CfnEndpointConfig.CaptureOptionProperty(capture_mode="Output"),
+                ],
+                capture_content_type_header=sagemaker.CfnEndpointConfig.CaptureContentTypeHeaderProperty(
+                    csv_content_types=["text/csv"]
+                ),
+            ),
+        )

@@ -1,0 +1,97 @@
+"""Serving in one (environment, region): the pinned model behind a blue/green endpoint, with
+autoscaling, alarms, a dashboard and the rollback Lambda. No pinned model: no endpoint."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import aws_cdk as cdk
+from constructs import Construct
+
+from mlops.config import EnvironmentConfig, PlatformConfig
+from mlops.constructs.endpoint_alarms import EndpointAlarms
+from mlops.constructs.endpoint_autoscaling import EndpointAutoscaling
+from mlops.constructs.endpoint_dashboard import EndpointDashboard
+from mlops.constructs.endpoint_rollback import EndpointRollback
+from mlops.constructs.realtime_endpoint import VARIANT_NAME, RealtimeEndpoint
+from mlops.naming import endpoint_name
+from mlops.pipeline_definition import images
+from mlops.release_manifest import EnvironmentRelease
+from mlops.stacks.data_stack import DataStack
+
+
+class ServingStack(cdk.Stack):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        platform: PlatformConfig,
+        environment: EnvironmentConfig,
+        release: EnvironmentRelease,
+        data: DataStack,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(scope, construct_id, **kwargs)
+        current = release.current
+        if current is None:
+            raise ValueError("ServingStack needs a pinned model; the stage skips it otherwise")
+        name = endpoint_name(platform, environment)
+        buckets = data.buckets_for(self)
+        serving = environment.serving
+        instance_type = None if serving.serverless else serving.instance_type
+        self.alarms = EndpointAlarms(
+            self,
+            "Alarms",
+            endpoint_name=name,
+            variant_name=VARIANT_NAME,
+            thresholds=environment.alarms,
+            instance_type=instance_type,
+            encryption_key=data.key,
+        )
+        self.endpoint = RealtimeEndpoint(
+            self,
+            "Endpoint",
+            endpoint_name=name,
+            current=current,
+            previous=release.previous,
+            image_registry=images.registry_host(self.region),
+            serving=serving,
+            deployment=environment.deployment,
+            model_bucket=buckets.models,
+            capture_bucket=buckets.data,
+            encryption_key=data.key,
+            rollback_alarm_names=[alarm.alarm_name for alarm in self.alarms.rollback_alarms],
+        )
+        if not serving.serverless:
+            EndpointAutoscaling(
+                self,
+                "Autoscaling",
+                endpoint_name=name,
+                variant_name=VARIANT_NAME,
+                serving=serving,
+            ).node.add_dependency(self.endpoint.endpoint)
+        EndpointDashboard(self, "Dashboard", endpoint_name=name, alarms=self.alarms)
+        EndpointRollback(
+            self,
+            "Rollback",
+            endpoint_name=name,
+            current_config_name=self.endpoint.current_config.attr_endpoint_config_name,
+            previous_config_name=(
+                self.endpoint.previous_config.attr_endpoint_config_name
+                if self.endpoint.previous_config is not None
+                else None
+            ),
+            current=current,
+            alarms=self.alarms.rollback_alarms,
+            topic=self.alarms.topic,
+            encryption_key=data.key,
+            manifest_hint=f"config/releases.yaml: {environment.name}",
+        )
+        cdk.CfnOutput(self, "EndpointName", value=name)
+        cdk.CfnOutput(
+            self,
+            "EndpointConfigName",
+            value=self.endpoint.current_config.attr_endpoint_config_name,
+            description="What the post-deploy check expects DescribeEndpoint to report.",
+        )

@@ -1,0 +1,225 @@
+"""Serving stacks: blue/green endpoints, autoscaling, alarms, dashboard, rollback, replication."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mlops.app_builder import AppOptions
+from mlops.config import ConfigError, PlatformConfig
+from mlops.release_manifest import EnvironmentRelease
+from tests.conftest import default_releases, stack_templates, synth_app
+
+SERVING_STAGES = [
+    "dev-us-east-1",
+    "staging-us-east-1",
+    "staging-eu-west-1",
+    "prod-us-east-1",
+    "prod-eu-west-1",
+    "prod-ap-southeast-1",
+]
+INSTANCE_STAGES = [s for s in SERVING_STAGES if not s.startswith("dev")]
+
+
+def _resources(templates: dict[str, Any], stage: str, stack: str = "Serving") -> dict[str, Any]:
+    return templates[f"{stage}/{stack}"]["Resources"]  # type: ignore[no-any-return]
+
+
+def _of_type(resources: dict[str, Any], kind: str) -> list[dict[str, Any]]:
+    return [r for r in resources.values() if r["Type"] == kind]
+
+
+def test_every_serving_stage_with_a_pinned_model_has_an_endpoint(templates: dict[str, Any]) -> None:
+    for stage in SERVING_STAGES:
+        (endpoint,) = _of_type(_resources(templates, stage), "AWS::SageMaker::Endpoint")
+        env = stage.split("-")[0]
+        assert endpoint["Properties"]["EndpointName"] == f"flightdelay-{env}"
+        assert endpoint["Properties"]["RetainAllVariantProperties"] is True
+
+
+@pytest.mark.parametrize("stage", INSTANCE_STAGES)
+def test_blue_green_deployment_with_auto_rollback(templates: dict[str, Any], stage: str) -> None:
+    resources = _resources(templates, stage)
+    (endpoint,) = _of_type(resources, "AWS::SageMaker::Endpoint")
+    config = endpoint["Properties"]["DeploymentConfig"]
+    policy = config["BlueGreenUpdatePolicy"]
+    routing = policy["TrafficRoutingConfiguration"]
+    if stage.startswith("prod"):
+        assert routing == {
+            "Type": "CANARY",
+            "WaitIntervalInSeconds": 900,
+            "CanarySize": {"Type": "CAPACITY_PERCENT", "Value": 10},
+        }
+        # canary bake + rest bake + termination wait + provisioning headroom
+        assert policy["MaximumExecutionTimeoutInSeconds"] == 2 * 900 + 900 + 600
+    else:
+        assert routing["Type"] == "LINEAR"
+        assert routing["LinearStepSize"] == {"Type": "CAPACITY_PERCENT", "Value": 25}
+        assert policy["MaximumExecutionTimeoutInSeconds"] == 4 * 300 + 300 + 600
+    assert policy["TerminationWaitInSeconds"] == routing["WaitIntervalInSeconds"]
+    alarm_refs = [a["AlarmName"] for a in config["AutoRollbackConfiguration"]["Alarms"]]
+    alarms = {k: r for k, r in resources.items() if r["Type"] == "AWS::CloudWatch::Alarm"}
+    watched = {alarms[ref["Ref"]]["Properties"]["MetricName"] for ref in alarm_refs}
+    assert watched == {"Invocation5XXErrors", "ModelLatency"}
+
+
+def test_dev_serves_serverless_without_guardrails_or_scaling(templates: dict[str, Any]) -> None:
+    resources = _resources(templates, "dev-us-east-1")
+    (endpoint,) = _of_type(resources, "AWS::SageMaker::Endpoint")
+    assert "DeploymentConfig" not in endpoint["Properties"]
+    for config in _of_type(resources, "AWS::SageMaker::EndpointConfig"):
+        (variant,) = config["Properties"]["ProductionVariants"]
+        assert variant["ServerlessConfig"] == {"MemorySizeInMB": 2048, "MaxConcurrency": 5}
+    assert not _of_type(resources, "AWS::ApplicationAutoScaling::ScalableTarget")
+
+
+def test_models_are_isolated_and_read_the_regional_replica(templates: dict[str, Any]) -> None:
+    resources = _resources(templates, "prod-ap-southeast-1")
+    models = _of_type(resources, "AWS::SageMaker::Model")
+    assert len(models) == 2  # current and previous (kept for rollback)
+    for model in models:
+        props = model["Properties"]
+        assert props["EnableNetworkIsolation"] is True
+        container = props["PrimaryContainer"]
+        assert container["Image"].startswith(
+            "121021644041.dkr.ecr.ap-southeast-1.amazonaws.com/sagemaker-xgboost:"
+        )
+        assert container["ModelDataUrl"].startswith(
+            "s3://flightdelay-prod-models-444444444444-ap-southeast-1/training-pipeline/models/"
+        )
+        assert container["Environment"]["SAGEMAKER_PROGRAM"] == "inference.py"
+
+
+def test_endpoint_config_captures_data_under_kms(templates: dict[str, Any]) -> None:
+    resources = _resources(templates, "prod-us-east-1")
+    configs = _of_type(resources, "AWS::SageMaker::EndpointConfig")
+    assert len(configs) == 2
+    for config in configs:
+        props = config["Properties"]
+        assert "KmsKeyId" in props  # ml.c5.xlarge has EBS volumes: KMS volume key allowed
+        capture = props["DataCaptureConfig"]
+        assert capture["EnableCapture"] is True
+        assert "KmsKeyId" in capture
+        assert (
+            capture["DestinationS3Uri"]
+            == "s3://flightdelay-prod-data-444444444444-us-east-1/datacapture"
+        )
+        (variant,) = props["ProductionVariants"]
+        assert variant["VariantName"] == "primary"
+        assert variant["InstanceType"] == "ml.c5.xlarge"
+        assert variant["InitialInstanceCount"] == 2
+
+
+@pytest.mark.parametrize("stage", INSTANCE_STAGES)
+def test_autoscaling_tracks_invocations_per_instance(templates: dict[str, Any], stage: str) -> None:
+    resources = _resources(templates, stage)
+    (target,) = _of_type(resources, "AWS::ApplicationAutoScaling::ScalableTarget")
+    props = target["Properties"]
+    assert props["ResourceId"] == f"endpoint/flightdelay-{stage.split('-')[0]}/variant/primary"
+    if stage.startswith("prod"):
+        assert (props["MinCapacity"], props["MaxCapacity"]) == (2, 10)
+    (policy,) = _of_type(resources, "AWS::ApplicationAutoScaling::ScalingPolicy")
+    tracking = policy["Properties"]["TargetTrackingScalingPolicyConfiguration"]
+    assert tracking["PredefinedMetricSpecification"] == {
+        "PredefinedMetricType": "SageMakerVariantInvocationsPerInstance"
+    }
+    assert (tracking["ScaleOutCooldown"], tracking["ScaleInCooldown"]) == (300, 600)
+
+
+def test_alarms_use_one_minute_metrics_and_rates(templates: dict[str, Any]) -> None:
+    resources = _resources(templates, "prod-us-east-1")
+    alarms = {
+        a["Properties"]["MetricName"]: a["Properties"]
+        for a in _of_type(resources, "AWS::CloudWatch::Alarm")
+    }
+    assert set(alarms) == {
+        "ModelLatency",
+        "Invocation5XXErrors",
+        "Invocations",
+        "CPUUtilization",
+        "MemoryUtilization",
+    }
+    for props in alarms.values():
+        assert props["Period"] == 60
+        assert len(props["AlarmActions"]) == 1
+    assert alarms["Invocation5XXErrors"]["Statistic"] == "Average"
+    assert alarms["Invocation5XXErrors"]["Threshold"] == 0.005  # a rate, not a count
+    assert alarms["ModelLatency"]["ExtendedStatistic"] == "p99"
+    assert alarms["ModelLatency"]["Threshold"] == 150_000  # microseconds
+    assert alarms["CPUUtilization"]["Threshold"] == pytest.approx(0.8 * 100 * 4)  # 4 vCPUs
+    assert alarms["Invocations"]["ComparisonOperator"] == "LessThanThreshold"
+    (topic,) = _of_type(resources, "AWS::SNS::Topic")
+    assert "KmsMasterKeyId" in topic["Properties"]
+    assert len(_of_type(resources, "AWS::CloudWatch::Dashboard")) == 1
+
+
+def test_rollback_lambda_listens_to_this_endpoints_alarms(templates: dict[str, Any]) -> None:
+    resources = _resources(templates, "prod-eu-west-1")
+    (function,) = _of_type(resources, "AWS::Lambda::Function")
+    env = function["Properties"]["Environment"]["Variables"]
+    assert env["ENDPOINT_NAME"] == "flightdelay-prod"
+    assert env["CURRENT_MODEL_PACKAGE_ARN"].endswith("model-package/flightdelay-dev/3")
+    assert "PREVIOUS_ENDPOINT_CONFIG_NAME" in env and "TOPIC_ARN" in env
+    rules = _of_type(resources, "AWS::Events::Rule")
+    (rule,) = [r for r in rules if r["Properties"]["EventPattern"]["source"] == ["aws.cloudwatch"]]
+    pattern = rule["Properties"]["EventPattern"]
+    assert pattern["detail"] == {"state": {"value": ["ALARM"]}}
+    assert len(pattern["resources"]) == 2
+    statements = [
+        s
+        for p in _of_type(resources, "AWS::IAM::Policy")
+        for s in p["Properties"]["PolicyDocument"]["Statement"]
+    ]
+    reject = next(s for s in statements if s.get("Sid") == "RejectTheBadPackage")
+    assert reject["Resource"].endswith("model-package/flightdelay-dev/3")
+
+
+def test_hub_replicates_models_to_every_serving_region(templates: dict[str, Any]) -> None:
+    hub = _resources(templates, "dev-us-east-1", "Data")
+    artifact = next(
+        r for r in _of_type(hub, "AWS::S3::Bucket") if "ReplicationConfiguration" in r["Properties"]
+    )
+    rules = artifact["Properties"]["ReplicationConfiguration"]["Rules"]
+    destinations = {rule["Destination"]["Bucket"]: rule["Destination"] for rule in rules}
+    assert len(destinations) == 6
+    prod_ap = destinations["arn:aws:s3:::flightdelay-prod-models-444444444444-ap-southeast-1"]
+    assert prod_ap["Account"] == "444444444444"
+    assert prod_ap["AccessControlTranslation"] == {"Owner": "Destination"}
+    assert prod_ap["EncryptionConfiguration"]["ReplicaKmsKeyID"] == (
+        "arn:aws:kms:ap-southeast-1:444444444444:alias/flightdelay-prod-models"
+    )
+    for rule in rules:
+        assert rule["Filter"] == {"Prefix": "training-pipeline/models/"}
+    spoke = _resources(templates, "prod-ap-southeast-1", "Data")
+    policies = json.dumps(_of_type(spoke, "AWS::S3::BucketPolicy"))
+    assert "arn:aws:iam::222222222222:role/flightdelay-dev-model-replication" in policies
+
+
+def test_no_pinned_model_means_no_endpoint_and_no_error(
+    tmp_path: Path, platform: PlatformConfig
+) -> None:
+    releases = default_releases(platform)
+    releases = releases.with_environment("staging", EnvironmentRelease())
+    templates = stack_templates(Path(synth_app(platform, tmp_path, releases=releases).directory))
+    assert not any(p.startswith("staging") and p.endswith("/Serving") for p in templates)
+    assert "staging-us-east-1/Data" in templates
+
+
+def test_removing_the_prod_model_needs_an_explicit_flag(
+    tmp_path: Path, platform: PlatformConfig
+) -> None:
+    releases = default_releases(platform).with_environment("prod", EnvironmentRelease())
+    with pytest.raises(
+        ConfigError, match=r"prod.current: no model pinned.*allow-prod-without-model"
+    ):
+        synth_app(platform, tmp_path / "a", releases=releases)
+    options = AppOptions(allow_prod_without_model=True, only_environment="prod")
+    templates = stack_templates(
+        Path(synth_app(platform, tmp_path / "b", options, releases).directory)
+    )
+    assert not any(p.endswith("/Serving") for p in templates)
+    assert replace(options, allow_prod_without_model=False) != options
