@@ -117,6 +117,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--poll-seconds", type=float, default=15, help=argparse.SUPPRESS)
     parser.add_argument("--invoke-sample", metavar="FILE", help="CSV rows to score")
+    parser.add_argument(
+        "--role-arn",
+        default=None,
+        help="assume this role first (the serving account's smoke-test role)",
+    )
     return parser
 
 
@@ -138,7 +143,8 @@ def main(
             print(f"ERROR: --invoke-sample {args.invoke_sample}: {error.strerror}", file=sys.stderr)
             return 2
     try:
-        sm = sagemaker_client or _client("sagemaker", args.region)
+        session = _session(args.role_arn, args.region) if args.role_arn else None
+        sm = sagemaker_client or _client("sagemaker", args.region, session)
         result = check_endpoint(
             sm,
             args.endpoint_name,
@@ -147,7 +153,7 @@ def main(
             poll_seconds=args.poll_seconds,
         )
         if result.ok and sample is not None:
-            runtime = runtime_client or _client("sagemaker-runtime", args.region)
+            runtime = runtime_client or _client("sagemaker-runtime", args.region, session)
             result = invoke_sample(runtime, args.endpoint_name, sample)
     except Exception as error:  # botocore: endpoint not found, no credentials, throttled
         if not type(error).__module__.startswith("botocore"):
@@ -161,12 +167,27 @@ def main(
     return 0
 
 
-def _client(service: str, region: str | None) -> Any:
+def _session(role_arn: str, region: str | None) -> Any:
+    """Credentials of the serving account: the delivery pipeline runs in the tooling account."""
+    import boto3
+
+    credentials = boto3.client("sts", region_name=region).assume_role(
+        RoleArn=role_arn, RoleSessionName="post-deploy-check"
+    )["Credentials"]
+    return boto3.Session(
+        aws_access_key_id=credentials["AccessKeyId"],
+        aws_secret_access_key=credentials["SecretAccessKey"],
+        aws_session_token=credentials["SessionToken"],
+        region_name=region,
+    )
+
+
+def _client(service: str, region: str | None, session: Any = None) -> Any:
     import boto3
     from botocore.config import Config
 
     config = Config(retries={"mode": "standard", "max_attempts": 5})
-    return boto3.client(service, region_name=region, config=config)
+    return (session or boto3).client(service, region_name=region, config=config)
 
 
 if __name__ == "__main__":

@@ -243,10 +243,18 @@ def train_model(
     return TrainingResult(best, best_iteration, float(score), hp.eval_metric, resumed_from)
 
 
+# The serving code travels inside model.tar.gz (code/): endpoints run with network isolation.
+SERVING_CODE = ("inference.py", "feature_schema.py")
+
+
 def save_model(result: TrainingResult, model_dir: Path, metadata_source: Path) -> Path:
     path = model_dir / MODEL_FILE
     path.write_bytes(bytes(result.booster.save_raw(raw_format="ubj")))
     shutil.copyfile(metadata_source, model_dir / METADATA_FILE)
+    code_dir = model_dir / "code"
+    code_dir.mkdir(exist_ok=True)
+    for name in SERVING_CODE:
+        shutil.copyfile(Path(__file__).with_name(name), code_dir / name)
     return path
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import inference
 import numpy as np
 import pandas as pd
 import preprocess
@@ -53,7 +54,15 @@ def test_main_writes_a_loadable_model(
     ]  # fmt: skip
     assert train.main(argv) == 0
     model_dir = sm_env / "model"
-    assert sorted(p.name for p in model_dir.iterdir()) == ["feature_metadata.json", "xgboost-model"]
+    assert sorted(p.name for p in model_dir.iterdir()) == [
+        "code",
+        "feature_metadata.json",
+        "xgboost-model",
+    ]
+    assert sorted(p.name for p in (model_dir / "code").iterdir()) == [
+        "feature_schema.py",
+        "inference.py",
+    ]
     assert (model_dir / "feature_metadata.json").read_bytes() == (
         channels / "train" / "feature_metadata.json"
     ).read_bytes()
@@ -180,3 +189,43 @@ def test_columns_must_match_the_feature_order(channels: Path, tmp_path: Path) ->
     order = list(train.load_metadata(channels / "train")["feature_order"])
     with pytest.raises(train.step_io.StepError, match="do not match"):
         train.load_dataset(tmp_path / "validation.csv", order)
+
+
+def test_the_served_model_scores_raw_and_encoded_rows_alike(sm_env: Path, channels: Path) -> None:
+    assert train.main(["--num_round", "30", "--seed", "7"]) == 0
+    model = inference.model_fn(str(sm_env / "model"))
+    metadata = train.load_metadata(channels / "train")
+    vocabulary = metadata["categorical_vocabulary"]
+    test = pd.read_csv(channels / "test" / "test.csv").head(20)
+    encoded = test[metadata["feature_order"]]
+    encoded_body = encoded.to_csv(header=False, index=False)
+    raw = encoded.astype(object)
+    for name, values in vocabulary.items():
+        raw[name] = [values[int(code)] if code >= 0 else "ZZ" for code in encoded[name]]
+    raw_body = raw.to_csv(header=False, index=False)
+
+    by_code = inference.predict_fn(inference.input_fn(encoded_body, "text/csv"), model)
+    by_name = inference.predict_fn(inference.input_fn(raw_body.encode(), "text/csv"), model)
+    np.testing.assert_allclose(by_code, by_name)
+    booster = xgb.Booster(model_file=str(sm_env / "model" / "xgboost-model"))
+    expected = booster.predict(xgb.DMatrix(encoded.to_numpy(dtype=float), missing=np.nan))
+    np.testing.assert_allclose(by_code, expected, rtol=1e-6)
+    body, content_type = inference.output_fn(by_code, "text/csv")
+    assert content_type == "text/csv" and len(body.splitlines()) == 20
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "message"),
+    [
+        ("", "text/csv", "empty request"),
+        ("1,2,3\n", "text/csv", "row 1 has 3 columns; expected 17"),
+        ("x\n", "application/json", "content type 'application/json' is not supported"),
+    ],
+)
+def test_bad_requests_say_what_is_wrong(
+    sm_env: Path, body: str, content_type: str, message: str
+) -> None:
+    assert train.main(["--num_round", "5"]) == 0
+    model = inference.model_fn(str(sm_env / "model"))
+    with pytest.raises(inference.RequestError, match=message):
+        inference.predict_fn(inference.input_fn(body, content_type), model)

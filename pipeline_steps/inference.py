@@ -1,0 +1,107 @@
+"""Serving entry point for the SageMaker XGBoost framework container (script mode).
+
+train.py copies this file and feature_schema.py into model.tar.gz under code/, and the
+endpoint's model sets SAGEMAKER_PROGRAM=inference.py, SAGEMAKER_SUBMIT_DIRECTORY=
+/opt/ml/model/code, so the container needs nothing outside the model artifact (the model
+runs with network isolation).
+
+Request: text/csv, one flight per line, the columns of feature_schema.FEATURE_ORDER, no
+header. Categorical columns take either the raw value ("UA", "JFK") or the integer code of
+the model's own vocabulary; empty means missing. Response: text/csv, one probability of an
+arrival delay of 15 minutes or more per line.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import xgboost as xgb
+
+MODEL_FILE = "xgboost-model"
+METADATA_FILE = "feature_metadata.json"
+CONTENT_TYPE = "text/csv"
+
+
+class RequestError(ValueError):
+    """A bad request: the container answers 4xx-style with this message."""
+
+
+class FlightDelayModel:
+    def __init__(self, booster: xgb.Booster, metadata: dict[str, Any]) -> None:
+        self.booster = booster
+        self.feature_order: list[str] = list(metadata["feature_order"])
+        vocabulary: dict[str, list[str]] = metadata["categorical_vocabulary"]
+        self.codes = {
+            name: {value: index for index, value in enumerate(values)}
+            for name, values in vocabulary.items()
+        }
+
+    def encode(self, rows: list[list[str]]) -> np.ndarray:
+        width = len(self.feature_order)
+        matrix = np.full((len(rows), width), np.nan, dtype=np.float64)
+        for i, row in enumerate(rows):
+            if len(row) != width:
+                raise RequestError(
+                    f"row {i + 1} has {len(row)} columns; expected {width}: "
+                    + ",".join(self.feature_order)
+                )
+            for j, (name, raw) in enumerate(zip(self.feature_order, row, strict=True)):
+                matrix[i, j] = self._value(name, raw.strip(), i)
+        return matrix
+
+    def _value(self, name: str, raw: str, row: int) -> float:
+        if raw == "":
+            return math.nan
+        vocabulary = self.codes.get(name)
+        try:
+            return float(raw)
+        except ValueError:
+            if vocabulary is None:
+                raise RequestError(f"row {row + 1}: {name} must be a number, got {raw!r}") from None
+        return float(vocabulary.get(raw, -1))  # unseen category: the training-time "unknown"
+
+    def predict(self, rows: list[list[str]]) -> np.ndarray:
+        return np.asarray(self.booster.inplace_predict(self.encode(rows)), dtype=np.float64)
+
+
+def load(model_dir: str | Path) -> FlightDelayModel:
+    folder = Path(model_dir)
+    booster = xgb.Booster()
+    booster.load_model(str(folder / MODEL_FILE))
+    metadata = json.loads((folder / METADATA_FILE).read_text())
+    return FlightDelayModel(booster, metadata)
+
+
+def parse_csv(body: str) -> list[list[str]]:
+    rows = [row for row in csv.reader(io.StringIO(body)) if row and any(c.strip() for c in row)]
+    if not rows:
+        raise RequestError("empty request: send one CSV line per flight")
+    return rows
+
+
+# ---- The four functions the SageMaker XGBoost container calls ----------------------------
+
+
+def model_fn(model_dir: str) -> FlightDelayModel:
+    return load(model_dir)
+
+
+def input_fn(request_body: bytes | str, content_type: str) -> list[list[str]]:
+    if content_type.split(";")[0].strip() != CONTENT_TYPE:
+        raise RequestError(f"content type {content_type!r} is not supported; send {CONTENT_TYPE}")
+    body = request_body.decode("utf-8") if isinstance(request_body, bytes) else request_body
+    return parse_csv(body)
+
+
+def predict_fn(rows: list[list[str]], model: FlightDelayModel) -> np.ndarray:
+    return model.predict(rows)
+
+
+def output_fn(prediction: np.ndarray, accept: str) -> tuple[str, str]:
+    return "\n".join(f"{p:.6f}" for p in prediction) + "\n", CONTENT_TYPE
