@@ -9,6 +9,7 @@ import aws_cdk as cdk
 from mlops.config import FROM_CLI, ConfigError, EnvironmentConfig, PlatformConfig, bind_cli_account
 from mlops.nag import add_rule_packs
 from mlops.release_manifest import ReleaseManifest
+from mlops.stacks.delivery_stack import DeliveryStack
 from mlops.stacks.stage import PlatformStage
 
 PROTECTED_ENVIRONMENTS = ("prod",)
@@ -82,4 +83,16 @@ def build_app(
         for environment in selected
         for region in environment.regions
     ]
+    if options.with_delivery_pipeline and options.only_environment is None:
+        waves = [
+            (env, [stage for stage in stages if stage.environment_name == env.name])
+            for env in selected
+        ]
+        DeliveryStack(
+            app,
+            "Delivery",
+            platform=platform,
+            waves=waves,
+            env=cdk.Environment(account=platform.tooling.account, region=platform.tooling.region),
+        )
     return stages

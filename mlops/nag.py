@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -32,7 +33,7 @@ def render_for_finding(scope: IConstruct, value: str) -> str:
     Literal strings stay as they are; {"Fn::GetAtt": [id, attr]} becomes <id.attr>,
     {"Ref": id} becomes <id>, and Fn::Join concatenates its parts.
     """
-    return _render(cdk.Stack.of(scope).resolve(value))
+    return _render(cdk.Stack.of(scope).resolve(value))  # resolve() also takes resolved values
 
 
 def _render(value: object) -> str:
@@ -46,6 +47,8 @@ def _render(value: object) -> str:
     if isinstance(value, dict) and "Fn::Join" in value:
         separator, parts = value["Fn::Join"]
         return str(separator).join(_render(part) for part in parts)
+    if isinstance(value, dict) and isinstance(value.get("Fn::Sub"), str):
+        return re.sub(r"\$\{([^}]+)\}", r"<\1>", value["Fn::Sub"])
     raise ValueError(f"cannot render {value!r} as a cdk-nag finding id")
 
 

@@ -52,3 +52,32 @@ def model_key_alias(platform: PlatformConfig, environment: EnvironmentConfig) ->
     """Alias of a serving stage's key: the hub encrypts replicas with it (a cross-account key
     ARN is unknowable at synth; the alias is)."""
     return f"alias/{platform.project}-{environment.name}-models"
+
+
+def smoke_test_role_name(
+    platform: PlatformConfig, environment: EnvironmentConfig, region: str
+) -> str:
+    """Assumed by the delivery pipeline from the tooling account (IAM names are per account,
+    so the region is part of it)."""
+    return f"{platform.project}-{environment.name}-{region}-smoke-test"[:64]
+
+
+def retrain_starter_role_name(platform: PlatformConfig, hub: EnvironmentConfig) -> str:
+    """The hub role that may start the training pipeline; serving stages' gates assume it."""
+    return _role_name(platform, f"{platform.project}-{hub.name}-retrain-starter")
+
+
+def retrain_gate_role_name(
+    platform: PlatformConfig, environment: EnvironmentConfig, region: str
+) -> str:
+    """A serving stage's retrain-gate Lambda role: the hub role trusts it by name."""
+    return _role_name(platform, f"{platform.project}-{environment.name}-retrain-gate-{region}")
+
+
+def _role_name(platform: PlatformConfig, name: str) -> str:
+    if len(name) > 64:
+        raise ConfigError(
+            f"{platform.source}: project and environment names make the IAM role name "
+            f"{name!r} longer than IAM's 64 characters; shorten them"
+        )
+    return name

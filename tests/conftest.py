@@ -32,8 +32,11 @@ DEFAULT_CONFIG = ROOT / "config" / "environments.yaml"
 
 
 def cdk_json_context() -> dict[str, object]:
-    """The feature flags `cdk synth` passes; `python app.py` alone would not read them."""
-    return dict(json.loads((ROOT / "cdk.json").read_text())["context"])
+    """What `cdk synth` passes: cdk.json's feature flags (`python app.py` alone would not
+    read them) and the CLI's own defaults, so tests see the templates the CLI writes."""
+    context = dict(json.loads((ROOT / "cdk.json").read_text())["context"])
+    context.update({"aws:cdk:enable-path-metadata": True, "aws:cdk:enable-asset-metadata": True})
+    return context
 
 
 DEFAULT_RELEASES = ROOT / "config" / "releases.yaml"

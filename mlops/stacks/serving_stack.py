@@ -14,7 +14,8 @@ from mlops.constructs.endpoint_autoscaling import EndpointAutoscaling
 from mlops.constructs.endpoint_dashboard import EndpointDashboard
 from mlops.constructs.endpoint_rollback import EndpointRollback
 from mlops.constructs.realtime_endpoint import VARIANT_NAME, RealtimeEndpoint
-from mlops.naming import endpoint_name
+from mlops.constructs.smoke_test_access import SmokeTestAccess
+from mlops.naming import endpoint_name, smoke_test_role_name
 from mlops.pipeline_definition import images
 from mlops.release_manifest import EnvironmentRelease
 from mlops.stacks.data_stack import DataStack
@@ -88,8 +89,15 @@ class ServingStack(cdk.Stack):
             encryption_key=data.key,
             manifest_hint=f"config/releases.yaml: {environment.name}",
         )
-        cdk.CfnOutput(self, "EndpointName", value=name)
-        cdk.CfnOutput(
+        self.smoke_test = SmokeTestAccess(
+            self,
+            "SmokeTest",
+            role_name=smoke_test_role_name(platform, environment, self.region),
+            endpoint_name=name,
+            tooling_account=platform.tooling.account,
+        )
+        self.endpoint_name = name
+        self.endpoint_config_output = cdk.CfnOutput(
             self,
             "EndpointConfigName",
             value=self.endpoint.current_config.attr_endpoint_config_name,

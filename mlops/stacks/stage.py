@@ -57,6 +57,7 @@ class PlatformStage(cdk.Stage):
             **kwargs,
         )
         is_hub = environment.training is not None and region == environment.home_region
+        self.environment_name = environment.name
         self.data = DataStack(
             self,
             "Data",

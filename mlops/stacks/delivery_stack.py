@@ -1,0 +1,107 @@
+"""The delivery pipeline (tooling account): a self-mutating CDK Pipelines CodePipeline (V2)
+that deploys one wave per environment, regions in parallel, prod behind a manual approval,
+with post-deploy checks of every endpoint it deployed."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import aws_cdk as cdk
+from aws_cdk import aws_codebuild as codebuild
+from aws_cdk import aws_codepipeline as codepipeline
+from aws_cdk import aws_iam as iam
+from aws_cdk import pipelines
+from constructs import Construct
+
+from mlops.config import EnvironmentConfig, PlatformConfig
+from mlops.constructs.pipeline_nag import AcknowledgePipelineGrants
+from mlops.nag import acknowledge
+from mlops.stacks.stage import PlatformStage
+
+APPROVAL_REQUIRED = ("prod",)
+BUILD_IMAGE = codebuild.LinuxBuildImage.STANDARD_7_0  # Python 3.11/3.12 and Node 20
+
+
+class DeliveryStack(cdk.Stack):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        platform: PlatformConfig,
+        waves: Sequence[tuple[EnvironmentConfig, Sequence[PlatformStage]]],
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(scope, construct_id, **kwargs)
+        tooling = platform.tooling
+        source = pipelines.CodePipelineSource.connection(
+            tooling.repository, tooling.branch, connection_arn=tooling.connection_arn
+        )
+        self.pipeline = pipelines.CodePipeline(
+            self,
+            "Pipeline",
+            pipeline_type=codepipeline.PipelineType.V2,
+            self_mutation=True,
+            cross_account_keys=True,  # stages deploy into other accounts
+            enable_key_rotation=True,
+            code_build_defaults=pipelines.CodeBuildOptions(
+                build_environment=codebuild.BuildEnvironment(build_image=BUILD_IMAGE)
+            ),
+            synth=pipelines.ShellStep(
+                "Synth",
+                input=source,
+                commands=["bash scripts/pipeline-synth.sh"],
+                primary_output_directory="cdk.out",
+            ),
+        )
+        cdk.Aspects.of(self).add(AcknowledgePipelineGrants())
+        for environment, stages in waves:
+            pre: list[pipelines.Step] = []
+            if environment.name in APPROVAL_REQUIRED:
+                pre.append(
+                    pipelines.ManualApprovalStep(
+                        f"Approve-{environment.name}",
+                        comment=f"Deploy to {environment.name} in {', '.join(environment.regions)}?",
+                    )
+                )
+            wave = self.pipeline.add_wave(environment.name, pre=pre)
+            for stage in stages:
+                wave.add_stage(stage, post=self._post_deploy_steps(stage, source))
+        self.pipeline.build_pipeline()
+        self._acknowledge_unlogged_artifact_buckets()
+
+    def _acknowledge_unlogged_artifact_buckets(self) -> None:
+        """The library's artifact buckets (and its cross-region replicas) have no access logs."""
+        reason = (
+            "CDK Pipelines' artifact bucket: transient build artifacts, KMS-encrypted, "
+            "reachable only by the pipeline's roles; CloudTrail records its access."
+        )
+        acknowledge(self.pipeline.pipeline.artifact_bucket, "AwsSolutions-S1", reason)
+        for support in self.pipeline.pipeline.cross_region_support.values():
+            acknowledge(support.replication_bucket, "AwsSolutions-S1", reason)
+
+    @staticmethod
+    def _post_deploy_steps(
+        stage: PlatformStage, source: pipelines.CodePipelineSource
+    ) -> list[pipelines.Step]:
+        serving = stage.serving
+        if serving is None:
+            return []
+        role_arn = f"arn:aws:iam::{serving.account}:role/{serving.smoke_test.role.role_name}"
+        return [
+            pipelines.CodeBuildStep(
+                f"Check-{stage.stage_name}",
+                input=source,
+                commands=["bash scripts/post-deploy-check.sh"],
+                env={
+                    "ENDPOINT_NAME": serving.endpoint_name,
+                    "REGION": serving.region,
+                    "ROLE_ARN": role_arn,
+                },
+                env_from_cfn_outputs={"EXPECTED_CONFIG": serving.endpoint_config_output},
+                role_policy_statements=[
+                    iam.PolicyStatement(actions=["sts:AssumeRole"], resources=[role_arn])
+                ],
+            )
+        ]

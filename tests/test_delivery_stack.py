@@ -1,0 +1,115 @@
+"""The delivery pipeline: order of waves, approval before prod, self-mutation, checks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def delivery(templates: dict[str, Any]) -> dict[str, Any]:
+    return templates["Delivery"]["Resources"]  # type: ignore[no-any-return]
+
+
+@pytest.fixture(scope="module")
+def stages(delivery: dict[str, Any]) -> list[dict[str, Any]]:
+    (pipeline,) = [r for r in delivery.values() if r["Type"] == "AWS::CodePipeline::Pipeline"]
+    assert pipeline["Properties"]["PipelineType"] == "V2"
+    return pipeline["Properties"]["Stages"]  # type: ignore[no-any-return]
+
+
+def _actions(stage: dict[str, Any], category: str) -> list[dict[str, Any]]:
+    return [a for a in stage["Actions"] if a["ActionTypeId"]["Category"] == category]
+
+
+def test_waves_deploy_dev_then_staging_then_prod_after_self_mutation(
+    stages: list[dict[str, Any]],
+) -> None:
+    names = [stage["Name"] for stage in stages]
+    assert names[:4] == ["Source", "Build", "UpdatePipeline", "Assets"]
+    assert names[4:] == ["dev-us-east-1", "staging", "prod"]
+    (source,) = stages[0]["Actions"]
+    assert source["ActionTypeId"]["Provider"] == "CodeStarSourceConnection"
+    assert source["Configuration"]["FullRepositoryId"] == "example-org/mlops-platform"
+    assert source["Configuration"]["BranchName"] == "main"
+
+
+def test_every_prod_deployment_waits_for_a_manual_approval(stages: list[dict[str, Any]]) -> None:
+    prod = next(s for s in stages if s["Name"] == "prod")
+    (approval,) = _actions(prod, "Approval")
+    deploys = _actions(prod, "Deploy")
+    assert deploys
+    assert all(a["RunOrder"] > approval["RunOrder"] for a in deploys)
+    for earlier in (s for s in stages if s["Name"] != "prod"):
+        assert not _actions(earlier, "Approval")
+
+
+def test_regions_of_a_wave_deploy_in_parallel(stages: list[dict[str, Any]]) -> None:
+    prod = next(s for s in stages if s["Name"] == "prod")
+    data_deploys = [a for a in _actions(prod, "Deploy") if a["Name"].endswith("Data.Deploy")]
+    assert {a["Name"].split(".")[0] for a in data_deploys} == {
+        "prod-us-east-1",
+        "prod-eu-west-1",
+        "prod-ap-southeast-1",
+    }
+    assert len({a["RunOrder"] for a in data_deploys}) == 1
+
+
+def test_every_deployed_endpoint_is_checked_after_its_deployment(
+    stages: list[dict[str, Any]], delivery: dict[str, Any]
+) -> None:
+    for stage_name, regions in (("staging", 2), ("prod", 3)):
+        stage = next(s for s in stages if s["Name"] == stage_name)
+        checks = [a for a in _actions(stage, "Build") if ".Check-" in a["Name"]]
+        assert len(checks) == regions
+        last_deploy = max(a["RunOrder"] for a in _actions(stage, "Deploy"))
+        assert all(a["RunOrder"] > last_deploy for a in checks)
+    projects = [r for r in delivery.values() if r["Type"] == "AWS::CodeBuild::Project"]
+    check_projects = [
+        p
+        for p in projects
+        if "post-deploy-check.sh" in p["Properties"]["Source"].get("BuildSpec", "")
+    ]
+    assert len(check_projects) == 6  # every serving (environment, region)
+    for project in check_projects:
+        variables = {
+            v["Name"]: v["Value"]
+            for v in project["Properties"]["Environment"]["EnvironmentVariables"]
+        }
+        assert variables["ENDPOINT_NAME"].startswith("flightdelay-")
+        assert variables["ROLE_ARN"].endswith("-smoke-test")
+    prod = next(s for s in stages if s["Name"] == "prod")
+    check = next(a for a in _actions(prod, "Build") if ".Check-" in a["Name"])
+    assert "EXPECTED_CONFIG" in check["Configuration"]["EnvironmentVariables"]
+
+
+def test_synth_commands_live_in_a_script(delivery: dict[str, Any]) -> None:
+    specs = [
+        r["Properties"]["Source"].get("BuildSpec", "")
+        for r in delivery.values()
+        if r["Type"] == "AWS::CodeBuild::Project"
+    ]
+    assert any("bash scripts/pipeline-synth.sh" in spec for spec in specs)
+    script = (ROOT / "scripts" / "pipeline-synth.sh").read_text()
+    assert "make test" in script and "make synth" in script
+
+
+def test_self_mutation_project_exists(delivery: dict[str, Any]) -> None:
+    specs = [
+        r["Properties"]["Source"].get("BuildSpec", "")
+        for r in delivery.values()
+        if r["Type"] == "AWS::CodeBuild::Project"
+    ]
+    assert any("cdk -a . deploy" in spec and "Delivery" in spec for spec in specs)
+
+
+def test_sample_request_matches_the_feature_order() -> None:
+    from pipeline_steps import feature_schema
+
+    rows = (ROOT / "samples" / "flight-request.csv").read_text().splitlines()
+    assert rows
+    assert all(len(row.split(",")) == len(feature_schema.FEATURE_ORDER) for row in rows)
