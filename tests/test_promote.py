@@ -29,9 +29,9 @@ from mlops.release_manifest import ManifestError, load_manifest, render_manifest
 
 ROOT = Path(__file__).resolve().parents[1]
 ENVS = ("dev", "staging", "prod", "sandbox")
-GROUP = "flight-delay"
+GROUP = "flightdelay-dev"
 ECR = "683313688378.dkr.ecr.us-east-1.amazonaws.com"
-PROD_V3 = "arn:aws:sagemaker:us-east-1:222222222222:model-package/flight-delay/3"
+PROD_V3 = "arn:aws:sagemaker:us-east-1:222222222222:model-package/flightdelay-dev/3"
 
 
 @pytest.fixture
@@ -74,7 +74,7 @@ def test_local_promotion_moves_current_to_previous(tmp_path: Path, manifest: Pat
     assert prod.current is not None and prod.previous is not None
     assert prod.current.version == 4
     assert prod.current.model_package_arn == (
-        "arn:aws:sagemaker:us-east-1:000000000000:model-package/flight-delay/4"
+        "arn:aws:sagemaker:us-east-1:000000000000:model-package/flightdelay-dev/4"
     )
     assert prod.current.artifact_key == "training/v4/output/model.tar.gz"
     assert prod.current.image == "sagemaker-xgboost:3.0-5"
@@ -93,7 +93,9 @@ def test_local_promotion_into_an_environment_without_model(tmp_path: Path, manif
     add_local_package(
         tmp_path / "r",
         1,
-        model_package_arn=("arn:aws:sagemaker:eu-west-1:333333333333:model-package/flight-delay/1"),
+        model_package_arn=(
+            "arn:aws:sagemaker:eu-west-1:333333333333:model-package/flightdelay-dev/1"
+        ),
     )
     result = promote("sandbox", 1, manifest, LocalRegistry(tmp_path / "r", GROUP), known_envs=ENVS)
 
@@ -288,4 +290,4 @@ def test_command_aws_without_credentials_is_one_line(
         err=err,
     )
     assert code == 1
-    assert err.getvalue() == "ERROR: registry flight-delay: Unable to locate credentials\n"
+    assert err.getvalue() == "ERROR: registry flightdelay-dev: Unable to locate credentials\n"

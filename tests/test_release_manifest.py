@@ -24,7 +24,7 @@ from mlops.release_manifest import (
 ROOT = Path(__file__).resolve().parents[1]
 COMMITTED = ROOT / "config" / "releases.yaml"
 ENVS = ("dev", "staging", "prod", "sandbox")
-ARN = "arn:aws:sagemaker:us-east-1:222222222222:model-package/flight-delay/{}"
+ARN = "arn:aws:sagemaker:us-east-1:222222222222:model-package/flightdelay-dev/{}"
 
 
 def release(number: int, **overrides: Any) -> dict[str, Any]:
@@ -65,7 +65,7 @@ def test_committed_example_pins_dev_staging_prod() -> None:
     assert (prod.current.account, prod.current.region, prod.current.group) == (
         "222222222222",
         "us-east-1",
-        "flight-delay",
+        "flightdelay-dev",
     )
     assert manifest.get("sandbox") == EnvironmentRelease()
     assert not manifest.get("sandbox").has_endpoint

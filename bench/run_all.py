@@ -1,0 +1,34 @@
+"""`make bench`: every benchmark, one after the other, each printing its own figures.
+
+Each benchmark measures its baseline in the same run and reports ratios, because this
+machine is shared and noisy; none asserts a time.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+BENCHMARKS = (
+    ("Local pipeline run (full bundled data)", "bench_local_run.py"),
+    ("Drift job (one million captured records)", "bench_drift.py"),
+    ("Rollback handler (emulated AWS)", "bench_rollback.py"),
+)
+
+
+def main() -> int:
+    failures = 0
+    for title, script in BENCHMARKS:
+        print(f"\n=== {title} ===", flush=True)
+        started = time.perf_counter()
+        code = subprocess.call([sys.executable, str(HERE / script)])
+        print(f"--- {script}: exit {code}, {time.perf_counter() - started:.1f} s", flush=True)
+        failures += code != 0
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

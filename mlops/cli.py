@@ -1,0 +1,176 @@
+"""The `mlops` command: run the pipeline and drift locally, promote a model, review a change.
+
+    mlops local run   [--data DIR] [--out DIR] [--registry DIR] [--env ENV]
+    mlops local drift [--baseline FILE] [--data DIR] [--out DIR] [--registry DIR]
+    mlops promote     --env ENV --version N [--local [--registry DIR]]
+    mlops review      --base REF [--head-dir DIR] [--output FILE]
+
+A user mistake is one `ERROR: ...` line and a non-zero exit, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_REGISTRY = ROOT / "local-registry"
+DEFAULT_RUNS = ROOT / "local-runs"
+CONFIG = ROOT / "config" / "environments.yaml"
+
+
+def _error(message: str, code: int = 2) -> int:
+    print(f"ERROR: {message}", file=sys.stderr)
+    return code
+
+
+def _run_dir(kind: str) -> Path:
+    return DEFAULT_RUNS / f"{kind}-{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}"
+
+
+def _existing_dir(value: str) -> Path:
+    path = Path(value)
+    if not path.is_dir():
+        raise argparse.ArgumentTypeError(f"{value} is not a folder")
+    return path
+
+
+# ---- mlops local run --------------------------------------------------------------------
+
+
+def local_run(args: argparse.Namespace) -> int:
+    from mlops.local.registry import RegistryError
+    from mlops.local.run_local import run_local
+    from mlops.local.runner import LocalRunError
+
+    out = args.out or _run_dir("run")
+    try:
+        summary = run_local(ROOT, args.data, out, args.registry, args.env)
+    except (LocalRunError, RegistryError) as error:
+        return _error(str(error))
+    print(f"Run summary: {out / 'run-summary.json'}")
+    if summary.status != "Succeeded":
+        return _error(f"the pipeline failed: {summary.failure_reason}", 1)
+    return 0
+
+
+# ---- mlops local drift ------------------------------------------------------------------
+
+
+def _latest_baseline(registry: Path) -> Path:
+    """The drift baseline of the newest model the local runs registered."""
+    candidates = sorted(
+        registry.glob("*/v*/metrics/ModelDataQuality-Statistics.json"),
+        key=lambda p: (p.parents[2].name, int(p.parents[1].name[1:])),
+    )
+    if not candidates:
+        raise FileNotFoundError(
+            f"no registered model with a baseline in {registry}: run `mlops local run` first, "
+            "or pass --baseline FILE"
+        )
+    return candidates[-1]
+
+
+def local_drift(args: argparse.Namespace) -> int:
+    from mlops.local.drift_report import DriftReportError, format_monthly_table, run_local_drift
+    from mlops.local.run_local import bundled_data_dir
+
+    try:
+        baseline = args.baseline or _latest_baseline(args.registry)
+    except FileNotFoundError as error:
+        return _error(str(error))
+    out = args.out or _run_dir("drift")
+    try:
+        result = run_local_drift(baseline, args.data or bundled_data_dir(), out)
+    except DriftReportError as error:
+        return _error(str(error))
+    print(f"Baseline: {baseline}")
+    print(format_monthly_table(result))
+    print(f"Report: {out / 'drift_by_month.json'} and {out / 'drift_by_month.png'}")
+    return 0
+
+
+# ---- mlops promote ----------------------------------------------------------------------
+
+
+def promote(args: argparse.Namespace) -> int:
+    from mlops.config import ConfigError, load_config
+    from mlops.naming import model_package_group_name
+    from mlops.promote import promote_command
+
+    try:
+        platform = load_config(CONFIG)
+    except ConfigError as error:
+        return _error(str(error))
+    if args.env not in platform.environments:
+        return _error(
+            f"--env {args.env}: unknown environment (allowed: {', '.join(platform.environments)})"
+        )
+    hub = platform.registry_of(platform.environment(args.env))
+    if args.local and args.registry is None:
+        args.registry = str(DEFAULT_REGISTRY)
+    return promote_command(
+        args,
+        group_name=model_package_group_name(platform, hub),
+        known_envs=tuple(platform.environments),
+    )
+
+
+# ---- mlops review -----------------------------------------------------------------------
+
+
+def review(args: argparse.Namespace) -> int:
+    from mlops import review as review_module
+
+    return review_module.run(args)
+
+
+# ---- Parser -----------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from mlops import review as review_module
+    from mlops.promote import add_promote_arguments
+
+    parser = argparse.ArgumentParser(prog="mlops", description=__doc__.split("\n\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    local = commands.add_parser("local", help="run on this machine, without AWS")
+    local_commands = local.add_subparsers(dest="local_command", required=True)
+    run = local_commands.add_parser("run", help="run the training pipeline locally")
+    run.add_argument("--data", type=_existing_dir, help="folder with flights/weather/planes.csv")
+    run.add_argument("--out", type=Path, help="output folder (default local-runs/run-<time>)")
+    run.add_argument("--registry", type=Path, default=DEFAULT_REGISTRY, help="local registry")
+    run.add_argument("--env", help="environment whose pipeline to run (default: the training one)")
+    run.set_defaults(handler=local_run)
+
+    drift = local_commands.add_parser("drift", help="score the data month by month for drift")
+    drift.add_argument("--baseline", type=Path, help="baseline.json (default: newest registered)")
+    drift.add_argument("--data", type=_existing_dir, help="folder with flights/weather/planes.csv")
+    drift.add_argument("--out", type=Path, help="output folder (default local-runs/drift-<time>)")
+    drift.add_argument("--registry", type=Path, default=DEFAULT_REGISTRY, help="local registry")
+    drift.set_defaults(handler=local_drift)
+
+    promote_parser = commands.add_parser("promote", help="pin a model version in releases.yaml")
+    add_promote_arguments(promote_parser)
+    promote_parser.set_defaults(handler=promote)
+
+    review_parser = commands.add_parser("review", help="offline synth diff against a git ref")
+    review_module.add_arguments(review_parser)
+    review_parser.set_defaults(handler=review)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.handler(args))
+    except KeyboardInterrupt:
+        return _error("interrupted", 130)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
