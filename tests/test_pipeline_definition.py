@@ -453,7 +453,7 @@ def _code_archive(folder: Path) -> Path:
     )
     code = folder / "code"
     code.mkdir()
-    archive = code / "sourcedir.tar.gz"
+    archive = code / "0123abcd.gz"  # how CDK names the uploaded asset
     with tarfile.open(archive, "w:gz") as tar:
         for name in ("helper.py", "script.py"):
             tar.add(source / name, arcname=name)
@@ -496,7 +496,7 @@ def test_bootstrap_needs_exactly_one_archive(tmp_path: Path, archives: int) -> N
         check=False,
     )
     assert result.returncode == 1
-    assert result.stderr == f"ERROR: need one .tar.gz in {code}\n"
+    assert result.stderr == f"ERROR: need one .gz in {code}\n"
 
 
 def test_bootstrap_passes_the_script_exit_code(tmp_path: Path) -> None:

