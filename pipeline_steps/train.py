@@ -33,6 +33,7 @@ import step_io
 import xgboost as xgb
 
 METADATA_FILE = "feature_metadata.json"
+BASELINE_FILE = "baseline.json"
 MODEL_FILE = "xgboost-model"
 CHECKPOINT_PATTERN = re.compile(r"^xgboost-checkpoint-(\d+)\.ubj$")
 CHECKPOINTS_KEPT = 2
@@ -258,6 +259,14 @@ def save_model(result: TrainingResult, model_dir: Path, metadata_source: Path) -
     return path
 
 
+def copy_baseline(baseline_channel: Path, model_dir: Path) -> Path | None:
+    """The drift baseline travels inside the model: whoever serves it can monitor it."""
+    source = baseline_channel / BASELINE_FILE
+    if not source.is_file():
+        return None
+    return Path(shutil.copyfile(source, model_dir / BASELINE_FILE))
+
+
 # ---- Entry point --------------------------------------------------------------------------
 
 
@@ -336,6 +345,7 @@ def run(argv: list[str] | None) -> int:
 
     result = train_model(train, validation, hp, checkpoint_dir, verbose_every=25)
     save_model(result, model_dir, train_channel / METADATA_FILE)
+    copy_baseline(step_io.env_path("SM_CHANNEL_BASELINE", "/opt/ml/input/data/baseline"), model_dir)
     summary = {
         "best_iteration": result.best_iteration,
         "rounds": result.best_iteration + 1,

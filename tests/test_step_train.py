@@ -32,6 +32,7 @@ def sm_env(channels: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> P
     monkeypatch.setenv("SM_MODEL_DIR", str(tmp_path / "model"))
     monkeypatch.setenv("SM_OUTPUT_DATA_DIR", str(tmp_path / "output"))
     monkeypatch.setenv("SM_CHECKPOINT_DIR", str(tmp_path / "no-checkpoints"))
+    monkeypatch.setenv("SM_CHANNEL_BASELINE", str(channels / "baseline"))
     return tmp_path
 
 
@@ -55,10 +56,14 @@ def test_main_writes_a_loadable_model(
     assert train.main(argv) == 0
     model_dir = sm_env / "model"
     assert sorted(p.name for p in model_dir.iterdir()) == [
+        "baseline.json",  # the drift baseline travels with the model
         "code",
         "feature_metadata.json",
         "xgboost-model",
     ]
+    assert (model_dir / "baseline.json").read_bytes() == (
+        channels / "baseline" / "baseline.json"
+    ).read_bytes()
     assert sorted(p.name for p in (model_dir / "code").iterdir()) == [
         "feature_schema.py",
         "inference.py",

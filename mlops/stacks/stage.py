@@ -9,9 +9,10 @@ from constructs import Construct
 
 from mlops.config import EnvironmentConfig, PlatformConfig
 from mlops.constructs.model_replication import ReplicaDestination
-from mlops.naming import bucket_name, model_key_alias
+from mlops.naming import bucket_name, model_key_alias, retrain_gate_role_name
 from mlops.release_manifest import EnvironmentRelease
 from mlops.stacks.data_stack import DataStack
+from mlops.stacks.monitoring_stack import MonitoringStack
 from mlops.stacks.serving_stack import ServingStack
 from mlops.stacks.training_stack import TrainingStack
 
@@ -27,6 +28,16 @@ def replica_destinations(
             bucket_name=bucket_name(platform, env, region, "models"),
             key_alias=model_key_alias(platform, env),
         )
+        for env in platform.environments.values()
+        if platform.registry_of(env).name == hub.name
+        for region in env.regions
+    ]
+
+
+def retrain_gate_roles(platform: PlatformConfig, hub: EnvironmentConfig) -> list[tuple[str, str]]:
+    """(account, role name) of the retrain gate of every stage serving from this hub."""
+    return [
+        (env.account, retrain_gate_role_name(platform, env, region))
         for env in platform.environments.values()
         if platform.registry_of(env).name == hub.name
         for region in env.regions
@@ -69,7 +80,12 @@ class PlatformStage(cdk.Stage):
         self.training: TrainingStack | None = None
         if is_hub:
             self.training = TrainingStack(
-                self, "Training", platform=platform, environment=environment, data=self.data
+                self,
+                "Training",
+                platform=platform,
+                environment=environment,
+                data=self.data,
+                retrain_gate_roles=retrain_gate_roles(platform, environment),
             )
         self.serving: ServingStack | None = None
         if release.current is not None:
@@ -80,6 +96,15 @@ class PlatformStage(cdk.Stage):
                 environment=environment,
                 release=release,
                 data=self.data,
+            )
+            self.monitoring = MonitoringStack(
+                self,
+                "Monitoring",
+                platform=platform,
+                environment=environment,
+                release=release.current,
+                data=self.data,
+                serving=self.serving,
             )
         else:
             cdk.Annotations.of(self.data).add_info(

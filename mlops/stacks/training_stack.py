@@ -10,8 +10,13 @@ from constructs import Construct
 from mlops.config import EnvironmentConfig, PlatformConfig
 from mlops.constructs.model_registry import ModelRegistry
 from mlops.constructs.pipeline_triggers import PipelineTriggers
+from mlops.constructs.retrain_trigger import RetrainStarterRole
 from mlops.constructs.training_pipeline import RAW_PREFIX, TrainingPipeline
-from mlops.naming import model_package_group_name, training_pipeline_name
+from mlops.naming import (
+    model_package_group_name,
+    retrain_starter_role_name,
+    training_pipeline_name,
+)
 from mlops.stacks.data_stack import DataStack
 
 
@@ -24,8 +29,10 @@ class TrainingStack(cdk.Stack):
         platform: PlatformConfig,
         environment: EnvironmentConfig,
         data: DataStack,
+        retrain_gate_roles: list[tuple[str, str]],
         **kwargs: Any,
     ) -> None:
+        """retrain_gate_roles: (account, role name) of every serving stage's drift gate."""
         super().__init__(scope, construct_id, **kwargs)
         if environment.training is None:
             raise ValueError(f"environment {environment.name} has no training section")
@@ -66,4 +73,12 @@ class TrainingStack(cdk.Stack):
             schedule=environment.training.schedule,
             data_bucket=buckets.data,
             raw_prefix=RAW_PREFIX,
+        )
+        # Hub side of the drift retrain loop: the serving stages' gates assume this role.
+        RetrainStarterRole(
+            self,
+            "RetrainStarter",
+            role_name=retrain_starter_role_name(platform, environment),
+            pipeline_arn=self.training.pipeline_arn,
+            gate_roles=retrain_gate_roles,
         )

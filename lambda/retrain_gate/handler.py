@@ -1,0 +1,27 @@
+"""EventBridge (drift alarm entered ALARM) -> rate-limited start of the training pipeline."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import boto3
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from gate_logic import BOTO_CONFIG, GateConfig, assume_starter_role, handle_alarm_event
+
+logger = Logger(service="retrain_gate")
+
+
+@logger.inject_lambda_context(clear_state=True)
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    config = GateConfig.from_env(os.environ)
+    # Fresh credentials per invocation: alarms are rare, and they expire within the hour.
+    sts = boto3.client("sts", config=BOTO_CONFIG)
+    credentials = assume_starter_role(sts, config, f"retrain-gate-{config.environment}")
+    sagemaker = boto3.client(
+        "sagemaker", region_name=config.pipeline_region, config=BOTO_CONFIG, **credentials
+    )
+    result = handle_alarm_event(event, config, sagemaker)
+    logger.info("retrain gate", extra=result)
+    return result

@@ -1,0 +1,258 @@
+"""The retrain gate: rate limiting against botocore's Stubber (moto's ListPipelineExecutions
+has no real statuses: its executions succeed at once), throttling through botocore's own
+retry loop, and the handler's cross-account path (assume the hub role, call the hub region)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from types import ModuleType, SimpleNamespace
+from typing import Any
+
+import boto3
+import pytest
+from botocore.awsrequest import AWSResponse
+from botocore.stub import ANY, Stubber
+
+GATE_DIR = Path(__file__).resolve().parents[1] / "lambda" / "retrain_gate"
+NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
+PIPELINE = "flightdelay-dev-training"
+ALARM = "prod-eu-west-1-Monitoring-DriftPersists-ABC"
+ENV = {
+    "PIPELINE_NAME": PIPELINE,
+    "PIPELINE_REGION": "us-east-1",
+    "STARTER_ROLE_ARN": "arn:aws:iam::222222222222:role/flightdelay-dev-retrain-starter",
+    "RETRAIN_MIN_HOURS": "72",
+    "ENVIRONMENT_NAME": "prod",
+}
+
+
+def _load(module: str, unique_name: str) -> ModuleType:
+    if str(GATE_DIR) not in sys.path:
+        sys.path.insert(0, str(GATE_DIR))
+    spec = importlib.util.spec_from_file_location(unique_name, GATE_DIR / f"{module}.py")
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[unique_name] = mod
+    spec.loader.exec_module(mod)
+    return mod
+
+
+logic = _load("gate_logic", "gate_logic")
+handler_mod = _load("handler", "retrain_gate_handler")
+CONFIG = logic.GateConfig.from_env(ENV)
+
+
+def _event(state: str = "ALARM") -> dict[str, Any]:
+    return {
+        "source": "aws.cloudwatch",
+        "detail-type": "CloudWatch Alarm State Change",
+        "region": "eu-west-1",
+        "detail": {
+            "alarmName": ALARM,
+            "state": {"value": state, "reason": "Threshold Crossed: 2 datapoints >= 0.2"},
+        },
+    }
+
+
+def _execution(hours_ago: float, status: str = "Succeeded", n: int = 1) -> dict[str, Any]:
+    return {
+        "PipelineExecutionArn": f"arn:aws:sagemaker:us-east-1:222222222222:pipeline/{PIPELINE}"
+        f"/execution/exec{n}",
+        "StartTime": NOW - timedelta(hours=hours_ago),
+        "PipelineExecutionStatus": status,
+    }
+
+
+LIST_PARAMS = {
+    "PipelineName": PIPELINE,
+    "SortBy": "CreationTime",
+    "SortOrder": "Descending",
+    "MaxResults": logic.RECENT_EXECUTIONS,
+}
+
+
+def _stubbed(executions: list[dict[str, Any]], expect_start: bool) -> tuple[Any, Stubber]:
+    client = boto3.client("sagemaker", region_name="us-east-1")
+    stubber = Stubber(client)
+    stubber.add_response(
+        "list_pipeline_executions", {"PipelineExecutionSummaries": executions}, LIST_PARAMS
+    )
+    if expect_start:
+        stubber.add_response(
+            "start_pipeline_execution",
+            {"PipelineExecutionArn": f"arn:aws:sagemaker:us-east-1:222222222222:pipeline/"
+             f"{PIPELINE}/execution/new"},
+            {"PipelineName": PIPELINE, "PipelineExecutionDescription": ANY},
+        )  # fmt: skip
+    stubber.activate()
+    return client, stubber
+
+
+def test_a_recent_execution_blocks_a_new_one() -> None:
+    client, stubber = _stubbed([_execution(hours_ago=5)], expect_start=False)
+    result = logic.handle_alarm_event(_event(), CONFIG, client, now=NOW)
+    stubber.assert_no_pending_responses()  # and start was never called: no stub for it
+    assert result["started"] is False
+    assert "5.0 h ago (less than 72 h)" in result["reason"]
+
+
+def test_an_old_execution_lets_drift_start_one_naming_the_alarm() -> None:
+    client, stubber = _stubbed([_execution(hours_ago=73), _execution(200, n=2)], True)
+    calls: list[dict[str, Any]] = []
+    client.meta.events.register(
+        "provide-client-params.sagemaker.StartPipelineExecution",
+        lambda params, **_: calls.append(dict(params)),
+    )
+    result = logic.handle_alarm_event(_event(), CONFIG, client, now=NOW)
+    stubber.assert_no_pending_responses()
+    assert result["started"] is True
+    assert result["execution_arn"].endswith("/execution/new")
+    (call,) = calls
+    assert ALARM in call["PipelineExecutionDescription"]
+    assert "prod, eu-west-1" in call["PipelineExecutionDescription"]
+
+
+def test_no_execution_at_all_starts_one() -> None:
+    client, stubber = _stubbed([], expect_start=True)
+    assert logic.handle_alarm_event(_event(), CONFIG, client, now=NOW)["started"] is True
+    stubber.assert_no_pending_responses()
+
+
+@pytest.mark.parametrize("status", ["Executing", "Stopping"])
+def test_a_running_execution_blocks_even_when_old(status: str) -> None:
+    client, stubber = _stubbed([_execution(hours_ago=100, status=status)], expect_start=False)
+    result = logic.handle_alarm_event(_event(), CONFIG, client, now=NOW)
+    stubber.assert_no_pending_responses()
+    assert result["started"] is False
+    assert "still running" in result["reason"]
+
+
+def test_the_window_boundary_is_inclusive_of_min_hours() -> None:
+    assert logic.decide([_execution(hours_ago=72)], NOW, 72).start is True
+    assert logic.decide([_execution(hours_ago=71.9)], NOW, 72).start is False
+
+
+def test_an_event_that_is_not_alarm_calls_nothing() -> None:
+    client = boto3.client("sagemaker", region_name="us-east-1")
+    with Stubber(client) as stubber:  # any call would fail: no responses queued
+        result = logic.handle_alarm_event(_event("OK"), CONFIG, client, now=NOW)
+        stubber.assert_no_pending_responses()
+    assert result == {"started": False, "reason": "alarm state is 'OK', not 'ALARM'"}
+
+
+class _Throttler:
+    """Answers the first `throttles` HTTP sends with SageMaker's throttling error, then the
+    real-shaped success bodies: botocore's standard retry mode sees real 400 responses."""
+
+    def __init__(self, client: Any, throttles: int, bodies: dict[str, dict[str, Any]]) -> None:
+        self.throttles, self.bodies = throttles, bodies
+        self.sends: list[str] = []
+        client.meta.events.register_first("before-send.sagemaker.*", self._send)
+
+    def _send(self, request: Any, **_: Any) -> AWSResponse:
+        operation = request.headers["X-Amz-Target"].decode().split(".")[-1]
+        self.sends.append(operation)
+        if self.throttles:
+            self.throttles -= 1
+            body = {"__type": "ThrottlingException", "message": "Rate exceeded"}
+            return _response(400, body)
+        return _response(200, self.bodies[operation])
+
+
+class _Raw:
+    def __init__(self, body: bytes) -> None:
+        self._body = body
+
+    def stream(self, **_: Any) -> Any:
+        yield self._body
+
+
+def _response(status: int, body: dict[str, Any]) -> AWSResponse:
+    return AWSResponse("https://emulated", status, {}, _Raw(json.dumps(body).encode()))
+
+
+def test_throttling_is_retried_by_the_client(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("botocore.endpoint.time.sleep", lambda _s: None)  # no real backoff
+    client = boto3.client("sagemaker", region_name="us-east-1", config=logic.BOTO_CONFIG)
+    throttler = _Throttler(
+        client,
+        throttles=3,
+        bodies={
+            "ListPipelineExecutions": {"PipelineExecutionSummaries": []},
+            "StartPipelineExecution": {"PipelineExecutionArn": "arn:aws:sagemaker:x"},
+        },
+    )
+    result = logic.handle_alarm_event(_event(), CONFIG, client, now=NOW)
+    assert result["started"] is True
+    assert throttler.sends == ["ListPipelineExecutions"] * 4 + ["StartPipelineExecution"]
+
+
+def test_throttling_beyond_the_retry_budget_fails_the_invocation(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Lambda's async retries (the rule allows 2) then get another chance."""
+    monkeypatch.setattr("botocore.endpoint.time.sleep", lambda _s: None)
+    client = boto3.client("sagemaker", region_name="us-east-1", config=logic.BOTO_CONFIG)
+    throttler = _Throttler(client, throttles=100, bodies={})
+    with pytest.raises(client.exceptions.ClientError, match="ThrottlingException"):
+        logic.handle_alarm_event(_event(), CONFIG, client, now=NOW)
+    assert len(throttler.sends) == 6  # the first try and 5 retries, never a start
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"PIPELINE_NAME": ""}, "PIPELINE_NAME is not set"),
+        ({"RETRAIN_MIN_HOURS": "soon"}, "whole number of hours"),
+        ({"RETRAIN_MIN_HOURS": "0"}, "at least 1"),
+    ],
+)
+def test_misconfiguration_is_one_clear_error(change: dict[str, str], message: str) -> None:
+    with pytest.raises(logic.GateConfigError, match=message):
+        logic.GateConfig.from_env({**ENV, **change})
+
+
+def test_handler_assumes_the_hub_role_and_calls_the_hub_region(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for name, value in ENV.items():
+        monkeypatch.setenv(name, value)
+    sts = boto3.client("sts", region_name="eu-west-1")
+    sts_stub = Stubber(sts)
+    sts_stub.add_response(
+        "assume_role",
+        {
+            "Credentials": {
+                "AccessKeyId": "ASIAHUBHUBHUBHUB",
+                "SecretAccessKey": "secret",
+                "SessionToken": "token",
+                "Expiration": NOW + timedelta(hours=1),
+            }
+        },
+        {"RoleArn": ENV["STARTER_ROLE_ARN"], "RoleSessionName": "retrain-gate-prod"},
+    )
+    sts_stub.activate()
+    sagemaker, sm_stub = _stubbed([_execution(hours_ago=1)], expect_start=False)
+    made: list[tuple[str, dict[str, Any]]] = []
+
+    def client(name: str, **kwargs: Any) -> Any:
+        made.append((name, kwargs))
+        return {"sts": sts, "sagemaker": sagemaker}[name]
+
+    monkeypatch.setattr(handler_mod.boto3, "client", client)
+    context = SimpleNamespace(
+        function_name="gate", memory_limit_in_mb=256, aws_request_id="r1",
+        invoked_function_arn="arn:aws:lambda:eu-west-1:444444444444:function:gate",
+    )  # fmt: skip
+    result = handler_mod.handler(_event(), context)
+    sts_stub.assert_no_pending_responses()
+    sm_stub.assert_no_pending_responses()
+    assert result["started"] is False
+    (_, sm_kwargs) = made[1]
+    assert sm_kwargs["region_name"] == "us-east-1"
+    assert sm_kwargs["aws_access_key_id"] == "ASIAHUBHUBHUBHUB"
+    assert sm_kwargs["aws_session_token"] == "token"
