@@ -69,7 +69,7 @@ def worst_case_breach_to_rollback(
         Stage("metric publication + ingestion", metric_delay_s, "last datapoint arrives late"),
         Stage("alarm evaluation cadence", evaluation_interval_s, "wait for the next evaluation"),
         Stage("EventBridge -> Lambda", eventbridge_delivery_s, "rule match + async invoke"),
-        Stage("Lambda cold start", cold_start_s, "Python + boto3 + Powertools layer"),
+        Stage("Lambda cold start", cold_start_s, "Python + boto3 + vendored Powertools"),
         Stage("API calls before UpdateEndpoint", api_before_update_s, "DescribeEndpoint"),
     ]
 
