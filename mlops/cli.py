@@ -116,6 +116,8 @@ def promote(args: argparse.Namespace) -> int:
         args,
         group_name=model_package_group_name(platform, hub),
         known_envs=tuple(platform.environments),
+        registry_account=hub.account if hub.account != "from-cli" else "000000000000",
+        registry_region=hub.home_region if hub.home_region != "from-cli" else "us-east-1",
     )
 
 

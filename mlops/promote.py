@@ -252,9 +252,11 @@ class LocalRegistry:
             raise PromoteError(
                 f"{artifact}: sha256 {sha} differs from package.json's {meta['sha256']}"
             )
-        arn = meta.get("model_package_arn") or (
-            f"arn:aws:sagemaker:{self.region}:{self.account}:model-package/{self.group}/{version}"
-        )
+        arn = meta.get("model_package_arn", "")
+        if ":sagemaker:local:" in arn or not arn:
+            # The local runner stands in for the hub: pin the ARN the hub registry would give
+            # (its pseudo ARN, region "local", is not one a deployed stage could read).
+            arn = f"arn:aws:sagemaker:{self.region}:{self.account}:model-package/{self.group}/{version}"
         return RegistryPackage(
             model_package_arn=arn,
             version=version,
@@ -314,6 +316,8 @@ def promote_command(
     group_name: str,
     known_envs: Collection[str] = DEFAULT_ENVS,
     sagemaker_client: Any = None,
+    registry_account: str = LOCAL_ACCOUNT,
+    registry_region: str = "us-east-1",
     out: TextIO = sys.stdout,
     err: TextIO = sys.stderr,
 ) -> int:
@@ -324,7 +328,12 @@ def promote_command(
     try:
         registry: ModelRegistry
         if args.local:
-            registry = LocalRegistry(args.registry or DEFAULT_LOCAL_REGISTRY, group_name)
+            registry = LocalRegistry(
+                args.registry or DEFAULT_LOCAL_REGISTRY,
+                group_name,
+                account=registry_account,
+                region=registry_region,
+            )
         else:
             registry = AwsRegistry(
                 sagemaker_client or _sagemaker_client(getattr(args, "region", None)), group_name

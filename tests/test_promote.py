@@ -291,3 +291,20 @@ def test_command_aws_without_credentials_is_one_line(
     )
     assert code == 1
     assert err.getvalue() == "ERROR: registry flightdelay-dev: Unable to locate credentials\n"
+
+
+def test_a_local_runner_package_is_pinned_under_the_hub_registry(
+    tmp_path: Path, manifest: Path
+) -> None:
+    add_local_package(
+        tmp_path / "r",
+        4,
+        model_package_arn="arn:aws:sagemaker:local:000000000000:model-package/flightdelay-dev/4",
+    )
+    registry = LocalRegistry(tmp_path / "r", GROUP, account="222222222222", region="us-east-1")
+    promote("prod", 4, manifest, registry, known_envs=ENVS)
+    current = load_manifest(manifest, ENVS).get("prod").current
+    assert current is not None
+    assert current.model_package_arn == (
+        "arn:aws:sagemaker:us-east-1:222222222222:model-package/flightdelay-dev/4"
+    )

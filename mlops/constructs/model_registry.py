@@ -34,15 +34,18 @@ class ModelRegistry(Construct):
                 "Version": "2012-10-17",
                 "Statement": [
                     {
-                        "Sid": "ServingAccountsReadModels",
+                        "Sid": "ServingAccountsReadAndRejectModels",
                         "Effect": "Allow",
                         "Principal": {
                             "AWS": [f"arn:{stack.partition}:iam::{a}:root" for a in reader_accounts]
                         },
+                        # UpdateModelPackage: a serving region's rollback Lambda rejects
+                        # the package it rolled back from.
                         "Action": [
                             "sagemaker:DescribeModelPackageGroup",
                             "sagemaker:DescribeModelPackage",
                             "sagemaker:ListModelPackages",
+                            "sagemaker:UpdateModelPackage",
                         ],
                         "Resource": [self.group_arn, self.packages_arn],
                     }
