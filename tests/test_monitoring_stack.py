@@ -120,7 +120,7 @@ def test_the_job_role_is_least_privilege(templates: dict[str, Any]) -> None:
         f"{bucket}/ground-truth/flightdelay-prod/*",
     ]
     assert by_sid["WriteReports"]["Resource"] == f"{bucket}/monitoring/flightdelay-prod/*"
-    assert by_sid["PullSklearnImage"]["Resource"] == (
+    assert by_sid["PullPinnedSageMakerImages"]["Resource"] == (
         "arn:aws:ecr:eu-west-1:141502667606:repository/sagemaker-scikit-learn"
     )
     wildcard = [s for s in statements if s["Resource"] == "*"]

@@ -29,6 +29,7 @@ from aws_cdk import aws_sns as sns
 from constructs import Construct
 
 from mlops.config import DriftConfig, InstanceType
+from mlops.constructs.sagemaker_container_access import grant_sagemaker_container
 from mlops.constructs.step_scripts_bundle import StepScriptsBundle
 from mlops.constructs.training_pipeline import STEP_SCRIPTS
 from mlops.nag import acknowledge, acknowledge_key_grant, acknowledge_wildcard_resource
@@ -324,43 +325,11 @@ class DriftMonitor(Construct):
                 conditions={"StringEquals": {"cloudwatch:namespace": namespace}},
             )
         )
-        log_groups = stack.format_arn(
-            service="logs",
-            resource="log-group",
-            resource_name="/aws/sagemaker/ProcessingJobs:*",
-            arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME,
-        )
-        role.add_to_policy(
-            iam.PolicyStatement(
-                sid="JobLogs",
-                actions=["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"],
-                resources=[log_groups],
-            )
-        )
-        acknowledge_wildcard_resource(
-            role, log_groups, "Processing jobs log to streams named after the generated job name."
-        )
-        registry = images.registry_account(stack.region)
-        role.add_to_policy(
-            iam.PolicyStatement(
-                sid="PullSklearnImage",
-                actions=[
-                    "ecr:BatchGetImage",
-                    "ecr:GetDownloadUrlForLayer",
-                    "ecr:BatchCheckLayerAvailability",
-                ],
-                resources=[
-                    f"arn:{stack.partition}:ecr:{stack.region}:{registry}:repository/"
-                    f"{images.SKLEARN_REPOSITORY}"
-                ],
-            )
-        )
-        role.add_to_policy(
-            iam.PolicyStatement(
-                sid="EcrLoginHasNoResourceScope",
-                actions=["ecr:GetAuthorizationToken"],
-                resources=["*"],
-            )
+        grant_sagemaker_container(
+            role,
+            registry_account=images.registry_account(stack.region),
+            repositories=[images.SKLEARN_REPOSITORY],
+            log_group_name="/aws/sagemaker/ProcessingJobs:*",
         )
         acknowledge(
             role,

@@ -19,6 +19,7 @@ from aws_cdk import aws_sagemaker as sagemaker
 from constructs import Construct
 
 from mlops.config import DeploymentConfig, ServingConfig
+from mlops.constructs.sagemaker_container_access import grant_sagemaker_container
 from mlops.nag import acknowledge, acknowledge_key_grant, acknowledge_wildcard_resource
 from mlops.release_manifest import ModelRelease
 
@@ -154,7 +155,6 @@ class RealtimeEndpoint(Construct):
     def _grant_model_access(
         self, bucket: s3.IBucket, releases: list[ModelRelease | None], image_registry: str
     ) -> None:
-        stack = cdk.Stack.of(self)
         keys = sorted({r.artifact_key for r in releases if r is not None})
         self.role.add_to_policy(
             iam.PolicyStatement(
@@ -163,48 +163,11 @@ class RealtimeEndpoint(Construct):
                 resources=[bucket.arn_for_objects(key) for key in keys],
             )
         )
-        account = image_registry.split(".")[0]
-        repositories = sorted({r.image.split(":")[0] for r in releases if r is not None})
-        self.role.add_to_policy(
-            iam.PolicyStatement(
-                sid="PullServingImage",
-                actions=["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"],
-                resources=[
-                    f"arn:{stack.partition}:ecr:{stack.region}:{account}:repository/{repo}"
-                    for repo in repositories
-                ],
-            )
-        )
-        self.role.add_to_policy(
-            iam.PolicyStatement(
-                sid="EcrLoginHasNoResourceScope",
-                actions=["ecr:GetAuthorizationToken"],
-                resources=["*"],
-            )
-        )
-        self.role.add_to_policy(
-            iam.PolicyStatement(
-                sid="ContainerLogs",
-                actions=["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"],
-                resources=[
-                    stack.format_arn(
-                        service="logs",
-                        resource="log-group",
-                        resource_name="/aws/sagemaker/Endpoints/*",
-                        arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME,
-                    )
-                ],
-            )
-        )
-        acknowledge_wildcard_resource(
+        grant_sagemaker_container(
             self.role,
-            stack.format_arn(
-                service="logs",
-                resource="log-group",
-                resource_name="/aws/sagemaker/Endpoints/*",
-                arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME,
-            ),
-            "Endpoint containers log to /aws/sagemaker/Endpoints/<name> with generated streams.",
+            registry_account=image_registry.split(".")[0],
+            repositories=[r.image.split(":")[0] for r in releases if r is not None],
+            log_group_name="/aws/sagemaker/Endpoints/*",
         )
         acknowledge(
             self.role,

@@ -15,6 +15,7 @@ from constructs import Construct
 from mlops.config import EnvironmentConfig, TrainingConfig
 from mlops.constructs.model_registry import ModelRegistry
 from mlops.constructs.python_function import PythonFunction
+from mlops.constructs.sagemaker_container_access import grant_sagemaker_container
 from mlops.constructs.step_scripts_bundle import StepScriptsBundle
 from mlops.nag import acknowledge, acknowledge_wildcard_resource
 from mlops.pipeline_definition import images
@@ -178,41 +179,11 @@ class TrainingPipeline(Construct):
                 conditions={"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}},
             )
         )
-        registry_account = images.registry_account(stack.region)
-        role.add_to_policy(
-            iam.PolicyStatement(
-                sid="PullPinnedSageMakerImages",
-                actions=[
-                    "ecr:BatchGetImage",
-                    "ecr:GetDownloadUrlForLayer",
-                    "ecr:BatchCheckLayerAvailability",
-                ],
-                resources=[
-                    f"arn:{stack.partition}:ecr:{stack.region}:{registry_account}:repository/{repo}"
-                    for repo in ("sagemaker-scikit-learn", "sagemaker-xgboost")
-                ],
-            )
-        )
-        role.add_to_policy(
-            iam.PolicyStatement(
-                sid="EcrLoginHasNoResourceScope",
-                actions=["ecr:GetAuthorizationToken"],
-                resources=["*"],
-            )
-        )
-        role.add_to_policy(
-            iam.PolicyStatement(
-                sid="JobLogs",
-                actions=["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"],
-                resources=[
-                    stack.format_arn(
-                        service="logs",
-                        resource="log-group",
-                        resource_name="/aws/sagemaker/*",
-                        arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME,
-                    )
-                ],
-            )
+        grant_sagemaker_container(
+            role,
+            registry_account=images.registry_account(stack.region),
+            repositories=[images.SKLEARN_REPOSITORY, images.XGBOOST_REPOSITORY],
+            log_group_name="/aws/sagemaker/*",
         )
         role.add_to_policy(
             iam.PolicyStatement(
@@ -248,12 +219,6 @@ class TrainingPipeline(Construct):
             arn(
                 "hyper-parameter-tuning-job", "pipelines-*"
             ): "Job names are generated per execution.",
-            stack.format_arn(
-                service="logs",
-                resource="log-group",
-                resource_name="/aws/sagemaker/*",
-                arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME,
-            ): "SageMaker jobs log to log groups under /aws/sagemaker/ with generated streams.",
             f"{self.find_incumbent.function.function_arn}:*": (
                 "Invoke grant covers the function's versions and aliases only."
             ),
