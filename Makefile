@@ -24,6 +24,7 @@ node_modules/.installed: package.json package-lock.json
 
 # Synthesize every (environment, region) stage and the delivery pipeline into cdk.out.
 synth: install
+	rm -rf cdk.out
 	PATH=$(CURDIR)/$(BIN):$$PATH $(CDK) synth --quiet --output cdk.out
 
 test: install
