@@ -68,6 +68,7 @@ FROM_CLI = "from-cli"
 _ACCOUNT = re.compile(r"^\d{12}$")
 _INSTANCE_TYPE = re.compile(r"^ml\.([a-z0-9]+)\.([a-z0-9]+)$")
 _SCHEDULE = re.compile(r"^(rate\(\d+ (minute|minutes|hour|hours|day|days)\)|cron\(.+\))$")
+_RATE = re.compile(r"^rate\(\d+ (minute|minutes|hour|hours|day|days)\)$")
 _NAME = re.compile(r"^[a-z][a-z0-9-]{1,19}$")
 _CONNECTION_ARN = re.compile(
     r"^arn:aws:(codeconnections|codestar-connections):[a-z0-9-]+:\d{12}:connection/[0-9a-f-]+$"
@@ -355,7 +356,8 @@ def _alarms(r: _Reader) -> AlarmConfig:
 
 def _drift(r: _Reader) -> DriftConfig:
     cfg = DriftConfig(
-        schedule=_schedule(r, "schedule"),
+        # The drift alarm's period is the schedule's: only a rate has one.
+        schedule=r.matching("schedule", _RATE, "an EventBridge rate(N unit) expression"),
         psi_threshold=r.number("psi_threshold", float, 0.01, 5.0),
         retrain_min_hours=r.number("retrain_min_hours", int, 1, 24 * 90),
     )

@@ -79,6 +79,10 @@ BAD_CONFIGS = {
         lambda d: d["environments"]["prod"]["deployment"].update(strategy="all-at-once"),
         "environments.prod.deployment.strategy: must be one of canary, linear; got 'all-at-once'",
     ),
+    "cron drift schedule": (
+        lambda d: d["environments"]["prod"]["drift"].update(schedule="cron(0 * * * ? *)"),
+        "environments.prod.drift.schedule: must be an EventBridge rate(N unit) expression",
+    ),
     "training environment without training": (
         lambda d: d.update(training_environment="prod"),
         "training_environment: environment 'prod' has no training section",
