@@ -69,6 +69,7 @@ _ACCOUNT = re.compile(r"^\d{12}$")
 _INSTANCE_TYPE = re.compile(r"^ml\.([a-z0-9]+)\.([a-z0-9]+)$")
 _SCHEDULE = re.compile(r"^(rate\(\d+ (minute|minutes|hour|hours|day|days)\)|cron\(.+\))$")
 _RATE = re.compile(r"^rate\(\d+ (minute|minutes|hour|hours|day|days)\)$")
+_ISO_DURATION = re.compile(r"^P(?!$)(\d+Y)?(\d+M)?(\d+W)?(\d+D)?(T(?=\d)(\d+H)?(\d+M)?(\d+S)?)?$")
 _NAME = re.compile(r"^[a-z][a-z0-9-]{1,19}$")
 _CONNECTION_ARN = re.compile(
     r"^arn:aws:(codeconnections|codestar-connections):[a-z0-9-]+:\d{12}:connection/[0-9a-f-]+$"
@@ -108,6 +109,9 @@ class TrainingConfig:
     use_spot: bool
     tuning: bool
     schedule: str
+    # ISO 8601 duration, or None: SageMaker caches on input URIs, not on the data behind them,
+    # so with caching on, new raw data under the same prefix would be silently skipped.
+    step_cache: str | None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -291,6 +295,13 @@ def _schedule(reader: _Reader, field: str) -> str:
     return reader.matching(field, _SCHEDULE, "an EventBridge rate(N unit) or cron(...) expression")
 
 
+def _optional_duration(r: _Reader, field: str) -> str | None:
+    if r.data.get(field) is None:
+        r.seen.add(field)
+        return None
+    return r.matching(field, _ISO_DURATION, "an ISO 8601 duration such as P30D, or null")
+
+
 def _training(r: _Reader) -> TrainingConfig:
     cfg = TrainingConfig(
         processing_instance_type=_instance_type(r, "processing_instance_type"),
@@ -300,6 +311,7 @@ def _training(r: _Reader) -> TrainingConfig:
         use_spot=r.typed("use_spot", bool),
         tuning=r.typed("tuning", bool),
         schedule=_schedule(r, "schedule"),
+        step_cache=_optional_duration(r, "step_cache"),
     )
     r.done()
     return cfg

@@ -79,6 +79,10 @@ BAD_CONFIGS = {
         lambda d: d["environments"]["prod"]["deployment"].update(strategy="all-at-once"),
         "environments.prod.deployment.strategy: must be one of canary, linear; got 'all-at-once'",
     ),
+    "bad step cache duration": (
+        lambda d: d["environments"]["dev"]["training"].update(step_cache="30 days"),
+        "environments.dev.training.step_cache: must be an ISO 8601 duration such as P30D, or null",
+    ),
     "cron drift schedule": (
         lambda d: d["environments"]["prod"]["drift"].update(schedule="cron(0 * * * ? *)"),
         "environments.prod.drift.schedule: must be an EventBridge rate(N unit) expression",

@@ -157,3 +157,8 @@ def test_two_synths_give_identical_templates(tmp_path: Path, platform: Any) -> N
     first = stack_templates(Path(synth_app(platform, tmp_path / "a").directory))
     second = stack_templates(Path(synth_app(platform, tmp_path / "b").directory))
     assert json.dumps(first, sort_keys=True) == json.dumps(second, sort_keys=True)
+
+
+def test_step_cache_is_off_unless_configured(definition: dict[str, Any]) -> None:
+    # Caching keys on input URIs, not data: a cached Preprocess would skip new raw data.
+    assert all("CacheConfig" not in step for step in definition["Steps"])

@@ -101,6 +101,7 @@ class TrainingPipeline(Construct):
             use_spot=training.use_spot,
             tuning=TuningSpec() if training.tuning else None,
             kms_key_arn=encryption_key.key_arn,
+            cache_expire_after=training.step_cache,
             serving_instance_types=(environment.serving.instance_type.name,),
         )
         self.definition = build_definition(spec)
