@@ -176,3 +176,13 @@ def test_feature_store_role_writes_only_the_offline_prefix(prod: Template) -> No
             }
         },
     )
+
+
+def test_key_lets_logs_and_alarm_notifications_use_it(prod: Template) -> None:
+    (key,) = prod.find_resources("AWS::KMS::Key").values()
+    statements = {s.get("Sid"): s for s in key["Properties"]["KeyPolicy"]["Statement"]}
+    alarms = statements["AllowCloudWatchAlarmsToEncryptedTopics"]
+    assert alarms["Principal"] == {"Service": "cloudwatch.amazonaws.com"}
+    assert alarms["Condition"] == {"StringEquals": {"aws:SourceAccount": "444444444444"}}
+    logs = statements["AllowCloudWatchLogsOfThisAccount"]
+    assert logs["Principal"] == {"Service": "logs.us-east-1.amazonaws.com"}

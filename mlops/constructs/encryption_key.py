@@ -9,7 +9,8 @@ from constructs import Construct
 
 
 class EncryptionKey(Construct):
-    """KMS key (rotated yearly) usable by CloudWatch Logs of this account and region."""
+    """KMS key (rotated yearly) usable by CloudWatch Logs of this account and region, and by
+    CloudWatch alarms publishing to the stage's encrypted SNS topics."""
 
     def __init__(
         self, scope: Construct, construct_id: str, *, description: str, retain: bool
@@ -45,5 +46,15 @@ class EncryptionKey(Construct):
                         )
                     }
                 },
+            )
+        )
+        # Alarm actions publish to KMS-encrypted topics as the CloudWatch service principal.
+        self.key.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="AllowCloudWatchAlarmsToEncryptedTopics",
+                principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
+                actions=["kms:Decrypt", "kms:GenerateDataKey*"],
+                resources=["*"],
+                conditions={"StringEquals": {"aws:SourceAccount": stack.account}},
             )
         )
