@@ -40,7 +40,7 @@ import os
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -310,6 +310,19 @@ def _finite_or_none(value: float | None) -> float | None:
 # ---- reading the window -------------------------------------------------------------------
 
 
+# Categorical columns may arrive as raw values ("UA") or as vocabulary codes, like the
+# endpoint accepts them; raw values are mapped to the baseline's codes (unknown -> -1).
+CategoryCodes = Mapping[str, Mapping[str, int]]
+
+
+def category_codes(baseline: dict[str, Any]) -> dict[str, dict[str, int]]:
+    return {
+        name: {value: code for code, value in enumerate(stats["vocabulary"])}
+        for name, stats in baseline["features"].items()
+        if stats["kind"] == "categorical"
+    }
+
+
 @dataclass
 class InputTally:
     files: int = 0
@@ -333,17 +346,22 @@ def input_files(capture_dir: Path) -> list[Path]:
 
 
 def read_window(
-    capture_dir: Path, feature_order: Sequence[str], tally: InputTally
+    capture_dir: Path,
+    feature_order: Sequence[str],
+    tally: InputTally,
+    codes: CategoryCodes | None = None,
 ) -> Iterator[pd.DataFrame]:
     """Frames of feature columns (float64, NaN = missing) from every input file, streamed."""
     for path in input_files(capture_dir):
         tally.files += 1
         if path.suffix in CAPTURE_SUFFIXES:
-            yield from read_capture_file(path, feature_order, tally)
+            frames = read_capture_file(path, feature_order, tally)
         elif path.suffix == ".csv":
-            yield from read_csv_file(path, feature_order, tally)
+            frames = read_csv_file(path, feature_order, tally)
         else:
-            yield from read_parquet_file(path, feature_order, tally)
+            frames = read_parquet_file(path, feature_order, tally)
+        for frame in frames:
+            yield numeric_rows(frame, tally, codes or {})
 
 
 def read_capture_file(
@@ -422,12 +440,17 @@ def parse_csv_text(text: str, names: Sequence[str], tally: InputTally) -> pd.Dat
         return pd.DataFrame({n: np.empty(0) for n in names})
     if not good.all():
         data = b"".join(data[s : e + 1] for s, e in zip(starts[good], ends[good], strict=True))
-    frame = pd.read_csv(io.BytesIO(data), header=None, names=list(names))
-    return numeric_rows(frame, tally)
+    return pd.read_csv(io.BytesIO(data), header=None, names=list(names))
 
 
-def numeric_rows(frame: pd.DataFrame, tally: InputTally) -> pd.DataFrame:
-    """All columns as float64; rows holding a non-number or an infinity are dropped (counted)."""
+def numeric_rows(
+    frame: pd.DataFrame, tally: InputTally, codes: CategoryCodes | None = None
+) -> pd.DataFrame:
+    """All columns as float64; rows holding a non-number or an infinity are dropped (counted).
+
+    A categorical column's raw values become the baseline's codes first (unknown -> -1).
+    """
+    codes = codes or {}
     bad = np.zeros(len(frame), dtype=bool)
     columns: dict[str, np.ndarray] = {}
     for name in frame.columns:
@@ -436,7 +459,13 @@ def numeric_rows(frame: pd.DataFrame, tally: InputTally) -> pd.DataFrame:
             values = column.to_numpy(dtype=np.float64)
         else:
             coerced = pd.to_numeric(column, errors="coerce")
-            bad |= (coerced.isna() & column.notna()).to_numpy()
+            text = coerced.isna() & column.notna()
+            if name in codes and text.any():
+                names = column[text].astype(str).str.strip()
+                coerced[text] = names.map(codes[name]).fillna(-1).astype(np.float64)
+                coerced[text & (column.astype(str).str.strip() == "")] = np.nan
+                text = coerced.isna() & column.notna() & (column.astype(str).str.strip() != "")
+            bad |= text.to_numpy()
             values = coerced.to_numpy(dtype=np.float64)
         bad |= np.isinf(values)
         columns[name] = values
@@ -472,7 +501,7 @@ def read_parquet_file(
     try:
         parquet = pq.ParquetFile(path)
         for batch in parquet.iter_batches(batch_size=CHUNK_LINES, columns=list(feature_order)):
-            yield numeric_rows(batch.to_pandas(), tally)
+            yield batch.to_pandas()
     except Exception as exc:  # pyarrow raises many types for unreadable files
         tally.skipped_files.append({"file": str(path), "reason": f"unreadable parquet: {exc}"})
 
@@ -620,7 +649,9 @@ def run(argv: Sequence[str]) -> int:
     )
     window = Window(baseline)
     tally = InputTally()
-    for frame in read_window(capture_dir, baseline["feature_order"], tally):
+    for frame in read_window(
+        capture_dir, baseline["feature_order"], tally, category_codes(baseline)
+    ):
         window.add(frame)
     sources = {"baseline": str(args.baseline), "capture": str(capture_dir)}
     report = json_safe(build_report(baseline, window, tally, thresholds, sources))

@@ -29,7 +29,17 @@ CONTENT_TYPE = "text/csv"
 
 
 class RequestError(ValueError):
-    """A bad request: the container answers 4xx-style with this message."""
+    """A bad request: the container answers it with HTTP 400 and this message."""
+
+
+def _client_error(error: RequestError) -> Exception:
+    """Inside the container, the toolkit's error type carries the 400 status; a plain
+    exception would be answered with 500 and count on the 5xx alarms as a server fault."""
+    try:
+        from sagemaker_inference.errors import GenericInferenceToolkitError
+    except ImportError:  # not in the container (tests, local use): keep our own error
+        return error
+    return GenericInferenceToolkitError(400, str(error))
 
 
 class FlightDelayModel:
@@ -92,15 +102,28 @@ def model_fn(model_dir: str) -> FlightDelayModel:
     return load(model_dir)
 
 
-def input_fn(request_body: bytes | str, content_type: str) -> list[list[str]]:
-    if content_type.split(";")[0].strip() != CONTENT_TYPE:
-        raise RequestError(f"content type {content_type!r} is not supported; send {CONTENT_TYPE}")
-    body = request_body.decode("utf-8") if isinstance(request_body, bytes) else request_body
-    return parse_csv(body)
+def input_fn(request_body: bytes | bytearray | str, content_type: str) -> list[list[str]]:
+    try:
+        if content_type.split(";")[0].strip() != CONTENT_TYPE:
+            raise RequestError(
+                f"content type {content_type!r} is not supported; send {CONTENT_TYPE}"
+            )
+        # The toolkit hands over a bytearray unless the content type is exactly text/csv.
+        body = (
+            bytes(request_body).decode("utf-8")
+            if isinstance(request_body, (bytes, bytearray))
+            else request_body
+        )
+        return parse_csv(body)
+    except (RequestError, UnicodeDecodeError) as error:
+        raise _client_error(RequestError(str(error))) from None
 
 
 def predict_fn(rows: list[list[str]], model: FlightDelayModel) -> np.ndarray:
-    return model.predict(rows)
+    try:
+        return model.predict(rows)
+    except RequestError as error:
+        raise _client_error(error) from None
 
 
 def output_fn(prediction: np.ndarray, accept: str) -> tuple[str, str]:

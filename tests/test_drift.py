@@ -432,3 +432,62 @@ def test_local_report_names_a_missing_folder(tmp_path, months) -> None:
     baseline = _baseline_file(tmp_path, months["january"], months["vocabulary"])
     with pytest.raises(drift_report.DriftReportError, match="not a folder"):
         drift_report.run_local_drift(baseline, tmp_path / "nowhere", tmp_path / "out")
+
+
+def test_captured_requests_with_raw_categorical_values_are_scored(tmp_path: Path) -> None:
+    """The endpoint accepts "UA,EWR,IAH,..." (samples/flight-request.csv): so must drift."""
+    rows = [
+        line.split(",")
+        for line in (Path(__file__).resolve().parents[1] / "samples" / "flight-request.csv")
+        .read_text()
+        .splitlines()
+    ]
+    vocabulary = {
+        name: sorted({row[i] for row in rows})
+        for i, name in enumerate(feature_schema.FEATURE_ORDER)
+        if name in feature_schema.CATEGORICAL_FEATURES
+    }
+    frame = pd.DataFrame(rows * 300, columns=list(feature_schema.FEATURE_ORDER))
+    encoded = frame.copy()
+    for name, values in vocabulary.items():
+        encoded[name] = [values.index(v) for v in frame[name]]
+    encoded = encoded.apply(pd.to_numeric, errors="coerce")
+    baseline = baseline_stats.compute_baseline(encoded, vocabulary)
+    baseline_path = tmp_path / "baseline.json"
+    baseline_path.write_text(json.dumps(baseline))
+    capture = tmp_path / "capture"
+    capture.mkdir()
+    body = "\n".join(",".join(row) for row in rows)
+    record = {
+        "captureData": {
+            "endpointInput": {
+                "observedContentType": "text/csv",
+                "mode": "INPUT",
+                "data": body,
+                "encoding": "CSV",
+            }
+        },
+        "eventMetadata": {"eventId": "e1", "inferenceTime": "2026-11-26T10:00:00Z"},
+        "eventVersion": "0",
+    }
+    (capture / "capture.jsonl").write_text("\n".join(json.dumps(record) for _ in range(300)) + "\n")
+    report_dir = tmp_path / "report"
+    assert (
+        drift.main(
+            [
+                "--baseline",
+                str(baseline_path),
+                "--capture",
+                str(capture),
+                "--report-dir",
+                str(report_dir),
+                "--min-records",
+                "100",
+            ]
+        )
+        == 0
+    )
+    report = json.loads((report_dir / "drift_report.json").read_text())
+    assert report["records"]["malformed"] == 0
+    assert report["records"]["valid"] == 900
+    assert report["features"]["carrier"]["status"] == "ok"

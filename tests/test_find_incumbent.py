@@ -120,7 +120,7 @@ def test_lambda_returns_latest_approved_from_registry(sagemaker: Any) -> None:
     _register(sagemaker, 3, "PendingManualApproval")
     _register(sagemaker, 4, "Rejected")
 
-    event = {"model_package_group_name": GROUP, "candidate_model_url": CANDIDATE}
+    event = {"ModelPackageGroupName": GROUP, "CandidateModelUrl": CANDIDATE}
     assert fi.find_incumbent(sagemaker, event) == {
         "IncumbentModelUrl": "s3://art/v2.tar.gz",
         "HasIncumbent": "true",
@@ -130,7 +130,7 @@ def test_lambda_returns_latest_approved_from_registry(sagemaker: Any) -> None:
 
 def test_lambda_without_approved_package_uses_candidate(sagemaker: Any) -> None:
     _register(sagemaker, 1, "PendingManualApproval")
-    event = {"model_package_group_name": GROUP, "candidate_model_url": CANDIDATE}
+    event = {"ModelPackageGroupName": GROUP, "CandidateModelUrl": CANDIDATE}
     result = fi.find_incumbent(sagemaker, event)
     assert result["HasIncumbent"] == "false"
     assert result["IncumbentModelUrl"] == CANDIDATE
@@ -153,12 +153,28 @@ def test_lambda_sends_the_exact_list_request() -> None:
             },
         )
         result = fi.find_incumbent(
-            client, {"model_package_group_name": GROUP, "candidate_model_url": CANDIDATE}
+            client, {"ModelPackageGroupName": GROUP, "CandidateModelUrl": CANDIDATE}
         )
         stub.assert_no_pending_responses()
     assert result["HasIncumbent"] == "false"
 
 
 def test_event_without_group_is_refused() -> None:
-    with pytest.raises(ValueError, match="model_package_group_name"):
-        fi.find_incumbent(None, {"candidate_model_url": CANDIDATE})
+    with pytest.raises(ValueError, match="ModelPackageGroupName"):
+        fi.find_incumbent(None, {"CandidateModelUrl": CANDIDATE})
+
+
+def test_the_handler_accepts_the_event_the_pipeline_step_sends() -> None:
+    """The Lambda step's Arguments, exactly as build_definition writes them, are the event."""
+    from mlops.pipeline_definition.training_pipeline import STEP_FIND_INCUMBENT, build_definition
+    from tests.test_pipeline_definition import make_spec
+
+    definition = build_definition(make_spec())
+    (step,) = [s for s in definition["Steps"] if s["Name"] == STEP_FIND_INCUMBENT]
+    event = {
+        key: (value if isinstance(value, str) else "s3://bucket/candidate/model.tar.gz")
+        for key, value in step["Arguments"].items()
+    }
+    group, candidate = fi.parse_event(event)
+    assert group == step["Arguments"]["ModelPackageGroupName"]
+    assert candidate == "s3://bucket/candidate/model.tar.gz"

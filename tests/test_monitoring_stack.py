@@ -16,8 +16,8 @@ from mlops.release_manifest import EnvironmentRelease
 from mlops.stacks.monitoring_stack import baseline_key
 from tests.conftest import default_releases, stack_templates, synth_app
 
+# Dev serves serverless: no data capture, so no monitoring (and no retrain gate).
 SERVING_STAGES = [
-    "dev-us-east-1",
     "staging-us-east-1",
     "staging-eu-west-1",
     "prod-us-east-1",
@@ -191,7 +191,7 @@ def test_the_hub_role_trusts_exactly_the_gates_and_starts_one_pipeline(
     assert role["Properties"]["RoleName"] == "flightdelay-dev-retrain-starter"
     (trust,) = role["Properties"]["AssumeRolePolicyDocument"]["Statement"]
     gates = trust["Condition"]["ArnEquals"]["aws:PrincipalArn"]
-    accounts = {"dev": "222222222222", "staging": "333333333333", "prod": "444444444444"}
+    accounts = {"staging": "333333333333", "prod": "444444444444"}
     expected = sorted(
         f"arn:aws:iam::{accounts[s.split('-')[0]]}:role/flightdelay-{s.split('-', 1)[0]}"
         f"-retrain-gate-{s.split('-', 1)[1]}"
@@ -209,9 +209,10 @@ def test_the_hub_role_trusts_exactly_the_gates_and_starts_one_pipeline(
     )
 
 
-def test_every_serving_stage_is_monitored(templates: dict[str, Any]) -> None:
+def test_every_instance_backed_serving_stage_is_monitored(templates: dict[str, Any]) -> None:
     monitoring = {path.split("/")[0] for path in templates if path.endswith("/Monitoring")}
     assert monitoring == set(SERVING_STAGES)
+    assert "dev-us-east-1/Serving" in templates  # serverless: served, not monitored
 
 
 def test_no_monitoring_without_a_served_model(tmp_path: Path, platform: PlatformConfig) -> None:

@@ -223,3 +223,48 @@ def test_removing_the_prod_model_needs_an_explicit_flag(
     )
     assert not any(p.endswith("/Serving") for p in templates)
     assert replace(options, allow_prod_without_model=False) != options
+
+
+def test_alarms_may_publish_to_the_encrypted_topic(templates: dict[str, Any]) -> None:
+    resources = _resources(templates, "prod-us-east-1")
+    (policy,) = _of_type(resources, "AWS::SNS::TopicPolicy")
+    statements = {s["Sid"]: s for s in policy["Properties"]["PolicyDocument"]["Statement"]}
+    allow = statements["CloudWatchAlarmsOfThisAccount"]
+    assert allow["Principal"] == {"Service": "cloudwatch.amazonaws.com"}
+    assert allow["Condition"]["StringEquals"] == {"aws:SourceAccount": "444444444444"}
+    assert statements["TlsOnly"]["Effect"] == "Deny"
+
+
+def test_serverless_models_run_without_network_isolation(templates: dict[str, Any]) -> None:
+    for model in _of_type(_resources(templates, "dev-us-east-1"), "AWS::SageMaker::Model"):
+        assert model["Properties"]["EnableNetworkIsolation"] is False  # unsupported serverless
+
+
+def test_roles_that_start_sagemaker_with_a_volume_key_may_grant_it(
+    templates: dict[str, Any],
+) -> None:
+    statements = [
+        s
+        for p in _of_type(_resources(templates, "prod-us-east-1"), "AWS::IAM::Policy")
+        for s in p["Properties"]["PolicyDocument"]["Statement"]
+        if s.get("Sid") == "SageMakerVolumeKeyGrants"
+    ]
+    assert len(statements) == 2  # the model role and the rollback Lambda (UpdateEndpoint)
+    for statement in statements:
+        assert statement["Action"] == ["kms:CreateGrant", "kms:DescribeKey"]
+        assert statement["Condition"] == {"Bool": {"kms:GrantIsForAWSResource": "true"}}
+
+
+def test_the_hub_keeps_its_data_and_orders_same_stack_replication(
+    templates: dict[str, Any],
+) -> None:
+    hub = _resources(templates, "dev-us-east-1", "Data")
+    (artifact_id,) = [
+        k for k, r in hub.items() if "ReplicationConfiguration" in r.get("Properties", {})
+    ]
+    artifact = hub[artifact_id]
+    assert artifact["DeletionPolicy"] == "Retain"  # dev's data, but the hub of every env
+    model_bucket_id = next(
+        k for k in hub if k.startswith("ModelBucket") and hub[k]["Type"] == "AWS::S3::Bucket"
+    )
+    assert model_bucket_id in artifact["DependsOn"]

@@ -74,12 +74,23 @@ def latest_approved_package(sagemaker: Any, group_name: str) -> dict[str, Any] |
     }
 
 
+# The pipeline's Lambda step passes its Arguments as the event (see
+# mlops/pipeline_definition/training_pipeline.py, _find_incumbent_step).
+EVENT_KEYS = ("ModelPackageGroupName", "CandidateModelUrl")
+
+
+def parse_event(event: Mapping[str, Any]) -> tuple[str, str]:
+    """(model package group, candidate model URL) from the pipeline step's event."""
+    missing = [key for key in EVENT_KEYS if not event.get(key)]
+    if missing:
+        raise ValueError(f"find_incumbent event needs {missing[0]!r}; got keys {sorted(event)}")
+    return str(event["ModelPackageGroupName"]), str(event["CandidateModelUrl"])
+
+
 def find_incumbent(sagemaker: Any, event: Mapping[str, Any]) -> dict[str, str]:
-    for key in ("model_package_group_name", "candidate_model_url"):
-        if not event.get(key):
-            raise ValueError(f"find_incumbent event needs '{key}'; got keys {sorted(event)}")
-    package = latest_approved_package(sagemaker, str(event["model_package_group_name"]))
-    return choose_incumbent([package] if package else [], str(event["candidate_model_url"]))
+    group, candidate = parse_event(event)
+    package = latest_approved_package(sagemaker, group)
+    return choose_incumbent([package] if package else [], candidate)
 
 
 _client: Any = None

@@ -29,7 +29,10 @@ from aws_cdk import aws_sns as sns
 from constructs import Construct
 
 from mlops.config import DriftConfig, InstanceType
-from mlops.constructs.sagemaker_container_access import grant_sagemaker_container
+from mlops.constructs.sagemaker_container_access import (
+    grant_sagemaker_container,
+    grant_volume_key,
+)
 from mlops.constructs.step_scripts_bundle import StepScriptsBundle
 from mlops.constructs.training_pipeline import STEP_SCRIPTS
 from mlops.nag import acknowledge, acknowledge_key_grant, acknowledge_wildcard_resource
@@ -272,6 +275,7 @@ class DriftMonitor(Construct):
             description=f"Monitoring job of {name}: read capture and labels, publish metrics.",
         )
         encryption_key.grant_encrypt_decrypt(role)
+        grant_volume_key(role, encryption_key)
         acknowledge_key_grant(role)
         readable = [f"{CAPTURE_PREFIX}/{name}/", f"{LABELS_PREFIX}/{name}/"]
         role.add_to_policy(

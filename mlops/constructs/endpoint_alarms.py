@@ -49,6 +49,23 @@ class EndpointAlarms(Construct):
                 conditions={"Bool": {"aws:SecureTransport": "false"}},
             )
         )
+        # The TLS statement above creates the topic policy, which replaces SNS's default one:
+        # CloudWatch alarms must be allowed explicitly, from this account's alarms only.
+        stack = cdk.Stack.of(self)
+        self.topic.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="CloudWatchAlarmsOfThisAccount",
+                principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
+                actions=["sns:Publish"],
+                resources=[self.topic.topic_arn],
+                conditions={
+                    "StringEquals": {"aws:SourceAccount": stack.account},
+                    "ArnLike": {
+                        "aws:SourceArn": f"arn:{stack.partition}:cloudwatch:{stack.region}:{stack.account}:alarm:*"
+                    },
+                },
+            )
+        )
         dimensions = {"EndpointName": endpoint_name, "VariantName": variant_name}
 
         def metric(name: str, statistic: str, namespace: str = NAMESPACE) -> cloudwatch.Metric:

@@ -13,6 +13,7 @@ from aws_cdk import aws_sns as sns
 from constructs import Construct
 
 from mlops.constructs.python_function import PythonFunction
+from mlops.constructs.sagemaker_container_access import grant_volume_key
 from mlops.nag import acknowledge_key_grant, acknowledge_wildcard_resource
 from mlops.release_manifest import ModelRelease
 
@@ -75,6 +76,7 @@ class EndpointRollback(Construct):
         )
         topic.grant_publish(role)
         encryption_key.grant_encrypt_decrypt(role)
+        grant_volume_key(role, encryption_key)
         acknowledge_key_grant(role)
         acknowledge_wildcard_resource(
             role,

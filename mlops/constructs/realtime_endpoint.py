@@ -19,7 +19,10 @@ from aws_cdk import aws_sagemaker as sagemaker
 from constructs import Construct
 
 from mlops.config import DeploymentConfig, ServingConfig
-from mlops.constructs.sagemaker_container_access import grant_sagemaker_container
+from mlops.constructs.sagemaker_container_access import (
+    grant_sagemaker_container,
+    grant_volume_key,
+)
 from mlops.nag import acknowledge, acknowledge_key_grant, acknowledge_wildcard_resource
 from mlops.release_manifest import ModelRelease
 
@@ -99,6 +102,7 @@ class RealtimeEndpoint(Construct):
             description=f"Models of endpoint {endpoint_name}: read artifacts, pull images.",
         )
         encryption_key.grant_encrypt_decrypt(self.role)
+        grant_volume_key(self.role, encryption_key)
         acknowledge_key_grant(self.role)
         self._grant_model_access(model_bucket, [current, previous], image_registry)
         self.capture_bucket = capture_bucket
@@ -127,7 +131,9 @@ class RealtimeEndpoint(Construct):
             else None
         )
         deployment_config = None
-        if not serving.serverless:  # SageMaker offers no blue/green guardrails for serverless
+        # Dev's serverless endpoint deploys all at once: it has no instance fleet to shift and
+        # no capture or instance alarms; staging and prod carry the guardrails.
+        if not serving.serverless:
             shift = traffic_shift(deployment)
             deployment_config = sagemaker.CfnEndpoint.DeploymentConfigProperty(
                 blue_green_update_policy=sagemaker.CfnEndpoint.BlueGreenUpdatePolicyProperty(
@@ -191,7 +197,8 @@ class RealtimeEndpoint(Construct):
             scope,
             "Model",
             execution_role_arn=self.role.role_arn,
-            enable_network_isolation=True,
+            # Serverless Inference supports neither network isolation nor data capture.
+            enable_network_isolation=not serving.serverless,
             primary_container=sagemaker.CfnModel.ContainerDefinitionProperty(
                 image=release.image_uri(image_registry),
                 model_data_url=model_bucket.s3_url_for_object(release.artifact_key),

@@ -7,6 +7,7 @@ from collections.abc import Iterable
 
 import aws_cdk as cdk
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
 
 from mlops.nag import acknowledge_wildcard_resource
 
@@ -62,3 +63,16 @@ def grant_sagemaker_container(
             log_groups,
             "SageMaker names the log groups and streams of the jobs and endpoints it runs.",
         )
+
+
+def grant_volume_key(role: iam.Role, key: kms.IKey) -> None:
+    """A role that creates SageMaker jobs or endpoints with a KMS volume key must let
+    SageMaker create a grant on that key for the instances' volumes."""
+    role.add_to_policy(
+        iam.PolicyStatement(
+            sid="SageMakerVolumeKeyGrants",
+            actions=["kms:CreateGrant", "kms:DescribeKey"],
+            resources=[key.key_arn],
+            conditions={"Bool": {"kms:GrantIsForAWSResource": "true"}},
+        )
+    )

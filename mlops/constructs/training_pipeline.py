@@ -15,7 +15,10 @@ from constructs import Construct
 from mlops.config import EnvironmentConfig, TrainingConfig
 from mlops.constructs.model_registry import ModelRegistry
 from mlops.constructs.python_function import PythonFunction
-from mlops.constructs.sagemaker_container_access import grant_sagemaker_container
+from mlops.constructs.sagemaker_container_access import (
+    grant_sagemaker_container,
+    grant_volume_key,
+)
 from mlops.constructs.step_scripts_bundle import StepScriptsBundle
 from mlops.nag import acknowledge, acknowledge_wildcard_resource
 from mlops.pipeline_definition import images
@@ -137,6 +140,7 @@ class TrainingPipeline(Construct):
         data_bucket.grant_read(role, f"{RAW_PREFIX}*")
         artifact_bucket.grant_read_write(role, f"{PIPELINE_PREFIX}/*")
         encryption_key.grant_encrypt_decrypt(role)
+        grant_volume_key(role, encryption_key)
 
         def arn(resource: str, name: str) -> str:
             return stack.format_arn(service="sagemaker", resource=resource, resource_name=name)

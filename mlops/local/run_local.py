@@ -42,11 +42,23 @@ def bundled_data_dir() -> Path:
     return Path(next(iter(spec.submodule_search_locations))) / "data"
 
 
-def stage_raw_data(data_dir: Path, target: Path) -> list[Path]:
-    """Copy flights/weather/planes into target; flights.csv.zip is extracted."""
+def check_raw_data(data_dir: Path) -> None:
+    """Fail fast (before a synth) when a table is missing from the data folder."""
     data_dir = Path(data_dir)
     if not data_dir.is_dir():
         raise LocalRunError(f"data folder {data_dir} does not exist")
+    for name in RAW_TABLES:
+        if not (data_dir / name).is_file() and not (data_dir / f"{name}.zip").is_file():
+            raise LocalRunError(
+                f"data folder {data_dir} has no {name} (or {name}.zip); it needs "
+                f"{', '.join(RAW_TABLES)} in the nycflights13 layout"
+            )
+
+
+def stage_raw_data(data_dir: Path, target: Path) -> list[Path]:
+    """Copy flights/weather/planes into target; flights.csv.zip is extracted."""
+    data_dir = Path(data_dir)
+    check_raw_data(data_dir)
     target.mkdir(parents=True, exist_ok=True)
     written = []
     for name in RAW_TABLES:
@@ -60,11 +72,6 @@ def stage_raw_data(data_dir: Path, target: Path) -> list[Path]:
                     raise LocalRunError(f"{zipped} does not contain {name}")
                 with archive.open(members[0]) as src, (target / name).open("wb") as dst:
                     shutil.copyfileobj(src, dst, 1 << 20)
-        else:
-            raise LocalRunError(
-                f"data folder {data_dir} has no {name} (or {name}.zip); it needs "
-                f"{', '.join(RAW_TABLES)} in the nycflights13 layout"
-            )
         written.append(target / name)
     return written
 
@@ -125,10 +132,7 @@ def find_incumbent_lambda(
     )
 
     def find_incumbent(arguments: dict[str, Any]) -> Mapping[str, Any]:
-        group = arguments.get("ModelPackageGroupName") or arguments.get("model_package_group_name")
-        candidate = arguments.get("CandidateModelUrl") or arguments.get("candidate_model_url")
-        if not group or not candidate:
-            raise ValueError(f"needs ModelPackageGroupName and CandidateModelUrl, got {arguments}")
+        group, candidate = handler.parse_event(arguments)  # the deployed Lambda's own parsing
         # The incumbent is read from the registry's copy: the URI it was registered from
         # lives in an earlier run's S3 tree.
         packages = [
@@ -170,6 +174,7 @@ def run_local(
     out_dir = Path(out_dir).resolve()
     out_dir.mkdir(parents=True, exist_ok=True)
     env_name = env_name or _training_environment(repo_root)
+    check_raw_data(data_dir or bundled_data_dir())
     if cdk_out is None:
         started = time.perf_counter()
         progress(f"Synthesizing the app (environment {env_name}) ...")

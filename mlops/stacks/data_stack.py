@@ -54,7 +54,8 @@ class DataStack(cdk.Stack):
             purpose: bucket_name(platform, environment, region, purpose)
             for purpose in ("data", "artifacts", "models")
         }
-        retain = environment.retain_data
+        # The hub's registry, artifacts and key serve every environment: never delete them.
+        retain = environment.retain_data or bool(replica_destinations)
         self.key = EncryptionKey(
             self,
             "DataKey",
@@ -110,10 +111,16 @@ class DataStack(cdk.Stack):
             )
         allow_hub_replication(bucket=self.model_bucket, key=self.key, hub_role_arn=hub_role_arn)
         if self.replication is not None:
-            # Same stack: the bucket policy may only name the role once it exists.
+            # Same stack: the bucket policy may only name the role once it exists, and S3
+            # checks a same-account destination (versioned) when replication is configured.
             policy = self.model_bucket.policy
             assert policy is not None
-            policy.node.add_dependency(self.replication.role)
+            # Resource to resource: the role's policy names the artifact bucket, so depending on
+            # whole constructs would be a cycle.
+            policy.node.add_dependency(self.replication.role.node.default_child)
+            self.artifact_bucket.node.default_child.node.add_dependency(  # type: ignore[union-attr]
+                self.model_bucket.node.default_child
+            )
         self.feature_store = FeatureStore(
             self,
             "FeatureStore",

@@ -35,11 +35,12 @@ def replica_destinations(
 
 
 def retrain_gate_roles(platform: PlatformConfig, hub: EnvironmentConfig) -> list[tuple[str, str]]:
-    """(account, role name) of the retrain gate of every stage serving from this hub."""
+    """(account, role name) of the retrain gate of every monitored stage serving from this hub
+    (serverless endpoints capture no data, so they have no drift job and no gate)."""
     return [
         (env.account, retrain_gate_role_name(platform, env, region))
         for env in platform.environments.values()
-        if platform.registry_of(env).name == hub.name
+        if platform.registry_of(env).name == hub.name and not env.serving.serverless
         for region in env.regions
     ]
 
@@ -97,15 +98,21 @@ class PlatformStage(cdk.Stage):
                 release=release,
                 data=self.data,
             )
-            self.monitoring = MonitoringStack(
-                self,
-                "Monitoring",
-                platform=platform,
-                environment=environment,
-                release=release.current,
-                data=self.data,
-                serving=self.serving,
-            )
+            if environment.serving.serverless:
+                # Serverless endpoints cannot capture data: there is nothing to monitor.
+                cdk.Annotations.of(self.serving).add_info(
+                    f"{environment.name}: serverless endpoint, no data capture, no drift monitoring"
+                )
+            else:
+                self.monitoring = MonitoringStack(
+                    self,
+                    "Monitoring",
+                    platform=platform,
+                    environment=environment,
+                    release=release.current,
+                    data=self.data,
+                    serving=self.serving,
+                )
         else:
             cdk.Annotations.of(self.data).add_info(
                 f"{environment.name}: no model pinned in config/releases.yaml; "

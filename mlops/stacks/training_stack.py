@@ -52,7 +52,7 @@ class TrainingStack(cdk.Stack):
             group_name=model_package_group_name(platform, environment),
             description=f"{platform.project} models trained in {environment.name}",
             reader_accounts=readers,
-            retain=environment.retain_data,
+            retain=True,  # the hub registry serves every environment: never deleted with dev
         )
         buckets = data.buckets_for(self)
         self.training = TrainingPipeline(
