@@ -258,3 +258,19 @@ def test_incumbent_features_follow_its_metadata() -> None:
     )
     with pytest.raises(evaluate.step_io.StepError, match="lacks: wingspan"):
         evaluate.incumbent_features(test, candidate, older)
+
+
+def test_the_bootstrap_is_paired_so_correlated_models_differ_little() -> None:
+    """Two models that mostly agree: resampling the SAME rows for both cancels the shared
+    noise, so the difference varies far less than with independent resamples."""
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 2, 5000).astype(np.float64)
+    signal = labels + rng.normal(0, 1.2, labels.size)
+    candidate = signal + rng.normal(0, 0.1, labels.size)
+    incumbent = signal + rng.normal(0, 0.1, labels.size)
+    cand, inc = evaluate.paired_bootstrap(labels, candidate, incumbent, iterations=400, seed=1)
+    assert inc is not None
+    paired_sd = float(np.std(cand - inc))
+    independent, _ = evaluate.paired_bootstrap(labels, incumbent, None, iterations=400, seed=2)
+    unpaired_sd = float(np.std(cand - independent))
+    assert paired_sd < unpaired_sd / 3
