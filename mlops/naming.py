@@ -81,3 +81,11 @@ def _role_name(platform: PlatformConfig, name: str) -> str:
             f"{name!r} longer than IAM's 64 characters; shorten them"
         )
     return name
+
+
+def model_stager_role_name(
+    platform: PlatformConfig, environment: EnvironmentConfig, region: str
+) -> str:
+    """The serving stage's model-staging Lambda role: the hub's artifact bucket and key
+    policies let exactly these roles read pinned artifacts."""
+    return f"{platform.project}-{environment.name}-{region}-model-stager"[:64]

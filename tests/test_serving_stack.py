@@ -159,7 +159,11 @@ def test_alarms_use_one_minute_metrics_and_rates(templates: dict[str, Any]) -> N
 
 def test_rollback_lambda_listens_to_this_endpoints_alarms(templates: dict[str, Any]) -> None:
     resources = _resources(templates, "prod-eu-west-1")
-    (function,) = _of_type(resources, "AWS::Lambda::Function")
+    (function,) = [
+        f
+        for f in _of_type(resources, "AWS::Lambda::Function")
+        if "ENDPOINT_NAME" in f["Properties"]["Environment"]["Variables"]
+    ]
     env = function["Properties"]["Environment"]["Variables"]
     assert env["ENDPOINT_NAME"] == "flightdelay-prod"
     assert env["CURRENT_MODEL_PACKAGE_ARN"].endswith("model-package/flightdelay-dev/3")
@@ -268,3 +272,29 @@ def test_the_hub_keeps_its_data_and_orders_same_stack_replication(
         k for k in hub if k.startswith("ModelBucket") and hub[k]["Type"] == "AWS::S3::Bucket"
     )
     assert model_bucket_id in artifact["DependsOn"]
+
+
+def test_pinned_artifacts_are_staged_and_verified_before_the_models(
+    templates: dict[str, Any], platform: PlatformConfig
+) -> None:
+    resources = _resources(templates, "prod-ap-southeast-1")
+    staged = {k: r for k, r in resources.items() if r["Type"] == "Custom::ModelArtifact"}
+    prod = default_releases(platform).get("prod")
+    assert prod.current is not None and prod.previous is not None
+    expected = {
+        (prod.current.artifact_key, prod.current.sha256),
+        (prod.previous.artifact_key, prod.previous.sha256),
+    }
+    assert {
+        (r["Properties"]["Key"], r["Properties"]["Sha256"]) for r in staged.values()
+    } == expected
+    for artifact in staged.values():
+        props = artifact["Properties"]
+        assert props["SourceBucket"] == "flightdelay-dev-artifacts-222222222222-us-east-1"
+        assert props["SourceRegion"] == "us-east-1"
+        assert props["DestinationBucket"] == "flightdelay-prod-models-444444444444-ap-southeast-1"
+    for model in _of_type(resources, "AWS::SageMaker::Model"):
+        assert set(staged) <= set(model.get("DependsOn", []))
+    hub = _resources(templates, "dev-us-east-1", "Data")
+    policies = json.dumps(_of_type(hub, "AWS::S3::BucketPolicy"))
+    assert "flightdelay-prod-ap-southeast-1-model-stager" in policies

@@ -54,8 +54,11 @@ class PythonFunction(Construct):
         encryption_key: kms.IKey,
         environment: dict[str, str] | None = None,
         timeout_seconds: int = 30,
+        memory_mb: int = 256,
         powertools: bool = False,
+        role_name: str | None = None,
     ) -> None:
+        """role_name: only when another account's policy must name this role."""
         super().__init__(scope, construct_id)
         code_dir = LAMBDA_ROOT / source
         if not (code_dir / "handler.py").is_file():
@@ -70,6 +73,7 @@ class PythonFunction(Construct):
         self.role = iam.Role(
             self,
             "Role",
+            role_name=role_name,
             assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
             description=f"Lambda {source}: {description}"[:1000],
         )
@@ -86,7 +90,7 @@ class PythonFunction(Construct):
             environment={"POWERTOOLS_SERVICE_NAME": source, **(environment or {})},
             environment_encryption=encryption_key,
             timeout=cdk.Duration.seconds(timeout_seconds),
-            memory_size=256,
+            memory_size=memory_mb,
             log_group=self.log_group,
         )
         self.log_group.grant_write(self.role)

@@ -18,6 +18,7 @@ from mlops.constructs.model_replication import (
     ReplicaDestination,
     allow_hub_replication,
 )
+from mlops.constructs.model_staging import allow_model_stagers
 from mlops.constructs.secure_bucket import AccessLogsBucket, SecureBucket
 from mlops.nag import acknowledge
 from mlops.naming import bucket_name, model_key_alias, replication_role_name
@@ -46,6 +47,7 @@ class DataStack(cdk.Stack):
         environment: EnvironmentConfig,
         region: str,
         replica_destinations: list[ReplicaDestination] | None = None,
+        model_stager_roles: list[tuple[str, str]] | None = None,
         **kwargs: Any,
     ) -> None:
         """replica_destinations: set on the hub (training home) stage only."""
@@ -110,6 +112,12 @@ class DataStack(cdk.Stack):
                 destinations=replica_destinations,
             )
         allow_hub_replication(bucket=self.model_bucket, key=self.key, hub_role_arn=hub_role_arn)
+        allow_model_stagers(
+            bucket=self.artifact_bucket,
+            key=self.key,
+            stager_roles=model_stager_roles or [],
+            region=region,
+        )
         if self.replication is not None:
             # Same stack: the bucket policy may only name the role once it exists, and S3
             # checks a same-account destination (versioned) when replication is configured.

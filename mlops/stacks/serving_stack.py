@@ -13,9 +13,16 @@ from mlops.constructs.endpoint_alarms import EndpointAlarms
 from mlops.constructs.endpoint_autoscaling import EndpointAutoscaling
 from mlops.constructs.endpoint_dashboard import EndpointDashboard
 from mlops.constructs.endpoint_rollback import EndpointRollback
+from mlops.constructs.model_staging import HubArtifacts, ModelStaging
 from mlops.constructs.realtime_endpoint import VARIANT_NAME, RealtimeEndpoint
 from mlops.constructs.smoke_test_access import SmokeTestAccess
-from mlops.naming import endpoint_name, smoke_test_role_name
+from mlops.naming import (
+    bucket_name,
+    endpoint_name,
+    model_key_alias,
+    model_stager_role_name,
+    smoke_test_role_name,
+)
 from mlops.pipeline_definition import images
 from mlops.release_manifest import EnvironmentRelease
 from mlops.stacks.data_stack import DataStack
@@ -50,6 +57,21 @@ class ServingStack(cdk.Stack):
             instance_type=instance_type,
             encryption_key=data.key,
         )
+        hub = platform.registry_of(environment)
+        staging = ModelStaging(
+            self,
+            "ModelStaging",
+            releases=[r for r in (current, release.previous) if r is not None],
+            hub=HubArtifacts(
+                account=hub.account,
+                region=hub.home_region,
+                bucket_name=bucket_name(platform, hub, hub.home_region, "artifacts"),
+                key_alias=model_key_alias(platform, hub),
+            ),
+            model_bucket=buckets.models,
+            encryption_key=data.key,
+            role_name=model_stager_role_name(platform, environment, self.region),
+        )
         self.endpoint = RealtimeEndpoint(
             self,
             "Endpoint",
@@ -64,6 +86,9 @@ class ServingStack(cdk.Stack):
             encryption_key=data.key,
             rollback_alarm_names=[alarm.alarm_name for alarm in self.alarms.rollback_alarms],
         )
+        # The models need their artifacts in this region's bucket before they are created.
+        for artifact in staging.artifacts:
+            self.endpoint.node.add_dependency(artifact)
         if not serving.serverless:
             EndpointAutoscaling(
                 self,

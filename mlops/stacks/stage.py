@@ -9,7 +9,12 @@ from constructs import Construct
 
 from mlops.config import EnvironmentConfig, PlatformConfig
 from mlops.constructs.model_replication import ReplicaDestination
-from mlops.naming import bucket_name, model_key_alias, retrain_gate_role_name
+from mlops.naming import (
+    bucket_name,
+    model_key_alias,
+    model_stager_role_name,
+    retrain_gate_role_name,
+)
 from mlops.release_manifest import EnvironmentRelease
 from mlops.stacks.data_stack import DataStack
 from mlops.stacks.monitoring_stack import MonitoringStack
@@ -41,6 +46,16 @@ def retrain_gate_roles(platform: PlatformConfig, hub: EnvironmentConfig) -> list
         (env.account, retrain_gate_role_name(platform, env, region))
         for env in platform.environments.values()
         if platform.registry_of(env).name == hub.name and not env.serving.serverless
+        for region in env.regions
+    ]
+
+
+def model_stager_roles(platform: PlatformConfig, hub: EnvironmentConfig) -> list[tuple[str, str]]:
+    """(account, role name) of the model stager of every stage serving from this hub."""
+    return [
+        (env.account, model_stager_role_name(platform, env, region))
+        for env in platform.environments.values()
+        if platform.registry_of(env).name == hub.name
         for region in env.regions
     ]
 
@@ -77,6 +92,7 @@ class PlatformStage(cdk.Stage):
             environment=environment,
             region=region,
             replica_destinations=replica_destinations(platform, environment) if is_hub else None,
+            model_stager_roles=model_stager_roles(platform, environment) if is_hub else None,
         )
         self.training: TrainingStack | None = None
         if is_hub:
