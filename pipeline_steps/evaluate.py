@@ -17,6 +17,7 @@ test rows are re-encoded into the incumbent's own vocabulary before it scores th
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import math
 import sys
@@ -71,6 +72,19 @@ def _read_archive(archive: Path) -> dict[str, bytes]:
     except (tarfile.TarError, OSError) as exc:
         raise step_io.StepError(f"{archive} is not a readable model.tar.gz: {exc}") from exc
     return found
+
+
+def archive_sha256(folder: Path) -> str | None:
+    """sha256 of the model.tar.gz in folder (None for an extracted model)."""
+    archives = [folder / MODEL_ARCHIVE] if (folder / MODEL_ARCHIVE).is_file() else []
+    archives = archives or sorted(folder.glob("*.tar.gz"))
+    if len(archives) != 1:
+        return None
+    digest = hashlib.sha256()
+    with archives[0].open("rb") as stream:
+        for chunk in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def load_model(folder: Path, what: str) -> LoadedModel:
@@ -371,6 +385,9 @@ def run(argv: list[str] | None) -> int:
     report = build_report(
         test.labels, scores, incumbent_scores, args.threshold, args.bootstrap_iterations, args.seed
     )
+    # The served artifact's digest: the release manifest pins it, and each serving region
+    # verifies its copy against it.
+    report["model"] = {"sha256": archive_sha256(Path(args.model_dir))}
     step_io.write_json(step_io.output_dir(args.evaluation_dir) / "evaluation.json", report)
     auc = report["binary_classification_metrics"]["auc"]
     line = f"evaluate: {len(test.labels)} test rows, AUC {auc['value']:.4f}"

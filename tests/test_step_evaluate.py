@@ -105,7 +105,9 @@ def test_without_incumbent(strong_model: Path, processed: Path, tmp_path: Path) 
     test_dir = processed / "test"
     assert run_evaluate(strong_model, test_dir, tmp_path, incumbent=None, threshold=0.3) == 0
     report = report_of(tmp_path)
-    assert list(report) == ["binary_classification_metrics", "incumbent", "comparison"]
+    assert list(report) == ["binary_classification_metrics", "incumbent", "comparison", "model"]
+    assert report["model"]["sha256"] == evaluate.archive_sha256(strong_model)
+    assert len(report["model"]["sha256"]) == 64
     metrics = report["binary_classification_metrics"]
     assert list(metrics) == [
         "auc",
@@ -274,3 +276,13 @@ def test_the_bootstrap_is_paired_so_correlated_models_differ_little() -> None:
     independent, _ = evaluate.paired_bootstrap(labels, incumbent, None, iterations=400, seed=2)
     unpaired_sd = float(np.std(cand - independent))
     assert paired_sd < unpaired_sd / 3
+
+
+def test_evaluation_records_the_digest_of_the_model_archive(tmp_path: Path) -> None:
+    import hashlib
+
+    folder = tmp_path / "model"
+    folder.mkdir()
+    (folder / "model.tar.gz").write_bytes(b"archive bytes")
+    assert evaluate.archive_sha256(folder) == hashlib.sha256(b"archive bytes").hexdigest()
+    assert evaluate.archive_sha256(tmp_path) is None  # an extracted model has no archive

@@ -64,6 +64,7 @@ CHECKPOINT_DIR = "/opt/ml/checkpoints"
 EVALUATION_REPORT = PropertyFile("EvaluationReport", "evaluation", "evaluation.json")
 AUC_PATH = "binary_classification_metrics.auc.value"
 NOT_WORSE_PATH = "comparison.not_significantly_worse"
+MODEL_SHA256_PATH = "model.sha256"
 OBJECTIVE_METRIC = "validation:auc"
 
 # Processing entrypoint: python3 -c BOOTSTRAP <code dir> <script> [args...]. Extracts the one
@@ -634,6 +635,8 @@ def _register_step(spec: TrainingPipelineSpec, params: PipelineParameters) -> di
         },
         # Strings only: Std:Join turns the JSON numbers into text.
         "CustomerMetadataProperties": {
+            # mlops promote pins this digest; serving regions verify their copy against it.
+            "model_sha256": join([EVALUATION_REPORT.json_get(STEP_EVALUATE, MODEL_SHA256_PATH)]),
             "auc": join([_auc()]),
             "auc_threshold": join([params.auc_threshold.ref]),
             "has_incumbent": lambda_output(STEP_FIND_INCUMBENT, "HasIncumbent"),
