@@ -73,3 +73,17 @@ def test_cfn_lint_finds_no_errors(assembly_dir: Path) -> None:
     errors = [line for line in result.stdout.splitlines() if ":E" in line]
     assert errors == [], "\n".join(errors)
     assert result.returncode in (0, 4), result.stdout + result.stderr  # 4 = warnings only
+
+
+def test_both_rule_packs_run_aws_solutions_and_nist(tmp_path: Path) -> None:
+    from mlops.nag import add_rule_packs
+
+    app = cdk.App(outdir=str(tmp_path))
+    add_rule_packs(app)
+    stack = cdk.Stack(app, "Leaky", env=cdk.Environment(account="123456789012", region="us-east-1"))
+    s3.Bucket(stack, "Plain")
+    with pytest.raises(RuntimeError) as failure:
+        app.synth()
+    message = str(failure.value)
+    assert "AwsSolutions-S1" in message
+    assert "NIST.800.53.R5-S3BucketLoggingEnabled" in message

@@ -16,6 +16,8 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
+from mlops.nag import acknowledge_lambda_without_vpc
+
 LAMBDA_ROOT = Path(__file__).resolve().parents[2] / "lambda"
 RUNTIME = lambda_.Runtime.PYTHON_3_14
 _VENDORED = ("aws_lambda_powertools", "typing_extensions")
@@ -94,3 +96,4 @@ class PythonFunction(Construct):
             log_group=self.log_group,
         )
         self.log_group.grant_write(self.role)
+        acknowledge_lambda_without_vpc(self.function)

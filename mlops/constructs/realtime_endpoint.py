@@ -23,7 +23,7 @@ from mlops.constructs.sagemaker_container_access import (
     grant_sagemaker_container,
     grant_volume_key,
 )
-from mlops.nag import acknowledge, acknowledge_key_grant, acknowledge_wildcard_resource
+from mlops.nag import NIST, acknowledge, acknowledge_key_grant, acknowledge_wildcard_resource
 from mlops.release_manifest import ModelRelease
 
 VARIANT_NAME = "primary"  # stable: alarms, autoscaling and rollback address it
@@ -219,9 +219,13 @@ class RealtimeEndpoint(Construct):
                     max_concurrency=serving.serverless_max_concurrency,
                 ),
             )
-            return sagemaker.CfnEndpointConfig(
-                scope, "Config", production_variants=[variant], kms_key_id=None
+            config = sagemaker.CfnEndpointConfig(scope, "Config", production_variants=[variant])
+            acknowledge(
+                config,
+                f"{NIST}-SageMakerEndpointConfigurationKMSKeyConfigured",
+                "Serverless endpoint configs take no KMS key: serverless inference has no volumes.",
             )
+            return config
         variant = sagemaker.CfnEndpointConfig.ProductionVariantProperty(
             variant_name=VARIANT_NAME,
             model_name=model.attr_model_name,

@@ -20,7 +20,7 @@ from mlops.constructs.model_replication import (
 )
 from mlops.constructs.model_staging import allow_model_stagers
 from mlops.constructs.secure_bucket import AccessLogsBucket, SecureBucket
-from mlops.nag import acknowledge
+from mlops.nag import acknowledge, acknowledge_lambda_without_vpc
 from mlops.naming import bucket_name, model_key_alias, replication_role_name
 
 
@@ -165,3 +165,4 @@ class DataStack(cdk.Stack):
                     "CDK's own bucket-notification custom resource; it only writes its logs "
                     "and runs once per deployment.",
                 )
+                acknowledge_lambda_without_vpc(child)

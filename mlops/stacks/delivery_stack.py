@@ -16,7 +16,7 @@ from constructs import Construct
 
 from mlops.config import EnvironmentConfig, PlatformConfig
 from mlops.constructs.pipeline_nag import AcknowledgePipelineGrants
-from mlops.nag import acknowledge
+from mlops.nag import NIST, acknowledge
 from mlops.stacks.stage import PlatformStage
 
 APPROVAL_REQUIRED = ("prod",)
@@ -77,9 +77,19 @@ class DeliveryStack(cdk.Stack):
             "CDK Pipelines' artifact bucket: transient build artifacts, KMS-encrypted, "
             "reachable only by the pipeline's roles; CloudTrail records its access."
         )
-        acknowledge(self.pipeline.pipeline.artifact_bucket, "AwsSolutions-S1", reason)
-        for support in self.pipeline.pipeline.cross_region_support.values():
-            acknowledge(support.replication_bucket, "AwsSolutions-S1", reason)
+        buckets = [self.pipeline.pipeline.artifact_bucket] + [
+            support.replication_bucket
+            for support in self.pipeline.pipeline.cross_region_support.values()
+        ]
+        for bucket in buckets:
+            acknowledge(bucket, "AwsSolutions-S1", reason)
+            for rule in (
+                "S3BucketLoggingEnabled",
+                "S3BucketVersioningEnabled",
+                "S3BucketReplicationEnabled",
+                "S3DefaultEncryptionKMS",
+            ):
+                acknowledge(bucket, f"{NIST}-{rule}", reason)
 
     @staticmethod
     def _post_deploy_steps(

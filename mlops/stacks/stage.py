@@ -9,6 +9,7 @@ from constructs import Construct
 
 from mlops.config import EnvironmentConfig, PlatformConfig
 from mlops.constructs.model_replication import ReplicaDestination
+from mlops.nag import AcknowledgeRoleScopedPolicies
 from mlops.naming import (
     bucket_name,
     model_key_alias,
@@ -134,6 +135,8 @@ class PlatformStage(cdk.Stage):
                 f"{environment.name}: no model pinned in config/releases.yaml; "
                 "no endpoint is deployed in this stage"
             )
+        # Aspects do not cross Stage boundaries: the app-level one does not reach in here.
+        cdk.Aspects.of(self).add(AcknowledgeRoleScopedPolicies())
         for key, value in (
             ("project", platform.project),
             ("environment", environment.name),
