@@ -36,7 +36,6 @@ import binascii
 import io
 import itertools
 import json
-import os
 import sys
 import time
 from collections import Counter
@@ -582,11 +581,7 @@ def _datum(name: str, value: float, dims: list[dict[str, str]], unit: str) -> di
 def publish_metrics(
     report: dict[str, Any], namespace: str, endpoint_name: str, cloudwatch: Any
 ) -> int:
-    data = metric_data(report, endpoint_name)
-    # 20 per call is the long-standing PutMetricData limit; stay under it everywhere.
-    for start in range(0, len(data), 20):
-        cloudwatch.put_metric_data(Namespace=namespace, MetricData=data[start : start + 20])
-    return len(data)
+    return step_io.put_metrics(metric_data(report, endpoint_name), namespace, cloudwatch)
 
 
 def json_safe(value: Any) -> Any:
@@ -618,19 +613,15 @@ def parse_args(argv: Sequence[str]) -> Any:
         default=",".join(DEFAULT_IGNORED),
         help="comma-separated features scored but never alarmed on ('' for none)",
     )
-    parser.add_argument("--metrics-namespace")
-    parser.add_argument("--endpoint-name")
-    parser.add_argument("--region", default=os.environ.get("AWS_REGION"))
-    parser.add_argument("--publish-metrics", action="store_true")
+    step_io.add_metrics_arguments(parser)
     args = parser.parse_args(argv)
+    step_io.check_metrics_arguments(args)
     if args.min_records < 1:
         raise StepError("--min-records must be at least 1")
     if not args.psi_threshold > 0 or not 0 < args.distance_threshold <= 1:
         raise StepError("--psi-threshold must be > 0 and --distance-threshold in (0, 1]")
     names = args.ignore_features.split(",")
     args.ignore_features = frozenset(n.strip() for n in names if n.strip())
-    if args.publish_metrics and not (args.metrics_namespace and args.endpoint_name):
-        raise StepError("--publish-metrics needs --metrics-namespace and --endpoint-name")
     return args
 
 
@@ -664,9 +655,7 @@ def run(argv: Sequence[str]) -> int:
         f"drifted: {', '.join(overall['drifted_features']) or 'none'}"
     )
     if args.publish_metrics:
-        import boto3  # only needed in AWS; the local runs never publish
-
-        cloudwatch = boto3.client("cloudwatch", region_name=args.region)
+        cloudwatch = step_io.cloudwatch_client(args.region)
         count = publish_metrics(report, args.metrics_namespace, args.endpoint_name, cloudwatch)
         print(f"drift: published {count} metrics to {args.metrics_namespace}")
     return 0

@@ -23,7 +23,6 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import os
 import sys
 import time
 from collections import Counter
@@ -147,15 +146,11 @@ def parse_args(argv: Sequence[str]) -> Any:
     parser.add_argument("--labels", required=True, type=Path)
     parser.add_argument("--report-dir", required=True, type=Path)
     parser.add_argument("--min-records", type=int, default=200)
-    parser.add_argument("--metrics-namespace")
-    parser.add_argument("--endpoint-name")
-    parser.add_argument("--region", default=os.environ.get("AWS_REGION"))
-    parser.add_argument("--publish-metrics", action="store_true")
+    step_io.add_metrics_arguments(parser)
     args = parser.parse_args(argv)
+    step_io.check_metrics_arguments(args)
     if args.min_records < 1:
         raise StepError("--min-records must be at least 1")
-    if args.publish_metrics and not (args.metrics_namespace and args.endpoint_name):
-        raise StepError("--publish-metrics needs --metrics-namespace and --endpoint-name")
     return args
 
 
@@ -176,11 +171,11 @@ def run(argv: Sequence[str]) -> int:
     auc = "n/a" if report["auc"] is None else f"{report['auc']:.4f}"
     print(f"model quality: {report['status']}, {report['labeled_records']} labeled, AUC {auc}")
     if args.publish_metrics:
-        import boto3  # only needed in AWS
-
-        cloudwatch = boto3.client("cloudwatch", region_name=args.region)
-        data = metric_data(report, args.endpoint_name)
-        cloudwatch.put_metric_data(Namespace=args.metrics_namespace, MetricData=data)
+        step_io.put_metrics(
+            metric_data(report, args.endpoint_name),
+            args.metrics_namespace,
+            step_io.cloudwatch_client(args.region),
+        )
     return 0
 
 

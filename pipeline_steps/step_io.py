@@ -144,3 +144,35 @@ def parse_column(values: pd.Series, column_type: feature_schema.ColumnType) -> p
             warnings.simplefilter("ignore", UserWarning)
             return pd.to_datetime(values, errors="coerce", utc=True)
     return values
+
+
+# ---- CloudWatch metrics (monitoring jobs) ------------------------------------------------
+
+# The long-standing PutMetricData limit per call; stay under it everywhere.
+METRICS_PER_CALL = 20
+
+
+def add_metrics_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--metrics-namespace")
+    parser.add_argument("--endpoint-name")
+    parser.add_argument("--region", default=os.environ.get("AWS_REGION"))
+    parser.add_argument("--publish-metrics", action="store_true")
+
+
+def check_metrics_arguments(args: argparse.Namespace) -> None:
+    if args.publish_metrics and not (args.metrics_namespace and args.endpoint_name):
+        raise StepError("--publish-metrics needs --metrics-namespace and --endpoint-name")
+
+
+def put_metrics(data: list[dict[str, Any]], namespace: str, cloudwatch: Any) -> int:
+    for start in range(0, len(data), METRICS_PER_CALL):
+        cloudwatch.put_metric_data(
+            Namespace=namespace, MetricData=data[start : start + METRICS_PER_CALL]
+        )
+    return len(data)
+
+
+def cloudwatch_client(region: str | None) -> Any:
+    import boto3  # only needed in AWS; local runs never publish
+
+    return boto3.client("cloudwatch", region_name=region)
