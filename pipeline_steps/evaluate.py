@@ -117,18 +117,7 @@ def load_model(folder: Path, what: str) -> LoadedModel:
 
 def load_test_set(folder: Path, feature_order: list[str]) -> TestSet:
     step_io.existing_dir(folder, "--test-dir")
-    csvs = (
-        [folder / "test.csv"] if (folder / "test.csv").is_file() else sorted(folder.glob("*.csv"))
-    )
-    if len(csvs) != 1:
-        raise step_io.StepError(f"expected test.csv (or exactly one .csv) in {folder}")
-    frame = pd.read_csv(csvs[0])
-    expected = [feature_schema.TARGET, *feature_order]
-    if list(frame.columns) != expected:
-        raise step_io.StepError(
-            f"{csvs[0].name} columns {list(frame.columns)} do not match the model's "
-            f"{feature_schema.TARGET} + feature_order {feature_order}"
-        )
+    frame = step_io.read_split(step_io.find_csv(folder, "test.csv"), feature_order)
     labels = frame[feature_schema.TARGET].to_numpy(dtype=np.int64)
     if len(np.unique(labels)) < 2:
         raise step_io.StepError("the test split holds only one class: AUC is undefined")

@@ -176,3 +176,30 @@ def cloudwatch_client(region: str | None) -> Any:
     import boto3  # only needed in AWS; local runs never publish
 
     return boto3.client("cloudwatch", region_name=region)
+
+
+# ---- Split files (preprocess outputs: label first, then the feature order) ---------------
+
+
+def find_csv(folder: Path, preferred: str) -> Path:
+    """The split's CSV: the preferred name first, else the only *.csv in the folder."""
+    if (folder / preferred).is_file():
+        return folder / preferred
+    found = sorted(folder.glob("*.csv"))
+    if len(found) != 1:
+        raise StepError(
+            f"expected {preferred} (or exactly one .csv file) in {folder}, found {len(found)}"
+        )
+    return found[0]
+
+
+def read_split(path: Path, feature_order: list[str]) -> pd.DataFrame:
+    """A split file whose columns are exactly the target then feature_order."""
+    frame = pd.read_csv(path)
+    expected = [feature_schema.TARGET, *feature_order]
+    if list(frame.columns) != expected:
+        raise StepError(
+            f"{path.name} columns {list(frame.columns)} do not match "
+            f"{feature_schema.TARGET} + feature_order {feature_order}"
+        )
+    return frame

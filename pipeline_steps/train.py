@@ -28,7 +28,6 @@ from typing import Any
 
 import feature_schema
 import numpy as np
-import pandas as pd
 import step_io
 import xgboost as xgb
 
@@ -86,26 +85,8 @@ def load_metadata(channel: Path) -> dict[str, Any]:
     return metadata
 
 
-def find_csv(channel: Path, preferred: str) -> Path:
-    """The channel's CSV: preferred name first, else the only *.csv in the folder."""
-    if (channel / preferred).is_file():
-        return channel / preferred
-    found = sorted(channel.glob("*.csv"))
-    if len(found) != 1:
-        raise step_io.StepError(
-            f"expected {preferred} (or exactly one .csv file) in {channel}, found {len(found)}"
-        )
-    return found[0]
-
-
 def load_dataset(path: Path, feature_order: list[str]) -> Dataset:
-    frame = pd.read_csv(path)
-    expected = [feature_schema.TARGET, *feature_order]
-    if list(frame.columns) != expected:
-        raise step_io.StepError(
-            f"{path.name} columns {list(frame.columns)} do not match "
-            f"{feature_schema.TARGET} + feature_order {feature_order}"
-        )
+    frame = step_io.read_split(path, feature_order)
     labels = frame[feature_schema.TARGET].to_numpy(dtype=np.float64)
     if not np.isin(labels, (0.0, 1.0)).all():
         raise step_io.StepError(f"{path.name}: the {feature_schema.TARGET} column must be 0 or 1")
@@ -340,8 +321,8 @@ def run(argv: list[str] | None) -> int:
 
     metadata = load_metadata(train_channel)
     order = list(metadata["feature_order"])
-    train = load_dataset(find_csv(train_channel, "train.csv"), order)
-    validation = load_dataset(find_csv(validation_channel, "validation.csv"), order)
+    train = load_dataset(step_io.find_csv(train_channel, "train.csv"), order)
+    validation = load_dataset(step_io.find_csv(validation_channel, "validation.csv"), order)
 
     result = train_model(train, validation, hp, checkpoint_dir, verbose_every=25)
     save_model(result, model_dir, train_channel / METADATA_FILE)
