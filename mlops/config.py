@@ -69,7 +69,7 @@ _ACCOUNT = re.compile(r"^\d{12}$")
 _INSTANCE_TYPE = re.compile(r"^ml\.([a-z0-9]+)\.([a-z0-9]+)$")
 _SCHEDULE = re.compile(r"^(rate\(\d+ (minute|minutes|hour|hours|day|days)\)|cron\(.+\))$")
 _RATE = re.compile(r"^rate\(\d+ (minute|minutes|hour|hours|day|days)\)$")
-_ISO_DURATION = re.compile(r"^P(?!$)(\d+Y)?(\d+M)?(\d+W)?(\d+D)?(T(?=\d)(\d+H)?(\d+M)?(\d+S)?)?$")
+ISO_DURATION = re.compile(r"^P(?!$)(\d+Y)?(\d+M)?(\d+W)?(\d+D)?(T(?=\d)(\d+H)?(\d+M)?(\d+S)?)?$")
 _NAME = re.compile(r"^[a-z][a-z0-9-]{1,19}$")
 _CONNECTION_ARN = re.compile(
     r"^arn:aws:(codeconnections|codestar-connections):[a-z0-9-]+:\d{12}:connection/[0-9a-f-]+$"
@@ -299,7 +299,7 @@ def _optional_duration(r: _Reader, field: str) -> str | None:
     if r.data.get(field) is None:
         r.seen.add(field)
         return None
-    return r.matching(field, _ISO_DURATION, "an ISO 8601 duration such as P30D, or null")
+    return r.matching(field, ISO_DURATION, "an ISO 8601 duration such as P30D, or null")
 
 
 def _training(r: _Reader) -> TrainingConfig:

@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from mlops.config import INSTANCE_STORE_FAMILIES
+from mlops.config import INSTANCE_STORE_FAMILIES, ISO_DURATION
 from mlops.pipeline_definition import images
 from mlops.pipeline_definition.expressions import (
     Expression,
@@ -108,7 +108,6 @@ _JOB_RETRY = {
 }
 
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-_ISO_DURATION = re.compile(r"^P(?!$)(\d+Y)?(\d+M)?(\d+W)?(\d+D)?(T(?=\d)(\d+H)?(\d+M)?(\d+S)?)?$")
 
 
 # ---- Spec ----------------------------------------------------------------------------------
@@ -244,7 +243,7 @@ class TrainingPipelineSpec:
                 f"split ends must increase: train_end {self.train_end}, validation_end "
                 f"{self.validation_end}, test_end {self.test_end}"
             )
-        if self.cache_expire_after is not None and not _ISO_DURATION.match(self.cache_expire_after):
+        if self.cache_expire_after is not None and not ISO_DURATION.match(self.cache_expire_after):
             raise ValueError(
                 f"cache_expire_after {self.cache_expire_after!r} is not an ISO 8601 duration "
                 "(e.g. P30D, PT12H)"

@@ -23,10 +23,21 @@ from mlops.stacks.serving_stack import ServingStack
 from mlops.stacks.training_stack import TrainingStack
 
 
+def served_by(
+    platform: PlatformConfig, hub: EnvironmentConfig
+) -> list[tuple[EnvironmentConfig, str]]:
+    """Every serving (environment, region) whose models come from this hub's registry."""
+    return [
+        (env, region)
+        for env in platform.environments.values()
+        if platform.registry_of(env).name == hub.name
+        for region in env.regions
+    ]
+
+
 def replica_destinations(
     platform: PlatformConfig, hub: EnvironmentConfig
 ) -> list[ReplicaDestination]:
-    """Every serving (environment, region) whose models come from this hub's registry."""
     return [
         ReplicaDestination(
             account=env.account,
@@ -34,30 +45,25 @@ def replica_destinations(
             bucket_name=bucket_name(platform, env, region, "models"),
             key_alias=model_key_alias(platform, env),
         )
-        for env in platform.environments.values()
-        if platform.registry_of(env).name == hub.name
-        for region in env.regions
+        for env, region in served_by(platform, hub)
     ]
 
 
 def retrain_gate_roles(platform: PlatformConfig, hub: EnvironmentConfig) -> list[tuple[str, str]]:
-    """(account, role name) of the retrain gate of every monitored stage serving from this hub
+    """(account, role name) of the retrain gate of every monitored stage
     (serverless endpoints capture no data, so they have no drift job and no gate)."""
     return [
         (env.account, retrain_gate_role_name(platform, env, region))
-        for env in platform.environments.values()
-        if platform.registry_of(env).name == hub.name and not env.serving.serverless
-        for region in env.regions
+        for env, region in served_by(platform, hub)
+        if not env.serving.serverless
     ]
 
 
 def model_stager_roles(platform: PlatformConfig, hub: EnvironmentConfig) -> list[tuple[str, str]]:
-    """(account, role name) of the model stager of every stage serving from this hub."""
+    """(account, role name) of the model stager of every serving stage."""
     return [
         (env.account, model_stager_role_name(platform, env, region))
-        for env in platform.environments.values()
-        if platform.registry_of(env).name == hub.name
-        for region in env.regions
+        for env, region in served_by(platform, hub)
     ]
 
 
