@@ -60,18 +60,27 @@ def local_run(args: argparse.Namespace) -> int:
 # ---- mlops local drift ------------------------------------------------------------------
 
 
+BASELINE_METRIC = "ModelDataQuality-Statistics"  # where RegisterModel files baseline.json
+
+
 def _latest_baseline(registry: Path) -> Path:
     """The drift baseline of the newest model the local runs registered."""
-    candidates = sorted(
-        registry.glob("*/v*/metrics/ModelDataQuality-Statistics.json"),
-        key=lambda p: (p.parents[2].name, int(p.parents[1].name[1:])),
-    )
-    if not candidates:
+    from mlops.local.registry import LocalRegistry
+
+    local = LocalRegistry(registry)
+    packages = [
+        package
+        for group in local.groups()
+        for package in local.list_packages(group)
+        if BASELINE_METRIC in package.metric_files
+    ]
+    if not packages:
         raise FileNotFoundError(
             f"no registered model with a baseline in {registry}: run `mlops local run` first, "
             "or pass --baseline FILE"
         )
-    return candidates[-1]
+    newest = max(packages, key=lambda p: (p.created_at, p.version))
+    return Path(newest.metric_files[BASELINE_METRIC])
 
 
 def local_drift(args: argparse.Namespace) -> int:
