@@ -6,8 +6,11 @@ import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import boto3
 import pytest
+from moto import mock_aws
 
 os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 os.environ.setdefault("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1")
@@ -87,6 +90,18 @@ def stack_templates(assembly_dir: Path) -> dict[str, dict[str, object]]:
 @pytest.fixture(scope="session")
 def templates(assembly_dir: Path) -> dict[str, dict[str, object]]:
     return stack_templates(assembly_dir)
+
+
+def of_type(resources: dict[str, Any], kind: str) -> list[dict[str, Any]]:
+    """The template resources of one CloudFormation type."""
+    return [r for r in resources.values() if r["Type"] == kind]
+
+
+@pytest.fixture()
+def moto_sagemaker() -> Iterator[Any]:
+    """A SageMaker client against moto's in-process emulator."""
+    with mock_aws():
+        yield boto3.client("sagemaker", region_name="us-east-1")
 
 
 @pytest.fixture()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import importlib.util
 import sys
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from types import ModuleType
@@ -13,7 +12,6 @@ from typing import Any
 import boto3
 import pytest
 from botocore.stub import Stubber
-from moto import mock_aws
 
 FOLDER = Path(__file__).resolve().parents[1] / "lambda" / "find_incumbent"
 CANDIDATE = "s3://artifacts/pipelines/run-9/model.tar.gz"
@@ -91,13 +89,9 @@ def test_same_timestamp_breaks_tie_by_version() -> None:
 
 
 @pytest.fixture
-def sagemaker(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
-        monkeypatch.setenv(key, "testing")
-    with mock_aws():
-        client = boto3.client("sagemaker", region_name="us-east-1")
-        client.create_model_package_group(ModelPackageGroupName=GROUP)
-        yield client
+def sagemaker(moto_sagemaker: Any) -> Any:
+    moto_sagemaker.create_model_package_group(ModelPackageGroupName=GROUP)
+    return moto_sagemaker
 
 
 def _register(client: Any, version: int, status: str) -> str:

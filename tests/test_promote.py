@@ -7,13 +7,11 @@ import hashlib
 import io
 import json
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
-from moto import mock_aws
 
 from mlops.promote import (
     AwsRegistry,
@@ -173,13 +171,9 @@ def test_helpers() -> None:
 
 
 @pytest.fixture
-def sagemaker(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
-        monkeypatch.setenv(key, "testing")
-    with mock_aws():
-        client = boto3.client("sagemaker", region_name="us-east-1")
-        client.create_model_package_group(ModelPackageGroupName=GROUP)
-        yield client
+def sagemaker(moto_sagemaker: Any) -> Any:
+    moto_sagemaker.create_model_package_group(ModelPackageGroupName=GROUP)
+    return moto_sagemaker
 
 
 def register(client: Any, status: str, sha: str | None = "ab" * 32) -> str:

@@ -12,7 +12,7 @@ import pytest
 from mlops.app_builder import AppOptions
 from mlops.config import ConfigError, PlatformConfig
 from mlops.release_manifest import EnvironmentRelease
-from tests.conftest import default_releases, stack_templates, synth_app
+from tests.conftest import default_releases, of_type, stack_templates, synth_app
 
 SERVING_STAGES = [
     "dev-us-east-1",
@@ -29,13 +29,9 @@ def _resources(templates: dict[str, Any], stage: str, stack: str = "Serving") ->
     return templates[f"{stage}/{stack}"]["Resources"]  # type: ignore[no-any-return]
 
 
-def _of_type(resources: dict[str, Any], kind: str) -> list[dict[str, Any]]:
-    return [r for r in resources.values() if r["Type"] == kind]
-
-
 def test_every_serving_stage_with_a_pinned_model_has_an_endpoint(templates: dict[str, Any]) -> None:
     for stage in SERVING_STAGES:
-        (endpoint,) = _of_type(_resources(templates, stage), "AWS::SageMaker::Endpoint")
+        (endpoint,) = of_type(_resources(templates, stage), "AWS::SageMaker::Endpoint")
         env = stage.split("-")[0]
         assert endpoint["Properties"]["EndpointName"] == f"flightdelay-{env}"
         assert endpoint["Properties"]["RetainAllVariantProperties"] is True
@@ -44,7 +40,7 @@ def test_every_serving_stage_with_a_pinned_model_has_an_endpoint(templates: dict
 @pytest.mark.parametrize("stage", INSTANCE_STAGES)
 def test_blue_green_deployment_with_auto_rollback(templates: dict[str, Any], stage: str) -> None:
     resources = _resources(templates, stage)
-    (endpoint,) = _of_type(resources, "AWS::SageMaker::Endpoint")
+    (endpoint,) = of_type(resources, "AWS::SageMaker::Endpoint")
     config = endpoint["Properties"]["DeploymentConfig"]
     policy = config["BlueGreenUpdatePolicy"]
     routing = policy["TrafficRoutingConfiguration"]
@@ -69,17 +65,17 @@ def test_blue_green_deployment_with_auto_rollback(templates: dict[str, Any], sta
 
 def test_dev_serves_serverless_without_guardrails_or_scaling(templates: dict[str, Any]) -> None:
     resources = _resources(templates, "dev-us-east-1")
-    (endpoint,) = _of_type(resources, "AWS::SageMaker::Endpoint")
+    (endpoint,) = of_type(resources, "AWS::SageMaker::Endpoint")
     assert "DeploymentConfig" not in endpoint["Properties"]
-    for config in _of_type(resources, "AWS::SageMaker::EndpointConfig"):
+    for config in of_type(resources, "AWS::SageMaker::EndpointConfig"):
         (variant,) = config["Properties"]["ProductionVariants"]
         assert variant["ServerlessConfig"] == {"MemorySizeInMB": 2048, "MaxConcurrency": 5}
-    assert not _of_type(resources, "AWS::ApplicationAutoScaling::ScalableTarget")
+    assert not of_type(resources, "AWS::ApplicationAutoScaling::ScalableTarget")
 
 
 def test_models_are_isolated_and_read_the_regional_replica(templates: dict[str, Any]) -> None:
     resources = _resources(templates, "prod-ap-southeast-1")
-    models = _of_type(resources, "AWS::SageMaker::Model")
+    models = of_type(resources, "AWS::SageMaker::Model")
     assert len(models) == 2  # current and previous (kept for rollback)
     for model in models:
         props = model["Properties"]
@@ -96,7 +92,7 @@ def test_models_are_isolated_and_read_the_regional_replica(templates: dict[str, 
 
 def test_endpoint_config_captures_data_under_kms(templates: dict[str, Any]) -> None:
     resources = _resources(templates, "prod-us-east-1")
-    configs = _of_type(resources, "AWS::SageMaker::EndpointConfig")
+    configs = of_type(resources, "AWS::SageMaker::EndpointConfig")
     assert len(configs) == 2
     for config in configs:
         props = config["Properties"]
@@ -117,12 +113,12 @@ def test_endpoint_config_captures_data_under_kms(templates: dict[str, Any]) -> N
 @pytest.mark.parametrize("stage", INSTANCE_STAGES)
 def test_autoscaling_tracks_invocations_per_instance(templates: dict[str, Any], stage: str) -> None:
     resources = _resources(templates, stage)
-    (target,) = _of_type(resources, "AWS::ApplicationAutoScaling::ScalableTarget")
+    (target,) = of_type(resources, "AWS::ApplicationAutoScaling::ScalableTarget")
     props = target["Properties"]
     assert props["ResourceId"] == f"endpoint/flightdelay-{stage.split('-')[0]}/variant/primary"
     if stage.startswith("prod"):
         assert (props["MinCapacity"], props["MaxCapacity"]) == (2, 10)
-    (policy,) = _of_type(resources, "AWS::ApplicationAutoScaling::ScalingPolicy")
+    (policy,) = of_type(resources, "AWS::ApplicationAutoScaling::ScalingPolicy")
     tracking = policy["Properties"]["TargetTrackingScalingPolicyConfiguration"]
     assert tracking["PredefinedMetricSpecification"] == {
         "PredefinedMetricType": "SageMakerVariantInvocationsPerInstance"
@@ -134,7 +130,7 @@ def test_alarms_use_one_minute_metrics_and_rates(templates: dict[str, Any]) -> N
     resources = _resources(templates, "prod-us-east-1")
     alarms = {
         a["Properties"]["MetricName"]: a["Properties"]
-        for a in _of_type(resources, "AWS::CloudWatch::Alarm")
+        for a in of_type(resources, "AWS::CloudWatch::Alarm")
     }
     assert set(alarms) == {
         "ModelLatency",
@@ -152,30 +148,30 @@ def test_alarms_use_one_minute_metrics_and_rates(templates: dict[str, Any]) -> N
     assert alarms["ModelLatency"]["Threshold"] == 150_000  # microseconds
     assert alarms["CPUUtilization"]["Threshold"] == pytest.approx(0.8 * 100 * 4)  # 4 vCPUs
     assert alarms["Invocations"]["ComparisonOperator"] == "LessThanThreshold"
-    (topic,) = _of_type(resources, "AWS::SNS::Topic")
+    (topic,) = of_type(resources, "AWS::SNS::Topic")
     assert "KmsMasterKeyId" in topic["Properties"]
-    assert len(_of_type(resources, "AWS::CloudWatch::Dashboard")) == 1
+    assert len(of_type(resources, "AWS::CloudWatch::Dashboard")) == 1
 
 
 def test_rollback_lambda_listens_to_this_endpoints_alarms(templates: dict[str, Any]) -> None:
     resources = _resources(templates, "prod-eu-west-1")
     (function,) = [
         f
-        for f in _of_type(resources, "AWS::Lambda::Function")
+        for f in of_type(resources, "AWS::Lambda::Function")
         if "ENDPOINT_NAME" in f["Properties"]["Environment"]["Variables"]
     ]
     env = function["Properties"]["Environment"]["Variables"]
     assert env["ENDPOINT_NAME"] == "flightdelay-prod"
     assert env["CURRENT_MODEL_PACKAGE_ARN"].endswith("model-package/flightdelay-dev/3")
     assert "PREVIOUS_ENDPOINT_CONFIG_NAME" in env and "TOPIC_ARN" in env
-    rules = _of_type(resources, "AWS::Events::Rule")
+    rules = of_type(resources, "AWS::Events::Rule")
     (rule,) = [r for r in rules if r["Properties"]["EventPattern"]["source"] == ["aws.cloudwatch"]]
     pattern = rule["Properties"]["EventPattern"]
     assert pattern["detail"] == {"state": {"value": ["ALARM"]}}
     assert len(pattern["resources"]) == 2
     statements = [
         s
-        for p in _of_type(resources, "AWS::IAM::Policy")
+        for p in of_type(resources, "AWS::IAM::Policy")
         for s in p["Properties"]["PolicyDocument"]["Statement"]
     ]
     reject = next(s for s in statements if s.get("Sid") == "RejectTheBadPackage")
@@ -185,7 +181,7 @@ def test_rollback_lambda_listens_to_this_endpoints_alarms(templates: dict[str, A
 def test_hub_replicates_models_to_every_serving_region(templates: dict[str, Any]) -> None:
     hub = _resources(templates, "dev-us-east-1", "Data")
     artifact = next(
-        r for r in _of_type(hub, "AWS::S3::Bucket") if "ReplicationConfiguration" in r["Properties"]
+        r for r in of_type(hub, "AWS::S3::Bucket") if "ReplicationConfiguration" in r["Properties"]
     )
     rules = artifact["Properties"]["ReplicationConfiguration"]["Rules"]
     destinations = {rule["Destination"]["Bucket"]: rule["Destination"] for rule in rules}
@@ -199,7 +195,7 @@ def test_hub_replicates_models_to_every_serving_region(templates: dict[str, Any]
     for rule in rules:
         assert rule["Filter"] == {"Prefix": "training-pipeline/models/"}
     spoke = _resources(templates, "prod-ap-southeast-1", "Data")
-    policies = json.dumps(_of_type(spoke, "AWS::S3::BucketPolicy"))
+    policies = json.dumps(of_type(spoke, "AWS::S3::BucketPolicy"))
     assert "arn:aws:iam::222222222222:role/flightdelay-dev-model-replication" in policies
 
 
@@ -231,7 +227,7 @@ def test_removing_the_prod_model_needs_an_explicit_flag(
 
 def test_alarms_may_publish_to_the_encrypted_topic(templates: dict[str, Any]) -> None:
     resources = _resources(templates, "prod-us-east-1")
-    (policy,) = _of_type(resources, "AWS::SNS::TopicPolicy")
+    (policy,) = of_type(resources, "AWS::SNS::TopicPolicy")
     statements = {s["Sid"]: s for s in policy["Properties"]["PolicyDocument"]["Statement"]}
     allow = statements["CloudWatchAlarmsOfThisAccount"]
     assert allow["Principal"] == {"Service": "cloudwatch.amazonaws.com"}
@@ -240,7 +236,7 @@ def test_alarms_may_publish_to_the_encrypted_topic(templates: dict[str, Any]) ->
 
 
 def test_serverless_models_run_without_network_isolation(templates: dict[str, Any]) -> None:
-    for model in _of_type(_resources(templates, "dev-us-east-1"), "AWS::SageMaker::Model"):
+    for model in of_type(_resources(templates, "dev-us-east-1"), "AWS::SageMaker::Model"):
         assert model["Properties"]["EnableNetworkIsolation"] is False  # unsupported serverless
 
 
@@ -249,7 +245,7 @@ def test_roles_that_start_sagemaker_with_a_volume_key_may_grant_it(
 ) -> None:
     statements = [
         s
-        for p in _of_type(_resources(templates, "prod-us-east-1"), "AWS::IAM::Policy")
+        for p in of_type(_resources(templates, "prod-us-east-1"), "AWS::IAM::Policy")
         for s in p["Properties"]["PolicyDocument"]["Statement"]
         if s.get("Sid") == "SageMakerVolumeKeyGrants"
     ]
@@ -293,8 +289,8 @@ def test_pinned_artifacts_are_staged_and_verified_before_the_models(
         assert props["SourceBucket"] == "flightdelay-dev-artifacts-222222222222-us-east-1"
         assert props["SourceRegion"] == "us-east-1"
         assert props["DestinationBucket"] == "flightdelay-prod-models-444444444444-ap-southeast-1"
-    for model in _of_type(resources, "AWS::SageMaker::Model"):
+    for model in of_type(resources, "AWS::SageMaker::Model"):
         assert set(staged) <= set(model.get("DependsOn", []))
     hub = _resources(templates, "dev-us-east-1", "Data")
-    policies = json.dumps(_of_type(hub, "AWS::S3::BucketPolicy"))
+    policies = json.dumps(of_type(hub, "AWS::S3::BucketPolicy"))
     assert "flightdelay-prod-ap-southeast-1-model-stager" in policies

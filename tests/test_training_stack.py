@@ -9,14 +9,11 @@ from typing import Any
 import pytest
 
 from mlops.pipeline_definition.validation import validate_definition
+from tests.conftest import of_type, stack_templates, synth_app
 
 
 def _stack(templates: dict[str, dict[str, Any]], path: str) -> dict[str, Any]:
     return templates[path]["Resources"]  # type: ignore[return-value]
-
-
-def _of_type(resources: dict[str, Any], kind: str) -> list[dict[str, Any]]:
-    return [r for r in resources.values() if r["Type"] == kind]
 
 
 # Deploy-time values, as plausible as SageMaker's request patterns require.
@@ -52,7 +49,7 @@ def training(templates: dict[str, dict[str, Any]]) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def definition(training: dict[str, Any]) -> dict[str, Any]:
-    (pipeline,) = _of_type(training, "AWS::SageMaker::Pipeline")
+    (pipeline,) = of_type(training, "AWS::SageMaker::Pipeline")
     body = pipeline["Properties"]["PipelineDefinition"]["PipelineDefinitionBody"]
     return json.loads(_flatten(body))  # type: ignore[no-any-return]
 
@@ -71,7 +68,7 @@ def test_synthesized_definition_validates_against_botocore(definition: dict[str,
 
 
 def test_pipeline_is_named_from_config_and_uses_its_role(training: dict[str, Any]) -> None:
-    (pipeline,) = _of_type(training, "AWS::SageMaker::Pipeline")
+    (pipeline,) = of_type(training, "AWS::SageMaker::Pipeline")
     props = pipeline["Properties"]
     assert props["PipelineName"] == "flightdelay-dev-training"
     assert props["RoleArn"]["Fn::GetAtt"][1] == "Arn"
@@ -84,7 +81,7 @@ def test_dev_auto_approves_and_uses_the_configured_threshold(definition: dict[st
 
 
 def test_registry_is_readable_by_the_serving_accounts(training: dict[str, Any]) -> None:
-    (group,) = _of_type(training, "AWS::SageMaker::ModelPackageGroup")
+    (group,) = of_type(training, "AWS::SageMaker::ModelPackageGroup")
     props = group["Properties"]
     assert props["ModelPackageGroupName"] == "flightdelay-dev"
     (statement,) = props["ModelPackageGroupPolicy"]["Statement"]
@@ -98,7 +95,7 @@ def test_registry_is_readable_by_the_serving_accounts(training: dict[str, Any]) 
 def _statements(resources: dict[str, Any], role_fragment: str) -> list[dict[str, Any]]:
     return [
         statement
-        for policy in _of_type(resources, "AWS::IAM::Policy")
+        for policy in of_type(resources, "AWS::IAM::Policy")
         if any(role_fragment in json.dumps(r) for r in policy["Properties"]["Roles"])
         for statement in policy["Properties"]["PolicyDocument"]["Statement"]
     ]
@@ -127,7 +124,7 @@ def test_execution_role_is_least_privilege(training: dict[str, Any]) -> None:
 
 
 def test_schedule_and_new_raw_data_start_the_pipeline(training: dict[str, Any]) -> None:
-    rules = _of_type(training, "AWS::Events::Rule")
+    rules = of_type(training, "AWS::Events::Rule")
     schedules = [r for r in rules if "ScheduleExpression" in r["Properties"]]
     assert [r["Properties"]["ScheduleExpression"] for r in schedules] == ["rate(7 days)"]
     (new_data,) = [r for r in rules if "EventPattern" in r["Properties"]]
@@ -144,15 +141,14 @@ def test_schedule_and_new_raw_data_start_the_pipeline(training: dict[str, Any]) 
 def test_find_incumbent_lambda_runs_on_the_latest_runtime_with_encrypted_logs(
     training: dict[str, Any],
 ) -> None:
-    (function,) = _of_type(training, "AWS::Lambda::Function")
+    (function,) = of_type(training, "AWS::Lambda::Function")
     assert function["Properties"]["Runtime"] == "python3.14"
-    (log_group,) = _of_type(training, "AWS::Logs::LogGroup")
+    (log_group,) = of_type(training, "AWS::Logs::LogGroup")
     assert "KmsKeyId" in log_group["Properties"]
     assert log_group["Properties"]["RetentionInDays"] == 90
 
 
 def test_two_synths_give_identical_templates(tmp_path: Path, platform: Any) -> None:
-    from tests.conftest import stack_templates, synth_app
 
     first = stack_templates(Path(synth_app(platform, tmp_path / "a").directory))
     second = stack_templates(Path(synth_app(platform, tmp_path / "b").directory))
