@@ -244,6 +244,7 @@ def test_handler_assumes_the_hub_role_and_calls_the_hub_region(
         return {"sts": sts, "sagemaker": sagemaker}[name]
 
     monkeypatch.setattr(handler_mod.boto3, "client", client)
+    monkeypatch.setattr(handler_mod, "clock", lambda: NOW)
     context = SimpleNamespace(
         function_name="gate", memory_limit_in_mb=256, aws_request_id="r1",
         invoked_function_arn="arn:aws:lambda:eu-west-1:444444444444:function:gate",

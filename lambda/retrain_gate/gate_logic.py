@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from botocore.config import Config
@@ -108,15 +108,16 @@ def description(event: Mapping[str, Any], environment: str) -> str:
 
 
 def handle_alarm_event(
-    event: Mapping[str, Any], config: GateConfig, sagemaker: Any, now: datetime | None = None
+    event: Mapping[str, Any], config: GateConfig, sagemaker: Any, now: datetime
 ) -> dict[str, Any]:
-    """One alarm state change: check the rate limit, start the pipeline or say why not."""
+    """One alarm state change: check the rate limit (against `now`), start the pipeline or say
+    why not."""
     state = event.get("detail", {}).get("state", {}).get("value")
     if state != "ALARM":  # the rule filters on ALARM; a hand-made test event may not
         return {"started": False, "reason": f"alarm state is {state!r}, not 'ALARM'"}
     decision = decide(
         recent_executions(sagemaker, config.pipeline_name),
-        now or datetime.now(UTC),
+        now,
         config.min_hours,
     )
     if not decision.start:

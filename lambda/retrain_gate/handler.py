@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import boto3
@@ -11,6 +13,14 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from gate_logic import BOTO_CONFIG, GateConfig, assume_starter_role, handle_alarm_event
 
 logger = Logger(service="retrain_gate")
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+# The only clock the gate reads; tests replace it.
+clock: Callable[[], datetime] = utc_now
 
 
 @logger.inject_lambda_context(clear_state=True)
@@ -22,6 +32,6 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     sagemaker = boto3.client(
         "sagemaker", region_name=config.pipeline_region, config=BOTO_CONFIG, **credentials
     )
-    result = handle_alarm_event(event, config, sagemaker)
+    result = handle_alarm_event(event, config, sagemaker, clock())
     logger.info("retrain gate", extra=result)
     return result
