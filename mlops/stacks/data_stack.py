@@ -18,10 +18,15 @@ from mlops.constructs.model_replication import (
     ReplicaDestination,
     allow_hub_replication,
 )
-from mlops.constructs.model_staging import allow_model_stagers
+from mlops.constructs.model_staging import allow_model_stagers, protect_staged_models
 from mlops.constructs.secure_bucket import AccessLogsBucket, SecureBucket
 from mlops.nag import acknowledge, acknowledge_lambda_without_vpc
-from mlops.naming import bucket_name, model_key_alias, replication_role_name
+from mlops.naming import (
+    bucket_name,
+    model_key_alias,
+    model_stager_role_name,
+    replication_role_name,
+)
 
 
 @dataclass(frozen=True)
@@ -111,7 +116,14 @@ class DataStack(cdk.Stack):
                 role_name=replication_role_name(platform, hub),
                 destinations=replica_destinations,
             )
-        allow_hub_replication(bucket=self.model_bucket, key=self.key, hub_role_arn=hub_role_arn)
+        allow_hub_replication(
+            bucket=self.model_bucket, key=self.key, hub_role_arn=hub_role_arn, region=region
+        )
+        protect_staged_models(
+            bucket=self.model_bucket,
+            stager_role_arn=f"arn:{self.partition}:iam::{environment.account}:role/"
+            f"{model_stager_role_name(platform, environment, region)}",
+        )
         allow_model_stagers(
             bucket=self.artifact_bucket,
             key=self.key,

@@ -85,6 +85,9 @@ class ServingStack(cdk.Stack):
             capture_bucket=buckets.data,
             encryption_key=data.key,
             rollback_alarm_names=[alarm.alarm_name for alarm in self.alarms.rollback_alarms],
+            artifact_versions={
+                r.version: staging.staged_version(r) for r in (current, release.previous) if r
+            },
         )
         # The models need their artifacts in this region's bucket before they are created.
         for artifact in staging.artifacts:
