@@ -82,7 +82,8 @@ def bucket_policy_effect(
         if not any(fnmatch.fnmatchcase(resource, r) for r in _as_list(statement["Resource"])):
             continue
         principals = _as_list(statement["Principal"].get("AWS", []))
-        if "*" not in principals and principal_arn not in principals:
+        account_root = f"arn:aws:iam::{principal_arn.split(':')[4]}:root"
+        if not {"*", principal_arn, account_root} & set(principals):
             continue
         applies = True
         for operator, condition in statement.get("Condition", {}).items():
@@ -134,7 +135,9 @@ def test_the_hub_training_role_cannot_change_what_a_serving_region_serves(
     served = f"arn:aws:s3:::{request.destination_bucket}/{request.staged_key}"
     training_arn = "arn:aws:iam::222222222222:role/training-execution"
     replication_arn = next(
-        s["Principal"]["AWS"] for s in bucket_policy if s.get("Sid") == "HubReplicatesModels"
+        s["Condition"]["ArnEquals"]["aws:PrincipalArn"]
+        for s in bucket_policy
+        if s.get("Sid") == "HubReplicatesModels"
     )
     stager_arn = f"arn:aws:iam::333333333333:role/flightdelay-{SERVING}-model-stager"
 

@@ -214,7 +214,8 @@ def test_replication_reaches_only_the_model_prefix_and_keys_only_through_s3(
         ]
         + [k["Properties"]["KeyPolicy"] for k in of_type(spoke, "AWS::KMS::Key")]
         for s in doc["Statement"]
-        if s["Effect"] == "Allow" and s.get("Principal", {}).get("AWS") == replication
+        if s["Effect"] == "Allow"
+        and s.get("Condition", {}).get("ArnEquals", {}).get("aws:PrincipalArn") == replication
     ]
     assert {s["Sid"] for s in granted} == {
         "HubReplicatesModels",
@@ -226,8 +227,10 @@ def test_replication_reaches_only_the_model_prefix_and_keys_only_through_s3(
     assert by_sid["HubReplicatesModels"]["Resource"]["Fn::Join"][1][-1] == (
         "/training-pipeline/models/*"
     )
-    assert by_sid["HubEncryptsReplicas"]["Condition"] == {
-        "StringEquals": {"kms:ViaService": "s3.ap-southeast-1.amazonaws.com"}
+    for statement in granted:
+        assert statement["Principal"] == {"AWS": "arn:aws:iam::222222222222:root"}
+    assert by_sid["HubEncryptsReplicas"]["Condition"]["StringEquals"] == {
+        "kms:ViaService": "s3.ap-southeast-1.amazonaws.com"
     }
     hub = _resources(templates, "dev-us-east-1", "Data")
     (role_policy,) = [

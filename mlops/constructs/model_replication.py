@@ -163,7 +163,10 @@ def allow_hub_replication(
     """Destination side: the hub's replication role may write replicas under the model prefix
     (nothing else: the served, content-addressed copies are out of its reach), read our
     versioning state (never change it), and use our key only through S3 in this region."""
-    principal = iam.ArnPrincipal(hub_role_arn)
+    # The hub's account, narrowed to its replication role by aws:PrincipalArn: a policy naming
+    # the role itself could not be written before the role exists.
+    principal = iam.AccountPrincipal(hub_role_arn.split(":")[4])
+    by_role = {"ArnEquals": {"aws:PrincipalArn": hub_role_arn}}
     bucket.add_to_resource_policy(
         iam.PolicyStatement(
             sid="HubReplicatesModels",
@@ -174,6 +177,7 @@ def allow_hub_replication(
                 "s3:ObjectOwnerOverrideToBucketOwner",
             ],
             resources=[bucket.arn_for_objects(f"{MODEL_PREFIX}*")],
+            conditions=by_role,
         )
     )
     bucket.add_to_resource_policy(
@@ -182,6 +186,7 @@ def allow_hub_replication(
             principals=[principal],
             actions=["s3:GetBucketVersioning"],
             resources=[bucket.bucket_arn],
+            conditions=by_role,
         )
     )
     key.add_to_resource_policy(
@@ -190,6 +195,9 @@ def allow_hub_replication(
             principals=[principal],
             actions=["kms:Encrypt", "kms:GenerateDataKey"],
             resources=["*"],
-            conditions={"StringEquals": {"kms:ViaService": f"s3.{region}.amazonaws.com"}},
+            conditions={
+                **by_role,
+                "StringEquals": {"kms:ViaService": f"s3.{region}.amazonaws.com"},
+            },
         )
     )

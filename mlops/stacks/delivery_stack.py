@@ -15,6 +15,11 @@ from aws_cdk import pipelines
 from constructs import Construct
 
 from mlops.config import EnvironmentConfig, PlatformConfig
+from mlops.constructs.pipeline_keys import (
+    BoundPipelineKeyUse,
+    KeysOnlyThroughS3,
+    retain_artifact_keys,
+)
 from mlops.constructs.pipeline_nag import AcknowledgePipelineGrants
 from mlops.nag import NIST, acknowledge
 from mlops.stacks.stage import PlatformStage
@@ -67,8 +72,16 @@ class DeliveryStack(cdk.Stack):
                 )
             wave = self.pipeline.add_wave(environment.name, pre=pre)
             for stage in stages:
-                wave.add_stage(stage, post=self._post_deploy_steps(stage, source))
+                wave.add_stage(stage, post=self._post_deploy_steps(self, stage, source))
         self.pipeline.build_pipeline()
+        cdk.Aspects.of(self).add(BoundPipelineKeyUse(self.pipeline))
+        keys_through_s3 = KeysOnlyThroughS3(self.pipeline)
+        for support in [
+            self,
+            *(s.stack for s in self.pipeline.pipeline.cross_region_support.values()),
+        ]:
+            cdk.Aspects.of(support).add(keys_through_s3)
+        retain_artifact_keys(self.pipeline)
         self._acknowledge_unlogged_artifact_buckets()
 
     def _acknowledge_unlogged_artifact_buckets(self) -> None:
@@ -93,12 +106,20 @@ class DeliveryStack(cdk.Stack):
 
     @staticmethod
     def _post_deploy_steps(
-        stage: PlatformStage, source: pipelines.CodePipelineSource
+        scope: Construct, stage: PlatformStage, source: pipelines.CodePipelineSource
     ) -> list[pipelines.Step]:
         serving = stage.serving
         if serving is None:
             return []
         role_arn = f"arn:aws:iam::{serving.account}:role/{serving.smoke_test.role.role_name}"
+        # Named: the smoke-test role in the serving account trusts exactly this role.
+        checker = iam.Role(
+            scope,
+            f"Check-{stage.stage_name}-Role",
+            role_name=serving.smoke_test.checker_role_name,
+            assumed_by=iam.ServicePrincipal("codebuild.amazonaws.com"),
+            description=f"Post-deploy check of {stage.stage_name}: assumes its smoke-test role.",
+        )
         return [
             pipelines.CodeBuildStep(
                 f"Check-{stage.stage_name}",
@@ -110,6 +131,7 @@ class DeliveryStack(cdk.Stack):
                     "ROLE_ARN": role_arn,
                 },
                 env_from_cfn_outputs={"EXPECTED_CONFIG": serving.endpoint_config_output},
+                role=checker,
                 role_policy_statements=[
                     iam.PolicyStatement(actions=["sts:AssumeRole"], resources=[role_arn])
                 ],

@@ -21,6 +21,8 @@ from mlops.naming import (
     endpoint_name,
     model_key_alias,
     model_stager_role_name,
+    post_deploy_check_role_name,
+    rollback_role_name,
     smoke_test_role_name,
 )
 from mlops.pipeline_definition import images
@@ -116,6 +118,7 @@ class ServingStack(cdk.Stack):
             topic=self.alarms.topic,
             encryption_key=data.key,
             manifest_hint=f"config/releases.yaml: {environment.name}",
+            role_name=rollback_role_name(platform, environment, self.region),
         )
         self.smoke_test = SmokeTestAccess(
             self,
@@ -123,6 +126,7 @@ class ServingStack(cdk.Stack):
             role_name=smoke_test_role_name(platform, environment, self.region),
             endpoint_name=name,
             tooling_account=platform.tooling.account,
+            checker_role_name=post_deploy_check_role_name(platform, environment, self.region),
         )
         self.endpoint_name = name
         self.endpoint_config_output = cdk.CfnOutput(

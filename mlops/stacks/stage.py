@@ -15,6 +15,7 @@ from mlops.naming import (
     model_key_alias,
     model_stager_role_name,
     retrain_gate_role_name,
+    rollback_role_name,
 )
 from mlops.release_manifest import EnvironmentRelease
 from mlops.stacks.data_stack import DataStack
@@ -56,6 +57,14 @@ def retrain_gate_roles(platform: PlatformConfig, hub: EnvironmentConfig) -> list
         (env.account, retrain_gate_role_name(platform, env, region))
         for env, region in served_by(platform, hub)
         if not env.serving.serverless
+    ]
+
+
+def rollback_roles(platform: PlatformConfig, hub: EnvironmentConfig) -> list[tuple[str, str]]:
+    """(account, role name) of the rollback Lambda of every serving stage."""
+    return [
+        (env.account, rollback_role_name(platform, env, region))
+        for env, region in served_by(platform, hub)
     ]
 
 
@@ -110,6 +119,7 @@ class PlatformStage(cdk.Stage):
                 environment=environment,
                 data=self.data,
                 retrain_gate_roles=retrain_gate_roles(platform, environment),
+                rollback_roles=rollback_roles(platform, environment),
             )
         self.serving: ServingStack | None = None
         if release.current is not None:
