@@ -66,7 +66,7 @@ class BoundPipelineKeyUse:
         # The home key is already named by ARN; the support stacks' keys only by alias.
         regions = sorted({cdk.Stack.of(k).region for k, _ in keys} - {stack.region})
         aliases = sorted(alias.alias_name for _, alias in keys)
-        for index, statement in enumerate(document.get("Statement", [])):
+        for statement in document.get("Statement", []):
             actions = statement.get("Action", [])
             actions = [actions] if isinstance(actions, str) else actions
             resources = statement.get("Resource", [])

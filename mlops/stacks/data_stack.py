@@ -19,6 +19,7 @@ from mlops.constructs.model_replication import (
     allow_hub_replication,
 )
 from mlops.constructs.model_staging import allow_model_stagers, protect_staged_models
+from mlops.constructs.sagemaker_log_groups import SageMakerLogGroup
 from mlops.constructs.secure_bucket import AccessLogsBucket, SecureBucket
 from mlops.nag import acknowledge, acknowledge_lambda_without_vpc
 from mlops.naming import (
@@ -53,9 +54,11 @@ class DataStack(cdk.Stack):
         region: str,
         replica_destinations: list[ReplicaDestination] | None = None,
         model_stager_roles: list[tuple[str, str]] | None = None,
+        job_log_groups: tuple[str, ...] = (),
         **kwargs: Any,
     ) -> None:
-        """replica_destinations: set on the hub (training home) stage only."""
+        """replica_destinations: set on the hub (training home) stage only. job_log_groups:
+        the account-and-region-wide SageMaker job log groups this stage's jobs write to."""
         super().__init__(scope, construct_id, **kwargs)
         self._names = {
             purpose: bucket_name(platform, environment, region, purpose)
@@ -149,6 +152,14 @@ class DataStack(cdk.Stack):
             encryption_key=self.key,
             retain=retain,
         )
+        for name in job_log_groups:
+            SageMakerLogGroup(
+                self,
+                name.rsplit("/", 1)[-1] + "Logs",
+                log_group_name=name,
+                encryption_key=self.key,
+                retain=retain,
+            )
         self._acknowledge_bucket_notifications_handler()
 
     def buckets_for(self, consumer: cdk.Stack) -> StageBuckets:

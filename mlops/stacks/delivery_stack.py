@@ -11,10 +11,12 @@ import aws_cdk as cdk
 from aws_cdk import aws_codebuild as codebuild
 from aws_cdk import aws_codepipeline as codepipeline
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_logs as logs
 from aws_cdk import pipelines
 from constructs import Construct
 
 from mlops.config import EnvironmentConfig, PlatformConfig
+from mlops.constructs.encryption_key import EncryptionKey
 from mlops.constructs.pipeline_keys import (
     BoundPipelineKeyUse,
     KeysOnlyThroughS3,
@@ -40,6 +42,19 @@ class DeliveryStack(cdk.Stack):
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)
         tooling = platform.tooling
+        # Every CodeBuild project of the pipeline (synth, self-mutation, assets, checks) logs
+        # to one group with a customer key and a retention, instead of CodeBuild's defaults.
+        build_key = EncryptionKey(
+            self, "BuildLogsKey", description=f"{platform.project} delivery build logs", retain=True
+        ).key
+        self.build_logs = logs.LogGroup(
+            self,
+            "BuildLogs",
+            log_group_name=f"/aws/codebuild/{platform.project}-delivery",
+            encryption_key=build_key,
+            retention=logs.RetentionDays.ONE_YEAR,
+            removal_policy=cdk.RemovalPolicy.RETAIN,
+        )
         source = pipelines.CodePipelineSource.connection(
             tooling.repository, tooling.branch, connection_arn=tooling.connection_arn
         )
@@ -51,7 +66,10 @@ class DeliveryStack(cdk.Stack):
             cross_account_keys=True,  # stages deploy into other accounts
             enable_key_rotation=True,
             code_build_defaults=pipelines.CodeBuildOptions(
-                build_environment=codebuild.BuildEnvironment(build_image=BUILD_IMAGE)
+                build_environment=codebuild.BuildEnvironment(build_image=BUILD_IMAGE),
+                logging=codebuild.LoggingOptions(
+                    cloud_watch=codebuild.CloudWatchLoggingOptions(log_group=self.build_logs)
+                ),
             ),
             synth=pipelines.ShellStep(
                 "Synth",

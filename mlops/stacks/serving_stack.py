@@ -15,6 +15,7 @@ from mlops.constructs.endpoint_dashboard import EndpointDashboard
 from mlops.constructs.endpoint_rollback import EndpointRollback
 from mlops.constructs.model_staging import HubArtifacts, ModelStaging
 from mlops.constructs.realtime_endpoint import VARIANT_NAME, RealtimeEndpoint
+from mlops.constructs.sagemaker_log_groups import SageMakerLogGroup, endpoint_log_group_name
 from mlops.constructs.smoke_test_access import SmokeTestAccess
 from mlops.naming import (
     bucket_name,
@@ -91,6 +92,15 @@ class ServingStack(cdk.Stack):
                 r.version: staging.staged_version(r) for r in (current, release.previous) if r
             },
         )
+        # Ours before SageMaker's: created first, so it has the stage key and a retention.
+        endpoint_logs = SageMakerLogGroup(
+            self,
+            "EndpointLogs",
+            log_group_name=endpoint_log_group_name(name),
+            encryption_key=data.key,
+            retain=environment.retain_data,
+        )
+        self.endpoint.node.add_dependency(endpoint_logs)
         # The models need their artifacts in this region's bucket before they are created.
         for artifact in staging.artifacts:
             self.endpoint.node.add_dependency(artifact)
