@@ -38,8 +38,14 @@ class StagingRequest:
 
     @classmethod
     def from_properties(cls, properties: dict[str, Any]) -> StagingRequest:
-        names = ("SourceBucket", "DestinationBucket", "Key", "StagedKey", "Sha256")
-        names += ("DestinationKmsKey",)
+        names = (
+            "SourceBucket",
+            "DestinationBucket",
+            "Key",
+            "StagedKey",
+            "Sha256",
+            "DestinationKmsKey",
+        )
         missing = [n for n in names if not properties.get(n)]
         if missing:
             raise ValueError(f"stage_model needs {', '.join(missing)}")
