@@ -125,7 +125,11 @@ class DataStack(cdk.Stack):
             assert policy is not None
             # Resource to resource: the role's policy names the artifact bucket, so depending on
             # whole constructs would be a cycle.
-            policy.node.add_dependency(self.replication.role.node.default_child)
+            role = self.replication.role.node.default_child
+            policy.node.add_dependency(role)
+            # KMS refuses a key policy whose principal does not exist yet (and a rollback
+            # deletes the role again, so every retry would fail the same way).
+            self.key.node.default_child.node.add_dependency(role)  # type: ignore[union-attr]
             self.artifact_bucket.node.default_child.node.add_dependency(  # type: ignore[union-attr]
                 self.model_bucket.node.default_child
             )
