@@ -134,6 +134,7 @@ class RealtimeEndpoint(Construct):
         # Dev's serverless endpoint deploys all at once: it has no instance fleet to shift and
         # no capture or instance alarms; staging and prod carry the guardrails.
         if not serving.serverless:
+            self._allow_describing(rollback_alarm_names)
             shift = traffic_shift(deployment)
             deployment_config = sagemaker.CfnEndpoint.DeploymentConfigProperty(
                 blue_green_update_policy=sagemaker.CfnEndpoint.BlueGreenUpdatePolicyProperty(
@@ -156,6 +157,27 @@ class RealtimeEndpoint(Construct):
             deployment_config=deployment_config,
             # Autoscaling owns the instance count; a deploy must not reset it.
             retain_all_variant_properties=True,
+        )
+
+    def _allow_describing(self, alarm_names: list[str]) -> None:
+        """SageMaker reads the auto-rollback alarms with the model's execution role: without
+        cloudwatch:DescribeAlarms on them the guardrail cannot watch the new fleet.
+        https://docs.aws.amazon.com/sagemaker/latest/dg/deployment-guardrails-configuration.html"""
+        stack = cdk.Stack.of(self)
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                sid="DescribeRollbackAlarms",
+                actions=["cloudwatch:DescribeAlarms"],
+                resources=[
+                    stack.format_arn(
+                        service="cloudwatch",
+                        resource="alarm",
+                        resource_name=name,
+                        arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME,
+                    )
+                    for name in alarm_names
+                ],
+            )
         )
 
     def _grant_model_access(
