@@ -142,6 +142,7 @@ class DataStack(cdk.Stack):
             retain=retain,
         )
         self._acknowledge_bucket_notifications_handler()
+        self._time_out_bucket_notifications()
 
     def buckets_for(self, consumer: cdk.Stack) -> StageBuckets:
         consumer.add_stack_dependency(self)
@@ -157,6 +158,16 @@ class DataStack(cdk.Stack):
         return StageBuckets(
             data=named("data"), artifacts=named("artifacts"), models=named("models")
         )
+
+    def _time_out_bucket_notifications(self) -> None:
+        """CDK's notifications custom resource has no ServiceTimeout: a hung handler would
+        hold the stack for CloudFormation's default hour (its Lambda times out at 300 s)."""
+        for child in self.node.find_all():
+            if (
+                isinstance(child, cdk.CfnResource)
+                and child.cfn_resource_type == "Custom::S3BucketNotifications"
+            ):
+                child.add_property_override("ServiceTimeout", 360)
 
     def _acknowledge_bucket_notifications_handler(self) -> None:
         """CDK's singleton custom resource that turns on EventBridge notifications."""
