@@ -77,7 +77,9 @@ class Stack:
     def arn_of(self, logical_id: str) -> str:
         kind = self.resources[logical_id]["Type"]
         fmt = _NAMED.get(kind, (None, "arn:{p}:generated:{r}:{a}:{name}"))[1]
-        return fmt.format(p=PARTITION, r=self.region, a=self.account, name=self.resource_name(logical_id))
+        return fmt.format(
+            p=PARTITION, r=self.region, a=self.account, name=self.resource_name(logical_id)
+        )
 
     def ref(self, name: str) -> Any:
         pseudo = {
@@ -112,7 +114,7 @@ class Stack:
         if not isinstance(value, dict):
             return value
         if len(value) == 1:
-            (fn, arg), = value.items()
+            ((fn, arg),) = value.items()
             if fn == "Ref":
                 return self.ref(arg)
             if fn == "Fn::GetAtt":

@@ -65,7 +65,9 @@ def _concrete(value: Any, definition: dict[str, Any]) -> str:
             for p in definition.get("Parameters", []):
                 if p["Name"] == name:
                     return str(p.get("DefaultValue", name))
-        match = re.fullmatch(r"Steps\.([^.]+)\.ProcessingOutputConfig\.Outputs\['([^']+)'\]\..*", path)
+        match = re.fullmatch(
+            r"Steps\.([^.]+)\.ProcessingOutputConfig\.Outputs\['([^']+)'\]\..*", path
+        )
         if match:
             step = _step(definition, match.group(1))
             for output in step["Arguments"]["ProcessingOutputConfig"]["Outputs"]:
@@ -74,7 +76,9 @@ def _concrete(value: Any, definition: dict[str, Any]) -> str:
         match = re.fullmatch(r"Steps\.([^.]+)\.ModelArtifacts\.S3ModelArtifacts", path)
         if match:
             out = _step(definition, match.group(1))["Arguments"]["OutputDataConfig"]
-            return f"{_concrete(out['S3OutputPath'], definition).rstrip('/')}/job/output/model.tar.gz"
+            return (
+                f"{_concrete(out['S3OutputPath'], definition).rstrip('/')}/job/output/model.tar.gz"
+            )
         if re.fullmatch(r"Steps\.[^.]+\.OutputParameters\[.*\]", path):
             return f"{RUNTIME_VALUE}{path}"
     return f"unresolved:{json.dumps(value, sort_keys=True)}"

@@ -40,7 +40,13 @@ class Limit:
 
 LIMITS: tuple[Limit, ...] = (
     # SageMaker blue/green deployments
-    Limit(ENDPOINT, f"{ROUTING}.WaitIntervalInSeconds", 0, 3600, source=f"{SM_API}/API_TrafficRoutingConfig.html"),
+    Limit(
+        ENDPOINT,
+        f"{ROUTING}.WaitIntervalInSeconds",
+        0,
+        3600,
+        source=f"{SM_API}/API_TrafficRoutingConfig.html",
+    ),
     Limit(
         ENDPOINT,
         f"{ROUTING}.LinearStepSize.Value",
@@ -57,32 +63,148 @@ LIMITS: tuple[Limit, ...] = (
         when=("Type", "CAPACITY_PERCENT"),
         source=f"{SM_API}/API_TrafficRoutingConfig.html (CanarySize: at most 50% of the fleet)",
     ),
-    Limit(ENDPOINT, f"{BLUE_GREEN}.MaximumExecutionTimeoutInSeconds", 600, 28800, source=f"{SM_API}/API_BlueGreenUpdatePolicy.html"),
-    Limit(ENDPOINT, f"{BLUE_GREEN}.TerminationWaitInSeconds", 0, 3600, source=f"{SM_API}/API_BlueGreenUpdatePolicy.html"),
-    Limit(ENDPOINT, "DeploymentConfig.AutoRollbackConfiguration.Alarms#", 1, 10, source=f"{SM_API}/API_AutoRollbackConfig.html"),
+    Limit(
+        ENDPOINT,
+        f"{BLUE_GREEN}.MaximumExecutionTimeoutInSeconds",
+        600,
+        28800,
+        source=f"{SM_API}/API_BlueGreenUpdatePolicy.html",
+    ),
+    Limit(
+        ENDPOINT,
+        f"{BLUE_GREEN}.TerminationWaitInSeconds",
+        0,
+        3600,
+        source=f"{SM_API}/API_BlueGreenUpdatePolicy.html",
+    ),
+    Limit(
+        ENDPOINT,
+        "DeploymentConfig.AutoRollbackConfiguration.Alarms#",
+        1,
+        10,
+        source=f"{SM_API}/API_AutoRollbackConfig.html",
+    ),
     Limit(ENDPOINT, "EndpointName", pattern=NAME_63, source=f"{SM_API}/API_CreateEndpoint.html"),
     # SageMaker endpoint configs
-    Limit("AWS::SageMaker::EndpointConfig", "ProductionVariants[].InitialInstanceCount", 1, None, source=f"{SM_API}/API_ProductionVariant.html"),
-    Limit("AWS::SageMaker::EndpointConfig", "ProductionVariants[].VariantName", pattern=NAME_63, source=f"{SM_API}/API_ProductionVariant.html"),
-    Limit("AWS::SageMaker::EndpointConfig", "ProductionVariants[].ServerlessConfig.MemorySizeInMB", 1024, 6144, source=f"{SM_API}/API_ProductionVariantServerlessConfig.html"),
-    Limit("AWS::SageMaker::EndpointConfig", "ProductionVariants[].ServerlessConfig.MaxConcurrency", 1, 200, source=f"{SM_API}/API_ProductionVariantServerlessConfig.html"),
-    Limit("AWS::SageMaker::EndpointConfig", "DataCaptureConfig.InitialSamplingPercentage", 0, 100, source=f"{SM_API}/API_DataCaptureConfig.html"),
-    Limit("AWS::SageMaker::Pipeline", "PipelineName", pattern=r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,255}$", source=f"{SM_API}/API_CreatePipeline.html"),
-    Limit("AWS::SageMaker::ModelPackageGroup", "ModelPackageGroupName", pattern=NAME_63, source=f"{SM_API}/API_CreateModelPackageGroup.html"),
-    Limit("AWS::SageMaker::FeatureGroup", "FeatureGroupName", pattern=NAME_63, source=f"{SM_API}/API_CreateFeatureGroup.html"),
+    Limit(
+        "AWS::SageMaker::EndpointConfig",
+        "ProductionVariants[].InitialInstanceCount",
+        1,
+        None,
+        source=f"{SM_API}/API_ProductionVariant.html",
+    ),
+    Limit(
+        "AWS::SageMaker::EndpointConfig",
+        "ProductionVariants[].VariantName",
+        pattern=NAME_63,
+        source=f"{SM_API}/API_ProductionVariant.html",
+    ),
+    Limit(
+        "AWS::SageMaker::EndpointConfig",
+        "ProductionVariants[].ServerlessConfig.MemorySizeInMB",
+        1024,
+        6144,
+        source=f"{SM_API}/API_ProductionVariantServerlessConfig.html",
+    ),
+    Limit(
+        "AWS::SageMaker::EndpointConfig",
+        "ProductionVariants[].ServerlessConfig.MaxConcurrency",
+        1,
+        200,
+        source=f"{SM_API}/API_ProductionVariantServerlessConfig.html",
+    ),
+    Limit(
+        "AWS::SageMaker::EndpointConfig",
+        "DataCaptureConfig.InitialSamplingPercentage",
+        0,
+        100,
+        source=f"{SM_API}/API_DataCaptureConfig.html",
+    ),
+    Limit(
+        "AWS::SageMaker::Pipeline",
+        "PipelineName",
+        pattern=r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,255}$",
+        source=f"{SM_API}/API_CreatePipeline.html",
+    ),
+    Limit(
+        "AWS::SageMaker::ModelPackageGroup",
+        "ModelPackageGroupName",
+        pattern=NAME_63,
+        source=f"{SM_API}/API_CreateModelPackageGroup.html",
+    ),
+    Limit(
+        "AWS::SageMaker::FeatureGroup",
+        "FeatureGroupName",
+        pattern=NAME_63,
+        source=f"{SM_API}/API_CreateFeatureGroup.html",
+    ),
     # Application Auto Scaling
-    Limit("AWS::ApplicationAutoScaling::ScalableTarget", "MinCapacity", 0, None, source=f"{AAS_API}/API_RegisterScalableTarget.html"),
-    Limit("AWS::ApplicationAutoScaling::ScalingPolicy", "PolicyName", pattern=r"^\S{1,256}$", source=f"{AAS_API}/API_PutScalingPolicy.html"),
-    Limit("AWS::ApplicationAutoScaling::ScalingPolicy", "TargetTrackingScalingPolicyConfiguration.ScaleInCooldown", 0, None, source=f"{AAS_API}/API_TargetTrackingScalingPolicyConfiguration.html"),
-    Limit("AWS::ApplicationAutoScaling::ScalingPolicy", "TargetTrackingScalingPolicyConfiguration.ScaleOutCooldown", 0, None, source=f"{AAS_API}/API_TargetTrackingScalingPolicyConfiguration.html"),
-    Limit("AWS::ApplicationAutoScaling::ScalingPolicy", "TargetTrackingScalingPolicyConfiguration.TargetValue", -(2.0**360), 2.0**360, source=f"{AAS_API}/API_TargetTrackingScalingPolicyConfiguration.html"),
+    Limit(
+        "AWS::ApplicationAutoScaling::ScalableTarget",
+        "MinCapacity",
+        0,
+        None,
+        source=f"{AAS_API}/API_RegisterScalableTarget.html",
+    ),
+    Limit(
+        "AWS::ApplicationAutoScaling::ScalingPolicy",
+        "PolicyName",
+        pattern=r"^\S{1,256}$",
+        source=f"{AAS_API}/API_PutScalingPolicy.html",
+    ),
+    Limit(
+        "AWS::ApplicationAutoScaling::ScalingPolicy",
+        "TargetTrackingScalingPolicyConfiguration.ScaleInCooldown",
+        0,
+        None,
+        source=f"{AAS_API}/API_TargetTrackingScalingPolicyConfiguration.html",
+    ),
+    Limit(
+        "AWS::ApplicationAutoScaling::ScalingPolicy",
+        "TargetTrackingScalingPolicyConfiguration.ScaleOutCooldown",
+        0,
+        None,
+        source=f"{AAS_API}/API_TargetTrackingScalingPolicyConfiguration.html",
+    ),
+    Limit(
+        "AWS::ApplicationAutoScaling::ScalingPolicy",
+        "TargetTrackingScalingPolicyConfiguration.TargetValue",
+        -(2.0**360),
+        2.0**360,
+        source=f"{AAS_API}/API_TargetTrackingScalingPolicyConfiguration.html",
+    ),
     # Lambda
-    Limit("AWS::Lambda::Function", "Timeout", 1, 900, source=f"{LAMBDA_API}/API_CreateFunction.html"),
-    Limit("AWS::Lambda::Function", "MemorySize", 128, 10240, source=f"{LAMBDA_API}/API_CreateFunction.html"),
-    Limit("AWS::Lambda::Function", "EphemeralStorage.Size", 512, 10240, source=f"{CFN}/aws-properties-lambda-function-ephemeralstorage.html"),
-    Limit("AWS::Lambda::Function", "Description", pattern=r"(?s)^.{0,256}$", source=f"{LAMBDA_API}/API_CreateFunction.html"),
+    Limit(
+        "AWS::Lambda::Function", "Timeout", 1, 900, source=f"{LAMBDA_API}/API_CreateFunction.html"
+    ),
+    Limit(
+        "AWS::Lambda::Function",
+        "MemorySize",
+        128,
+        10240,
+        source=f"{LAMBDA_API}/API_CreateFunction.html",
+    ),
+    Limit(
+        "AWS::Lambda::Function",
+        "EphemeralStorage.Size",
+        512,
+        10240,
+        source=f"{CFN}/aws-properties-lambda-function-ephemeralstorage.html",
+    ),
+    Limit(
+        "AWS::Lambda::Function",
+        "Description",
+        pattern=r"(?s)^.{0,256}$",
+        source=f"{LAMBDA_API}/API_CreateFunction.html",
+    ),
     # Custom resources
-    Limit("Custom::*", "ServiceTimeout", 1, 3600, source=f"{CFN}/aws-resource-cloudformation-customresource.html"),
+    Limit(
+        "Custom::*",
+        "ServiceTimeout",
+        1,
+        3600,
+        source=f"{CFN}/aws-resource-cloudformation-customresource.html",
+    ),
 )
 
 
@@ -113,7 +235,9 @@ def violations(limit: Limit, properties: dict[str, Any]) -> list[str]:
     """Messages for every value under the limit's path that breaks it."""
     found: list[str] = []
     for value, parent in _values(properties, limit.path.split(".")):
-        if limit.when is not None and (not isinstance(parent, dict) or parent.get(limit.when[0]) != limit.when[1]):
+        if limit.when is not None and (
+            not isinstance(parent, dict) or parent.get(limit.when[0]) != limit.when[1]
+        ):
             continue
         if limit.pattern is not None:
             if isinstance(value, str) and not re.match(limit.pattern, value):

@@ -77,14 +77,17 @@ def statement_matches(statement: Mapping[str, Any], request: Request) -> bool:
             _glob(a, request.action, case_sensitive=False) for a in _listed(statement["Action"])
         ):
             return False
-    elif any(_glob(a, request.action, case_sensitive=False) for a in _listed(statement["NotAction"])):
+    elif any(
+        _glob(a, request.action, case_sensitive=False) for a in _listed(statement["NotAction"])
+    ):
         return False
     if "Resource" in statement:
         if not any(_glob(str(r), request.resource) for r in _listed(statement["Resource"])):
             return False
-    elif "NotResource" in statement:
-        if any(_glob(str(r), request.resource) for r in _listed(statement["NotResource"])):
-            return False
+    elif "NotResource" in statement and any(
+        _glob(str(r), request.resource) for r in _listed(statement["NotResource"])
+    ):
+        return False
     context = request.context or {}
     return all(
         _condition_met(operator, key, wanted, context)

@@ -7,7 +7,6 @@ from __future__ import annotations
 import fnmatch
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
 
 from mlops.rehearsal.assembly import Assembly, Stack
 from mlops.rehearsal.jobs import RUNTIME_VALUE, Job, S3Access, all_jobs
@@ -151,17 +150,30 @@ def _kms_requests(mode: str, region: str, account: str) -> list[Request]:
     return [Request(a, "", context) for a in actions]
 
 
-def _job_findings(assembly: Assembly, job: Job, bucket_keys: dict[str, tuple[Stack, str]]) -> list[Finding]:
+def _job_findings(
+    assembly: Assembly, job: Job, bucket_keys: dict[str, tuple[Stack, str]]
+) -> list[Finding]:
     stack = job.stack
     role = role_logical_id(stack, job.role_arn)
     if role is None:
-        return [Finding("job-io-permissions", stack.path, job.where, f"role {job.role_arn} is not created in this stack")]
+        return [
+            Finding(
+                "job-io-permissions",
+                stack.path,
+                job.where,
+                f"role {job.role_arn} is not created in this stack",
+            )
+        ]
     statements = role_statements(stack, role)
     findings: list[Finding] = []
 
     def need(request: Request, why: str) -> None:
         if not allows(statements, request):
-            findings.append(Finding("job-io-permissions", stack.path, job.where, f"{role} may not {request} ({why})"))
+            findings.append(
+                Finding(
+                    "job-io-permissions", stack.path, job.where, f"{role} may not {request} ({why})"
+                )
+            )
 
     def need_key(key_arn: str, mode: str, why: str) -> None:
         for template in _kms_requests(mode, stack.region, stack.account):
@@ -170,14 +182,21 @@ def _job_findings(assembly: Assembly, job: Job, bucket_keys: dict[str, tuple[Sta
             key = _key_by_arn(assembly, key_arn)
             if key is not None and not _key_policy_allows(*key, job.role_arn, request):
                 findings.append(
-                    Finding("job-io-permissions", stack.path, job.where, f"key policy of {key_arn} does not allow {role} {request.action} ({why})")
+                    Finding(
+                        "job-io-permissions",
+                        stack.path,
+                        job.where,
+                        f"key policy of {key_arn} does not allow {role} {request.action} ({why})",
+                    )
                 )
 
     for access in job.accesses:
         if access.uri.startswith(RUNTIME_VALUE):
             continue  # e.g. the incumbent's model URI, returned by the FindIncumbent Lambda
         if access.uri.startswith("unresolved:"):
-            findings.append(Finding("job-io-permissions", stack.path, job.where, f"cannot resolve {access.uri}"))
+            findings.append(
+                Finding("job-io-permissions", stack.path, job.where, f"cannot resolve {access.uri}")
+            )
             continue
         for request in _access_requests(access, stack.region):
             need(request, f"{access.mode} {access.uri}")
@@ -214,10 +233,16 @@ def rollback_alarms_describable(assembly: Assembly) -> list[Finding]:
     for stack in assembly.stacks:
         for endpoint_id, endpoint in stack.of_type("AWS::SageMaker::Endpoint"):
             props = stack.resolve(endpoint["Properties"])
-            alarms = props.get("DeploymentConfig", {}).get("AutoRollbackConfiguration", {}).get("Alarms", [])
+            alarms = (
+                props.get("DeploymentConfig", {})
+                .get("AutoRollbackConfiguration", {})
+                .get("Alarms", [])
+            )
             if not alarms:
                 continue
-            config_id = _by_name(stack, "AWS::SageMaker::EndpointConfig", props["EndpointConfigName"])
+            config_id = _by_name(
+                stack, "AWS::SageMaker::EndpointConfig", props["EndpointConfigName"]
+            )
             if config_id is None:
                 continue
             config = stack.resolve(stack.resources[config_id]["Properties"])
@@ -253,7 +278,14 @@ def documented_limits(assembly: Assembly) -> list[Finding]:
                     continue
                 props = stack.resolve(resource.get("Properties", {}))
                 for message in violations(limit, props):
-                    findings.append(Finding("documented-limits", stack.path, logical_id, f"{message} ({limit.source})"))
+                    findings.append(
+                        Finding(
+                            "documented-limits",
+                            stack.path,
+                            logical_id,
+                            f"{message} ({limit.source})",
+                        )
+                    )
     return findings
 
 
@@ -327,6 +359,3 @@ def run_all(assembly: Assembly) -> list[Finding]:
 
 def summary(findings: list[Finding]) -> str:
     return "\n".join(str(f) for f in findings)
-
-
-__all__ = ["RULES", "Finding", "Rule", "run_all", "summary", "Any"]
