@@ -17,6 +17,7 @@ from mlops.rehearsal.limits import LIMITS, Limit, violations
 from mlops.rehearsal.policy import Request, allows
 from mlops.rehearsal.rules import (
     RULES,
+    codebuild_runtime_and_pins,
     custom_resources_time_out,
     documented_limits,
     job_io_permissions,
@@ -304,3 +305,25 @@ def test_intrinsics_resolve_the_same_across_stacks(rehearsal: Assembly) -> None:
         if r["Type"] == "AWS::SageMaker::EndpointConfig" and "Current" in json.dumps(r["Metadata"])
     ]
     assert serving.resolve(config["Properties"]["KmsKeyId"]) == key_arn
+
+
+def test_unpinned_tools_and_default_node_are_found(rehearsal: Assembly) -> None:
+    """Finding #6: the library's defaults (image Node 18, aws-cdk@2, cdk-assets@latest)."""
+
+    def library_defaults(template: dict[str, Any]) -> None:
+        for resource in template["Resources"].values():
+            if resource["Type"] != "AWS::CodeBuild::Project":
+                continue
+            source = resource["Properties"]["Source"]
+            source["BuildSpec"] = (
+                source["BuildSpec"]
+                .replace('"nodejs": "22"', '"nodejs": "18"')
+                .replace("aws-cdk@2.1148.1", "aws-cdk@2")
+                .replace("cdk-assets@4.7.3", "cdk-assets@latest")
+            )
+
+    findings = codebuild_runtime_and_pins(_edited(rehearsal, "Delivery", library_defaults))
+    messages = [f.message for f in findings]
+    assert sum("Node 18" in m for m in messages) == 13  # every project
+    assert sum("aws-cdk@2;" in m for m in messages) == 1  # self-mutation
+    assert sum("cdk-assets@latest" in m for m in messages) == 5  # one per asset project

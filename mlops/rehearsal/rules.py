@@ -5,8 +5,13 @@ caught. A rule takes the whole assembly and returns findings; none means it pass
 from __future__ import annotations
 
 import fnmatch
+import json
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
 
 from mlops.rehearsal.assembly import Assembly, Stack
 from mlops.rehearsal.jobs import RUNTIME_VALUE, Job, S3Access, all_jobs
@@ -316,6 +321,46 @@ def custom_resources_time_out(assembly: Assembly) -> list[Finding]:
     return findings
 
 
+# --- every CodeBuild project runs a supported Node and the pinned CDK tools -----------------
+
+SUPPORTED_NODE = ("22", "24")  # jsii's supported majors on CodeBuild standard 7.0
+PACKAGE_JSON = Path(__file__).resolve().parents[2] / "package.json"
+
+
+def codebuild_runtime_and_pins(assembly: Assembly) -> list[Finding]:
+    pins = json.loads(PACKAGE_JSON.read_text())["devDependencies"]
+    findings: list[Finding] = []
+    for stack in assembly.stacks:
+        for logical_id, project in stack.of_type("AWS::CodeBuild::Project"):
+            spec_text = project["Properties"]["Source"].get("BuildSpec")
+            if not isinstance(spec_text, str):
+                continue
+            spec = yaml.safe_load(spec_text)  # JSON is YAML
+            install = spec.get("phases", {}).get("install", {})
+            node = str(install.get("runtime-versions", {}).get("nodejs", "image default"))
+            if node not in SUPPORTED_NODE:
+                findings.append(
+                    Finding(
+                        "codebuild-runtime-and-pins",
+                        stack.path,
+                        logical_id,
+                        f"Node {node}; need one of {SUPPORTED_NODE}",
+                    )
+                )
+            for command in install.get("commands", []):
+                for package, version in re.findall(r"npm install -g (\S+?)@(\S+)", command):
+                    if pins.get(package) != version:
+                        findings.append(
+                            Finding(
+                                "codebuild-runtime-and-pins",
+                                stack.path,
+                                logical_id,
+                                f"installs {package}@{version}; package.json pins {pins.get(package)}",
+                            )
+                        )
+    return findings
+
+
 RULES: tuple[Rule, ...] = (
     Rule(
         "principals-exist-first",
@@ -349,6 +394,14 @@ RULES: tuple[Rule, ...] = (
         CUSTOM_RESOURCE_DOC,
         "#7 (Custom::ModelArtifact without ServiceTimeout)",
         custom_resources_time_out,
+    ),
+    Rule(
+        "codebuild-runtime-and-pins",
+        "https://docs.aws.amazon.com/codebuild/latest/userguide/runtime-versions.html; "
+        "https://docs.aws.amazon.com/cdk/api/v2/docs/aws-cdk-lib.pipelines.CodePipelineProps.html "
+        "(cliVersion, cdkAssetsCliVersion)",
+        "#6 (Node 18 by default; aws-cdk@2 and cdk-assets@latest unpinned)",
+        codebuild_runtime_and_pins,
     ),
 )
 
