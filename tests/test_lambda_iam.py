@@ -1,0 +1,216 @@
+"""The Lambdas run against the permissions they will really have: each main code path runs in
+moto as its role, with the policy documents of the synthesized template (intrinsics resolved
+for the stage's account) and IAM enforced; a missing or too-narrow permission fails here.
+
+Checked here: stage_model (copy, already present; S3 resources enforced by moto itself) and
+find_incumbent (incumbent found, no incumbent; SageMaker resources judged by the rehearsal's
+evaluator on the recorded calls). Not run under enforced IAM: rollback (moto has no
+UpdateEndpoint; its tests use botocore's Stubber) and retrain_gate (it assumes a role in the
+hub account, which moto's single-account IAM cannot model); their statements are read by
+hand against the calls listed in docs/CONTRACTS.md."""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import importlib.util
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+from unittest import mock
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from mlops.rehearsal.assembly import Assembly, Stack, load_assembly
+from tests.lambda_iam import run_as_role
+
+LAMBDA = Path(__file__).resolve().parents[1] / "lambda"
+
+
+def _load(folder: str, name: str) -> ModuleType:
+    sys.path.insert(0, str(LAMBDA / folder))
+    try:
+        spec = importlib.util.spec_from_file_location(
+            f"iam_{folder}_{name}", LAMBDA / folder / f"{name}.py"
+        )
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = module
+        spec.loader.exec_module(module)
+        return module
+    finally:
+        sys.path.remove(str(LAMBDA / folder))
+
+
+staging = _load("stage_model", "staging")
+find_incumbent = _load("find_incumbent", "handler")
+
+
+@pytest.fixture(scope="module")
+def rehearsal(assembly_dir: Path) -> Assembly:
+    return load_assembly(assembly_dir)
+
+
+def _function_role(stack: Stack, function_prefix: str) -> str:
+    (function,) = [
+        r for k, r in stack.of_type("AWS::Lambda::Function") if k.startswith(function_prefix)
+    ]
+    return str(function["Properties"]["Role"]["Fn::GetAtt"][0])
+
+
+def _without(stack: Stack, sid: str) -> Stack:
+    """The stack with one statement taken out of its IAM policies."""
+    template = copy.deepcopy(stack.template)
+    for resource in template["Resources"].values():
+        if resource["Type"] == "AWS::IAM::Policy":
+            document = resource["Properties"]["PolicyDocument"]
+            document["Statement"] = [s for s in document["Statement"] if s.get("Sid") != sid]
+    changed = Stack(
+        stack.name, stack.path, stack.account, stack.region, template, stack.dependencies
+    )
+    changed.assembly = stack.assembly
+    return changed
+
+
+@pytest.fixture()
+def account(rehearsal: Assembly, request: pytest.FixtureRequest) -> Iterator[str]:
+    stack = rehearsal.by_name(request.param)
+    with mock.patch.dict(os.environ, {"MOTO_ACCOUNT_ID": stack.account}), mock_aws():
+        yield request.param
+
+
+# --- stage_model ----------------------------------------------------------------------------
+
+ARTIFACT = b"model.tar.gz bytes"
+
+
+def _staging_request(stack: Stack) -> Any:
+    (artifact, *_) = [
+        stack.resolve(r["Properties"]) for _, r in stack.of_type("Custom::ModelArtifact")
+    ]
+    hub = boto3.client("s3", region_name=artifact["SourceRegion"])
+    hub.create_bucket(Bucket=artifact["SourceBucket"])
+    hub.put_object(Bucket=artifact["SourceBucket"], Key=artifact["Key"], Body=ARTIFACT)
+    boto3.client("s3", region_name=stack.region).create_bucket(Bucket=artifact["DestinationBucket"])
+    key = boto3.client("kms", region_name=stack.region).create_key()["KeyMetadata"]["Arn"]
+    return staging.StagingRequest(
+        source_bucket=artifact["SourceBucket"],
+        destination_bucket=artifact["DestinationBucket"],
+        key=artifact["Key"],
+        sha256=hashlib.sha256(ARTIFACT).hexdigest(),
+        destination_kms_key=key,
+    ), artifact["SourceRegion"]
+
+
+def _stage(request: Any, source_region: str, region: str) -> Any:
+    return staging.stage_model(
+        boto3.client("s3", region_name=source_region),
+        boto3.client("s3", region_name=region),
+        request,
+    )
+
+
+@pytest.mark.parametrize("account", ["prod-us-east-1-Serving"], indirect=True)
+def test_stager_copies_and_finds_the_artifact_under_its_policy(
+    rehearsal: Assembly, account: str
+) -> None:
+    stack = rehearsal.by_name(account)
+    role = _function_role(stack, "ModelStagingStager")
+    request, source_region = _staging_request(stack)
+
+    def copy_then_find() -> list[str]:
+        return [_stage(request, source_region, stack.region)["Action"] for _ in range(2)]
+
+    result, log = run_as_role(stack, role, stack.region, copy_then_find)
+    assert result == ["copied", "present"]
+    assert log.denied() == []
+    assert {action for action, _ in log.calls} == {"s3:GetObject", "s3:PutObject"}
+
+
+@pytest.mark.parametrize("account", ["prod-us-east-1-Serving"], indirect=True)
+def test_stager_without_its_write_grant_is_denied(rehearsal: Assembly, account: str) -> None:
+    stack = _without(rehearsal.by_name(account), "WriteAndCheckTheRegionalCopy")
+    role = _function_role(stack, "ModelStagingStager")
+    request, source_region = _staging_request(stack)
+    result, log = run_as_role(
+        stack, role, stack.region, lambda: _stage(request, source_region, stack.region)
+    )
+    assert "AccessDenied" in str(result)  # moto's own enforcement refused the call
+    assert log.denied()  # and the evaluator agrees
+
+
+# --- find_incumbent -------------------------------------------------------------------------
+
+
+def _group(stack: Stack) -> str:
+    (group,) = [
+        stack.resolve(r["Properties"])
+        for _, r in stack.of_type("AWS::SageMaker::ModelPackageGroup")
+    ]
+    return str(group["ModelPackageGroupName"])
+
+
+def _register(group: str, region: str) -> None:
+    sagemaker = boto3.client("sagemaker", region_name=region)
+    sagemaker.create_model_package_group(ModelPackageGroupName=group)
+    sagemaker.create_model_package(
+        ModelPackageGroupName=group,
+        ModelApprovalStatus="Approved",
+        InferenceSpecification={
+            "Containers": [{"Image": "image:1", "ModelDataUrl": "s3://artifacts/model.tar.gz"}],
+            "SupportedContentTypes": ["text/csv"],
+            "SupportedResponseMIMETypes": ["text/csv"],
+        },
+    )
+
+
+@pytest.mark.parametrize("account", ["dev-us-east-1-Training"], indirect=True)
+@pytest.mark.parametrize("registered", [True, False], ids=["incumbent", "none-yet"])
+def test_find_incumbent_reads_the_registry_under_its_policy(
+    rehearsal: Assembly, account: str, registered: bool
+) -> None:
+    stack = rehearsal.by_name(account)
+    group = _group(stack)
+    if registered:
+        _register(group, stack.region)
+    else:
+        boto3.client("sagemaker", region_name=stack.region).create_model_package_group(
+            ModelPackageGroupName=group
+        )
+    role = _function_role(stack, "TrainingPipelineFindIncumbent")
+
+    def lookup() -> Any:
+        return find_incumbent.latest_approved_package(
+            boto3.client("sagemaker", region_name=stack.region), group
+        )
+
+    result, log = run_as_role(stack, role, stack.region, lookup)
+    assert not isinstance(result, Exception), result
+    assert (result is not None) is registered
+    assert log.denied() == []
+    expected = {"sagemaker:ListModelPackages"} | (
+        {"sagemaker:DescribeModelPackage"} if registered else set()
+    )
+    assert {action for action, _ in log.calls} == expected
+
+
+@pytest.mark.parametrize("account", ["dev-us-east-1-Training"], indirect=True)
+def test_find_incumbent_on_another_group_is_refused_by_the_evaluator(
+    rehearsal: Assembly, account: str
+) -> None:
+    stack = rehearsal.by_name(account)
+    _register("someone-elses-group", stack.region)
+    role = _function_role(stack, "TrainingPipelineFindIncumbent")
+
+    def lookup() -> Any:
+        client = boto3.client("sagemaker", region_name=stack.region)
+        return find_incumbent.latest_approved_package(client, "someone-elses-group")
+
+    _, log = run_as_role(stack, role, stack.region, lookup)
+    # moto cannot scope SageMaker resources; the evaluator does, on the recorded calls.
+    assert any("someone-elses-group" in denied for denied in log.denied())
