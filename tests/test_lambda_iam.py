@@ -4,19 +4,21 @@ for the stage's account) and IAM enforced; a missing or too-narrow permission fa
 
 Checked here: stage_model (copy, already present; S3 resources enforced by moto itself) and
 find_incumbent (incumbent found, no incumbent; SageMaker resources judged by the rehearsal's
-evaluator on the recorded calls). Not run under enforced IAM: rollback (moto has no
-UpdateEndpoint; its tests use botocore's Stubber) and retrain_gate (it assumes a role in the
-hub account, which moto's single-account IAM cannot model); their statements are read by
-hand against the calls listed in docs/CONTRACTS.md."""
+evaluator on the recorded calls) and retrain_gate (assume the hub's starter role; start the
+pipeline, or only look when rate-limited; one account at a time, switched between the two).
+Not run under enforced IAM: rollback (moto has no UpdateEndpoint; its tests use botocore's
+Stubber, which bypasses IAM)."""
 
 from __future__ import annotations
 
 import copy
 import hashlib
 import importlib.util
+import json
 import os
 import sys
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -214,3 +216,74 @@ def test_find_incumbent_on_another_group_is_refused_by_the_evaluator(
     _, log = run_as_role(stack, role, stack.region, lookup)
     # moto cannot scope SageMaker resources; the evaluator does, on the recorded calls.
     assert any("someone-elses-group" in denied for denied in log.denied())
+
+
+# --- retrain_gate: the gate role assumes the hub's starter role, which starts the pipeline ---
+
+gate = _load("retrain_gate", "gate_logic")
+ALARM = {"region": "us-east-1", "detail": {"alarmName": "drift", "state": {"value": "ALARM"}}}
+
+
+def _gate_config(stack: Stack) -> Any:
+    (function,) = [
+        r for k, r in stack.of_type("AWS::Lambda::Function") if k.startswith("RetrainGateFunction")
+    ]
+    return gate.GateConfig.from_env(
+        stack.resolve(function["Properties"]["Environment"])["Variables"]
+    )
+
+
+def _role_named(stack: Stack, arn: str) -> str:
+    (role,) = [k for k, _ in stack.of_type("AWS::IAM::Role") if stack.arn_of(k) == arn]
+    return role
+
+
+@pytest.mark.parametrize("recent_run", [False, True], ids=["starts", "rate-limited"])
+def test_retrain_gate_assumes_the_starter_role_and_starts_the_pipeline(
+    rehearsal: Assembly, recent_run: bool
+) -> None:
+    monitoring = rehearsal.by_name("prod-us-east-1-Monitoring")
+    training = rehearsal.by_name("dev-us-east-1-Training")
+    config = _gate_config(monitoring)
+    with mock_aws():
+        with mock.patch.dict(os.environ, {"MOTO_ACCOUNT_ID": monitoring.account}):
+            role = _function_role(monitoring, "RetrainGateFunction")
+            credentials, log = run_as_role(
+                monitoring,
+                role,
+                monitoring.region,
+                lambda: gate.assume_starter_role(
+                    boto3.client("sts", region_name="us-east-1"), config, "gate"
+                ),
+            )
+            assert isinstance(credentials, dict), credentials
+            assert log.calls == [("sts:AssumeRole", config.starter_role_arn)]
+            assert log.denied() == []
+        with mock.patch.dict(os.environ, {"MOTO_ACCOUNT_ID": training.account}):
+            sagemaker = boto3.client("sagemaker", region_name=config.pipeline_region)
+            sagemaker.create_pipeline(
+                PipelineName=config.pipeline_name,
+                PipelineDefinition=json.dumps({"Version": "2020-12-01", "Steps": []}),
+                RoleArn=f"arn:aws:iam::{training.account}:role/pipeline",
+            )
+            # The gate's clock: a minute after moto's own execution timestamp, or any time.
+            now = datetime(2026, 6, 1, 12, tzinfo=UTC)
+            if recent_run:
+                sagemaker.start_pipeline_execution(PipelineName=config.pipeline_name)
+                (run,) = sagemaker.list_pipeline_executions(PipelineName=config.pipeline_name)[
+                    "PipelineExecutionSummaries"
+                ]
+                now = run["StartTime"] + timedelta(minutes=1)
+            starter = _role_named(training, config.starter_role_arn)
+
+            def start() -> Any:
+                client = boto3.client("sagemaker", region_name=config.pipeline_region)
+                return gate.handle_alarm_event(ALARM, config, client, now)
+
+            result, log = run_as_role(training, starter, config.pipeline_region, start)
+    assert not isinstance(result, Exception), result
+    assert result["started"] is not recent_run
+    assert log.denied() == []
+    assert [a for a, _ in log.calls] == ["sagemaker:ListPipelineExecutions"] + (
+        [] if recent_run else ["sagemaker:StartPipelineExecution"]
+    )
