@@ -82,6 +82,9 @@ def test_autoscaling_off_deregisters_the_scalable_target(
     kinds = {r["Type"] for r in serving.values()}
     assert "AWS::SageMaker::Endpoint" in kinds
     assert "AWS::ApplicationAutoScaling::ScalableTarget" not in kinds
+    # Nothing to retain: this deploy applies instance type, count and data capture in full.
+    (endpoint,) = [r for r in serving.values() if r["Type"] == "AWS::SageMaker::Endpoint"]
+    assert endpoint["Properties"]["RetainAllVariantProperties"] is False
     templates = stack_templates(Path(synth_app(platform, tmp_path / "on", options).directory))
     kinds = {r["Type"] for r in templates["staging-us-east-1/Serving"]["Resources"].values()}
     assert "AWS::ApplicationAutoScaling::ScalableTarget" in kinds

@@ -170,8 +170,11 @@ class RealtimeEndpoint(Construct):
             endpoint_name=endpoint_name,
             endpoint_config_name=self.current_config.attr_endpoint_config_name,
             deployment_config=deployment_config,
-            # Autoscaling owns the instance count; a deploy must not reset it.
-            retain_all_variant_properties=True,
+            # Autoscaling owns the instance count; a deploy must not reset it. Retaining also
+            # keeps the old DataCaptureConfig (it cannot be excluded, API_VariantProperty), so
+            # a deploy with autoscaling off applies the whole config: README "Serving changes
+            # that need two deploys".
+            retain_all_variant_properties=serving.autoscaling,
         )
 
     def _allow_describing(self, alarm_names: list[str]) -> None:
