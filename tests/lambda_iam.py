@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 from unittest import mock
@@ -31,7 +32,7 @@ def _s3_object(p: dict[str, Any]) -> str:
 
 
 # (service, operation) -> (IAM action, resource ARN from the request parameters)
-ArnOf = Callable[[dict[str, Any], str, str], str]
+ArnOf = Callable[[dict[str, Any], str, str], str | list[str]]
 OPERATIONS: dict[tuple[str, str], tuple[str, ArnOf]] = {
     ("s3", "HeadObject"): ("s3:GetObject", lambda p, r, a: _s3_object(p)),
     ("s3", "GetObject"): ("s3:GetObject", lambda p, r, a: _s3_object(p)),
@@ -55,6 +56,23 @@ OPERATIONS: dict[tuple[str, str], tuple[str, ArnOf]] = {
         lambda p, r, a: f"arn:aws:sagemaker:{r}:{a}:pipeline/{p['PipelineName'].lower()}",
     ),
     ("sts", "AssumeRole"): ("sts:AssumeRole", lambda p, r, a: p["RoleArn"]),
+    ("sagemaker", "DescribeEndpoint"): (
+        "sagemaker:DescribeEndpoint",
+        lambda p, r, a: f"arn:aws:sagemaker:{r}:{a}:endpoint/{p['EndpointName'].lower()}",
+    ),
+    # UpdateEndpoint is authorized on the endpoint and on the config it switches to.
+    ("sagemaker", "UpdateEndpoint"): (
+        "sagemaker:UpdateEndpoint",
+        lambda p, r, a: [
+            f"arn:aws:sagemaker:{r}:{a}:endpoint/{p['EndpointName'].lower()}",
+            f"arn:aws:sagemaker:{r}:{a}:endpoint-config/{p['EndpointConfigName'].lower()}",
+        ],
+    ),
+    ("sagemaker", "UpdateModelPackage"): (
+        "sagemaker:UpdateModelPackage",
+        lambda p, r, a: p["ModelPackageArn"],
+    ),
+    ("sns", "Publish"): ("sns:Publish", lambda p, r, a: p["TopicArn"]),
 }
 
 
@@ -72,7 +90,9 @@ class CallLog:
             self.unknown.append(f"{service}:{model.name}")
             return
         action, arn_of = entry
-        self.calls.append((action, arn_of(params, region, self.account)))
+        resources = arn_of(params, region, self.account)
+        for resource in [resources] if isinstance(resources, str) else resources:
+            self.calls.append((action, resource))
 
     def denied(self) -> list[str]:
         """Recorded calls the unmodified policy does not allow, and unmapped operations."""
@@ -93,6 +113,24 @@ def moto_view(statements: list[dict[str, Any]]) -> list[dict[str, Any]]:
             s["Resource"] = "*"
         view.append(s)
     return view
+
+
+@contextmanager
+def recording(log: CallLog) -> Iterator[None]:
+    """Every boto3 client created in the block records its calls into the log."""
+    original_client = boto3.client
+
+    def recorded_client(*args: Any, **kwargs: Any) -> Any:
+        client = original_client(*args, **kwargs)
+        client_region = client.meta.region_name
+        client.meta.events.register(
+            "before-parameter-build.*.*",
+            lambda model, params, **_: log.record(model, params, client_region),
+        )
+        return client
+
+    with mock.patch.object(boto3, "client", recorded_client):
+        yield
 
 
 def run_as_role(
@@ -125,16 +163,6 @@ def run_as_role(
         "AWS_SECRET_ACCESS_KEY": credentials["SecretAccessKey"],
         "AWS_SESSION_TOKEN": credentials["SessionToken"],
     }
-    original_client = boto3.client
-
-    def recorded_client(*args: Any, **kwargs: Any) -> Any:
-        client = original_client(*args, **kwargs)
-        client_region = client.meta.region_name
-        client.meta.events.register(
-            "before-parameter-build.*.*",
-            lambda model, params, **_: log.record(model, params, client_region),
-        )
-        return client
 
     @set_initial_no_auth_action_count(0)
     def enforced() -> Any:
@@ -145,7 +173,7 @@ def run_as_role(
 
     with (
         mock.patch.dict(os.environ, role_env),
-        mock.patch.object(boto3, "client", recorded_client),
+        recording(log),
     ):
         boto3.setup_default_session()  # the default session cached the setup credentials
         try:

@@ -6,8 +6,8 @@ Checked here: stage_model (copy, already present; S3 resources enforced by moto 
 find_incumbent (incumbent found, no incumbent; SageMaker resources judged by the rehearsal's
 evaluator on the recorded calls) and retrain_gate (assume the hub's starter role; start the
 pipeline, or only look when rate-limited; one account at a time, switched between the two).
-Not run under enforced IAM: rollback (moto has no UpdateEndpoint; its tests use botocore's
-Stubber, which bypasses IAM)."""
+The rollback path (describe, update the endpoint, reject the package, notify) cannot run in
+moto (no UpdateEndpoint): botocore's Stubber answers and only the evaluator judges its calls."""
 
 from __future__ import annotations
 
@@ -26,10 +26,12 @@ from unittest import mock
 
 import boto3
 import pytest
+from botocore.stub import Stubber
 from moto import mock_aws
 
 from mlops.rehearsal.assembly import Assembly, Stack, load_assembly
-from tests.lambda_iam import run_as_role
+from mlops.rehearsal.policy import role_statements
+from tests.lambda_iam import CallLog, recording, run_as_role
 
 LAMBDA = Path(__file__).resolve().parents[1] / "lambda"
 
@@ -287,3 +289,82 @@ def test_retrain_gate_assumes_the_starter_role_and_starts_the_pipeline(
     assert [a for a, _ in log.calls] == ["sagemaker:ListPipelineExecutions"] + (
         [] if recent_run else ["sagemaker:StartPipelineExecution"]
     )
+
+
+# --- rollback: no moto (it has no UpdateEndpoint); Stubber answers, the evaluator judges ------
+
+rollback = _load("rollback", "rollback_logic")
+
+
+def _rollback_world(stack: Stack) -> tuple[Any, str, dict[str, Any]]:
+    (function,) = [
+        r for k, r in stack.of_type("AWS::Lambda::Function") if k.startswith("RollbackFunction")
+    ]
+    env = stack.resolve(function["Properties"]["Environment"])["Variables"]
+    config = rollback.RollbackConfig.from_env(env)
+    alarm = sorted(config.alarm_names)[0]
+    event = {
+        "detail-type": "CloudWatch Alarm State Change",
+        "source": "aws.cloudwatch",
+        "region": stack.region,
+        "resources": [f"arn:aws:cloudwatch:{stack.region}:{stack.account}:alarm:{alarm}"],
+        "detail": {
+            "alarmName": alarm,
+            "state": {"value": "ALARM", "reason": "5xx", "timestamp": "2026-11-26T10:04:40Z"},
+            "previousState": {"value": "OK", "reason": "", "timestamp": "2026-11-26T09:51:40Z"},
+        },
+    }
+    return config, str(function["Properties"]["Role"]["Fn::GetAtt"][0]), event
+
+
+def _rollback_with_stubs(config: Any, event: dict[str, Any], region: str) -> Any:
+    sagemaker = boto3.client("sagemaker", region_name=region)
+    sns = boto3.client("sns", region_name=region)
+    registry = boto3.client("sagemaker", region_name=config.current_model_package_arn.split(":")[3])
+    endpoint = {
+        "EndpointName": config.endpoint_name,
+        "EndpointArn": f"arn:aws:sagemaker:{region}:1:endpoint/{config.endpoint_name}",
+        "EndpointConfigName": config.current_config_name,
+        "EndpointStatus": "InService",
+        "CreationTime": "2026-11-01T00:00:00Z",
+        "LastModifiedTime": "2026-11-01T00:00:00Z",
+    }
+    package = {
+        "ModelPackageName": "p",
+        "ModelPackageArn": config.current_model_package_arn,
+        "CreationTime": "2026-11-01T00:00:00Z",
+        "ModelPackageStatus": "Completed",
+        "ModelPackageStatusDetails": {"ValidationStatuses": []},
+        "ModelApprovalStatus": "Approved",
+    }
+    with Stubber(sagemaker) as sm, Stubber(sns) as topic, Stubber(registry) as reg:
+        sm.add_response("describe_endpoint", endpoint)
+        sm.add_response("update_endpoint", {"EndpointArn": endpoint["EndpointArn"]})
+        reg.add_response("describe_model_package", package)
+        topic.add_response("publish", {"MessageId": "1"})
+        reg.add_response("update_model_package", {"ModelPackageArn": package["ModelPackageArn"]})
+        return rollback.handle_alarm_event(event, config, sagemaker, sns, registry)
+
+
+@pytest.mark.parametrize("drop", [None, "RollThisEndpointBack"], ids=["policy", "without-update"])
+def test_rollback_calls_are_allowed_by_its_policy(rehearsal: Assembly, drop: str | None) -> None:
+    stack = rehearsal.by_name("prod-us-east-1-Serving")
+    if drop is not None:
+        stack = _without(stack, drop)
+    config, role, event = _rollback_world(stack)
+    log = CallLog(stack.account, role_statements(stack, role))
+    with recording(log):
+        result = _rollback_with_stubs(config, event, stack.region)
+    assert result["action"] == "rolled_back"
+    actions = {action for action, _ in log.calls}
+    assert actions == {
+        "sagemaker:DescribeEndpoint",
+        "sagemaker:UpdateEndpoint",
+        "sagemaker:DescribeModelPackage",
+        "sagemaker:UpdateModelPackage",
+        "sns:Publish",
+    }
+    if drop is None:
+        assert log.denied() == []
+    else:
+        assert any(d.startswith("sagemaker:UpdateEndpoint") for d in log.denied())
