@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -68,7 +69,7 @@ def test_linear_steps_follow_the_api_range_10_to_50() -> None:
 
 
 def test_autoscaling_off_deregisters_the_scalable_target(
-    tmp_path: Path, platform: PlatformConfig
+    tmp_path: Path, platform: PlatformConfig, templates: dict[str, Any]
 ) -> None:
     """Step 1 of the instance-type change: without the target, UpdateEndpoint may change it."""
     staging = platform.environment("staging")
@@ -77,14 +78,16 @@ def test_autoscaling_off_deregisters_the_scalable_target(
     )
     changed = dataclasses.replace(platform, environments={**platform.environments, "staging": off})
     options = AppOptions(only_environment="staging", with_delivery_pipeline=False)
-    templates = stack_templates(Path(synth_app(changed, tmp_path / "off", options).directory))
-    serving = templates["staging-us-east-1/Serving"]["Resources"]
+    switched_off = stack_templates(Path(synth_app(changed, tmp_path, options).directory))
+    serving = switched_off["staging-us-east-1/Serving"]["Resources"]
     kinds = {r["Type"] for r in serving.values()}
     assert "AWS::SageMaker::Endpoint" in kinds
     assert "AWS::ApplicationAutoScaling::ScalableTarget" not in kinds
     # Nothing to retain: this deploy applies instance type, count and data capture in full.
     (endpoint,) = [r for r in serving.values() if r["Type"] == "AWS::SageMaker::Endpoint"]
     assert endpoint["Properties"]["RetainAllVariantProperties"] is False
-    templates = stack_templates(Path(synth_app(platform, tmp_path / "on", options).directory))
-    kinds = {r["Type"] for r in templates["staging-us-east-1/Serving"]["Resources"].values()}
-    assert "AWS::ApplicationAutoScaling::ScalableTarget" in kinds
+    # The committed config (the session's whole-app synth) keeps both.
+    committed = templates["staging-us-east-1/Serving"]["Resources"]
+    assert "AWS::ApplicationAutoScaling::ScalableTarget" in {r["Type"] for r in committed.values()}
+    (endpoint,) = [r for r in committed.values() if r["Type"] == "AWS::SageMaker::Endpoint"]
+    assert endpoint["Properties"]["RetainAllVariantProperties"] is True
