@@ -21,7 +21,6 @@ from botocore.stub import Stubber
 FOLDER = Path(__file__).resolve().parents[1] / "lambda" / "inference_api"
 sys.path.insert(0, str(FOLDER))
 import front_door  # noqa: E402
-import online_store  # noqa: E402
 
 _spec = importlib.util.spec_from_file_location("inference_api_handler", FOLDER / "handler.py")
 assert _spec is not None and _spec.loader is not None
