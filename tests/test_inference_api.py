@@ -112,7 +112,9 @@ class Aws:
 
     def lookup_returns(self, **response: Any) -> None:
         self.store_stub.add_response(
-            "batch_get_record", {"Records": [], "Errors": [], "UnprocessedIdentifiers": [], **response}, {"Identifiers": _identifiers()}
+            "batch_get_record",
+            {"Records": [], "Errors": [], "UnprocessedIdentifiers": [], **response},
+            {"Identifiers": _identifiers()},
         )
 
     def endpoint_returns(self, row: str, probability: str = "0.270000\n") -> None:
