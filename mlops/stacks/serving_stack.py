@@ -13,6 +13,7 @@ from mlops.constructs.endpoint_alarms import EndpointAlarms
 from mlops.constructs.endpoint_autoscaling import EndpointAutoscaling
 from mlops.constructs.endpoint_dashboard import EndpointDashboard
 from mlops.constructs.endpoint_rollback import EndpointRollback
+from mlops.constructs.inference_api import InferenceApi
 from mlops.constructs.model_staging import HubArtifacts, ModelStaging
 from mlops.constructs.realtime_endpoint import VARIANT_NAME, RealtimeEndpoint
 from mlops.constructs.smoke_test_access import SmokeTestAccess
@@ -120,6 +121,17 @@ class ServingStack(cdk.Stack):
             role_name=smoke_test_role_name(platform, environment, self.region),
             endpoint_name=name,
             tooling_account=platform.tooling.account,
+        )
+        groups = data.feature_store.feature_groups
+        self.inference_api = InferenceApi(
+            self,
+            "InferenceApi",
+            api_name=f"{name}-inference",
+            endpoint_name=name,
+            model_version=str(current.version),
+            weather_feature_group=str(groups["weather"].feature_group_name),
+            plane_feature_group=str(groups["plane"].feature_group_name),
+            encryption_key=data.key,
         )
         self.endpoint_name = name
         self.endpoint_config_output = cdk.CfnOutput(
