@@ -136,7 +136,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 request.origin, request.scheduled_departure
             )
             rows.append(api.feature_row(request, server.lookup(candidates, request.tailnum)))
-        host, port = server.server_address[:2]
+        host, port = "127.0.0.1", server.server_address[1]
         connection = http.client.HTTPConnection(host, port)
 
         def post(body: bytes, conn: http.client.HTTPConnection = connection) -> None:

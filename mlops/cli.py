@@ -117,7 +117,7 @@ def local_serve(args: argparse.Namespace) -> int:
         return _error(str(error))
     except OSError as error:
         return _error(f"cannot listen on {args.host}:{args.port}: {error.strerror}")
-    host, port = server.server_address[:2]
+    host, port = args.host, server.server_address[1]
     print(
         f"Serving {package.model_package_group_name} v{package.version} on "
         f"http://{host}:{port} (POST /predict, GET /health); Ctrl-C stops",

@@ -76,9 +76,7 @@ class GlobalRouting(Construct):
             "LatencyRecord",
             zone=zone,
             record_name=routing.domain_name + ".",
-            target=route53.RecordTarget.from_alias(
-                route53_targets.ApiGatewayDomain(self.domain)  # type: ignore[arg-type]
-            ),
+            target=route53.RecordTarget.from_alias(route53_targets.ApiGatewayDomain(self.domain)),
             region=region,
             set_identifier=region,
             health_check=self.health_check,

@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
 
-import feature_records  # type: ignore[import-not-found]
+import feature_records
 
 from mlops.local.feature_store.offline import write_offline
 from mlops.local.feature_store.online import LocalOnlineStore

@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 
-import feature_schema  # type: ignore[import-not-found]
+import feature_schema
 import numpy as np
 import pandas as pd
 import pyarrow as pa

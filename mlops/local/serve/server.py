@@ -30,7 +30,7 @@ def front_door() -> ModuleType:
 def online_lookup(store: online_module.LocalOnlineStore) -> Any:
     """front_door's Lookup over the local online store (one query per group)."""
     api = front_door()
-    import feature_records  # type: ignore[import-not-found]
+    import feature_records
 
     lock = threading.Lock()
 
