@@ -125,6 +125,8 @@ def local_serve(args: argparse.Namespace) -> int:
     )
     try:
         server.serve_forever()
+    except KeyboardInterrupt:
+        print("Stopped.")
     finally:
         server.server_close()
     return 0

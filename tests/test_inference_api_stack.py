@@ -11,15 +11,8 @@ from typing import Any
 import pytest
 
 from tests.conftest import of_type
+from tests.test_serving_stack import SERVING_STAGES
 
-SERVING_STAGES = [
-    "dev-us-east-1",
-    "staging-us-east-1",
-    "staging-eu-west-1",
-    "prod-us-east-1",
-    "prod-eu-west-1",
-    "prod-ap-southeast-1",
-]
 # API Gateway ends every integration after 29 s: a Lambda allowed longer answers nobody.
 API_GATEWAY_INTEGRATION_TIMEOUT_S = 29
 

@@ -32,14 +32,8 @@ from mlops.local.serve.server import InferenceServer, front_door
 
 ROOT = Path(__file__).resolve().parents[1]
 CLOCK = lambda: datetime(2026, 1, 1, tzinfo=UTC)  # noqa: E731
-REQUEST = {
-    "carrier": "UA",
-    "flight": 1545,
-    "origin": "EWR",
-    "dest": "IAH",
-    "scheduled_departure": "2013-01-01T05:15:00-05:00",
-    "tailnum": "N14228",
-}
+# A flight of the bundled data (the health check's fixed request).
+REQUEST = dict(front_door().HEALTH_REQUEST)
 
 
 @pytest.fixture(scope="module")
