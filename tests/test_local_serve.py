@@ -227,3 +227,22 @@ def test_serve_without_a_store_is_a_one_line_error(
     code = cli.main(["local", "serve", "--feature-store", str(tmp_path), "--port", "0"])
     assert code == 2
     assert "no online store" in capsys.readouterr().err
+
+
+def test_mlops_local_ingest_reports_and_then_skips(
+    raw: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["local", "ingest", "--data", str(raw), "--feature-store", str(tmp_path)]
+    assert cli.main(argv) == 0
+    first = capsys.readouterr().out
+    assert "planes.csv -> plane: 3322 records, 3322 online" in first
+    assert cli.main(argv) == 0
+    assert "weather.csv already ingested" in capsys.readouterr().out
+
+
+def test_mlops_local_ingest_without_the_tables_is_a_one_line_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["local", "ingest", "--data", str(tmp_path), "--feature-store", str(tmp_path / "s")]
+    assert cli.main(argv) == 2
+    assert capsys.readouterr().err.strip() == f"ERROR: {tmp_path} has no planes.csv, weather.csv"
