@@ -117,26 +117,37 @@ class Aws:
             {"Identifiers": _identifiers()},
         )
 
-    def endpoint_returns(self, row: str, probability: str = "0.270000\n") -> None:
+    def endpoint_returns(
+        self, row: str, probability: str = "0.270000\n", inference_id: str | None = None
+    ) -> None:
+        expected = {
+            "EndpointName": ENV["ENDPOINT_NAME"],
+            "ContentType": "text/csv",
+            "Accept": "text/csv",
+            "Body": row,
+        }
+        if inference_id:
+            expected["InferenceId"] = inference_id
         self.runtime_stub.add_response(
-            "invoke_endpoint",
-            {"Body": _body(probability), "ContentType": "text/csv"},
-            {
-                "EndpointName": ENV["ENDPOINT_NAME"],
-                "ContentType": "text/csv",
-                "Accept": "text/csv",
-                "Body": row,
-            },
+            "invoke_endpoint", {"Body": _body(probability), "ContentType": "text/csv"}, expected
         )
 
-    def call(self, body: Any, method: str = "POST", resource: str = "/predict") -> dict[str, Any]:
+    def call(
+        self,
+        body: Any,
+        method: str = "POST",
+        resource: str = "/predict",
+        cache: front_door.HealthCache | None = None,
+    ) -> dict[str, Any]:
         event = {
             "httpMethod": method,
             "resource": resource,
             "body": body if isinstance(body, str) or body is None else json.dumps(body),
         }
         with self.store_stub, self.runtime_stub:
-            result: dict[str, Any] = handler.answer_event(event, self.store, self.runtime, ENV)
+            result: dict[str, Any] = handler.answer_event(
+                event, self.store, self.runtime, ENV, cache
+            )
             self.store_stub.assert_no_pending_responses()
             self.runtime_stub.assert_no_pending_responses()
         result["json"] = json.loads(result["body"])
@@ -316,7 +327,8 @@ def test_a_model_answer_that_is_not_a_probability_is_a_502() -> None:
 def test_health_runs_the_real_path_and_fails_when_the_endpoint_does() -> None:
     aws = Aws()
     aws.lookup_returns(Records=_records())
-    aws.endpoint_returns(_row())
+    # Marked, so the drift job can tell the health check's fixed row from real traffic.
+    aws.endpoint_returns(_row(), inference_id=front_door.HEALTH_INFERENCE_ID)
     assert aws.call(None, "GET", "/health")["json"] == {"status": "healthy", "model_version": "3"}
     aws = Aws()
     aws.lookup_returns(Records=_records())
@@ -329,3 +341,18 @@ def test_wrong_methods_and_paths() -> None:
     assert Aws().call(None, "GET", "/predict")["statusCode"] == 405
     assert Aws().call(None, "POST", "/health")["statusCode"] == 405
     assert Aws().call(None, "GET", "/other")["statusCode"] == 404
+
+
+def test_health_answers_from_the_cache_within_its_ttl_and_checks_again_after() -> None:
+    now = [100.0]
+    cache = front_door.HealthCache(15.0, lambda: now[0])
+    aws = Aws()
+    aws.lookup_returns(Records=_records())
+    aws.endpoint_returns(_row(), inference_id=front_door.HEALTH_INFERENCE_ID)
+    assert aws.call(None, "GET", "/health", cache)["statusCode"] == 200
+    now[0] = 114.9  # inside the ttl: no AWS call (the stubs would fail on one)
+    assert aws.call(None, "GET", "/health", cache)["statusCode"] == 200
+    now[0] = 115.0  # at the ttl: a real check again, which now fails
+    aws.lookup_returns(Records=_records())
+    aws.runtime_stub.add_client_error("invoke_endpoint", "ModelError", http_status_code=424)
+    assert aws.call(None, "GET", "/health", cache)["statusCode"] == 503

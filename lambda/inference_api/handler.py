@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import functools
 import os
+import time
 from typing import Any
 
 import boto3
@@ -23,6 +24,11 @@ _BOTO_CONFIG = Config(
 )
 
 
+# Per warm container: at most one real health check every 15 s (Route 53 checks every 30 s
+# from each of its checker regions).
+HEALTH_CACHE = front_door.HealthCache(15.0, time.monotonic)
+
+
 @functools.cache
 def _clients() -> tuple[Any, Any]:
     return (
@@ -32,7 +38,11 @@ def _clients() -> tuple[Any, Any]:
 
 
 def answer_event(
-    event: dict[str, Any], store: Any, runtime: Any, env: dict[str, str]
+    event: dict[str, Any],
+    store: Any,
+    runtime: Any,
+    env: dict[str, str],
+    health_cache: front_door.HealthCache | None = None,
 ) -> dict[str, Any]:
     def lookup(weather_ids: list[str], tailnum: str | None) -> front_door.OnlineFeatures:
         return online_store.lookup_online(
@@ -43,8 +53,8 @@ def answer_event(
             tailnum=tailnum,
         )
 
-    def invoke(row: str) -> str:
-        return online_store.invoke_endpoint(runtime, env["ENDPOINT_NAME"], row)
+    def invoke(row: str, inference_id: str | None) -> str:
+        return online_store.invoke_endpoint(runtime, env["ENDPOINT_NAME"], row, inference_id)
 
     body = event.get("body")
     if body is not None and event.get("isBase64Encoded"):
@@ -56,6 +66,7 @@ def answer_event(
         lookup,
         invoke,
         env["MODEL_VERSION"],
+        health_cache,
     )
     return {
         "statusCode": answer.status,
@@ -66,4 +77,4 @@ def answer_event(
 
 def handler(event: dict[str, Any], _context: Any) -> dict[str, Any]:
     store, runtime = _clients()
-    return answer_event(event, store, runtime, dict(os.environ))
+    return answer_event(event, store, runtime, dict(os.environ), HEALTH_CACHE)

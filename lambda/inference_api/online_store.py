@@ -92,10 +92,17 @@ def _as_dict(record: list[Mapping[str, Any]]) -> dict[str, str]:
     return {v["FeatureName"]: v["ValueAsString"] for v in record if "ValueAsString" in v}
 
 
-def invoke_endpoint(client: Any, endpoint_name: str, row: str) -> str:
+def invoke_endpoint(
+    client: Any, endpoint_name: str, row: str, inference_id: str | None = None
+) -> str:
+    extra = {"InferenceId": inference_id} if inference_id else {}
     try:
         response = client.invoke_endpoint(
-            EndpointName=endpoint_name, ContentType="text/csv", Accept="text/csv", Body=row
+            EndpointName=endpoint_name,
+            ContentType="text/csv",
+            Accept="text/csv",
+            Body=row,
+            **extra,
         )
     except (ConnectTimeoutError, ReadTimeoutError):
         raise ApiError(504, "the model did not answer in time") from None

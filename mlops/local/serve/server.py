@@ -63,7 +63,7 @@ class InferenceServer(ThreadingHTTPServer):
         self.model = model
         self.model_lock = threading.Lock()
 
-    def invoke(self, row: str) -> str:
+    def invoke(self, row: str, _inference_id: str | None = None) -> str:
         with self.model_lock:  # one booster, like one model server worker
             return self.model.invoke(row)
 
