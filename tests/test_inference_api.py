@@ -15,6 +15,7 @@ import boto3
 import feature_records
 import feature_schema
 import pytest
+from botocore.exceptions import EndpointConnectionError, ReadTimeoutError
 from botocore.response import StreamingBody
 from botocore.stub import Stubber
 
@@ -356,3 +357,40 @@ def test_health_answers_from_the_cache_within_its_ttl_and_checks_again_after() -
     aws.lookup_returns(Records=_records())
     aws.runtime_stub.add_client_error("invoke_endpoint", "ModelError", http_status_code=424)
     assert aws.call(None, "GET", "/health", cache)["statusCode"] == 503
+
+
+def _failing_client(service: str, operation: str, error: Exception) -> Any:
+    """A client (no Stubber) whose call fails in transport, as botocore raises on a timeout
+    or a dropped connection; raised just before sending, so nothing leaves the machine."""
+    client = boto3.client(service, region_name="us-east-1")
+
+    def fail(**_: Any) -> None:
+        raise error
+
+    client.meta.events.register(f"before-send.*.{operation}", fail)
+    return client
+
+
+def test_a_store_that_times_out_is_unavailable_and_the_model_still_answers() -> None:
+    aws = Aws()
+    aws.store = _failing_client(
+        "sagemaker-featurestore-runtime", "BatchGetRecord", ReadTimeoutError(endpoint_url="x")
+    )
+    aws.endpoint_returns(_row(False, False))
+    answer = aws.call(REQUEST)
+    assert answer["statusCode"] == 200
+    assert answer["json"]["features"] == {"weather": "unavailable", "plane": "unavailable"}
+
+
+@pytest.mark.parametrize(
+    ("error", "status"),
+    [
+        (ReadTimeoutError(endpoint_url="https://rt"), 504),
+        (EndpointConnectionError(endpoint_url="https://rt"), 503),
+    ],
+)
+def test_an_endpoint_that_times_out_or_cannot_be_reached(error: Exception, status: int) -> None:
+    aws = Aws()
+    aws.lookup_returns(Records=_records())
+    aws.runtime = _failing_client("sagemaker-runtime", "InvokeEndpoint", error)
+    assert aws.call(REQUEST)["statusCode"] == status

@@ -14,7 +14,13 @@ from collections.abc import Mapping
 from typing import Any
 
 import feature_records
-from botocore.exceptions import ClientError, ConnectTimeoutError, ReadTimeoutError
+from botocore.exceptions import (
+    ClientError,
+    ConnectTimeoutError,
+    HTTPClientError,
+    ReadTimeoutError,
+)
+from botocore.exceptions import ConnectionError as BotoConnectionError
 from front_door import FOUND, MISSING, UNAVAILABLE, ApiError, OnlineFeatures
 
 _STORE_BUSY = frozenset(
@@ -53,7 +59,7 @@ def lookup_online(
     }
     try:
         response = client.batch_get_record(Identifiers=identifiers)
-    except (ConnectTimeoutError, ReadTimeoutError):
+    except (BotoConnectionError, HTTPClientError):  # timeouts and dropped connections
         return OnlineFeatures(status=dict.fromkeys(status, UNAVAILABLE))
     except ClientError as error:
         if _error_code(error) in _STORE_BUSY:
@@ -106,6 +112,8 @@ def invoke_endpoint(
         )
     except (ConnectTimeoutError, ReadTimeoutError):
         raise ApiError(504, "the model did not answer in time") from None
+    except (BotoConnectionError, HTTPClientError):
+        raise ApiError(503, "the model could not be reached", retry_after=1) from None
     except ClientError as error:
         code = _error_code(error)
         status = _ENDPOINT_STATUS.get(code, 502)
