@@ -87,6 +87,8 @@ class InferenceApi(Construct):
         ]
         role.add_to_policy(
             iam.PolicyStatement(
+                # The handler calls BatchGetRecord; GetRecord too, as which action AWS checks
+                # for batch reads is not clearly documented: both only read these two groups.
                 actions=["sagemaker:GetRecord", "sagemaker:BatchGetRecord"],
                 resources=self.feature_group_arns,
             )
