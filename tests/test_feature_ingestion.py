@@ -3,6 +3,7 @@ has no sagemaker-featurestore-runtime), idempotent through the ledger object."""
 
 from __future__ import annotations
 
+import copy
 import importlib.util
 import json
 import sys
@@ -204,3 +205,37 @@ def test_every_stage_ingests_raw_weather_and_planes(templates: dict[str, Any]) -
             and "-plane" in rendered
         )
         assert "-flight" not in rendered and "*" not in rendered
+
+
+def s3_rules_without_eventbridge(resources: dict[str, Any]) -> list[str]:
+    """S3 sends "Object Created" to EventBridge only from buckets with EventBridge
+    notifications on; a rule on any other bucket never fires, and nothing says so."""
+    enabled = [
+        json.dumps(r["Properties"]["BucketName"])
+        for r in resources.values()
+        if r["Type"] == "Custom::S3BucketNotifications"
+        and "EventBridgeConfiguration" in r["Properties"].get("NotificationConfiguration", {})
+    ]
+    problems = []
+    for logical_id, rule in resources.items():
+        pattern = rule.get("Properties", {}).get("EventPattern", {})
+        if rule["Type"] != "AWS::Events::Rule" or pattern.get("source") != ["aws.s3"]:
+            continue
+        for bucket in pattern["detail"]["bucket"]["name"]:
+            if json.dumps(bucket) not in enabled:
+                problems.append(f"{logical_id}: {json.dumps(bucket)}")
+    return problems
+
+
+def test_the_ingestion_rule_watches_a_bucket_that_sends_events(templates: dict[str, Any]) -> None:
+    for path, template in templates.items():
+        if path.endswith("/Data"):
+            assert s3_rules_without_eventbridge(template["Resources"]) == [], path  # type: ignore[index]
+
+
+def test_the_eventbridge_check_can_fail(templates: dict[str, Any]) -> None:
+    resources = copy.deepcopy(templates["prod-us-east-1/Data"]["Resources"])  # type: ignore[index]
+    for r in resources.values():
+        if r["Type"] == "Custom::S3BucketNotifications":
+            r["Properties"]["NotificationConfiguration"].pop("EventBridgeConfiguration", None)
+    assert len(s3_rules_without_eventbridge(resources)) == 1
