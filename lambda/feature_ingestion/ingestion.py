@@ -96,12 +96,11 @@ def ingest_object(
     body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
     digest = hashlib.sha256(body).hexdigest()
     ledger_key = f"{ledger_prefix}{digest}.json"
-    try:
-        s3.head_object(Bucket=bucket, Key=ledger_key)
+    # Listing the exact key needs only s3:ListBucket on the ledger prefix; HeadObject or
+    # GetObject of a missing key would answer 403, not 404, without ListBucket on the bucket.
+    listed = s3.list_objects_v2(Bucket=bucket, Prefix=ledger_key, MaxKeys=1)
+    if listed.get("KeyCount", 0) > 0:
         return IngestionResult(bucket, key, group, digest, 0, True)
-    except ClientError as error:
-        if error.response.get("Error", {}).get("Code") not in ("404", "NoSuchKey", "NotFound"):
-            raise
     records = records_from_csv(body.decode("utf-8"), group)
     put_records(featurestore.put_record, feature_group_names[group], records, workers)
     result = IngestionResult(bucket, key, group, digest, len(records), False)
