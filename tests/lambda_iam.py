@@ -79,6 +79,17 @@ OPERATIONS: dict[tuple[str, str], tuple[str, ArnOf]] = {
         "sagemaker:PutRecord",
         lambda p, r, a: f"arn:aws:sagemaker:{r}:{a}:feature-group/{p['FeatureGroupName'].lower()}",
     ),
+    ("sagemaker", "BatchGetRecord"): (
+        "sagemaker:BatchGetRecord",
+        lambda p, r, a: [
+            f"arn:aws:sagemaker:{r}:{a}:feature-group/{i['FeatureGroupName'].lower()}"
+            for i in p["Identifiers"]
+        ],
+    ),
+    ("sagemaker", "InvokeEndpoint"): (
+        "sagemaker:InvokeEndpoint",
+        lambda p, r, a: f"arn:aws:sagemaker:{r}:{a}:endpoint/{p['EndpointName'].lower()}",
+    ),
 }
 # Condition keys a request carries (the evaluator checks statements' conditions against them).
 CONTEXTS: dict[tuple[str, str], Callable[[dict[str, Any]], dict[str, Any]]] = {

@@ -14,6 +14,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import importlib.util
+import io
 import json
 import os
 import sys
@@ -26,6 +27,7 @@ from unittest import mock
 
 import boto3
 import pytest
+from botocore.response import StreamingBody
 from botocore.stub import Stubber
 from moto import mock_aws
 
@@ -427,3 +429,45 @@ def test_feature_ingestion_reads_raw_keeps_its_ledger_and_puts_records_under_its
         "sagemaker:PutRecord",
         f"arn:aws:sagemaker:eu-west-1:{stack.account}:feature-group/flightdelay-prod-weather",
     ) in log.calls
+
+
+# --- inference_api --------------------------------------------------------------------------
+
+inference_handler = _load("inference_api", "handler")
+
+
+@pytest.mark.parametrize("account", ["prod-ap-southeast-1-Serving"], indirect=True)
+def test_inference_api_reads_two_groups_and_invokes_its_endpoint_under_its_policy(
+    rehearsal: Assembly, account: str
+) -> None:
+    stack = rehearsal.by_name(account)
+    (function,) = [
+        r for k, r in stack.of_type("AWS::Lambda::Function") if k.startswith("InferenceApiHandler")
+    ]
+    env = stack.resolve(function["Properties"]["Environment"]["Variables"])
+    role = _function_role(stack, "InferenceApiHandler")
+    event = {"httpMethod": "GET", "resource": "/health", "body": None}
+
+    def check_health() -> int:
+        store = boto3.client("sagemaker-featurestore-runtime", region_name=stack.region)
+        runtime = boto3.client("sagemaker-runtime", region_name=stack.region)
+        with Stubber(store) as store_stub, Stubber(runtime) as runtime_stub:
+            store_stub.add_response(
+                "batch_get_record", {"Records": [], "Errors": [], "UnprocessedIdentifiers": []}
+            )
+            body = io.BytesIO(b"0.5\n")
+            runtime_stub.add_response(
+                "invoke_endpoint",
+                {"Body": StreamingBody(body, 4), "ContentType": "text/csv"},
+            )
+            return int(inference_handler.answer_event(event, store, runtime, env)["statusCode"])
+
+    result, log = run_as_role(stack, role, stack.region, check_health)
+    assert result == 200
+    assert log.denied() == []
+    prefix = f"arn:aws:sagemaker:ap-southeast-1:{stack.account}"
+    assert sorted(log.calls) == [
+        ("sagemaker:BatchGetRecord", f"{prefix}:feature-group/flightdelay-prod-plane"),
+        ("sagemaker:BatchGetRecord", f"{prefix}:feature-group/flightdelay-prod-weather"),
+        ("sagemaker:InvokeEndpoint", f"{prefix}:endpoint/flightdelay-prod"),
+    ]
