@@ -491,3 +491,91 @@ def test_captured_requests_with_raw_categorical_values_are_scored(tmp_path: Path
     assert report["records"]["malformed"] == 0
     assert report["records"]["valid"] == 900
     assert report["features"]["carrier"]["status"] == "ok"
+
+
+# ---- verdict boundaries: each metric alone, at its threshold; insufficient data either side --
+
+
+@pytest.fixture(scope="module")
+def july_scores(months) -> dict[str, Any]:
+    """A January baseline and July scored against it with every threshold out of reach."""
+    baseline = baseline_stats.compute_baseline(months["january"][FEATURES], months["vocabulary"])
+    never = drift.Thresholds(psi=1e9, distance=1.0 + 1e-9, min_records=1, ignored=frozenset())
+    scores = drift.score_frame(baseline, months["july"], never)
+    return {"baseline": baseline, "frame": months["july"], "features": scores["features"]}
+
+
+def _status(july_scores, feature: str, **thresholds: Any) -> str:
+    settings = {"psi": 1e9, "distance": 1.0 + 1e-9, "min_records": 1, "ignored": frozenset()}
+    settings.update(thresholds)
+    scores = drift.score_frame(
+        july_scores["baseline"], july_scores["frame"], drift.Thresholds(**settings)
+    )
+    status: str = scores["features"][feature]["status"]
+    return status
+
+
+@pytest.mark.parametrize(
+    ("feature", "distance_metric"), [("temp", "ks"), ("wind_speed", "ks"), ("origin", "l_infinity")]
+)
+def test_psi_alone_drifts_at_its_threshold_and_not_below(
+    july_scores, feature: str, distance_metric: str
+) -> None:
+    psi = july_scores["features"][feature]["psi"]
+    assert psi > 0 and july_scores["features"][feature][distance_metric] < 1.0
+    assert _status(july_scores, feature, psi=psi) == "drift"  # equal drifts
+    assert _status(july_scores, feature, psi=np.nextafter(psi, np.inf)) == "ok"
+    assert _status(july_scores, feature, psi=psi / 2) == "drift"
+
+
+@pytest.mark.parametrize(
+    ("feature", "distance_metric"), [("temp", "ks"), ("wind_speed", "ks"), ("origin", "l_infinity")]
+)
+def test_distance_alone_drifts_at_its_threshold_and_not_below(
+    july_scores, feature: str, distance_metric: str
+) -> None:
+    distance = july_scores["features"][feature][distance_metric]
+    assert 0 < distance < 1.0
+    assert _status(july_scores, feature, distance=distance) == "drift"  # equal drifts
+    assert _status(july_scores, feature, distance=np.nextafter(distance, np.inf)) == "ok"
+
+
+def test_min_records_is_met_by_exactly_that_many_values_in_the_window(july_scores) -> None:
+    """A window smaller than the baseline: the window's count is the limit."""
+    baseline, window = july_scores["baseline"], july_scores["frame"].head(700)
+    present = int(window["temp"].notna().sum())
+    assert baseline["features"]["temp"]["count"] > present + 1
+    for min_records, expected in ((present, "ok"), (present + 1, "insufficient_data")):
+        settings = drift.Thresholds(psi=1e9, distance=1.0 + 1e-9, min_records=min_records)
+        scores = drift.score_frame(baseline, window, settings)
+        assert scores["features"]["temp"]["status"] == expected, min_records
+
+
+def test_min_records_also_applies_to_the_baseline_side(months) -> None:
+    """A window larger than the baseline: the baseline's own count is the limit."""
+    baseline = baseline_stats.compute_baseline(
+        months["january"][FEATURES].head(600), months["vocabulary"]
+    )
+    counted = baseline["features"]["origin"]["count"]
+    assert counted == 600 and len(months["july"]) > counted + 1
+    for min_records, expected in ((counted, "ok"), (counted + 1, "insufficient_data")):
+        settings = drift.Thresholds(psi=1e9, distance=1.0 + 1e-9, min_records=min_records)
+        scores = drift.score_frame(baseline, months["july"], settings)
+        assert scores["features"]["origin"]["status"] == expected, min_records
+
+
+def test_one_drifted_feature_makes_the_overall_verdict_and_ignored_ones_never_do(
+    july_scores,
+) -> None:
+    psi = july_scores["features"]["temp"]["psi"]
+    others = max(v["psi"] for k, v in july_scores["features"].items() if k != "temp")
+    assert psi > others  # temp is the one feature at or above the threshold below
+    baseline, frame = july_scores["baseline"], july_scores["frame"]
+    only_temp = drift.Thresholds(psi=psi, distance=1.0 + 1e-9, min_records=1, ignored=frozenset())
+    overall = drift.score_frame(baseline, frame, only_temp)["overall"]
+    assert overall["status"] == "drift" and overall["drifted_features"] == ["temp"]
+    ignored = drift.Thresholds(psi=psi, distance=1.0 + 1e-9, min_records=1, ignored={"temp"})
+    overall = drift.score_frame(baseline, frame, ignored)["overall"]
+    assert overall["status"] == "ok" and overall["drifted_features"] == []
+    none = drift.Thresholds(min_records=len(frame) + 1)
+    assert drift.score_frame(baseline, frame, none)["overall"]["status"] == "insufficient_data"

@@ -237,10 +237,11 @@ def test_handler_assumes_the_hub_role_and_calls_the_hub_region(
     )
     sts_stub.activate()
     sagemaker, sm_stub = _stubbed([_execution(hours_ago=1)], expect_start=False)
-    made: list[tuple[str, dict[str, Any]]] = []
+    made: dict[str, dict[str, Any]] = {}
 
     def client(name: str, **kwargs: Any) -> Any:
-        made.append((name, kwargs))
+        assert name not in made, f"a second {name} client"
+        made[name] = kwargs
         return {"sts": sts, "sagemaker": sagemaker}[name]
 
     monkeypatch.setattr(handler_mod.boto3, "client", client)
@@ -253,7 +254,57 @@ def test_handler_assumes_the_hub_role_and_calls_the_hub_region(
     sts_stub.assert_no_pending_responses()
     sm_stub.assert_no_pending_responses()
     assert result["started"] is False
-    (_, sm_kwargs) = made[1]
+    sm_kwargs = made["sagemaker"]
     assert sm_kwargs["region_name"] == "us-east-1"
     assert sm_kwargs["aws_access_key_id"] == "ASIAHUBHUBHUBHUB"
     assert sm_kwargs["aws_session_token"] == "token"
+
+
+# ---- decision edges: which execution is judged, the window, the config limits ----------------
+
+
+def test_the_newest_execution_is_judged_whatever_order_the_api_returns() -> None:
+    old, recent = _execution(hours_ago=500, n=1), _execution(hours_ago=10, n=2)
+    for listed in ([old, recent], [recent, old]):
+        decision = logic.decide(listed, NOW, 72)
+        assert decision.start is False and "exec2" in decision.reason
+
+
+def test_one_second_inside_the_window_still_blocks() -> None:
+    inside = _execution(hours_ago=72 - 1 / 3600)
+    assert logic.decide([inside], NOW, 72).start is False
+    assert logic.decide([inside], NOW + timedelta(seconds=1), 72).start is True
+
+
+@pytest.mark.parametrize("status", ["Succeeded", "Failed", "Stopped"])
+def test_a_finished_execution_does_not_count_as_running(status: str) -> None:
+    assert logic.decide([_execution(hours_ago=100, status=status)], NOW, 72).start is True
+
+
+def test_a_running_execution_is_named_even_behind_an_old_finished_one() -> None:
+    listed = [_execution(hours_ago=300, n=1), _execution(200, "Executing", n=2)]
+    decision = logic.decide(listed, NOW, 72)
+    assert decision.start is False and "exec2 is still running" in decision.reason
+
+
+@pytest.mark.parametrize(("hours", "accepted"), [("1", True), ("0", False), ("-1", False)])
+def test_retrain_min_hours_accepts_one_hour_and_refuses_less(hours: str, accepted: bool) -> None:
+    if accepted:
+        assert logic.GateConfig.from_env({**ENV, "RETRAIN_MIN_HOURS": hours}).min_hours == 1
+    else:
+        with pytest.raises(logic.GateConfigError, match="at least 1"):
+            logic.GateConfig.from_env({**ENV, "RETRAIN_MIN_HOURS": hours})
+
+
+@pytest.mark.parametrize("missing", [*ENV])
+def test_every_setting_is_required(missing: str) -> None:
+    with pytest.raises(logic.GateConfigError, match=f"{missing} is not set"):
+        logic.GateConfig.from_env({k: v for k, v in ENV.items() if k != missing})
+
+
+def test_the_description_is_cut_at_the_api_limit_exactly() -> None:
+    event = _event()
+    event["detail"]["state"]["reason"] = "x" * 5000
+    assert len(logic.description(event, "prod")) == logic.DESCRIPTION_LIMIT == 3072
+    short = logic.description(_event(), "prod")
+    assert len(short) < 3072 and short.endswith("Threshold Crossed: 2 datapoints >= 0.2")
