@@ -583,3 +583,83 @@ def test_handler_wires_environment_and_clients(
 
     assert result["action"] == "rolled_back"
     assert world.package_status() == "Rejected"
+
+
+# ---- edges: which clients in which region, the retry budget, which alarms are ours ------------
+
+
+def test_handler_builds_serving_clients_locally_and_the_registry_client_in_its_region(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    env = {
+        "ENDPOINT_NAME": ENDPOINT,
+        "ALARM_NAMES": OUR_ALARMS[0],
+        "PREVIOUS_ENDPOINT_CONFIG_NAME": OLD_CONFIG,
+        "CURRENT_ENDPOINT_CONFIG_NAME": NEW_CONFIG,
+        "CURRENT_MODEL_PACKAGE_ARN": world.package_arn,
+        "TOPIC_ARN": world.config.topic_arn,
+    }
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    made: dict[tuple[str, str | None], dict[str, Any]] = {}
+
+    def client(name: str, region_name: str | None = None, **kwargs: Any) -> Any:
+        made[(name, region_name)] = kwargs
+        return {"sagemaker": world.sagemaker, "sns": world.sns}[name]
+
+    monkeypatch.setattr(handler_mod, "_clients", {})
+    monkeypatch.setattr(handler_mod.boto3, "client", client)
+
+    assert handler_mod.handler(alarm_event(), FakeContext())["action"] == "rolled_back"
+    assert set(made) == {("sagemaker", None), ("sns", None), ("sagemaker", REGION)}
+    assert all(kwargs["config"] is logic.BOTO_CONFIG for kwargs in made.values())
+
+
+@pytest.mark.parametrize(
+    ("arn", "region"),
+    [
+        ("arn:aws:sagemaker:eu-west-1:111111111111:model-package/g/3", "eu-west-1"),
+        ("arn:aws:sagemaker::111111111111:model-package/g/3", None),
+        ("arn:aws:sagemaker:eu-west-1:model-package", None),
+        ("not-an-arn", None),
+    ],
+)
+def test_package_region_reads_the_arns_region_field(arn: str, region: str | None) -> None:
+    assert logic.package_region(arn) == region
+
+
+@pytest.mark.parametrize(("throttles", "succeeds"), [(5, True), (6, False)])
+def test_throttling_is_absorbed_up_to_the_retry_budget_exactly(
+    world: World, monkeypatch: pytest.MonkeyPatch, throttles: int, succeeds: bool
+) -> None:
+    monkeypatch.setattr("botocore.endpoint.time.sleep", lambda _s: None)  # no real backoff
+    throttle = Throttle(world.sagemaker, "UpdateModelPackage", times=throttles)
+    if succeeds:
+        assert run(world)["action"] == "rolled_back"
+        assert world.package_status() == "Rejected"
+    else:
+        with pytest.raises(ClientError, match="Throttling"):
+            run(world)
+        assert world.package_status() == "Approved"
+    assert throttle.attempts == logic.RETRY_MAX_ATTEMPTS + 1 == 6
+
+
+def test_alarm_names_are_matched_exactly_after_trimming_the_list() -> None:
+    config = logic.RollbackConfig.from_env(
+        {
+            "ENDPOINT_NAME": " e ",
+            "ALARM_NAMES": " a-5xx , ,b-latency,",
+            "CURRENT_ENDPOINT_CONFIG_NAME": "c",
+            "CURRENT_MODEL_PACKAGE_ARN": "p",
+            "TOPIC_ARN": "t",
+            "PREVIOUS_ENDPOINT_CONFIG_NAME": "  ",
+        }
+    )
+    assert config.alarm_names == {"a-5xx", "b-latency"}
+    assert config.endpoint_name == "e" and config.previous_config_name is None
+
+
+def test_an_alarm_whose_name_only_starts_like_ours_is_ignored(world: World) -> None:
+    result = run(world, alarm_event(alarm=OUR_ALARMS[0] + "-copy"))
+    assert result["action"] == "ignored"
+    assert world.emulator.update_calls == [] and world.package_status() == "Approved"
