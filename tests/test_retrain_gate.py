@@ -4,20 +4,15 @@ retry loop, and the handler's cross-account path (assume the hub role, call the 
 
 from __future__ import annotations
 
-import importlib.util
-import json
-import sys
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
-from types import ModuleType, SimpleNamespace
+from types import SimpleNamespace
 from typing import Any
 
 import boto3
 import pytest
-from botocore.awsrequest import AWSResponse
 from botocore.stub import ANY, Stubber
+from helpers import Throttle, load_lambda_module
 
-GATE_DIR = Path(__file__).resolve().parents[1] / "lambda" / "retrain_gate"
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 PIPELINE = "flightdelay-dev-training"
 ALARM = "prod-eu-west-1-Monitoring-DriftPersists-ABC"
@@ -30,19 +25,8 @@ ENV = {
 }
 
 
-def _load(module: str, unique_name: str) -> ModuleType:
-    if str(GATE_DIR) not in sys.path:
-        sys.path.insert(0, str(GATE_DIR))
-    spec = importlib.util.spec_from_file_location(unique_name, GATE_DIR / f"{module}.py")
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[unique_name] = mod
-    spec.loader.exec_module(mod)
-    return mod
-
-
-logic = _load("gate_logic", "gate_logic")
-handler_mod = _load("handler", "retrain_gate_handler")
+logic = load_lambda_module("retrain_gate", "gate_logic", "gate_logic")
+handler_mod = load_lambda_module("retrain_gate", "handler", "retrain_gate_handler")
 CONFIG = logic.GateConfig.from_env(ENV)
 
 
@@ -144,43 +128,12 @@ def test_an_event_that_is_not_alarm_calls_nothing() -> None:
     assert result == {"started": False, "reason": "alarm state is 'OK', not 'ALARM'"}
 
 
-class _Throttler:
-    """Answers the first `throttles` HTTP sends with SageMaker's throttling error, then the
-    real-shaped success bodies: botocore's standard retry mode sees real 400 responses."""
-
-    def __init__(self, client: Any, throttles: int, bodies: dict[str, dict[str, Any]]) -> None:
-        self.throttles, self.bodies = throttles, bodies
-        self.sends: list[str] = []
-        client.meta.events.register_first("before-send.sagemaker.*", self._send)
-
-    def _send(self, request: Any, **_: Any) -> AWSResponse:
-        operation = request.headers["X-Amz-Target"].decode().split(".")[-1]
-        self.sends.append(operation)
-        if self.throttles:
-            self.throttles -= 1
-            body = {"__type": "ThrottlingException", "message": "Rate exceeded"}
-            return _response(400, body)
-        return _response(200, self.bodies[operation])
-
-
-class _Raw:
-    def __init__(self, body: bytes) -> None:
-        self._body = body
-
-    def stream(self, **_: Any) -> Any:
-        yield self._body
-
-
-def _response(status: int, body: dict[str, Any]) -> AWSResponse:
-    return AWSResponse("https://emulated", status, {}, _Raw(json.dumps(body).encode()))
-
-
 def test_throttling_is_retried_by_the_client(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("botocore.endpoint.time.sleep", lambda _s: None)  # no real backoff
     client = boto3.client("sagemaker", region_name="us-east-1", config=logic.BOTO_CONFIG)
-    throttler = _Throttler(
+    throttler = Throttle(
         client,
-        throttles=3,
+        times=3,
         bodies={
             "ListPipelineExecutions": {"PipelineExecutionSummaries": []},
             "StartPipelineExecution": {"PipelineExecutionArn": "arn:aws:sagemaker:x"},
@@ -197,7 +150,7 @@ def test_throttling_beyond_the_retry_budget_fails_the_invocation(
     """Lambda's async retries (the rule allows 2) then get another chance."""
     monkeypatch.setattr("botocore.endpoint.time.sleep", lambda _s: None)
     client = boto3.client("sagemaker", region_name="us-east-1", config=logic.BOTO_CONFIG)
-    throttler = _Throttler(client, throttles=100, bodies={})
+    throttler = Throttle(client, times=100, bodies={})
     with pytest.raises(client.exceptions.ClientError, match="ThrottlingException"):
         logic.handle_alarm_event(_event(), CONFIG, client, now=NOW)
     assert len(throttler.sends) == 6  # the first try and 5 retries, never a start
