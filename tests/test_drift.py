@@ -573,3 +573,15 @@ def test_one_drifted_feature_makes_the_overall_verdict_and_ignored_ones_never_do
     assert overall["status"] == "ok" and overall["drifted_features"] == []
     none = drift.Thresholds(min_records=len(frame) + 1)
     assert drift.score_frame(baseline, frame, none)["overall"]["status"] == "insufficient_data"
+
+
+def test_the_report_is_stamped_with_the_clock_given(tmp_path, months) -> None:
+    from datetime import datetime, timedelta, timezone
+
+    baseline = _baseline_file(tmp_path, months["january"], months["vocabulary"])
+    _write_capture(tmp_path / "capture", months["july"].head(50))
+    args = ["--baseline", str(baseline), "--capture", str(tmp_path / "capture")]
+    moment = datetime(2026, 11, 26, 13, 30, tzinfo=timezone(timedelta(hours=1)))
+    assert drift.run([*args, "--report-dir", str(tmp_path / "r")], clock=lambda: moment) == 0
+    report = json.loads((tmp_path / "r" / drift.REPORT_FILE).read_text())
+    assert report["generated_at"] == "2026-11-26T12:30:00Z"
