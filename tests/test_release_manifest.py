@@ -271,3 +271,11 @@ def test_a_timestamp_without_offset_is_read_as_utc(tmp_path: Path) -> None:
     data = {"prod": {"current": release(3, approved_at="2026-11-02T10:15:00")}}
     current = load_manifest(write(tmp_path, data), ENVS).get("prod").current
     assert current is not None and current.approved_at == "2026-11-02T10:15:00Z"
+
+
+@pytest.mark.parametrize("version", [0, -1])
+def test_a_version_below_one_is_named_as_such_not_as_an_arn_mismatch(
+    tmp_path: Path, version: int
+) -> None:
+    message = error_for(tmp_path, {"prod": {"current": release(3, version=version)}})
+    assert message.endswith(f"prod.current.version: '{version}' is not a positive integer")
