@@ -37,7 +37,7 @@ LIMITS: list[tuple[str, str, float, float, float, dict[str, Any]]] = [
     ("serving", "invocations_per_instance_target", 1, 100_000, 1, {}),
     ("serving", "serverless_max_concurrency", 1, 200, 1, {}),
     ("deployment", "canary_percent", 1, 50, 1, {}),
-    ("deployment", "linear_step_percent", 5, 50, 1, {}),
+    ("deployment", "linear_step_percent", 10, 50, 1, {}),
     ("deployment", "bake_minutes", 1, 60, 1, {}),
     ("alarms", "latency_p99_ms", 1, 60_000, 1, {}),
     ("alarms", "error_rate_5xx", 0.0001, 1.0, 1e-9, {}),

@@ -81,27 +81,34 @@ def _linear(step: int, bake: int) -> DeploymentConfig:
     )
 
 
-@pytest.mark.parametrize(("step", "shifts"), [(25, 4), (33, 4), (34, 3), (50, 2), (5, 20)])
+HEADROOM_S = 1800  # provisioning the green fleet before the first shift
+
+
+@pytest.mark.parametrize(("step", "shifts"), [(25, 4), (33, 4), (34, 3), (50, 2), (10, 10)])
 def test_linear_shifts_round_up_so_the_last_step_reaches_100_percent(
     step: int, shifts: int
 ) -> None:
-    shift = traffic_shift(_linear(step, bake=1))
-    assert shift.maximum_execution_timeout_s == shifts * 60 + 60 + 600
+    shift = traffic_shift(_linear(step, bake=1), fleet_size=4)
+    assert shift.maximum_execution_timeout_s == shifts * 60 + 60 + HEADROOM_S
     assert shift.routing.linear_step_size.value == step  # type: ignore[union-attr]
 
 
 def test_a_deployment_taking_exactly_the_sagemaker_maximum_is_allowed_one_minute_more_not() -> None:
-    # 4 linear shifts of 46 minutes + a 46 minute termination wait + 10 minutes = 4 hours
-    assert traffic_shift(_linear(25, 46)).maximum_execution_timeout_s == MAX_EXECUTION_TIMEOUT_S
-    with pytest.raises(ValueError, match=r"deployment takes 14700 s.*at most 14400 s"):
-        traffic_shift(_linear(25, 47))
+    # 4 linear shifts of 90 minutes + a 90 minute termination wait + 30 minutes = 8 hours
+    exact = traffic_shift(_linear(25, 90), fleet_size=4)
+    assert exact.maximum_execution_timeout_s == MAX_EXECUTION_TIMEOUT_S == 28800
+    with pytest.raises(ValueError, match=r"deployment takes 29100 s.*at most 28800 s"):
+        traffic_shift(_linear(25, 91), fleet_size=4)
 
 
 def test_canary_bakes_twice_then_waits_once() -> None:
     canary = DeploymentConfig(
         strategy="canary", canary_percent=10, linear_step_percent=20, bake_minutes=15
     )
-    shift = traffic_shift(canary)
+    shift = traffic_shift(canary, fleet_size=2)  # the smallest fleet a canary can split
     assert shift.routing.type == "CANARY"
     assert shift.termination_wait_s == 900
-    assert shift.maximum_execution_timeout_s == 2 * 900 + 900 + 600
+    assert shift.maximum_execution_timeout_s == 2 * 900 + 900 + HEADROOM_S
+    single = traffic_shift(canary, fleet_size=1)
+    assert single.routing.type == "ALL_AT_ONCE"
+    assert single.maximum_execution_timeout_s == 900 + 900 + HEADROOM_S
