@@ -56,6 +56,8 @@ def test_run_folders_are_named_from_the_cli_clock_in_utc(
 ) -> None:
     from datetime import datetime, timedelta, timezone
 
+    from helpers import bundled_data_dir
+
     from mlops.local import run_local as run_local_module
     from mlops.local.runner import RunSummary
 
@@ -78,6 +80,6 @@ def test_run_folders_are_named_from_the_cli_clock_in_utc(
         )
 
     monkeypatch.setattr(run_local_module, "run_local", fake_run_local)
-    assert cli.main(["local", "run", "--data", str(tmp_path)]) == 0
+    assert cli.main(["local", "run", "--data", str(bundled_data_dir())]) == 0
     assert seen["out"] == tmp_path / "runs" / "run-20261126T120005Z"
     assert seen["clock"] is cli.clock  # the registry and the run read the same clock
