@@ -13,11 +13,9 @@ from __future__ import annotations
 
 import copy
 import hashlib
-import importlib.util
 import io
 import json
 import os
-import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -29,28 +27,16 @@ import boto3
 import pytest
 from botocore.response import StreamingBody
 from botocore.stub import Stubber
+from helpers import load_lambda_module
 from moto import mock_aws
 
 from mlops.rehearsal.assembly import Assembly, Stack, load_assembly
 from mlops.rehearsal.policy import role_statements
 from tests.lambda_iam import CallLog, recording, run_as_role
 
-LAMBDA = Path(__file__).resolve().parents[1] / "lambda"
-
 
 def _load(folder: str, name: str) -> ModuleType:
-    sys.path.insert(0, str(LAMBDA / folder))
-    try:
-        spec = importlib.util.spec_from_file_location(
-            f"iam_{folder}_{name}", LAMBDA / folder / f"{name}.py"
-        )
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[spec.name] = module
-        spec.loader.exec_module(module)
-        return module
-    finally:
-        sys.path.remove(str(LAMBDA / folder))
+    return load_lambda_module(folder, name, f"iam_{folder}_{name}")
 
 
 staging = _load("stage_model", "staging")

@@ -28,8 +28,8 @@ from mlops.review import (
     review,
     run,
 )
-from mlops.review_compare import load_assembly, stage_environment
-from mlops.review_model import ReviewReport
+from mlops.review.compare import load_assembly, stage_environment
+from mlops.review.model import ReviewReport
 
 ROOT = Path(__file__).resolve().parents[1]
 CDK = ROOT / "node_modules" / ".bin" / "cdk"

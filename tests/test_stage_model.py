@@ -3,39 +3,21 @@
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import json
-import sys
-from pathlib import Path
-from types import ModuleType
 from typing import Any
 from unittest import mock
 
 import boto3
 import pytest
+from helpers import load_lambda_module
 from moto import mock_aws
 
-FOLDER = Path(__file__).resolve().parents[1] / "lambda" / "stage_model"
 ARTIFACT = b"model.tar.gz bytes"
 KEY = "training-pipeline/models/pipelines-1-Train/output/model.tar.gz"
 
 
-def _load(name: str) -> ModuleType:
-    # 'lambda' is a keyword; the handler imports its sibling by name, as in Lambda.
-    sys.path.insert(0, str(FOLDER))
-    try:
-        spec = importlib.util.spec_from_file_location(f"stage_model_{name}", FOLDER / f"{name}.py")
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[spec.name] = module  # dataclasses look their module up
-        spec.loader.exec_module(module)
-        return module
-    finally:
-        sys.path.remove(str(FOLDER))
-
-
-staging = _load("staging")
-handler = _load("handler")
+staging = load_lambda_module("stage_model", "staging", "stage_model_staging")
+handler = load_lambda_module("stage_model", "handler", "stage_model_handler")
 
 
 SHA = hashlib.sha256(ARTIFACT).hexdigest()
