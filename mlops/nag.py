@@ -43,7 +43,7 @@ def acknowledge_lambda_without_vpc(function: IConstruct) -> None:
     reasons = {
         "LambdaInsideVPC": "Calls AWS APIs only, over TLS; the platform deploys no VPC yet.",
         "LambdaConcurrency": "Reserving concurrency fails in accounts with the default quota of 10; one rule or step invokes it at a time.",
-        "LambdaDLQ": "Invoked synchronously or by EventBridge with retries; the handlers are idempotent and failures alarm through their logs.",
+        "LambdaDLQ": "Async invocations fail over to an SQS on-failure destination (FailureAlerts), which keeps request and response; synchronous callers get the error.",
     }
     for rule, reason in reasons.items():
         acknowledge(function, f"{NIST}-{rule}", reason)

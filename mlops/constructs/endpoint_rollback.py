@@ -51,6 +51,7 @@ class EndpointRollback(Construct):
                 "CURRENT_MODEL_PACKAGE_ARN": current.model_package_arn,
                 "TOPIC_ARN": topic.topic_arn,
                 "MANIFEST_HINT": manifest_hint,
+                "POWERTOOLS_METRICS_NAMESPACE": "mlops/rollback",
             },
         )
         role = self.function.role
@@ -72,6 +73,14 @@ class EndpointRollback(Construct):
                 sid="RejectTheBadPackage",
                 actions=["sagemaker:DescribeModelPackage", "sagemaker:UpdateModelPackage"],
                 resources=[current.model_package_arn],
+            )
+        )
+        # A late or retried event must not roll back after its alarm recovered.
+        role.add_to_policy(
+            iam.PolicyStatement(
+                sid="ReadTheCurrentStateOfTheseAlarms",
+                actions=["cloudwatch:DescribeAlarms"],
+                resources=[alarm.alarm_arn for alarm in alarms],
             )
         )
         topic.grant_publish(role)

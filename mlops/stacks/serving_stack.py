@@ -13,6 +13,7 @@ from mlops.constructs.endpoint_alarms import EndpointAlarms
 from mlops.constructs.endpoint_autoscaling import EndpointAutoscaling
 from mlops.constructs.endpoint_dashboard import EndpointDashboard
 from mlops.constructs.endpoint_rollback import EndpointRollback
+from mlops.constructs.failure_alerts import FailureAlerts
 from mlops.constructs.model_staging import HubArtifacts, ModelStaging
 from mlops.constructs.realtime_endpoint import VARIANT_NAME, RealtimeEndpoint
 from mlops.constructs.smoke_test_access import SmokeTestAccess
@@ -98,7 +99,7 @@ class ServingStack(cdk.Stack):
                 serving=serving,
             ).node.add_dependency(self.endpoint.endpoint)
         EndpointDashboard(self, "Dashboard", endpoint_name=name, alarms=self.alarms)
-        EndpointRollback(
+        rollback = EndpointRollback(
             self,
             "Rollback",
             endpoint_name=name,
@@ -114,6 +115,13 @@ class ServingStack(cdk.Stack):
             encryption_key=data.key,
             manifest_hint=f"config/releases.yaml: {environment.name}",
         )
+        self.failure_alerts = FailureAlerts(
+            self, "FailureAlerts", topic=self.alarms.topic, encryption_key=data.key
+        )
+        self.failure_alerts.watch_function(rollback.function, invoked_async=True)
+        self.failure_alerts.watch_rule(rollback.rule)
+        # CloudFormation invokes custom resource providers asynchronously.
+        self.failure_alerts.watch_function(staging.function, invoked_async=True)
         self.smoke_test = SmokeTestAccess(
             self,
             "SmokeTest",
