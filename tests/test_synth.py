@@ -87,3 +87,24 @@ def test_both_rule_packs_run_aws_solutions_and_nist(tmp_path: Path) -> None:
     message = str(failure.value)
     assert "AwsSolutions-S1" in message
     assert "NIST.800.53.R5-S3BucketLoggingEnabled" in message
+
+
+def test_synth_refuses_a_release_outside_the_hub_registry(platform: PlatformConfig) -> None:
+    """Issue #12: a package ARN of another account (or region, or group) for prod."""
+    import dataclasses
+
+    from mlops.app_builder import AppOptions, check_releases
+    from mlops.release_manifest import ManifestError
+    from tests.conftest import default_releases
+
+    releases = default_releases(platform)
+    check_releases(platform, releases, AppOptions())  # the committed manifest passes
+    prod = releases.get("prod")
+    assert prod.current is not None
+    foreign = dataclasses.replace(
+        prod.current,
+        model_package_arn=prod.current.model_package_arn.replace(prod.current.account, "9" * 12),
+    )
+    bad = releases.with_environment("prod", dataclasses.replace(prod, current=foreign))
+    with pytest.raises(ManifestError, match=r"prod\.current\.model_package_arn: account 9{12} "):
+        check_releases(platform, bad, AppOptions())
