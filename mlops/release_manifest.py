@@ -191,6 +191,11 @@ def load_manifest(path: str | os.PathLike[str], known_envs: Collection[str]) -> 
         raise ManifestError(f"{source}: file not found") from None
     except OSError as err:
         raise ManifestError(f"{source}: cannot read ({err.strerror})") from None
+    except UnicodeDecodeError as err:
+        raise ManifestError(
+            f"{source}: not UTF-8 text (byte 0x{err.object[err.start]:02x} at offset "
+            f"{err.start}); save the file as UTF-8"
+        ) from None
     try:
         data = yaml.load(text, Loader=_UniqueKeyLoader)  # a SafeLoader subclass
     except yaml.YAMLError as err:
