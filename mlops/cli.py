@@ -85,11 +85,12 @@ def _latest_baseline(registry: Path) -> Path:
 
 def local_drift(args: argparse.Namespace) -> int:
     from mlops.local.drift_report import DriftReportError, format_monthly_table, run_local_drift
+    from mlops.local.registry import RegistryError
     from mlops.local.run_local import bundled_data_dir
 
     try:
         baseline = args.baseline or _latest_baseline(args.registry)
-    except FileNotFoundError as error:
+    except (FileNotFoundError, RegistryError) as error:
         return _error(str(error))
     out = args.out or _run_dir("drift")
     try:
