@@ -23,8 +23,17 @@ def utc_now() -> datetime:
 clock: Callable[[], datetime] = utc_now
 
 
+def is_alarm_event(event: Any) -> bool:
+    """The shape gate_logic reads: a mapping whose detail and detail.state are mappings."""
+    detail = event.get("detail") if isinstance(event, dict) else None
+    return isinstance(detail, dict) and isinstance(detail.get("state"), dict)
+
+
 @logger.inject_lambda_context(clear_state=True)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    if not is_alarm_event(event):  # a list, a hand-made test event: nothing to decide
+        logger.warning("not a CloudWatch alarm state change", extra={"event": str(event)[:500]})
+        return {"started": False, "reason": "not a CloudWatch alarm state change event"}
     config = GateConfig.from_env(os.environ)
     # Fresh credentials per invocation: alarms are rare, and they expire within the hour.
     sts = boto3.client("sts", config=BOTO_CONFIG)
