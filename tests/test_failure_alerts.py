@@ -204,3 +204,18 @@ def test_the_dead_letter_check_can_fail(serving_template: dict[str, Any]) -> Non
     )
     del rule["Properties"]["Targets"][0]["DeadLetterConfig"]
     assert len(rules_without_dead_letters(serving_template)) == 1
+
+
+def test_decision_making_lambdas_publish_metrics_to_their_namespace(
+    templates: dict[str, Any],
+) -> None:
+    namespaces = {}
+    for template in templates.values():
+        for resource in template.get("Resources", {}).values():
+            if resource["Type"] != "AWS::Lambda::Function":
+                continue
+            variables = resource["Properties"].get("Environment", {}).get("Variables", {})
+            service = variables.get("POWERTOOLS_SERVICE_NAME")
+            if service in ("rollback", "retrain_gate"):
+                namespaces[service] = variables.get("POWERTOOLS_METRICS_NAMESPACE")
+    assert namespaces == {"rollback": "mlops/rollback", "retrain_gate": "mlops/retrain_gate"}

@@ -131,7 +131,7 @@ def test_an_incumbent_without_a_model_artifact_fails_the_step_in_one_line(
     ],
 )
 def test_the_retrain_gate_answers_odd_events_without_calling_aws(
-    event: Any, monkeypatch: pytest.MonkeyPatch
+    event: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     def no_aws(*_: Any, **__: Any) -> None:
         raise AssertionError("an odd event must not reach AWS")
@@ -143,6 +143,10 @@ def test_the_retrain_gate_answers_odd_events_without_calling_aws(
     )  # fmt: skip
     result = gate_handler.handler(event, context)
     assert result == {"started": False, "reason": "not a CloudWatch alarm state change event"}
+    emitted = [json.loads(line) for line in capsys.readouterr().out.splitlines() if "_aws" in line]
+    [directive] = emitted[-1]["_aws"]["CloudWatchMetrics"]
+    assert directive["Namespace"] == "mlops/retrain_gate"
+    assert [m["Name"] for m in directive["Metrics"]] == ["Ignored"]
 
 
 def test_the_gate_boundary_accepts_the_documented_alarm_event() -> None:

@@ -827,8 +827,6 @@ def test_handler_wires_environment_and_clients(
     }
     for key, value in env.items():
         monkeypatch.setenv(key, value)
-    # The deployed function reads POWERTOOLS_METRICS_NAMESPACE when the module loads.
-    monkeypatch.setattr(handler_mod.metrics, "namespace", "flight-delay/rollback")
     clients = {
         "sagemaker@local": world.sagemaker,
         "sns@local": world.sns,

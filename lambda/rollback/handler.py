@@ -18,8 +18,8 @@ from rollback_logic import (
 )
 
 logger = Logger(service="rollback")
-# Namespace from POWERTOOLS_METRICS_NAMESPACE (set by the construct).
-metrics = Metrics()
+# The construct sets POWERTOOLS_METRICS_NAMESPACE; the default serves tests and local runs.
+metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "mlops/rollback"))
 
 _clients: dict[str, Any] = {}
 

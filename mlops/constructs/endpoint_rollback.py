@@ -51,7 +51,6 @@ class EndpointRollback(Construct):
                 "CURRENT_MODEL_PACKAGE_ARN": current.model_package_arn,
                 "TOPIC_ARN": topic.topic_arn,
                 "MANIFEST_HINT": manifest_hint,
-                "POWERTOOLS_METRICS_NAMESPACE": "mlops/rollback",
             },
         )
         role = self.function.role
