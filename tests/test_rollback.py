@@ -600,9 +600,20 @@ def test_no_previous_config_publish_failure_is_retryable() -> None:
         },
     ],
 )
-def test_odd_events_are_ignored_not_crashed_on(world: World, event: Any) -> None:
-    assert run(world, event)["action"] == "ignored"
-    assert world.emulator.update_calls == []
+def test_odd_events_are_ignored_not_crashed_on(event: Any) -> None:
+    """Decided before any AWS call: no clients at all (a call would raise)."""
+    config = logic.RollbackConfig.from_env(
+        {
+            "ENDPOINT_NAME": ENDPOINT,
+            "ALARM_NAMES": ",".join(OUR_ALARMS),
+            "CURRENT_ENDPOINT_CONFIG_NAME": NEW_CONFIG,
+            "CURRENT_MODEL_PACKAGE_ARN": "arn:aws:sagemaker:us-east-1:1:model-package/g/3",
+            "TOPIC_ARN": "arn:aws:sns:us-east-1:1:t",
+        }
+    )
+    result = logic.handle_alarm_event(event, config, None, None, None)
+    assert result["action"] == "ignored"
+    assert not (result["updated_endpoint"] or result["notified"])
 
 
 def test_event_without_timestamps_is_judged_by_the_alarms_state_only(world: World) -> None:
