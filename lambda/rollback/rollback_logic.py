@@ -166,7 +166,12 @@ def parse_time(value: Any) -> datetime | None:
 def stale_reason(change: AlarmChange, cloudwatch: Any) -> str | None:
     """Why acting on this ALARM event would be wrong now, or None if the alarm still is in
     the ALARM episode the event reports. EventBridge redelivers and Lambda retries for up to
-    hours, so an event can outlive its alarm."""
+    hours, so an event can outlive its alarm.
+
+    The endpoint's LastModifiedTime is not used: autoscaling moves it too, so it cannot tell
+    "a new release went live after the alarm" from "capacity changed during the incident".
+    A release cannot complete while these alarms are in ALARM anyway: the blue/green
+    deployment watches the same alarms and rolls itself back."""
     found = cloudwatch.describe_alarms(
         AlarmNames=[change.alarm_name], AlarmTypes=["MetricAlarm", "CompositeAlarm"]
     )
