@@ -168,7 +168,8 @@ def stale_reason(change: AlarmChange, cloudwatch: Any) -> str | None:
     the ALARM episode the event reports. EventBridge redelivers and Lambda retries for up to
     hours, so an event can outlive its alarm.
 
-    The endpoint's LastModifiedTime is not used: autoscaling moves it too, so it cannot tell
+    The endpoint's LastModifiedTime is not used: a capacity change (autoscaling's
+    UpdateEndpointWeightsAndCapacities) modifies the endpoint too, so it cannot tell
     "a new release went live after the alarm" from "capacity changed during the incident".
     A release cannot complete while these alarms are in ALARM anyway: the blue/green
     deployment watches the same alarms and rolls itself back."""
