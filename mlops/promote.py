@@ -340,12 +340,14 @@ def promote_command(
     registry_account: str = LOCAL_ACCOUNT,
     registry_region: str = "us-east-1",
     hub: RegistryHub | None = None,
-    out: TextIO = sys.stdout,
-    err: TextIO = sys.stderr,
+    out: TextIO | None = None,
+    err: TextIO | None = None,
 ) -> int:
     """Run a promotion from parsed arguments; returns the exit code, prints one line.
     With `hub`, the AWS path reads the hub's group (by ARN) in the hub's region, whatever
     the profile's region, and refuses packages from anywhere else."""
+    # The streams of call time (a default argument would keep those of import time).
+    out, err = out or sys.stdout, err or sys.stderr
     if args.registry and not args.local:
         print("ERROR: --registry needs --local (it names the local registry folder)", file=err)
         return 2

@@ -115,12 +115,11 @@ def test_local_drift_with_a_corrupt_package_json_is_one_line(
         assert err.count("\n") == 1
 
 
-def test_promote_pins_the_hub_registry_region(capfd: pytest.CaptureFixture[str]) -> None:
-    """`mlops promote` knows prod's hub (dev, us-east-1): another --region is refused.
-    (capfd: promote_command's default stream is the sys.stderr of its import time.)"""
+def test_promote_pins_the_hub_registry_region(capsys: pytest.CaptureFixture[str]) -> None:
+    """`mlops promote` knows prod's hub (dev, us-east-1): another --region is refused."""
     code = cli.main(["promote", "--env", "prod", "--version", "4", "--region", "eu-west-1"])
     assert code == 2
-    err = capfd.readouterr().err
+    err = capsys.readouterr().err
     assert err == (
         "ERROR: --region eu-west-1: the registry of prod is dev's in us-east-1; "
         "omit --region or pass us-east-1\n"
