@@ -33,6 +33,7 @@ import yaml
 
 RELEASE_FIELDS = ("model_package_arn", "version", "artifact_key", "image", "sha256")
 OPTIONAL_RELEASE_FIELDS = ("approved_at",)
+STAGED_PREFIX = "models/sha256/"
 ENVIRONMENT_FIELDS = ("current", "previous")
 
 ARN_FORMAT = "arn:aws:sagemaker:<region>:<12 digits>:model-package/<group>/<version>"
@@ -86,6 +87,12 @@ class ModelRelease:
         match = _ARN.match(self.model_package_arn)
         assert match is not None, "validated at construction by parse_release"
         return match.group(name)
+
+    @property
+    def staged_key(self) -> str:
+        """Where each serving region's model bucket holds its verified copy: content-addressed,
+        written only by that region's model stager (see lambda/stage_model)."""
+        return f"{STAGED_PREFIX}{self.sha256}/model.tar.gz"
 
     def image_uri(self, registry: str) -> str:
         """Full image URI for one region, e.g. registry '683313688378.dkr.ecr.us-east-1...'."""

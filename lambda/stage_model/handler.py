@@ -23,7 +23,7 @@ def _respond(event: dict[str, Any], status: str, reason: str, data: dict[str, st
             "Status": status,
             "Reason": reason[:1000],
             "PhysicalResourceId": event.get("PhysicalResourceId")
-            or f"{properties.get('DestinationBucket')}/{properties.get('Key')}",
+            or f"{properties.get('DestinationBucket')}/{properties.get('StagedKey')}",
             "StackId": event["StackId"],
             "RequestId": event["RequestId"],
             "LogicalResourceId": event["LogicalResourceId"],

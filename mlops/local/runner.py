@@ -655,7 +655,11 @@ def _run_training_job(
             layout.channel_dir(channel["ChannelName"]),
             run.s3_root,
         )
-    submit = contract.local_path_for_uri(submit_uri, run.s3_root)
+    submit = (
+        layout.path(submit_uri)  # inside a channel, as network-isolated jobs get their code
+        if submit_uri.startswith("/opt/ml/")
+        else contract.local_path_for_uri(submit_uri, run.s3_root)
+    )
     if submit.is_dir():
         shutil.copytree(submit, layout.code_dir, dirs_exist_ok=True)
     elif submit.is_file():
