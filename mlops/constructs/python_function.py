@@ -16,6 +16,7 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
+from mlops.constructs.asset_cache import built_once
 from mlops.nag import acknowledge_lambda_without_vpc
 
 LAMBDA_ROOT = Path(__file__).resolve().parents[2] / "lambda"
@@ -79,7 +80,11 @@ class PythonFunction(Construct):
             assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
             description=f"Lambda {source}: {description}"[:1000],
         )
-        asset_dir = _bundle_with_powertools(code_dir) if powertools else code_dir
+        asset_dir = (
+            built_once("powertools-bundle", code_dir, _bundle_with_powertools)
+            if powertools
+            else code_dir
+        )
         self.function = lambda_.Function(
             self,
             "Function",
