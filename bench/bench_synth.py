@@ -13,7 +13,8 @@ median of each is printed with its ratio to the empty app's median:
     prod, N stage(s)     -c env=prod with prod's regions cut or extended to N (1, 3, 6):
                          the cost of one more (environment, region) stage is (t6 - t1) / 5
     mlops local run      -c env=dev -c training-only=true (what `mlops local run` synthesizes)
-    --compare DIR        app.py of another checkout (e.g. main before a change), same CLI
+    --compare DIR        app.py of another checkout (e.g. main before a change), same CLI:
+                         the full app and -c env=dev (what `mlops local run` used to synth)
 
 Asserts nothing about time.
 """
@@ -105,7 +106,11 @@ def cases(folder: Path, compare: Path | None) -> list[Case]:
         )
     found.append(Case("mlops local run's synth", app, {"env": "dev", "training-only": "true"}))
     if compare is not None:
-        found.append(Case(f"full app of {compare}", f"{PYTHON} app.py", cwd=compare))
+        found.append(Case(f"full app of {compare.name}", f"{PYTHON} app.py", cwd=compare))
+        # Before -c training-only, `mlops local run` synthesized the whole environment.
+        found.append(
+            Case(f"-c env=dev of {compare.name}", f"{PYTHON} app.py", {"env": "dev"}, cwd=compare)
+        )
     return found
 
 
