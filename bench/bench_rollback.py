@@ -258,7 +258,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     print(f"  best case (aligned, no delays)     {best:7.1f} s")
     print()
-    print("Designs compared (same delays after the alarm; goal: at most 180 s, no alarm on a spike):")
+    print(
+        "Designs compared (same delays after the alarm; goal: at most 180 s, no alarm on a spike):"
+    )
     print(f"  {'design':34s} {'worst s':>8s}   single spike")
     for design, seconds in compare_designs(
         eventbridge_delivery_s=args.eventbridge_delivery,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 from conftest import stack_templates, synth_app
@@ -12,7 +13,7 @@ from mlops.config import PlatformConfig
 from mlops.constructs.asset_cache import built_once
 
 
-def _counting_build(calls: list[Path], out: Path):  # type: ignore[no-untyped-def]
+def _counting_build(calls: list[Path], out: Path) -> Callable[[Path], Path]:
     def build(source: Path) -> Path:
         calls.append(source)
         target = out / f"build-{len(calls)}"
