@@ -1,11 +1,12 @@
 """Drift job: compare a window of captured inference inputs with the training baseline.
 
     python3 drift.py --baseline baseline.json --capture DIR --report-dir DIR
-        [--min-records 500] [--psi-threshold 0.2] [--distance-threshold 0.2]
+        [--min-records 500] [--psi-threshold 0.2] [--distance-threshold 0.2] [--workers N]
         [--metrics-namespace NS --endpoint-name NAME --publish-metrics [--region R]]
 
 Inputs under --capture (searched recursively, streamed in chunks so memory is bounded by the
-chunk, not by the window or the history):
+chunk, not by the window or the history; with several files, one process per core reads
+them in parallel, each bounded by its chunk):
 - *.jsonl / *.json: SageMaker data capture lines; the endpointInput CSV payload (CSV or
   BASE64 encoding) may hold several rows.
 - *.csv: plain CSV with a header naming the features (extra columns such as `delayed` are
