@@ -57,13 +57,15 @@ def test_a_changed_source_is_built_again(tmp_path: Path) -> None:
 
 
 def test_training_only_builds_the_training_hub_and_the_same_template(
-    tmp_path: Path, platform: PlatformConfig, templates: dict[str, dict[str, object]]
+    tmp_path: Path, platform: PlatformConfig, assembly_dir: Path
 ) -> None:
     synth_app(platform, tmp_path, AppOptions(only_environment="dev", training_only=True))
     scoped = stack_templates(tmp_path)
     assert sorted(scoped) == ["dev-us-east-1/Data", "dev-us-east-1/Training"]
     # `mlops local run` reads exactly the template `make synth` deploys.
-    assert scoped["dev-us-east-1/Training"] == templates["dev-us-east-1/Training"]
+    # Read from disk: other tests may edit the session's parsed `templates` in place.
+    full = stack_templates(assembly_dir)["dev-us-east-1/Training"]
+    assert scoped["dev-us-east-1/Training"] == full
 
 
 def test_without_training_only_the_stage_keeps_serving(
