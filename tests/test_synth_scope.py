@@ -23,12 +23,16 @@ def _counting_build(calls: list[Path], out: Path) -> Callable[[Path], Path]:
     return build
 
 
-def test_an_unchanged_source_is_built_once(tmp_path: Path) -> None:
+def _source_and_build(tmp_path: Path) -> tuple[Path, list[Path], Callable[[Path], Path]]:
     source = tmp_path / "src"
     source.mkdir()
     (source / "a.py").write_text("x = 1\n")
     calls: list[Path] = []
-    build = _counting_build(calls, tmp_path)
+    return source, calls, _counting_build(calls, tmp_path)
+
+
+def test_an_unchanged_source_is_built_once(tmp_path: Path) -> None:
+    source, calls, build = _source_and_build(tmp_path)
     first = built_once("test-unchanged", source, build)
     assert built_once("test-unchanged", source, build) == first
     assert len(calls) == 1
@@ -38,11 +42,7 @@ def test_an_unchanged_source_is_built_once(tmp_path: Path) -> None:
 
 
 def test_a_changed_source_is_built_again(tmp_path: Path) -> None:
-    source = tmp_path / "src"
-    source.mkdir()
-    (source / "a.py").write_text("x = 1\n")
-    calls: list[Path] = []
-    build = _counting_build(calls, tmp_path)
+    source, calls, build = _source_and_build(tmp_path)
     first = built_once("test-changed", source, build)
     (source / "a.py").write_text("x = 22\n")  # another size
     second = built_once("test-changed", source, build)
