@@ -12,16 +12,24 @@ from constructs import Construct
 
 from mlops.config import EnvironmentConfig, PlatformConfig
 from mlops.constructs.encryption_key import EncryptionKey
+from mlops.constructs.feature_ingestion import FeatureIngestion
 from mlops.constructs.feature_store import FeatureStore
 from mlops.constructs.model_replication import (
     ModelReplication,
     ReplicaDestination,
     allow_hub_replication,
 )
-from mlops.constructs.model_staging import allow_model_stagers
+from mlops.constructs.model_staging import allow_model_stagers, protect_staged_models
+from mlops.constructs.sagemaker_log_groups import SageMakerLogGroup
 from mlops.constructs.secure_bucket import AccessLogsBucket, SecureBucket
+from mlops.constructs.training_pipeline import RAW_PREFIX
 from mlops.nag import acknowledge, acknowledge_lambda_without_vpc
-from mlops.naming import bucket_name, model_key_alias, replication_role_name
+from mlops.naming import (
+    bucket_name,
+    model_key_alias,
+    model_stager_role_name,
+    replication_role_name,
+)
 
 
 @dataclass(frozen=True)
@@ -48,9 +56,11 @@ class DataStack(cdk.Stack):
         region: str,
         replica_destinations: list[ReplicaDestination] | None = None,
         model_stager_roles: list[tuple[str, str]] | None = None,
+        job_log_groups: tuple[str, ...] = (),
         **kwargs: Any,
     ) -> None:
-        """replica_destinations: set on the hub (training home) stage only."""
+        """replica_destinations: set on the hub (training home) stage only. job_log_groups:
+        the account-and-region-wide SageMaker job log groups this stage's jobs write to."""
         super().__init__(scope, construct_id, **kwargs)
         self._names = {
             purpose: bucket_name(platform, environment, region, purpose)
@@ -111,7 +121,14 @@ class DataStack(cdk.Stack):
                 role_name=replication_role_name(platform, hub),
                 destinations=replica_destinations,
             )
-        allow_hub_replication(bucket=self.model_bucket, key=self.key, hub_role_arn=hub_role_arn)
+        allow_hub_replication(
+            bucket=self.model_bucket, key=self.key, hub_role_arn=hub_role_arn, region=region
+        )
+        protect_staged_models(
+            bucket=self.model_bucket,
+            stager_role_arn=f"arn:{self.partition}:iam::{environment.account}:role/"
+            f"{model_stager_role_name(platform, environment, region)}",
+        )
         allow_model_stagers(
             bucket=self.artifact_bucket,
             key=self.key,
@@ -140,6 +157,25 @@ class DataStack(cdk.Stack):
             offline_bucket=self.data_bucket,
             encryption_key=self.key,
             retain=retain,
+        )
+        for name in job_log_groups:
+            SageMakerLogGroup(
+                self,
+                name.rsplit("/", 1)[-1] + "Logs",
+                log_group_name=name,
+                encryption_key=self.key,
+                retain=retain,
+            )
+        # Stateless, but it belongs to the groups: new raw data -> feature records.
+        groups = self.feature_store.feature_groups
+        self.feature_ingestion = FeatureIngestion(
+            self,
+            "FeatureIngestion",
+            data_bucket=self.data_bucket,
+            raw_prefix=RAW_PREFIX,
+            weather_feature_group=str(groups["weather"].feature_group_name),
+            plane_feature_group=str(groups["plane"].feature_group_name),
+            encryption_key=self.key,
         )
         self._acknowledge_bucket_notifications_handler()
         self._time_out_bucket_notifications()
