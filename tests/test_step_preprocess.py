@@ -12,7 +12,8 @@ import pandas as pd
 import preprocess
 import pytest
 import step_io
-from step_fixtures import (
+
+from tests.step_fixtures import (
     SLICE_DATES,
     preprocess_args,
     raw_tables,
