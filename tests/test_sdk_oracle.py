@@ -812,15 +812,48 @@ PERTURBATIONS: dict[str, tuple[Any, str]] = {
         lambda d: d["Parameters"][4].update(DefaultValue=0.8),
         "Parameters[4].DefaultValue",
     ),
+    "volume key dropped": (
+        lambda d: _step(d, "Train")["Arguments"]["ResourceConfig"].pop("VolumeKmsKeyId"),
+        "Steps.Train.Arguments.ResourceConfig.VolumeKmsKeyId",
+    ),
+}
+
+# The same, on the tuning-with-spot variant.
+TUNING_PERTURBATIONS: dict[str, tuple[Any, str]] = {
+    "tuning range scaling": (
+        lambda d: _step(d, "Train")["Arguments"]["HyperParameterTuningJobConfig"][
+            "ParameterRanges"
+        ]["ContinuousParameterRanges"][0].update(ScalingType="Linear"),
+        "Steps.Train.Arguments.HyperParameterTuningJobConfig.ParameterRanges"
+        ".ContinuousParameterRanges[0].ScalingType",
+    ),
+    "spot checkpoint path": (
+        lambda d: _step(d, "Train")["Arguments"]["TrainingJobDefinition"][
+            "CheckpointConfig"
+        ].update(LocalPath="/opt/ml/checkpoint"),
+        "Steps.Train.Arguments.TrainingJobDefinition.CheckpointConfig.LocalPath",
+    ),
+    "best-model rank": (
+        lambda d: _step(d, "FindIncumbent")["Arguments"]["CandidateModelUrl"]["Std:Join"][
+            "Values"
+        ].__setitem__(1, {"Get": "Steps.Train.TrainingJobSummaries[1].TrainingJobName"}),
+        "Steps.FindIncumbent.Arguments.CandidateModelUrl.Std:Join.Values[1].Get",
+    ),
 }
 
 
-@pytest.mark.parametrize("perturbation", sorted(PERTURBATIONS))
-def test_oracle_reports_a_perturbed_definition(sdk_run: SdkRun, perturbation: str) -> None:
-    mutate, expected_path = PERTURBATIONS[perturbation]
-    ours = copy.deepcopy(build_definition(SPECS["training"]))
+@pytest.mark.parametrize(
+    ("variant", "perturbation"),
+    [("training", p) for p in sorted(PERTURBATIONS)]
+    + [("tuning-spot", p) for p in sorted(TUNING_PERTURBATIONS)],
+)
+def test_oracle_reports_a_perturbed_definition(
+    sdk_run: SdkRun, variant: str, perturbation: str
+) -> None:
+    mutate, expected_path = {**PERTURBATIONS, **TUNING_PERTURBATIONS}[perturbation]
+    ours = copy.deepcopy(build_definition(SPECS[variant]))
     mutate(ours)
-    assert [d.path for d in compare(ours, sdk_run.definitions["training"])] == [expected_path]
+    assert [d.path for d in compare(ours, sdk_run.definitions[variant])] == [expected_path]
 
 
 def test_canonical_joins_adjacent_literals_only() -> None:
