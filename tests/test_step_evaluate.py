@@ -13,8 +13,7 @@ import pytest
 import train
 import xgboost as xgb
 from sklearn.metrics import roc_auc_score
-
-from tests.step_fixtures import pack_model, preprocess_args, read_json, write_raw_slice
+from step_fixtures import pack_model, preprocess_args, read_json, write_raw_slice
 
 
 @pytest.fixture(scope="module")

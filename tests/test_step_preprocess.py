@@ -12,8 +12,7 @@ import pandas as pd
 import preprocess
 import pytest
 import step_io
-
-from tests.step_fixtures import (
+from step_fixtures import (
     SLICE_DATES,
     preprocess_args,
     raw_tables,

@@ -9,8 +9,7 @@ from typing import Any
 import pandas as pd
 import pytest
 import validate
-
-from tests.step_fixtures import bundled_data_dir, raw_tables, read_json, write_raw_tables
+from step_fixtures import bundled_data_dir, raw_tables, read_json, write_raw_tables
 
 
 def run_validate(raw: Path, report: Path) -> int:
