@@ -19,6 +19,8 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
+from mlops.clock import Clock, utc_now
+
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_REGISTRY = ROOT / "local-registry"
 DEFAULT_RUNS = ROOT / "local-runs"
@@ -31,8 +33,12 @@ def _error(message: str, code: int = 2) -> int:
     return code
 
 
-def _run_dir(kind: str) -> Path:
-    return DEFAULT_RUNS / f"{kind}-{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}"
+# The only clock the CLI reads (run folder names, registry and run timestamps); tests pin it.
+clock: Clock = utc_now
+
+
+def _run_dir(kind: str, now: datetime) -> Path:
+    return DEFAULT_RUNS / f"{kind}-{now.astimezone(UTC).strftime('%Y%m%dT%H%M%SZ')}"
 
 
 def _existing_dir(value: str) -> Path:
@@ -56,9 +62,9 @@ def local_run(args: argparse.Namespace) -> int:
     from mlops.local.run_local import run_local
     from mlops.local.runner import LocalRunError
 
-    out = args.out or _run_dir("run")
+    out = args.out or _run_dir("run", clock())
     try:
-        summary = run_local(ROOT, args.data, out, args.registry, args.env)
+        summary = run_local(ROOT, args.data, out, args.registry, args.env, clock=clock)
     except (LocalRunError, RegistryError) as error:
         return _error(str(error))
     print(f"Run summary: {out / 'run-summary.json'}")
@@ -166,7 +172,7 @@ def local_drift(args: argparse.Namespace) -> int:
         baseline = args.baseline or _latest_baseline(args.registry)
     except FileNotFoundError as error:
         return _error(str(error))
-    out = args.out or _run_dir("drift")
+    out = args.out or _run_dir("drift", clock())
     try:
         result = run_local_drift(baseline, args.data or bundled_data_dir(), out)
     except DriftReportError as error:

@@ -133,9 +133,15 @@ ALLOWED_DIFFERENCES: tuple[Ignored | Renamed, ...] = (
         "the SDK writes null when experiment tracking is off; we leave the key out",
     ),
     Ignored(
+        r"Steps\.Train\.Arguments\.(TrainingJobDefinition\.)?InputDataConfig\[3\]"
+        r"\.DataSource\.S3DataSource\.S3Uri",
+        "the code channel: the SDK uploads train.py's folder itself (to moto here); we use the "
+        "CDK code asset",
+    ),
+    Ignored(
         r"Steps\.Train\.Arguments\.(TrainingJobDefinition\.Static)?HyperParameters"
         r"\.sagemaker_submit_directory",
-        "the SDK uploads train.py's folder itself (to moto here); we use the CDK code asset",
+        "the same archive in the code channel: the SDK's is sourcedir.tar.gz, ours the asset's",
     ),
     Ignored(
         r"Steps\.Train\.Arguments\.TrainingJobDefinition\.StaticHyperParameters"
@@ -315,6 +321,7 @@ def build_with_sdk(session: Any, spec: TrainingPipelineSpec) -> dict[str, Any]:
     from sagemaker.lambda_helper import Lambda
     from sagemaker.model import Model
     from sagemaker.model_metrics import MetricsSource, ModelMetrics
+    from sagemaker.network import NetworkConfig
     from sagemaker.parameter import CategoricalParameter, ContinuousParameter, IntegerParameter
     from sagemaker.processing import ProcessingInput, ProcessingOutput, Processor
     from sagemaker.tuner import HyperparameterTuner
@@ -401,6 +408,7 @@ def build_with_sdk(session: Any, spec: TrainingPipelineSpec) -> dict[str, Any]:
             output_kms_key=spec.kms_key_arn,
             max_runtime_in_seconds=spec.processing_max_runtime_seconds,
             env={"PYTHONUNBUFFERED": "1"},
+            network_config=NetworkConfig(enable_network_isolation=True),
             sagemaker_session=session,
         )
 
@@ -474,6 +482,7 @@ def build_with_sdk(session: Any, spec: TrainingPipelineSpec) -> dict[str, Any]:
         hyperparameters=dict(spec.hyperparameters),
         metric_definitions=[{"Name": n, "Regex": r} for n, r in METRIC_DEFINITIONS],
         container_log_level=logging.INFO,
+        enable_network_isolation=True,
         disable_profiler=True,
         debugger_hook_config=False,
         use_spot_instances=spec.use_spot,
@@ -804,9 +813,13 @@ PERTURBATIONS: dict[str, tuple[Any, str]] = {
         _drop("RegisterModel", "RetryPolicies"),
         "Steps.RegisterModel.RetryPolicies",
     ),
-    "extra argument": (
-        _set_argument("Train", "Arguments", "EnableNetworkIsolation", value=True),
+    "network isolation off": (
+        _set_argument("Train", "Arguments", "EnableNetworkIsolation", value=False),
         "Steps.Train.Arguments.EnableNetworkIsolation",
+    ),
+    "extra argument": (
+        _set_argument("Evaluate", "Arguments", "Environment", "EXTRA", value="1"),
+        "Steps.Evaluate.Arguments.Environment.EXTRA",
     ),
     "parameter default": (
         lambda d: d["Parameters"][4].update(DefaultValue=0.8),
