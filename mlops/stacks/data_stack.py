@@ -11,7 +11,9 @@ from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from mlops.config import EnvironmentConfig, PlatformConfig
+from mlops.constructs.alert_topic import alert_topic
 from mlops.constructs.encryption_key import EncryptionKey
+from mlops.constructs.failure_alerts import FailureAlerts
 from mlops.constructs.feature_ingestion import FeatureIngestion
 from mlops.constructs.feature_store import FeatureStore
 from mlops.constructs.model_replication import (
@@ -177,6 +179,19 @@ class DataStack(cdk.Stack):
             plane_feature_group=str(groups["plane"].feature_group_name),
             encryption_key=self.key,
         )
+        # EventBridge invokes ingestion asynchronously: its errors and undeliverable events
+        # alarm to a topic of this stack (the serving topic may not exist in this stage).
+        self.alerts_topic = alert_topic(
+            self,
+            "Alerts",
+            display_name=f"{platform.project}-{environment.name} {region} feature ingestion",
+            encryption_key=self.key,
+        )
+        self.failure_alerts = FailureAlerts(
+            self, "FailureAlerts", topic=self.alerts_topic, encryption_key=self.key
+        )
+        self.failure_alerts.watch_function(self.feature_ingestion.handler, invoked_async=True)
+        self.failure_alerts.watch_rule(self.feature_ingestion.rule)
         self._acknowledge_bucket_notifications_handler()
         self._time_out_bucket_notifications()
 
