@@ -172,15 +172,32 @@ def test_the_drift_alarm_invokes_the_retrain_gate(templates: dict[str, Any], sta
     assert variables["RETRAIN_MIN_HOURS"] == str(MIN_HOURS[env])
     _, role = _one(resources, "AWS::IAM::Role", "RetrainGate")
     assert role["Properties"]["RoleName"] == f"flightdelay-{env}-retrain-gate-{region}"
-    assume = [s for s in _statements(resources, "RetrainGate") if s.get("Sid")]
-    assert assume == [
+    assert variables["ALARM_NAME"] == {"Ref": alarm_id}
+    named = [s for s in _statements(resources, "RetrainGate") if s.get("Sid")]
+    assert named == [
         {
             "Action": "sts:AssumeRole",
             "Effect": "Allow",
             "Resource": "arn:aws:iam::222222222222:role/flightdelay-dev-retrain-starter",
             "Sid": "AssumeHubRetrainStarter",
-        }
+        },
+        {
+            "Action": "cloudwatch:DescribeAlarms",
+            "Effect": "Allow",
+            "Resource": {"Fn::GetAtt": [alarm_id, "Arn"]},
+            "Sid": "ReadTheDriftAlarmState",
+        },
     ]
+    # The recheck: a failed retrain is retried while the alarm stays in ALARM.
+    _, recheck = _one(resources, "AWS::Events::Rule", "Recheck")
+    days = MIN_HOURS[env] // 24  # CDK writes whole days as days
+    assert recheck["Properties"]["ScheduleExpression"] == f"rate({days} day{'s' * (days > 1)})"
+    (target,) = recheck["Properties"]["Targets"]
+    assert target["Arn"] == {"Fn::GetAtt": [function_id, "Arn"]}
+    assert json.loads(target["InputTransformer"]["InputTemplate"]) == {
+        "gate": "recheck",
+        "time": "<time>",
+    }
 
 
 def test_the_hub_role_trusts_exactly_the_gates_and_starts_one_pipeline(

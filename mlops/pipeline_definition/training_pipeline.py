@@ -221,7 +221,7 @@ class TrainingPipelineSpec:
     train_months: int = 6
     # The quality gate passes a candidate whose AUC is at most this much below the
     # incumbent's (lower bound of the paired-bootstrap 95% CI of the difference).
-    non_inferiority_margin: float = 0.02
+    non_inferiority_margin: float = 0.025
     kms_key_arn: str | None = None
     # ISO 8601 duration, or None for no step caching. Caching keys on the input URIs, not
     # on the data behind them: give new data a new InputDataUrl or it is not retrained on.
@@ -766,11 +766,11 @@ def build_definition(spec: TrainingPipelineSpec) -> dict[str, Any]:
             "--window-end",
             params.window_end.ref,
             "--test-weeks",
-            params.test_weeks.ref,
+            join([params.test_weeks.ref]),  # arguments are strings
             "--validation-weeks",
-            params.validation_weeks.ref,
+            join([params.validation_weeks.ref]),  # arguments are strings
             "--train-months",
-            params.train_months.ref,
+            join([params.train_months.ref]),  # arguments are strings
             "--train-end",
             params.train_end.ref,
             "--validation-end",
@@ -811,7 +811,7 @@ def build_definition(spec: TrainingPipelineSpec) -> dict[str, Any]:
             "--evaluation-dir",
             EVALUATION_DIR,
             "--margin",
-            params.non_inferiority_margin.ref,
+            join([params.non_inferiority_margin.ref]),
         ],
         instance_count=1,
     )
