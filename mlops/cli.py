@@ -1,7 +1,10 @@
 """The `mlops` command: run the pipeline and drift locally, promote a model, review a change.
 
     mlops local run   [--data DIR] [--out DIR] [--registry DIR] [--env ENV]
+                      [--parameter NAME=VALUE ...]
     mlops local drift [--baseline FILE] [--data DIR] [--out DIR] [--registry DIR]
+    mlops local simulate [--data DIR] [--out DIR] [--env ENV] [--seed-months 4]
+                      [--end-month 12] [--promotion auto|never]
     mlops promote     --env ENV --version N [--local [--registry DIR]]
     mlops review      --base REF [--head-dir DIR] [--output FILE]
 
@@ -11,6 +14,7 @@ A user mistake is one `ERROR: ...` line and a non-zero exit, never a traceback.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -31,6 +35,13 @@ def _run_dir(kind: str) -> Path:
     return DEFAULT_RUNS / f"{kind}-{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}"
 
 
+def _parameter(value: str) -> tuple[str, str]:
+    name, equals, text = value.partition("=")
+    if not equals or not name:
+        raise argparse.ArgumentTypeError(f"{value!r} is not NAME=VALUE (e.g. WindowEnd=2013-06-30)")
+    return name, text
+
+
 def _existing_dir(value: str) -> Path:
     path = Path(value)
     if not path.is_dir():
@@ -48,7 +59,9 @@ def local_run(args: argparse.Namespace) -> int:
 
     out = args.out or _run_dir("run")
     try:
-        summary = run_local(ROOT, args.data, out, args.registry, args.env)
+        summary = run_local(
+            ROOT, args.data, out, args.registry, args.env, parameters=dict(args.parameter)
+        )
     except (LocalRunError, RegistryError) as error:
         return _error(str(error))
     print(f"Run summary: {out / 'run-summary.json'}")
@@ -100,6 +113,72 @@ def local_drift(args: argparse.Namespace) -> int:
     print(format_monthly_table(result))
     print(f"Report: {out / 'drift_by_month.json'} and {out / 'drift_by_month.png'}")
     return 0
+
+
+# ---- mlops local simulate ---------------------------------------------------------------
+
+
+def _monitored_environment(platform: object, name: str | None) -> object:
+    """--env, or the first environment whose endpoint is monitored (instance-backed)."""
+    environments = platform.environments  # type: ignore[attr-defined]
+    if name is not None:
+        if name not in environments:
+            raise ValueError(f"--env {name}: unknown environment (allowed: {', '.join(environments)})")
+        chosen = environments[name]
+        if chosen.serving.serverless:
+            raise ValueError(f"--env {name} serves serverless: no data capture, no drift monitoring")
+        return chosen
+    for environment in environments.values():
+        if not environment.serving.serverless:
+            return environment
+    raise ValueError("no environment serves from instances: nothing is monitored")
+
+
+def local_simulate(args: argparse.Namespace) -> int:
+    from mlops.config import ConfigError, load_config
+    from mlops.local.registry import RegistryError
+    from mlops.local.run_local import bundled_data_dir, check_raw_data
+    from mlops.local.runner import LocalRunError
+    from mlops.local.simulate.replay import Options, SimulationError, simulate
+
+    try:
+        platform = load_config(CONFIG)
+        serving = _monitored_environment(platform, args.env)
+        data = args.data or bundled_data_dir()
+        check_raw_data(data)
+    except (ConfigError, ValueError) as error:
+        return _error(str(error))
+    out = args.out or _run_dir("simulate")
+    options = Options(
+        repo_root=ROOT,
+        out_dir=out,
+        platform=platform,
+        serving=serving,  # type: ignore[arg-type]
+        data_dir=Path(data),
+        seed_months=args.seed_months,
+        end_month=args.end_month,
+        promotion=args.promotion,
+        progress=lambda line: print(line, flush=True),
+    )
+    try:
+        result = simulate(options)
+    except (SimulationError, LocalRunError, RegistryError) as error:
+        return _error(str(error))
+    print(result["table"])
+    truth = result["summary"]["truth"]
+    print(json.dumps(truth, indent=1))
+    print(f"Outputs: {out}/timeline.json, months.md, months.json, summary.json, simulation.png")
+    return 0
+
+
+def _month(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        number = 0
+    if not 1 <= number <= 12:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a month number (allowed: 1 to 12)")
+    return number
 
 
 # ---- mlops promote ----------------------------------------------------------------------
@@ -156,6 +235,14 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--out", type=Path, help="output folder (default local-runs/run-<time>)")
     run.add_argument("--registry", type=Path, default=DEFAULT_REGISTRY, help="local registry")
     run.add_argument("--env", help="environment whose pipeline to run (default: the training one)")
+    run.add_argument(
+        "--parameter",
+        type=_parameter,
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="pipeline parameter override, e.g. WindowEnd=2013-06-30 (repeatable)",
+    )
     run.set_defaults(handler=local_run)
 
     drift = local_commands.add_parser("drift", help="score the data month by month for drift")
@@ -164,6 +251,18 @@ def build_parser() -> argparse.ArgumentParser:
     drift.add_argument("--out", type=Path, help="output folder (default local-runs/drift-<time>)")
     drift.add_argument("--registry", type=Path, default=DEFAULT_REGISTRY, help="local registry")
     drift.set_defaults(handler=local_drift)
+
+    sim = local_commands.add_parser(
+        "simulate", help="replay a year of operation on the bundled data (about 10 minutes)"
+    )
+    sim.add_argument("--data", type=_existing_dir, help="folder with flights/weather/planes.csv")
+    sim.add_argument("--out", type=Path, help="output folder (default local-runs/simulate-<time>)")
+    sim.add_argument("--env", help="serving environment to replay (default: first monitored)")
+    sim.add_argument("--seed-months", type=_month, default=4, help="months that seed the model")
+    sim.add_argument("--end-month", type=_month, default=12, help="last month served")
+    sim.add_argument("--promotion", choices=("auto", "never"), default="auto",
+                     help="auto: serve every approved model; never: keep the first")  # fmt: skip
+    sim.set_defaults(handler=local_simulate)
 
     promote_parser = commands.add_parser("promote", help="pin a model version in releases.yaml")
     add_promote_arguments(promote_parser)

@@ -76,6 +76,16 @@ _CONNECTION_ARN = re.compile(
 )
 
 
+# What the drift alarm may watch (published by pipeline_steps/drift.py and model_quality.py)
+# and the comparison that means "bad" for each.
+DRIFT_ALARM_METRICS: dict[str, str] = {
+    "DriftScore": "GreaterThanOrEqualToThreshold",  # highest feature PSI of the window
+    "DriftedFeatureCount": "GreaterThanOrEqualToThreshold",
+    "OutOfRangeShare": "GreaterThanOrEqualToThreshold",  # see drift.py
+    "ModelAUC": "LessThanThreshold",  # ground truth, where labels arrive
+}
+
+
 class ConfigError(ValueError):
     """A configuration mistake, with a one-line message for the user."""
 
@@ -150,10 +160,33 @@ class AlarmConfig:
 
 
 @dataclass(frozen=True, kw_only=True)
+class DriftAlarmConfig:
+    """The alarm that starts a retrain: which metric of the monitoring job it watches, its
+    threshold, and M of N (datapoints_to_alarm of evaluation_periods monitoring runs)."""
+
+    metric: str
+    threshold: float
+    datapoints_to_alarm: int
+    evaluation_periods: int
+
+    @property
+    def comparison(self) -> str:
+        return DRIFT_ALARM_METRICS[self.metric]
+
+
+# Calibrated on the bundled data with `mlops local simulate` (README, "Drift that means
+# something"): the values used when environments.yaml gives no drift.alarm.
+DEFAULT_DRIFT_ALARM = DriftAlarmConfig(
+    metric="DriftScore", threshold=0.2, datapoints_to_alarm=2, evaluation_periods=2
+)
+
+
+@dataclass(frozen=True, kw_only=True)
 class DriftConfig:
     schedule: str
     psi_threshold: float
     retrain_min_hours: int
+    alarm: DriftAlarmConfig
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -379,12 +412,34 @@ def _alarms(r: _Reader) -> AlarmConfig:
     return cfg
 
 
+def _drift_alarm(r: _Reader | None, defaults: DriftAlarmConfig) -> DriftAlarmConfig:
+    if r is None:
+        return defaults
+    cfg = DriftAlarmConfig(
+        metric=r.choice("metric", tuple(DRIFT_ALARM_METRICS), defaults.metric),
+        threshold=r.number("threshold", float, 0.0, 100.0, defaults.threshold),
+        datapoints_to_alarm=r.number(
+            "datapoints_to_alarm", int, 1, 30, defaults.datapoints_to_alarm
+        ),
+        evaluation_periods=r.number("evaluation_periods", int, 1, 30, defaults.evaluation_periods),
+    )
+    if cfg.datapoints_to_alarm > cfg.evaluation_periods:
+        r.fail(
+            f"datapoints_to_alarm ({cfg.datapoints_to_alarm}) must not exceed "
+            f"evaluation_periods ({cfg.evaluation_periods})",
+            "datapoints_to_alarm",
+        )
+    r.done()
+    return cfg
+
+
 def _drift(r: _Reader) -> DriftConfig:
     cfg = DriftConfig(
         # The drift alarm's period is the schedule's: only a rate has one.
         schedule=r.matching("schedule", _RATE, "an EventBridge rate(N unit) expression"),
         psi_threshold=r.number("psi_threshold", float, 0.01, 5.0),
         retrain_min_hours=r.number("retrain_min_hours", int, 1, 24 * 90),
+        alarm=_drift_alarm(r.optional_child("alarm"), DEFAULT_DRIFT_ALARM),
     )
     r.done()
     return cfg
