@@ -3,8 +3,8 @@
     mlops local run   [--data DIR] [--out DIR] [--registry DIR] [--env ENV]
                       [--parameter NAME=VALUE ...]
     mlops local drift [--baseline FILE] [--data DIR] [--out DIR] [--registry DIR]
-    mlops local simulate [--data DIR] [--out DIR] [--env ENV] [--seed-months 4]
-                      [--end-month 12] [--promotion auto|never]
+    mlops local simulate [--data DIR] [--out DIR] [--env ENV] [--seed-months 6]
+                      [--end-month 12] [--promotion auto|never] [--parameter NAME=VALUE ...]
     mlops promote     --env ENV --version N [--local [--registry DIR]]
     mlops review      --base REF [--head-dir DIR] [--output FILE]
 
@@ -17,6 +17,7 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -29,6 +30,14 @@ CONFIG = ROOT / "config" / "environments.yaml"
 def _error(message: str, code: int = 2) -> int:
     print(f"ERROR: {message}", file=sys.stderr)
     return code
+
+
+class _Parser(argparse.ArgumentParser):
+    """Bad arguments: one ERROR line (no usage block) and exit 2."""
+
+    def error(self, message: str) -> NoReturn:
+        sys.stderr.write(f"ERROR: {self.prog}: {message} (see --help)\n")
+        sys.exit(2)
 
 
 def _run_dir(kind: str) -> Path:
@@ -158,6 +167,7 @@ def local_simulate(args: argparse.Namespace) -> int:
         seed_months=args.seed_months,
         end_month=args.end_month,
         promotion=args.promotion,
+        parameters=dict(args.parameter),
         progress=lambda line: print(line, flush=True),
     )
     try:
@@ -225,7 +235,7 @@ def build_parser() -> argparse.ArgumentParser:
     from mlops import review as review_module
     from mlops.promote import add_promote_arguments
 
-    parser = argparse.ArgumentParser(prog="mlops", description=__doc__.split("\n\n")[0])
+    parser = _Parser(prog="mlops", description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
 
     local = commands.add_parser("local", help="run on this machine, without AWS")
@@ -258,10 +268,13 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--data", type=_existing_dir, help="folder with flights/weather/planes.csv")
     sim.add_argument("--out", type=Path, help="output folder (default local-runs/simulate-<time>)")
     sim.add_argument("--env", help="serving environment to replay (default: first monitored)")
-    sim.add_argument("--seed-months", type=_month, default=4, help="months that seed the model")
+    sim.add_argument("--seed-months", type=_month, default=6,
+                     help="months of data that seed the first model (default 6: serve Jul-Dec)")  # fmt: skip
     sim.add_argument("--end-month", type=_month, default=12, help="last month served")
     sim.add_argument("--promotion", choices=("auto", "never"), default="auto",
                      help="auto: serve every approved model; never: keep the first")  # fmt: skip
+    sim.add_argument("--parameter", type=_parameter, action="append", default=[],
+                     metavar="NAME=VALUE", help="pipeline parameter override for every run")  # fmt: skip
     sim.set_defaults(handler=local_simulate)
 
     promote_parser = commands.add_parser("promote", help="pin a model version in releases.yaml")

@@ -4,8 +4,9 @@
   local S3 tree.
 - MetricStore: PutMetricData recorder (what the monitoring job publishes).
 - AlarmEmulator: a CloudWatch metric alarm: one datapoint per period, ALARM when at least
-  datapoints_to_alarm of the last evaluation_periods datapoints breach, missing datapoints
-  ignored (TreatMissingData=ignore: present datapoints decide; none present keeps the state).
+  datapoints_to_alarm of the last evaluation_periods datapoints breach; TreatMissingData=ignore:
+  an evaluation range with no datapoint keeps the state, one with gaps is filled from older
+  datapoints (CloudWatch looks back further when datapoints are missing).
 - PipelineExecutions: ListPipelineExecutions/StartPipelineExecution as the retrain gate calls
   them, with StartPipelineExecution's idempotency (one execution per ClientRequestToken).
 """
@@ -95,9 +96,10 @@ class AlarmEmulator:
     def evaluate(self, value: float | None, at: datetime) -> str | None:
         """Add one period's datapoint (None: missing); the new state when it changed."""
         self.history.append(value)
-        recent = [v for v in self.history[-self.evaluation_periods :] if v is not None]
-        if not recent:
-            return None  # all missing: ignore keeps the state
+        if all(v is None for v in self.history[-self.evaluation_periods :]):
+            return None  # the whole evaluation range missing: ignore keeps the state
+        # Missing periods inside the range: CloudWatch looks further back for datapoints.
+        recent = [v for v in self.history if v is not None][-self.evaluation_periods :]
         breaching = sum(COMPARISONS[self.comparison](v, self.threshold) for v in recent)
         new_state = "ALARM" if breaching >= self.datapoints_to_alarm else "OK"
         if new_state == self.state:

@@ -72,9 +72,11 @@ class Options:
     platform: PlatformConfig
     serving: EnvironmentConfig  # its drift monitoring, alarm and retrain gate
     data_dir: Path
-    seed_months: int = 4
+    seed_months: int = 6
     end_month: int = 12
     promotion: str = "auto"
+    # Pipeline parameter overrides for every run (e.g. AucThreshold), as `mlops local run`.
+    parameters: dict[str, str] = field(default_factory=dict)
     cdk_out: Path | None = None
     progress: Callable[[str], None] = print
 
@@ -158,8 +160,8 @@ class Replay:
     def event(self, kind: str, **details: Any) -> None:
         self.timeline.append({"time": self.now.isoformat(), "event": kind, **details})
 
-    def month(self) -> Month:
-        key = f"{self.now:%Y-%m}"
+    def month(self, at: dt.datetime | None = None) -> Month:
+        key = f"{at or self.now:%Y-%m}"
         return self.months.setdefault(key, Month(key))
 
     # ---- the pipeline ---------------------------------------------------------------------
@@ -208,7 +210,7 @@ class Replay:
             folder,
             self.out / "registry",
             self.hub.name,
-            parameters=execution.parameters,
+            parameters={**self.o.parameters, **execution.parameters},
             progress=lambda _line: None,
             cdk_out=self.o.cdk_out,
         )
@@ -282,7 +284,7 @@ class Replay:
         finally:
             step_io.cloudwatch_client = original
         dims = {"EndpointName": self.endpoint.name}
-        month = self.month()
+        month = self.month(self.now - dt.timedelta(seconds=1))  # the window's month
         for name in ("DriftScore", "OutOfRangeShare", "DriftedFeatureCount", "ModelAUC"):
             value = self.metrics.latest(name, dims, published)
             if value is not None:
