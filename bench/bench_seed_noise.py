@@ -66,9 +66,13 @@ def main() -> int:
     ]
     diffs = [r["incumbent"]["auc_difference"] for r in reports]
     half_widths = [(d["ci_upper"] - d["ci_lower"]) / 2 for d in diffs]
-    print(f"paired bootstrap: mean 95% CI half-width of a pair's difference {np.mean(half_widths):.4f}")
-    print(f"bootstrap sd of one model's AUC: "
-          f"{reports[0]['binary_classification_metrics']['auc']['standard_deviation']:.4f}")
+    print(
+        f"paired bootstrap: mean 95% CI half-width of a pair's difference {np.mean(half_widths):.4f}"
+    )
+    print(
+        f"bootstrap sd of one model's AUC: "
+        f"{reports[0]['binary_classification_metrics']['auc']['standard_deviation']:.4f}"
+    )
     for margin in MARGINS:
         passed = sum(d["ci_lower"] >= -margin for d in diffs)
         print(f"margin {margin:.3f}: equally good seed pairs passing {passed}/{len(pairs)}")

@@ -17,9 +17,9 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
-from typing import NoReturn
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import NoReturn
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_REGISTRY = ROOT / "local-registry"
@@ -132,10 +132,14 @@ def _monitored_environment(platform: object, name: str | None) -> object:
     environments = platform.environments  # type: ignore[attr-defined]
     if name is not None:
         if name not in environments:
-            raise ValueError(f"--env {name}: unknown environment (allowed: {', '.join(environments)})")
+            raise ValueError(
+                f"--env {name}: unknown environment (allowed: {', '.join(environments)})"
+            )
         chosen = environments[name]
         if chosen.serving.serverless:
-            raise ValueError(f"--env {name} serves serverless: no data capture, no drift monitoring")
+            raise ValueError(
+                f"--env {name} serves serverless: no data capture, no drift monitoring"
+            )
         return chosen
     for environment in environments.values():
         if not environment.serving.serverless:

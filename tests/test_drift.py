@@ -491,3 +491,27 @@ def test_captured_requests_with_raw_categorical_values_are_scored(tmp_path: Path
     assert report["records"]["malformed"] == 0
     assert report["records"]["valid"] == 900
     assert report["features"]["carrier"]["status"] == "ok"
+
+
+def test_out_of_range_share_is_the_worst_scored_numeric_feature() -> None:
+    report = {
+        "overall": {"drifted_feature_count": 0, "drift_score": 0.1},
+        "records": {"valid": 900, "malformed": 0},
+        "features": {
+            "temp": {"kind": "numeric", "status": "ok", "psi": 0.1, "ks": 0.1,
+                     "outside_baseline_range": 0.4},
+            "dewp": {"kind": "numeric", "status": "drift", "psi": 0.3, "ks": 0.1,
+                     "outside_baseline_range": 0.5},
+            "month": {"kind": "numeric", "status": "ignored", "psi": 2.0, "ks": 0.9,
+                      "outside_baseline_range": 0.99},
+            "carrier": {"kind": "categorical", "status": "ok", "psi": 0.0, "l_infinity": 0.0},
+        },
+    }  # fmt: skip
+    assert drift.out_of_range_share(report) == 0.5  # ignored features do not count
+    values = {d["MetricName"]: d["Value"] for d in drift.metric_data(report, "e")
+              if len(d["Dimensions"]) == 1}  # fmt: skip
+    assert values["OutOfRangeShare"] == 0.5
+    report["features"] = {"carrier": report["features"]["carrier"]}
+    assert drift.out_of_range_share(report) is None
+    names = {d["MetricName"] for d in drift.metric_data(report, "e")}
+    assert "OutOfRangeShare" not in names

@@ -4,6 +4,7 @@ monitoring job and the retrain gate's own decision functions."""
 
 from __future__ import annotations
 
+import itertools
 import json
 from dataclasses import replace
 from pathlib import Path
@@ -59,7 +60,11 @@ def test_the_replay_writes_its_timeline_table_and_chart(replay: dict[str, Any]) 
     assert first == ["data_landed", "pipeline_run", "promoted"]
     assert timeline[0]["time"].startswith("2013-03-01") and timeline[0]["through"] == "2013-02"
     run = timeline[1]
-    assert (run["trigger"], run["status"], run["registered_version"]) == ("new-data", "Succeeded", 1)
+    assert (run["trigger"], run["status"], run["registered_version"]) == (
+        "new-data",
+        "Succeeded",
+        1,
+    )
     assert run["window"]["test"][1] == "2013-02-28"  # resolved from the data landed so far
     assert run["margin"] == 0.025
     assert (out / "simulation.png").stat().st_size > 10_000
@@ -98,7 +103,7 @@ def test_alarms_and_triggers_follow_their_rules(replay: dict[str, Any]) -> None:
     ]
     assert month["alarms_fired"] == sum(e["state"] == "ALARM" for e in drift_alarms)
     states = [e["state"] for e in drift_alarms]
-    assert all(a != b for a, b in zip(states, states[1:], strict=False))  # transitions only
+    assert all(a != b for a, b in itertools.pairwise(states))  # transitions only
     gate = [e for e in timeline if e["event"] == "retrain_gate" and e["invoked_by"] == "alarm"]
     assert len(gate) == month["alarms_fired"]  # every ALARM transition invoked the gate
     # No new data lands inside March: every start after the first reuses the first run.

@@ -13,7 +13,9 @@ from mlops.local.simulate.cloud import AlarmEmulator, LocalS3, MetricStore, Pipe
 T0 = dt.datetime(2013, 7, 1, tzinfo=dt.UTC)
 
 
-def _alarm(m: int = 2, n: int = 3, comparison: str = "GreaterThanOrEqualToThreshold") -> AlarmEmulator:
+def _alarm(
+    m: int = 2, n: int = 3, comparison: str = "GreaterThanOrEqualToThreshold"
+) -> AlarmEmulator:
     return AlarmEmulator("a", "DriftScore", 0.5, comparison, n, m)
 
 
@@ -39,7 +41,6 @@ def test_missing_datapoints_keep_the_state_and_present_ones_decide() -> None:
     assert _feed(alarm, [0.1]) == ["OK"]  # the two newest present: 0.9, 0.1
     # A gap inside the range is filled from older datapoints: [None, 0.9] counts 0.9, 0.9.
     assert _feed(alarm, [0.9, None, 0.9]) == [None, None, "ALARM"]
-
 
 
 def test_a_lower_is_worse_metric_breaches_below_the_threshold() -> None:
@@ -69,7 +70,7 @@ def test_one_execution_per_client_request_token() -> None:
     other = executions.start_pipeline_execution(PipelineName="p", ClientRequestToken="u" * 32)
     assert first == again != other
     assert len(ran) == 2
-    (newest, oldest) = executions.list_pipeline_executions()["PipelineExecutionSummaries"][:2]
+    (newest, _oldest) = executions.list_pipeline_executions()["PipelineExecutionSummaries"][:2]
     assert newest["PipelineExecutionStatus"] == "Succeeded"
     with pytest.raises(ValueError, match="no pipeline q"):
         executions.start_pipeline_execution(PipelineName="q")

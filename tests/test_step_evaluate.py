@@ -7,13 +7,13 @@ from pathlib import Path
 from typing import Any
 
 import evaluate
-from feature_schema import FEATURE_ORDER
 import numpy as np
 import pandas as pd
 import preprocess
 import pytest
 import train
 import xgboost as xgb
+from feature_schema import FEATURE_ORDER
 from sklearn.metrics import roc_auc_score
 from step_fixtures import pack_model, preprocess_args, read_json, write_raw_slice
 
@@ -115,9 +115,10 @@ def test_without_incumbent(strong_model: Path, processed: Path, tmp_path: Path) 
         "seeds",
         "model",
     ]
-    assert report["window"] == json.loads(
-        (processed / "train" / "feature_metadata.json").read_text()
-    )["split"]
+    assert (
+        report["window"]
+        == json.loads((processed / "train" / "feature_metadata.json").read_text())["split"]
+    )
     assert report["seeds"] == {"training": 42, "bootstrap": 42}
     assert report["model"]["sha256"] == evaluate.archive_sha256(strong_model)
     assert len(report["model"]["sha256"]) == 64
@@ -350,6 +351,7 @@ def test_an_incumbent_trained_on_the_test_window_is_not_compared(
     assert report["incumbent"]["window_overlap"] == overlap
     assert report["incumbent"]["auc"] == 1.0  # reported, not compared
     assert report["comparison"]["non_inferior"] == 1
-    assert evaluate.build_report(labels, bad, good, 0.5, 50, 1, 0.02)["comparison"][
-        "non_inferior"
-    ] == 0
+    assert (
+        evaluate.build_report(labels, bad, good, 0.5, 50, 1, 0.02)["comparison"]["non_inferior"]
+        == 0
+    )

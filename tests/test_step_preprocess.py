@@ -352,7 +352,10 @@ def test_the_window_is_resolved_from_the_data_it_is_given(raw_dir: Path, tmp_pat
     ],
 )
 def test_bad_window_arguments_give_one_error_line(
-    raw_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], extra: list[str],
+    raw_dir: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    extra: list[str],
     message: str,
 ) -> None:
     args = ["--input-dir", str(raw_dir), *extra]

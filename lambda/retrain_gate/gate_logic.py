@@ -179,8 +179,7 @@ def description(event: Mapping[str, Any], config: GateConfig) -> str:
     if event.get("gate") == RECHECK:
         reason = "Recheck: the alarm is still in ALARM and no run since has succeeded."
     text = (
-        f"Drift retrain: alarm {alarm} ({config.environment}, {event.get('region', '?')}). "
-        f"{reason}"
+        f"Drift retrain: alarm {alarm} ({config.environment}, {event.get('region', '?')}). {reason}"
     )
     return text[:DESCRIPTION_LIMIT]
 

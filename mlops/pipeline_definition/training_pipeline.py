@@ -11,7 +11,6 @@ String fields may be CDK token strings (bucket name, code URI, ARNs): they are o
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any

@@ -31,7 +31,7 @@ class LocalS3:
             raise NotImplementedError(operation)
         return self
 
-    def paginate(self, Bucket: str, Prefix: str) -> Iterator[dict[str, Any]]:  # noqa: N803
+    def paginate(self, Bucket: str, Prefix: str) -> Iterator[dict[str, Any]]:
         folder = self.root / Bucket / Prefix
         base = self.root / Bucket
         if not folder.is_dir():
@@ -53,7 +53,7 @@ class MetricStore:
         default_factory=dict
     )
 
-    def put_metric_data(self, Namespace: str, MetricData: list[dict[str, Any]]) -> None:  # noqa: N803
+    def put_metric_data(self, Namespace: str, MetricData: list[dict[str, Any]]) -> None:
         for datum in MetricData:
             dims = tuple(sorted((d["Name"], d["Value"]) for d in datum.get("Dimensions", [])))
             self.points.setdefault((datum["MetricName"], dims), []).append(
@@ -107,7 +107,7 @@ class AlarmEmulator:
         self.state, self.state_since = new_state, at
         return new_state
 
-    def describe_alarms(self, AlarmNames: list[str], AlarmTypes: list[str]) -> dict[str, Any]:  # noqa: N803
+    def describe_alarms(self, AlarmNames: list[str], AlarmTypes: list[str]) -> dict[str, Any]:
         """CloudWatch's DescribeAlarms for this one alarm (what the gate's recheck asks)."""
         if self.name not in AlarmNames:
             return {"MetricAlarms": []}
@@ -159,10 +159,10 @@ class PipelineExecutions:
 
     def start_pipeline_execution(
         self,
-        PipelineName: str,  # noqa: N803
-        PipelineParameters: list[dict[str, str]] | None = None,  # noqa: N803
-        ClientRequestToken: str | None = None,  # noqa: N803
-        PipelineExecutionDisplayName: str | None = None,  # noqa: N803
+        PipelineName: str,
+        PipelineParameters: list[dict[str, str]] | None = None,
+        ClientRequestToken: str | None = None,
+        PipelineExecutionDisplayName: str | None = None,
         **_: Any,
     ) -> dict[str, Any]:
         if PipelineName != self.pipeline_name:

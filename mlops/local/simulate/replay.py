@@ -33,8 +33,13 @@ import pandas as pd
 from mlops.config import EnvironmentConfig, PlatformConfig
 from mlops.local.registry import LocalRegistry
 from mlops.local.run_local import load_module, run_local, stage_raw_data, synthesize
-from mlops.local.simulate.cloud import AlarmEmulator, Execution, LocalS3, MetricStore
-from mlops.local.simulate.cloud import PipelineExecutions
+from mlops.local.simulate.cloud import (
+    AlarmEmulator,
+    Execution,
+    LocalS3,
+    MetricStore,
+    PipelineExecutions,
+)
 from mlops.local.simulate.traffic import Endpoint, ServedModel, auc, serve_hour, year_of_flights
 from mlops.naming import endpoint_name, training_pipeline_name
 
@@ -234,7 +239,9 @@ class Replay:
         )
         self.runs_by_data[data] = (summary.status, version)
         if version is not None and report:
-            self.test_auc[int(version)] = float(report["binary_classification_metrics"]["auc"]["value"])
+            self.test_auc[int(version)] = float(
+                report["binary_classification_metrics"]["auc"]["value"]
+            )
         if version is not None:
             self.promote(int(version), str(registered.get("status")))
         return summary.status
@@ -444,7 +451,7 @@ def month_summary(month: Month) -> dict[str, Any]:
     return {
         "month": month.month,
         "served_versions": sorted(set(month.served_versions)),
-        "flights": int(len(labels)),
+        "flights": len(labels),
         "auc_served": auc(labels, served) if len(labels) else None,
         "auc_never_retrained": auc(labels, base) if len(labels) else None,
         "drift_score_mean": mean("DriftScore"),
