@@ -230,23 +230,23 @@ class DriftMonitor(Construct):
                 period=self.period,
             )
 
-        alarm = drift.alarm
+        settings = drift.alarm
         # One datapoint per run: the worst value of the period.
-        worst = "Minimum" if alarm.comparison.startswith("Less") else "Maximum"
+        worst = "Minimum" if settings.comparison.startswith("Less") else "Maximum"
         drift_alarm = cloudwatch.Alarm(
             self,
             "DriftPersists",
-            metric=metric(alarm.metric, worst),
-            threshold=alarm.threshold,
+            metric=metric(settings.metric, worst),
+            threshold=settings.threshold,
             comparison_operator=cloudwatch.ComparisonOperator[
-                re.sub(r"(?<!^)(?=[A-Z])", "_", alarm.comparison).upper()
+                re.sub(r"(?<!^)(?=[A-Z])", "_", settings.comparison).upper()
             ],
-            evaluation_periods=alarm.evaluation_periods,
-            datapoints_to_alarm=alarm.datapoints_to_alarm,
+            evaluation_periods=settings.evaluation_periods,
+            datapoints_to_alarm=settings.datapoints_to_alarm,
             treat_missing_data=cloudwatch.TreatMissingData.IGNORE,
-            alarm_description=f"{endpoint_name}: {alarm.metric} "
-            f"{'<' if worst == 'Minimum' else '>='} {alarm.threshold} in "
-            f"{alarm.datapoints_to_alarm} of {alarm.evaluation_periods} monitoring runs; "
+            alarm_description=f"{endpoint_name}: {settings.metric} "
+            f"{'<' if worst == 'Minimum' else '>='} {settings.threshold} in "
+            f"{settings.datapoints_to_alarm} of {settings.evaluation_periods} monitoring runs; "
             "starts a retrain (rate-limited)",
         )
         quality_alarm = cloudwatch.Alarm(
