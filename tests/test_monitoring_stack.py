@@ -194,9 +194,12 @@ def test_the_drift_alarm_invokes_the_retrain_gate(templates: dict[str, Any], sta
     assert recheck["Properties"]["ScheduleExpression"] == f"rate({days} day{'s' * (days > 1)})"
     (target,) = recheck["Properties"]["Targets"]
     assert target["Arn"] == {"Fn::GetAtt": [function_id, "Arn"]}
-    assert json.loads(target["InputTransformer"]["InputTemplate"]) == {
+    transformer = target["InputTransformer"]
+    assert transformer["InputPathsMap"] == {"time": "$.time"}
+    # EventBridge inserts the event's time as a JSON string where <time> stands.
+    assert json.loads(transformer["InputTemplate"].replace("<time>", '"t"')) == {
         "gate": "recheck",
-        "time": "<time>",
+        "time": "t",
     }
 
 
