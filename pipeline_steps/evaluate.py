@@ -362,24 +362,22 @@ def build_report(
 # ---- Entry point --------------------------------------------------------------------------
 
 
-def probability(value: str) -> float:
+def _number_in(value: str, low: float, high: float, what: str) -> float:
     try:
         number = float(value)
     except ValueError:
         number = math.nan
-    if not 0.0 <= number <= 1.0:
-        raise argparse.ArgumentTypeError(f"{value!r} is not a probability (allowed: 0 to 1)")
+    if not low <= number <= high:
+        raise argparse.ArgumentTypeError(f"{value!r} is not {what} (allowed: {low:g} to {high:g})")
     return number
+
+
+def probability(value: str) -> float:
+    return _number_in(value, 0.0, 1.0, "a probability")
 
 
 def margin_arg(value: str) -> float:
-    try:
-        number = float(value)
-    except ValueError:
-        number = math.nan
-    if not 0.0 <= number <= 0.2:
-        raise argparse.ArgumentTypeError(f"{value!r} is not a margin (allowed: 0 to 0.2 AUC)")
-    return number
+    return _number_in(value, 0.0, 0.2, "a margin in AUC")
 
 
 def iterations_arg(value: str) -> int:

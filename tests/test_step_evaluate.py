@@ -225,6 +225,8 @@ def test_incumbent_scores_in_its_own_vocabulary() -> None:
     [
         ({"--has-incumbent": "maybe"}, "'maybe' is not a boolean (allowed: true, false)"),
         ({"--threshold": "1.5"}, "'1.5' is not a probability"),
+        ({"--margin": "0.3"}, "'0.3' is not a margin in AUC (allowed: 0 to 0.2)"),
+        ({"--margin": "-0.01"}, "'-0.01' is not a margin in AUC"),
         ({"--bootstrap-iterations": "1"}, "'1' is not an integer >= 2"),
         ({"--has-incumbent": "true", "--incumbent-dir": "EMPTY"}, "no xgboost-model"),
         ({"--model-dir": "EMPTY"}, "no xgboost-model"),
