@@ -138,12 +138,14 @@ def test_drift_must_persist_two_runs_before_the_alarm(
     resources = _resources(templates, stage)
     _, drift = _one(resources, "AWS::CloudWatch::Alarm", "DriftPersists")
     props = drift["Properties"]
-    assert (props["Namespace"], props["MetricName"]) == ("flightdelay/monitoring", "DriftScore")
+    # The calibrated default: ground-truth AUC below 0.70 in 5 of 7 runs.
+    assert (props["Namespace"], props["MetricName"]) == ("flightdelay/monitoring", "ModelAUC")
     assert props["Dimensions"] == [{"Name": "EndpointName", "Value": f"flightdelay-{env}"}]
     assert props["Period"] == PERIOD_S[env]
-    assert (props["EvaluationPeriods"], props["DatapointsToAlarm"]) == (2, 2)
-    assert props["Threshold"] == 0.2
-    assert props["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
+    assert props["Statistic"] == "Minimum"  # the worst run of the period
+    assert (props["EvaluationPeriods"], props["DatapointsToAlarm"]) == (7, 5)
+    assert props["Threshold"] == 0.70
+    assert props["ComparisonOperator"] == "LessThanThreshold"
     assert props["TreatMissingData"] == "ignore"
     _, auc = _one(resources, "AWS::CloudWatch::Alarm", "ModelAucLow")
     assert auc["Properties"]["MetricName"] == "ModelAUC"
