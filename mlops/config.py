@@ -142,6 +142,9 @@ class ServingConfig:
     serverless: bool
     serverless_memory_mb: int
     serverless_max_concurrency: int
+    # False removes the scalable target: the first of the two deploys that change the
+    # instance type of an autoscaled variant (README "Changing the serving instance type").
+    autoscaling: bool = True
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -376,6 +379,7 @@ def _serving(r: _Reader) -> ServingConfig:
         serverless=r.typed("serverless", bool, False),
         serverless_memory_mb=r.typed("serverless_memory_mb", int, 2048),
         serverless_max_concurrency=r.number("serverless_max_concurrency", int, 1, 200, 5),
+        autoscaling=r.typed("autoscaling", bool, True),
     )
     if cfg.min_capacity > cfg.max_capacity:
         r.fail(
@@ -397,7 +401,7 @@ def _deployment(r: _Reader) -> DeploymentConfig:
     cfg = DeploymentConfig(
         strategy=strategy,  # type: ignore[arg-type]
         canary_percent=r.number("canary_percent", int, 1, 50, 10),
-        linear_step_percent=r.number("linear_step_percent", int, 5, 50, 20),
+        linear_step_percent=r.number("linear_step_percent", int, 10, 50, 20),
         bake_minutes=r.number("bake_minutes", int, 1, 60),
     )
     r.done()

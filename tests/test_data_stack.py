@@ -159,7 +159,8 @@ def test_feature_store_role_writes_only_the_offline_prefix(prod: Template) -> No
                 "Statement": Match.array_with(
                     [
                         {
-                            "Action": ["s3:GetObject", "s3:PutObject"],
+                            # PutObjectAcl: the offline store writes with an object ACL.
+                            "Action": ["s3:GetObject", "s3:PutObject", "s3:PutObjectAcl"],
                             "Effect": "Allow",
                             "Resource": {
                                 "Fn::Join": [

@@ -51,11 +51,11 @@ def test_blue_green_deployment_with_auto_rollback(templates: dict[str, Any], sta
             "CanarySize": {"Type": "CAPACITY_PERCENT", "Value": 10},
         }
         # canary bake + rest bake + termination wait + provisioning headroom
-        assert policy["MaximumExecutionTimeoutInSeconds"] == 2 * 900 + 900 + 600
+        assert policy["MaximumExecutionTimeoutInSeconds"] == 2 * 900 + 900 + 1800
     else:
-        assert routing["Type"] == "LINEAR"
-        assert routing["LinearStepSize"] == {"Type": "CAPACITY_PERCENT", "Value": 25}
-        assert policy["MaximumExecutionTimeoutInSeconds"] == 4 * 300 + 300 + 600
+        # Staging's fleet starts with one instance: nothing to split, so all at once + bake.
+        assert routing == {"Type": "ALL_AT_ONCE", "WaitIntervalInSeconds": 300}
+        assert policy["MaximumExecutionTimeoutInSeconds"] == 1 * 300 + 300 + 1800
     assert policy["TerminationWaitInSeconds"] == routing["WaitIntervalInSeconds"]
     alarm_refs = [a["AlarmName"] for a in config["AutoRollbackConfiguration"]["Alarms"]]
     alarms = {k: r for k, r in resources.items() if r["Type"] == "AWS::CloudWatch::Alarm"}

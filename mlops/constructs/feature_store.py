@@ -43,9 +43,13 @@ class FeatureStore(Construct):
             description="Lets Feature Store write the offline store and its Glue table.",
         )
         offline_prefix_arn = offline_bucket.arn_for_objects(f"{OFFLINE_STORE_PREFIX}/*")
+        # The offline store writes its files with an object ACL (bucket-owner-full-control):
+        # AWS's own offline-store policy grants s3:PutObjectAcl beside s3:PutObject.
+        # https://docs.aws.amazon.com/sagemaker/latest/dg/security-iam-awsmanpol-feature-store.html
         self.role.add_to_policy(
             iam.PolicyStatement(
-                actions=["s3:PutObject", "s3:GetObject"], resources=[offline_prefix_arn]
+                actions=["s3:PutObject", "s3:PutObjectAcl", "s3:GetObject"],
+                resources=[offline_prefix_arn],
             )
         )
         self.role.add_to_policy(

@@ -31,6 +31,10 @@ class HubArtifacts:
     key_alias: str
 
 
+STAGER_TIMEOUT_S = 600
+STAGER_TMP_MB = 10240  # the largest model.tar.gz a stage can serve (Lambda's /tmp maximum)
+
+
 class ModelStaging(Construct):
     def __init__(
         self,
@@ -51,9 +55,12 @@ class ModelStaging(Construct):
             source="stage_model",
             description="Copy and verify pinned model artifacts into this region's model bucket.",
             encryption_key=encryption_key,
-            timeout_seconds=600,
+            timeout_seconds=STAGER_TIMEOUT_S,
             memory_mb=1024,
             role_name=role_name,
+            # The artifact is spooled to /tmp while its sha256 is checked: the default 512 MB
+            # would cap model size there. Lambda allows 512-10240 MB (EphemeralStorage).
+            ephemeral_storage_mb=STAGER_TMP_MB,
         )
         role = self.function.role
         keys = sorted({release.artifact_key for release in releases})
@@ -101,6 +108,8 @@ class ModelStaging(Construct):
                 f"V{release.version}",
                 service_token=self.function.function.function_arn,
                 resource_type="Custom::ModelArtifact",
+                # Fail a hung copy after the function's own timeout, not CloudFormation's hour.
+                service_timeout=cdk.Duration.seconds(STAGER_TIMEOUT_S + 60),
                 properties={
                     "SourceBucket": hub.bucket_name,
                     "SourceRegion": hub.region,

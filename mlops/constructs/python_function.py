@@ -59,8 +59,10 @@ class PythonFunction(Construct):
         memory_mb: int = 256,
         powertools: bool = False,
         role_name: str | None = None,
+        ephemeral_storage_mb: int | None = None,
     ) -> None:
-        """role_name: only when another account's policy must name this role."""
+        """role_name: only when another account's policy must name this role.
+        ephemeral_storage_mb: /tmp size (512-10240 MB) for a function that spools files."""
         super().__init__(scope, construct_id)
         code_dir = LAMBDA_ROOT / source
         if not (code_dir / "handler.py").is_file():
@@ -93,6 +95,9 @@ class PythonFunction(Construct):
             environment_encryption=encryption_key,
             timeout=cdk.Duration.seconds(timeout_seconds),
             memory_size=memory_mb,
+            ephemeral_storage_size=(
+                cdk.Size.mebibytes(ephemeral_storage_mb) if ephemeral_storage_mb else None
+            ),
             log_group=self.log_group,
         )
         self.log_group.grant_write(self.role)

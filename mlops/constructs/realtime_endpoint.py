@@ -35,7 +35,12 @@ INFERENCE_ENVIRONMENT = {
     "SAGEMAKER_SUBMIT_DIRECTORY": "/opt/ml/model/code",
     "SAGEMAKER_CONTAINER_LOG_LEVEL": "20",
 }
-MIN_EXECUTION_TIMEOUT_S, MAX_EXECUTION_TIMEOUT_S = 600, 14400
+# BlueGreenUpdatePolicy.MaximumExecutionTimeoutInSeconds: 600-28800 s.
+# https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_BlueGreenUpdatePolicy.html
+MIN_EXECUTION_TIMEOUT_S, MAX_EXECUTION_TIMEOUT_S = 600, 28800
+# Before the first shift SageMaker provisions the whole green fleet (up to max_capacity
+# instances, retained from the blue one), and a rollback needs the blue fleet serving again.
+PROVISIONING_HEADROOM_S = 1800
 
 
 @dataclass(frozen=True)
@@ -47,10 +52,20 @@ class TrafficShift:
     maximum_execution_timeout_s: int
 
 
-def traffic_shift(deployment: DeploymentConfig) -> TrafficShift:
+def traffic_shift(deployment: DeploymentConfig, fleet_size: int) -> TrafficShift:
+    """fleet_size: the instances the variant starts with (min_capacity).
+
+    A 1-instance fleet cannot be split into a canary or linear steps (each step is a share
+    of the fleet's instances: CANARY at most 50%, LINEAR 10-50%), so it shifts ALL_AT_ONCE and
+    still bakes for bake_minutes under the auto-rollback alarms."""
     wait_s = deployment.bake_minutes * 60
     size = sagemaker.CfnEndpoint.CapacitySizeProperty
-    if deployment.strategy == "canary":
+    if fleet_size < 2:
+        routing = sagemaker.CfnEndpoint.TrafficRoutingConfigProperty(
+            type="ALL_AT_ONCE", wait_interval_in_seconds=wait_s
+        )
+        shifts = 1
+    elif deployment.strategy == "canary":
         routing = sagemaker.CfnEndpoint.TrafficRoutingConfigProperty(
             type="CANARY",
             wait_interval_in_seconds=wait_s,
@@ -65,8 +80,8 @@ def traffic_shift(deployment: DeploymentConfig) -> TrafficShift:
         )
         shifts = math.ceil(100 / deployment.linear_step_percent)
     termination_wait_s = wait_s  # keep the blue fleet while the last step bakes
-    # Every shift bakes, then the blue fleet waits; 10 minutes of headroom for provisioning.
-    needed = shifts * wait_s + termination_wait_s + 600
+    # Every shift bakes, then the blue fleet waits; plus provisioning the green fleet.
+    needed = shifts * wait_s + termination_wait_s + PROVISIONING_HEADROOM_S
     if needed > MAX_EXECUTION_TIMEOUT_S:
         raise ValueError(
             f"deployment takes {needed} s with these bake times; SageMaker allows at most "
@@ -134,7 +149,8 @@ class RealtimeEndpoint(Construct):
         # Dev's serverless endpoint deploys all at once: it has no instance fleet to shift and
         # no capture or instance alarms; staging and prod carry the guardrails.
         if not serving.serverless:
-            shift = traffic_shift(deployment)
+            self._allow_describing(rollback_alarm_names)
+            shift = traffic_shift(deployment, serving.min_capacity)
             deployment_config = sagemaker.CfnEndpoint.DeploymentConfigProperty(
                 blue_green_update_policy=sagemaker.CfnEndpoint.BlueGreenUpdatePolicyProperty(
                     traffic_routing_configuration=shift.routing,
@@ -154,8 +170,32 @@ class RealtimeEndpoint(Construct):
             endpoint_name=endpoint_name,
             endpoint_config_name=self.current_config.attr_endpoint_config_name,
             deployment_config=deployment_config,
-            # Autoscaling owns the instance count; a deploy must not reset it.
-            retain_all_variant_properties=True,
+            # Autoscaling owns the instance count; a deploy must not reset it. Retaining also
+            # keeps the old DataCaptureConfig (it cannot be excluded, API_VariantProperty), so
+            # a deploy with autoscaling off applies the whole config: README "Serving changes
+            # that need two deploys".
+            retain_all_variant_properties=serving.autoscaling,
+        )
+
+    def _allow_describing(self, alarm_names: list[str]) -> None:
+        """SageMaker reads the auto-rollback alarms with the model's execution role: without
+        cloudwatch:DescribeAlarms on them the guardrail cannot watch the new fleet.
+        https://docs.aws.amazon.com/sagemaker/latest/dg/deployment-guardrails-configuration.html"""
+        stack = cdk.Stack.of(self)
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                sid="DescribeRollbackAlarms",
+                actions=["cloudwatch:DescribeAlarms"],
+                resources=[
+                    stack.format_arn(
+                        service="cloudwatch",
+                        resource="alarm",
+                        resource_name=name,
+                        arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME,
+                    )
+                    for name in alarm_names
+                ],
+            )
         )
 
     def _grant_model_access(

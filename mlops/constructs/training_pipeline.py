@@ -76,14 +76,22 @@ class TrainingPipeline(Construct):
             encryption_key=encryption_key,
         )
         # Exactly the code archive, not the whole CDK assets bucket.
+        assets_bucket_arn = f"arn:{stack.partition}:s3:::{scripts.asset.s3_bucket_name}"
         self.role.add_to_policy(
             iam.PolicyStatement(
                 sid="ReadStepScripts",
                 actions=["s3:GetObject"],
-                resources=[
-                    f"arn:{stack.partition}:s3:::{scripts.asset.s3_bucket_name}/"
-                    f"{scripts.asset.s3_object_key}"
-                ],
+                resources=[f"{assets_bucket_arn}/{scripts.asset.s3_object_key}"],
+            )
+        )
+        # The code input is an S3Prefix input: SageMaker lists the prefix before it downloads
+        # (ListObjectsV2 needs s3:ListBucket), so allow listing exactly this key.
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                sid="ListStepScripts",
+                actions=["s3:ListBucket"],
+                resources=[assets_bucket_arn],
+                conditions={"StringEquals": {"s3:prefix": scripts.asset.s3_object_key}},
             )
         )
         self.find_incumbent.function.grant_invoke(self.role)

@@ -125,7 +125,11 @@ class DataStack(cdk.Stack):
             assert policy is not None
             # Resource to resource: the role's policy names the artifact bucket, so depending on
             # whole constructs would be a cycle.
-            policy.node.add_dependency(self.replication.role.node.default_child)
+            role = self.replication.role.node.default_child
+            policy.node.add_dependency(role)
+            # KMS refuses a key policy whose principal does not exist yet (and a rollback
+            # deletes the role again, so every retry would fail the same way).
+            self.key.node.default_child.node.add_dependency(role)  # type: ignore[union-attr]
             self.artifact_bucket.node.default_child.node.add_dependency(  # type: ignore[union-attr]
                 self.model_bucket.node.default_child
             )
@@ -138,6 +142,7 @@ class DataStack(cdk.Stack):
             retain=retain,
         )
         self._acknowledge_bucket_notifications_handler()
+        self._time_out_bucket_notifications()
 
     def buckets_for(self, consumer: cdk.Stack) -> StageBuckets:
         consumer.add_stack_dependency(self)
@@ -153,6 +158,16 @@ class DataStack(cdk.Stack):
         return StageBuckets(
             data=named("data"), artifacts=named("artifacts"), models=named("models")
         )
+
+    def _time_out_bucket_notifications(self) -> None:
+        """CDK's notifications custom resource has no ServiceTimeout: a hung handler would
+        hold the stack for CloudFormation's default hour (its Lambda times out at 300 s)."""
+        for child in self.node.find_all():
+            if (
+                isinstance(child, cdk.CfnResource)
+                and child.cfn_resource_type == "Custom::S3BucketNotifications"
+            ):
+                child.add_property_override("ServiceTimeout", 360)
 
     def _acknowledge_bucket_notifications_handler(self) -> None:
         """CDK's singleton custom resource that turns on EventBridge notifications."""

@@ -4,7 +4,9 @@ with post-deploy checks of every endpoint it deployed."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import aws_cdk as cdk
@@ -20,7 +22,17 @@ from mlops.nag import NIST, acknowledge
 from mlops.stacks.stage import PlatformStage
 
 APPROVAL_REQUIRED = ("prod",)
-BUILD_IMAGE = codebuild.LinuxBuildImage.STANDARD_7_0  # Python 3.11/3.12 and Node 20
+BUILD_IMAGE = codebuild.LinuxBuildImage.STANDARD_7_0
+# STANDARD_7_0 defaults to Node 18, which jsii no longer supports: select the runtimes
+# explicitly (the image carries Node 18-22 and Python 3.9-3.12).
+# https://docs.aws.amazon.com/codebuild/latest/userguide/runtime-versions.html
+RUNTIME_VERSIONS = {"nodejs": "22", "python": "3.11"}
+PACKAGE_JSON = Path(__file__).resolve().parents[2] / "package.json"
+
+
+def pinned_npm_version(package: str) -> str:
+    """The exact version package.json pins, so the pipeline runs the CLI `make synth` ran."""
+    return str(json.loads(PACKAGE_JSON.read_text())["devDependencies"][package])
 
 
 class DeliveryStack(cdk.Stack):
@@ -46,8 +58,14 @@ class DeliveryStack(cdk.Stack):
             cross_account_keys=True,  # stages deploy into other accounts
             enable_key_rotation=True,
             code_build_defaults=pipelines.CodeBuildOptions(
-                build_environment=codebuild.BuildEnvironment(build_image=BUILD_IMAGE)
+                build_environment=codebuild.BuildEnvironment(build_image=BUILD_IMAGE),
+                partial_build_spec=codebuild.BuildSpec.from_object(
+                    {"phases": {"install": {"runtime-versions": RUNTIME_VERSIONS}}}
+                ),
             ),
+            # Self-mutation and asset publishing `npm install -g` these: pin them, not @latest.
+            cli_version=pinned_npm_version("aws-cdk"),
+            cdk_assets_cli_version=pinned_npm_version("cdk-assets"),
             synth=pipelines.ShellStep(
                 "Synth",
                 input=source,

@@ -89,7 +89,9 @@ class ServingStack(cdk.Stack):
         # The models need their artifacts in this region's bucket before they are created.
         for artifact in staging.artifacts:
             self.endpoint.node.add_dependency(artifact)
-        if not serving.serverless:
+        # SageMaker refuses an instance-type change while a scalable target is registered:
+        # `autoscaling: false` deregisters it for that deploy (README: instance type change).
+        if not serving.serverless and serving.autoscaling:
             EndpointAutoscaling(
                 self,
                 "Autoscaling",
