@@ -102,8 +102,11 @@ def main() -> int:
         for m, n in M_OF_N
     ]
     results.sort(
-        key=lambda r: (r["drop_months_missed"], r["alarms_in_other_months"],
-                       -r["alarms_in_drop_months"])  # fmt: skip
+        key=lambda r: (
+            r["drop_months_missed"],
+            r["alarms_in_other_months"],
+            -r["alarms_in_drop_months"],
+        )
     )
     print("metric | threshold | M of N | alarms in drop months | in other months | drops missed")
     for r in results[:25]:
