@@ -196,15 +196,19 @@ def test_window_margin_and_drift_alarm_default_and_override() -> None:
     assert training is not None
     assert (training.test_weeks, training.validation_weeks, training.train_months) == (4, 4, 6)
     assert training.non_inferiority_margin == 0.025
-    alarm = config.environment("staging").drift.alarm
-    assert alarm.comparison == "GreaterThanOrEqualToThreshold"
+    # The calibrated default (prod gives none) and staging's explicit copy of it.
+    for name in ("staging", "prod"):
+        alarm = config.environment(name).drift.alarm
+        assert (alarm.metric, alarm.threshold) == ("ModelAUC", 0.70)
+        assert (alarm.datapoints_to_alarm, alarm.evaluation_periods) == (5, 7)
+        assert alarm.comparison == "LessThanThreshold"  # a low AUC is the bad side
 
-    def quality_alarm(d: dict) -> None:  # type: ignore[type-arg]
+    def psi_alarm(d: dict) -> None:  # type: ignore[type-arg]
         d["environments"]["prod"]["drift"]["alarm"] = {
-            "metric": "ModelAUC", "threshold": 0.66, "datapoints_to_alarm": 3,
+            "metric": "DriftScore", "threshold": 2.0, "datapoints_to_alarm": 3,
             "evaluation_periods": 3,
         }  # fmt: skip
 
-    prod = parse_config(_mutated(quality_alarm), "cfg.yaml").environment("prod").drift.alarm
-    assert (prod.metric, prod.threshold, prod.datapoints_to_alarm) == ("ModelAUC", 0.66, 3)
-    assert prod.comparison == "LessThanThreshold"  # a low AUC is the bad side
+    prod = parse_config(_mutated(psi_alarm), "cfg.yaml").environment("prod").drift.alarm
+    assert (prod.metric, prod.threshold, prod.datapoints_to_alarm) == ("DriftScore", 2.0, 3)
+    assert prod.comparison == "GreaterThanOrEqualToThreshold"
