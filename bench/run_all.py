@@ -16,6 +16,8 @@ BENCHMARKS = (
     ("Local pipeline run (full bundled data)", "bench_local_run.py"),
     ("Drift job (one million captured records)", "bench_drift.py"),
     ("Rollback handler (emulated AWS)", "bench_rollback.py"),
+    ("Feature ingestion (a year of weather and planes)", "bench_ingest.py"),
+    ("Inference front door: local serve vs. in-process scoring", "bench_serve.py"),
 )
 
 

@@ -5,6 +5,9 @@
     mlops local drift [--baseline FILE] [--data DIR] [--out DIR] [--registry DIR]
     mlops local simulate [--data DIR] [--out DIR] [--env ENV] [--seed-months 6]
                       [--end-month 12] [--promotion auto|never] [--parameter NAME=VALUE ...]
+    mlops local ingest [--data DIR] [--feature-store DIR]
+    mlops local serve [--port N] [--host H] [--registry DIR] [--feature-store DIR]
+                      [--group G --version N]
     mlops promote     --env ENV --version N [--local [--registry DIR]]
     mlops review      --base REF [--head-dir DIR] [--output FILE]
 
@@ -24,6 +27,7 @@ from typing import NoReturn
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_REGISTRY = ROOT / "local-registry"
 DEFAULT_RUNS = ROOT / "local-runs"
+DEFAULT_FEATURE_STORE = ROOT / "local-feature-store"
 CONFIG = ROOT / "config" / "environments.yaml"
 
 
@@ -58,6 +62,12 @@ def _existing_dir(value: str) -> Path:
     return path
 
 
+def _port(value: str) -> int:
+    if not value.isdigit() or not 0 <= int(value) <= 65535:
+        raise argparse.ArgumentTypeError(f"{value} is not a port (0-65535)")
+    return int(value)
+
+
 # ---- mlops local run --------------------------------------------------------------------
 
 
@@ -76,6 +86,71 @@ def local_run(args: argparse.Namespace) -> int:
     print(f"Run summary: {out / 'run-summary.json'}")
     if summary.status != "Succeeded":
         return _error(f"the pipeline failed: {summary.failure_reason}", 1)
+    # The same new raw data feeds the feature groups (in AWS: the ingestion Lambda).
+    return _ingest(args.feature_store, args.data)
+
+
+# ---- mlops local ingest / serve ---------------------------------------------------------
+
+
+def _ingest(store: Path, data: Path | None) -> int:
+    from mlops.local.feature_store.ingest import IngestionError, ingest_folder
+    from mlops.local.run_local import bundled_data_dir
+
+    try:
+        results = ingest_folder(store, data or bundled_data_dir(), clock=lambda: datetime.now(UTC))
+    except IngestionError as error:
+        return _error(str(error))
+    for result in results:
+        name = Path(result.file).name
+        if result.skipped:
+            print(
+                f"Features: {name} already ingested (sha256 {result.sha256[:12]}), nothing written"
+            )
+        else:
+            rate = result.records / result.seconds if result.seconds else 0.0
+            print(
+                f"Features: {name} -> {result.feature_group}: {result.records} records, "
+                f"{result.online_changed} online, {result.offline_files} offline files, "
+                f"{rate:,.0f} records/s"
+            )
+    print(f"Feature store: {store}")
+    return 0
+
+
+def local_ingest(args: argparse.Namespace) -> int:
+    return _ingest(args.feature_store, args.data)
+
+
+def local_serve(args: argparse.Namespace) -> int:
+    from mlops.local.registry import LocalRegistry, RegistryError
+    from mlops.local.serve.served_model import choose_package, load_served_model
+    from mlops.local.serve.server import InferenceServer
+
+    if not (args.feature_store / "online.sqlite").is_file():
+        return _error(
+            f"no online store in {args.feature_store}: run `make local-run` or `mlops local ingest`"
+        )
+    try:
+        package = choose_package(LocalRegistry(args.registry), args.group, args.version)
+        model = load_served_model(package)
+        server = InferenceServer((args.host, args.port), model, args.feature_store)
+    except RegistryError as error:
+        return _error(str(error))
+    except OSError as error:
+        return _error(f"cannot listen on {args.host}:{args.port}: {error.strerror}")
+    host, port = args.host, server.server_address[1]
+    print(
+        f"Serving {package.model_package_group_name} v{package.version} on "
+        f"http://{host}:{port} (POST /predict, GET /health); Ctrl-C stops",
+        flush=True,
+    )
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        print("Stopped.")
+    finally:
+        server.server_close()
     return 0
 
 
@@ -257,6 +332,9 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="NAME=VALUE",
         help="pipeline parameter override, e.g. WindowEnd=2013-06-30 (repeatable)",
     )
+    run.add_argument(
+        "--feature-store", type=Path, default=DEFAULT_FEATURE_STORE, help="local feature store"
+    )
     run.set_defaults(handler=local_run)
 
     drift = local_commands.add_parser("drift", help="score the data month by month for drift")
@@ -280,6 +358,20 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--parameter", type=_parameter, action="append", default=[],
                      metavar="NAME=VALUE", help="pipeline parameter override for every run")  # fmt: skip
     sim.set_defaults(handler=local_simulate)
+
+    ingest = local_commands.add_parser("ingest", help="raw weather/planes -> local feature store")
+    ingest.add_argument("--data", type=_existing_dir, help="folder with weather.csv, planes.csv")
+    ingest.add_argument("--feature-store", type=Path, default=DEFAULT_FEATURE_STORE)
+    ingest.set_defaults(handler=local_ingest)
+
+    serve = local_commands.add_parser("serve", help="the inference API on localhost")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    serve.add_argument("--port", type=_port, default=8080, help="0 picks a free port")
+    serve.add_argument("--registry", type=Path, default=DEFAULT_REGISTRY, help="local registry")
+    serve.add_argument("--feature-store", type=Path, default=DEFAULT_FEATURE_STORE)
+    serve.add_argument("--group", help="model package group (default: every group)")
+    serve.add_argument("--version", type=int, help="model version (default: newest Approved)")
+    serve.set_defaults(handler=local_serve)
 
     promote_parser = commands.add_parser("promote", help="pin a model version in releases.yaml")
     add_promote_arguments(promote_parser)

@@ -71,6 +71,9 @@ _SCHEDULE = re.compile(r"^(rate\(\d+ (minute|minutes|hour|hours|day|days)\)|cron
 _RATE = re.compile(r"^rate\(\d+ (minute|minutes|hour|hours|day|days)\)$")
 ISO_DURATION = re.compile(r"^P(?!$)(\d+Y)?(\d+M)?(\d+W)?(\d+D)?(T(?=\d)(\d+H)?(\d+M)?(\d+S)?)?$")
 _NAME = re.compile(r"^[a-z][a-z0-9-]{1,19}$")
+_HOSTED_ZONE_ID = re.compile(r"^Z[A-Z0-9]{1,31}$")
+_DOMAIN = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
+_DNS_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 _CONNECTION_ARN = re.compile(
     r"^arn:aws:(codeconnections|codestar-connections):[a-z0-9-]+:\d{12}:connection/[0-9a-f-]+$"
 )
@@ -195,6 +198,20 @@ class DriftConfig:
 
 
 @dataclass(frozen=True, kw_only=True)
+class RoutingConfig:
+    """One global name for the environment's regional inference APIs (Route 53 latency
+    records with health checks) in an existing public hosted zone."""
+
+    hosted_zone_id: str
+    hosted_zone_name: str
+    record_name: str
+
+    @property
+    def domain_name(self) -> str:
+        return f"{self.record_name}.{self.hosted_zone_name}"
+
+
+@dataclass(frozen=True, kw_only=True)
 class EnvironmentConfig:
     name: str
     account: str
@@ -205,6 +222,7 @@ class EnvironmentConfig:
     deployment: DeploymentConfig
     alarms: AlarmConfig
     drift: DriftConfig
+    routing: RoutingConfig | None = None
 
     @property
     def home_region(self) -> str:
@@ -451,6 +469,22 @@ def _drift(r: _Reader) -> DriftConfig:
     return cfg
 
 
+def _routing(r: _Reader) -> RoutingConfig:
+    cfg = RoutingConfig(
+        hosted_zone_id=r.matching(
+            "hosted_zone_id", _HOSTED_ZONE_ID, "a Route 53 hosted zone id such as Z0123456789ABC"
+        ),
+        hosted_zone_name=r.matching(
+            "hosted_zone_name", _DOMAIN, "the zone's domain name in lowercase, e.g. example.com"
+        ),
+        record_name=r.matching(
+            "record_name", _DNS_LABEL, "one lowercase DNS label, e.g. api (-> api.<zone>)"
+        ),
+    )
+    r.done()
+    return cfg
+
+
 def _environment(name: str, r: _Reader) -> EnvironmentConfig:
     if not _NAME.match(name):
         r.fail("environment names must be lowercase letters, digits and dashes (2-20)")
@@ -471,6 +505,7 @@ def _environment(name: str, r: _Reader) -> EnvironmentConfig:
     if (account == FROM_CLI) != (regions_value == [FROM_CLI]):
         r.fail(f"account and regions must both be {FROM_CLI!r} or neither", "regions")
     training_reader = r.optional_child("training")
+    routing_reader = r.optional_child("routing")
     env = EnvironmentConfig(
         name=name,
         account=account,
@@ -481,6 +516,7 @@ def _environment(name: str, r: _Reader) -> EnvironmentConfig:
         deployment=_deployment(r.child("deployment")),
         alarms=_alarms(r.child("alarms")),
         drift=_drift(r.child("drift")),
+        routing=_routing(routing_reader) if routing_reader else None,
     )
     r.done()
     return env

@@ -73,6 +73,27 @@ OPERATIONS: dict[tuple[str, str], tuple[str, ArnOf]] = {
         lambda p, r, a: p["ModelPackageArn"],
     ),
     ("sns", "Publish"): ("sns:Publish", lambda p, r, a: p["TopicArn"]),
+    ("s3", "ListObjectsV2"): ("s3:ListBucket", lambda p, r, a: f"arn:aws:s3:::{p['Bucket']}"),
+    # Feature Store runtime signs as "sagemaker".
+    ("sagemaker", "PutRecord"): (
+        "sagemaker:PutRecord",
+        lambda p, r, a: f"arn:aws:sagemaker:{r}:{a}:feature-group/{p['FeatureGroupName'].lower()}",
+    ),
+    ("sagemaker", "BatchGetRecord"): (
+        "sagemaker:BatchGetRecord",
+        lambda p, r, a: [
+            f"arn:aws:sagemaker:{r}:{a}:feature-group/{i['FeatureGroupName'].lower()}"
+            for i in p["Identifiers"]
+        ],
+    ),
+    ("sagemaker", "InvokeEndpoint"): (
+        "sagemaker:InvokeEndpoint",
+        lambda p, r, a: f"arn:aws:sagemaker:{r}:{a}:endpoint/{p['EndpointName'].lower()}",
+    ),
+}
+# Condition keys a request carries (the evaluator checks statements' conditions against them).
+CONTEXTS: dict[tuple[str, str], Callable[[dict[str, Any]], dict[str, Any]]] = {
+    ("s3", "ListObjectsV2"): lambda p: {"s3:prefix": p.get("Prefix", "")},
 }
 
 
@@ -81,6 +102,7 @@ class CallLog:
     account: str
     statements: list[dict[str, Any]]
     calls: list[tuple[str, str]] = field(default_factory=list)  # (IAM action, resource)
+    contexts: list[dict[str, Any]] = field(default_factory=list)  # condition keys, per call
     unknown: list[str] = field(default_factory=list)
 
     def record(self, model: Any, params: dict[str, Any], region: str) -> None:
@@ -91,15 +113,17 @@ class CallLog:
             return
         action, arn_of = entry
         resources = arn_of(params, region, self.account)
+        context_of = CONTEXTS.get((service, model.name))
         for resource in [resources] if isinstance(resources, str) else resources:
             self.calls.append((action, resource))
+            self.contexts.append(context_of(params) if context_of else {})
 
     def denied(self) -> list[str]:
         """Recorded calls the unmodified policy does not allow, and unmapped operations."""
         return [
             f"{action} on {resource}"
-            for action, resource in self.calls
-            if not allows(self.statements, Request(action, resource))
+            for (action, resource), context in zip(self.calls, self.contexts, strict=True)
+            if not allows(self.statements, Request(action, resource, context or None))
         ] + [f"unmapped operation {op}" for op in self.unknown]
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import importlib.util
+import io
 import json
 import os
 import sys
@@ -26,6 +27,7 @@ from unittest import mock
 
 import boto3
 import pytest
+from botocore.response import StreamingBody
 from botocore.stub import Stubber
 from moto import mock_aws
 
@@ -368,3 +370,104 @@ def test_rollback_calls_are_allowed_by_its_policy(rehearsal: Assembly, drop: str
         assert log.denied() == []
     else:
         assert any(d.startswith("sagemaker:UpdateEndpoint") for d in log.denied())
+
+
+# --- feature_ingestion ----------------------------------------------------------------------
+
+ingestion_handler = _load("feature_ingestion", "handler")
+WEATHER_CSV = (
+    "origin,year,month,day,hour,temp,dewp,humid,wind_dir,wind_speed,wind_gust,precip,pressure,visib,time_hour\n"
+    "EWR,2013,1,1,1,39.02,26.06,59.37,270,10.35702,NA,0,1012,10,2013-01-01T06:00:00Z\n"
+)
+
+
+def _ingestion_setup(stack: Stack) -> tuple[str, dict[str, str], str]:
+    (function,) = [
+        r
+        for k, r in stack.of_type("AWS::Lambda::Function")
+        if k.startswith("FeatureIngestionHandler")
+    ]
+    env = stack.resolve(function["Properties"]["Environment"]["Variables"])
+    (bucket,) = [
+        stack.resolve(r["Properties"])["BucketName"]
+        for _, r in stack.of_type("AWS::S3::Bucket")
+        if "-data-" in str(stack.resolve(r["Properties"]).get("BucketName", ""))
+    ]
+    s3 = boto3.client("s3", region_name=stack.region)
+    s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": stack.region})
+    s3.put_object(Bucket=bucket, Key="raw/weather.csv", Body=WEATHER_CSV.encode())
+    return bucket, env, _function_role(stack, "FeatureIngestionHandler")
+
+
+@pytest.mark.parametrize("account", ["prod-eu-west-1-Data"], indirect=True)
+def test_feature_ingestion_reads_raw_keeps_its_ledger_and_puts_records_under_its_policy(
+    rehearsal: Assembly, account: str
+) -> None:
+    stack = rehearsal.by_name(account)
+    bucket, env, role = _ingestion_setup(stack)
+    event = {"detail": {"bucket": {"name": bucket}, "object": {"key": "raw/weather.csv"}}}
+
+    def ingest_twice() -> tuple[bool, bool]:
+        s3 = boto3.client("s3", region_name=stack.region)
+        store = boto3.client("sagemaker-featurestore-runtime", region_name=stack.region)
+        with Stubber(store) as stub:  # moto has no Feature Store runtime: the evaluator judges
+            stub.add_response("put_record", {}, None)
+            first = ingestion_handler.answer_event(event, s3, store, env)
+            second = ingestion_handler.answer_event(event, s3, store, env)
+        return first["ingested"], second["skipped"]
+
+    result, log = run_as_role(stack, role, stack.region, ingest_twice)
+    assert result == (True, True)
+    assert log.denied() == []
+    assert {action for action, _ in log.calls} == {
+        "s3:GetObject",
+        "s3:ListBucket",
+        "s3:PutObject",
+        "sagemaker:PutRecord",
+    }
+    assert (
+        "sagemaker:PutRecord",
+        f"arn:aws:sagemaker:eu-west-1:{stack.account}:feature-group/flightdelay-prod-weather",
+    ) in log.calls
+
+
+# --- inference_api --------------------------------------------------------------------------
+
+inference_handler = _load("inference_api", "handler")
+
+
+@pytest.mark.parametrize("account", ["prod-ap-southeast-1-Serving"], indirect=True)
+def test_inference_api_reads_two_groups_and_invokes_its_endpoint_under_its_policy(
+    rehearsal: Assembly, account: str
+) -> None:
+    stack = rehearsal.by_name(account)
+    (function,) = [
+        r for k, r in stack.of_type("AWS::Lambda::Function") if k.startswith("InferenceApiHandler")
+    ]
+    env = stack.resolve(function["Properties"]["Environment"]["Variables"])
+    role = _function_role(stack, "InferenceApiHandler")
+    event = {"httpMethod": "GET", "resource": "/health", "body": None}
+
+    def check_health() -> int:
+        store = boto3.client("sagemaker-featurestore-runtime", region_name=stack.region)
+        runtime = boto3.client("sagemaker-runtime", region_name=stack.region)
+        with Stubber(store) as store_stub, Stubber(runtime) as runtime_stub:
+            store_stub.add_response(
+                "batch_get_record", {"Records": [], "Errors": [], "UnprocessedIdentifiers": []}
+            )
+            body = io.BytesIO(b"0.5\n")
+            runtime_stub.add_response(
+                "invoke_endpoint",
+                {"Body": StreamingBody(body, 4), "ContentType": "text/csv"},
+            )
+            return int(inference_handler.answer_event(event, store, runtime, env)["statusCode"])
+
+    result, log = run_as_role(stack, role, stack.region, check_health)
+    assert result == 200
+    assert log.denied() == []
+    prefix = f"arn:aws:sagemaker:ap-southeast-1:{stack.account}"
+    assert sorted(log.calls) == [
+        ("sagemaker:BatchGetRecord", f"{prefix}:feature-group/flightdelay-prod-plane"),
+        ("sagemaker:BatchGetRecord", f"{prefix}:feature-group/flightdelay-prod-weather"),
+        ("sagemaker:InvokeEndpoint", f"{prefix}:endpoint/flightdelay-prod"),
+    ]

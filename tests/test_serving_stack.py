@@ -158,7 +158,8 @@ def test_rollback_lambda_listens_to_this_endpoints_alarms(templates: dict[str, A
     (function,) = [
         f
         for f in of_type(resources, "AWS::Lambda::Function")
-        if "ENDPOINT_NAME" in f["Properties"]["Environment"]["Variables"]
+        # The inference API's Lambda also names the endpoint; the rollback one names a package.
+        if "CURRENT_MODEL_PACKAGE_ARN" in f["Properties"]["Environment"]["Variables"]
     ]
     env = function["Properties"]["Environment"]["Variables"]
     assert env["ENDPOINT_NAME"] == "flightdelay-prod"

@@ -19,6 +19,7 @@ from constructs import Construct
 from mlops.nag import acknowledge_lambda_without_vpc
 
 LAMBDA_ROOT = Path(__file__).resolve().parents[2] / "lambda"
+STEPS_ROOT = Path(__file__).resolve().parents[2] / "pipeline_steps"
 RUNTIME = lambda_.Runtime.PYTHON_3_14
 _VENDORED = ("aws_lambda_powertools", "typing_extensions")
 
@@ -31,12 +32,15 @@ def _module_path(name: str) -> Path:
     return origin.parent if origin.name == "__init__.py" else origin
 
 
-def _bundle_with_powertools(code_dir: Path) -> Path:
-    """The function's own files plus the pure-Python Powertools package, in a fresh folder."""
+def _bundle(code_dir: Path, powertools: bool, step_modules: tuple[str, ...]) -> Path:
+    """The function's own files plus the pure-Python Powertools package and the named
+    standard-library step modules (the one feature schema), in a fresh folder."""
     bundle = Path(tempfile.mkdtemp(prefix=f"lambda-{code_dir.name}-"))
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
     shutil.copytree(code_dir, bundle, dirs_exist_ok=True, ignore=ignore)
-    for name in _VENDORED:
+    for module in step_modules:
+        shutil.copy2(STEPS_ROOT / f"{module}.py", bundle / f"{module}.py")
+    for name in _VENDORED if powertools else ():
         source = _module_path(name)
         if source.is_dir():
             shutil.copytree(source, bundle / source.name, ignore=ignore)
@@ -59,9 +63,11 @@ class PythonFunction(Construct):
         memory_mb: int = 256,
         powertools: bool = False,
         role_name: str | None = None,
+        step_modules: tuple[str, ...] = (),
         ephemeral_storage_mb: int | None = None,
     ) -> None:
         """role_name: only when another account's policy must name this role.
+        step_modules: pipeline_steps modules (standard library only) the handler imports.
         ephemeral_storage_mb: /tmp size (512-10240 MB) for a function that spools files."""
         super().__init__(scope, construct_id)
         code_dir = LAMBDA_ROOT / source
@@ -81,7 +87,8 @@ class PythonFunction(Construct):
             assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
             description=f"Lambda {source}: {description}"[:1000],
         )
-        asset_dir = _bundle_with_powertools(code_dir) if powertools else code_dir
+        bundled = powertools or step_modules
+        asset_dir = _bundle(code_dir, powertools, step_modules) if bundled else code_dir
         self.function = lambda_.Function(
             self,
             "Function",

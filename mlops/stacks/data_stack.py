@@ -12,6 +12,7 @@ from constructs import Construct
 
 from mlops.config import EnvironmentConfig, PlatformConfig
 from mlops.constructs.encryption_key import EncryptionKey
+from mlops.constructs.feature_ingestion import FeatureIngestion
 from mlops.constructs.feature_store import FeatureStore
 from mlops.constructs.model_replication import (
     ModelReplication,
@@ -20,6 +21,7 @@ from mlops.constructs.model_replication import (
 )
 from mlops.constructs.model_staging import allow_model_stagers
 from mlops.constructs.secure_bucket import AccessLogsBucket, SecureBucket
+from mlops.constructs.training_pipeline import RAW_PREFIX
 from mlops.nag import acknowledge, acknowledge_lambda_without_vpc
 from mlops.naming import bucket_name, model_key_alias, replication_role_name
 
@@ -140,6 +142,17 @@ class DataStack(cdk.Stack):
             offline_bucket=self.data_bucket,
             encryption_key=self.key,
             retain=retain,
+        )
+        # Stateless, but it belongs to the groups: new raw data -> feature records.
+        groups = self.feature_store.feature_groups
+        self.feature_ingestion = FeatureIngestion(
+            self,
+            "FeatureIngestion",
+            data_bucket=self.data_bucket,
+            raw_prefix=RAW_PREFIX,
+            weather_feature_group=str(groups["weather"].feature_group_name),
+            plane_feature_group=str(groups["plane"].feature_group_name),
+            encryption_key=self.key,
         )
         self._acknowledge_bucket_notifications_handler()
         self._time_out_bucket_notifications()

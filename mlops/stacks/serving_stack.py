@@ -13,6 +13,8 @@ from mlops.constructs.endpoint_alarms import EndpointAlarms
 from mlops.constructs.endpoint_autoscaling import EndpointAutoscaling
 from mlops.constructs.endpoint_dashboard import EndpointDashboard
 from mlops.constructs.endpoint_rollback import EndpointRollback
+from mlops.constructs.global_routing import GlobalRouting
+from mlops.constructs.inference_api import InferenceApi
 from mlops.constructs.model_staging import HubArtifacts, ModelStaging
 from mlops.constructs.realtime_endpoint import VARIANT_NAME, RealtimeEndpoint
 from mlops.constructs.smoke_test_access import SmokeTestAccess
@@ -123,6 +125,21 @@ class ServingStack(cdk.Stack):
             endpoint_name=name,
             tooling_account=platform.tooling.account,
         )
+        groups = data.feature_store.feature_groups
+        self.inference_api = InferenceApi(
+            self,
+            "InferenceApi",
+            api_name=f"{name}-inference",
+            endpoint_name=name,
+            model_version=str(current.version),
+            weather_feature_group=str(groups["weather"].feature_group_name),
+            plane_feature_group=str(groups["plane"].feature_group_name),
+            encryption_key=data.key,
+        )
+        if environment.routing is not None:
+            GlobalRouting(
+                self, "GlobalRouting", routing=environment.routing, api=self.inference_api
+            )
         self.endpoint_name = name
         self.endpoint_config_output = cdk.CfnOutput(
             self,
