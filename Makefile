@@ -8,7 +8,7 @@ export CDK_DISABLE_CLI_TELEMETRY := true
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 
-.PHONY: install synth test test-fast lint format typecheck local-run local-simulate local-drift bench clean
+.PHONY: install synth test test-fast test-future coverage mutants lint format typecheck local-run local-simulate local-drift bench clean
 
 install: $(VENV)/.installed node_modules/.installed
 
@@ -29,6 +29,24 @@ synth: install
 
 test: install
 	$(BIN)/pytest -q
+
+# While iterating: everything but the end-to-end runs marked slow.
+test-fast: install
+	$(BIN)/pytest -q -m "not slow"
+
+# The future-clock guard: every test again with the clock ten years ahead. A test that only
+# passes near the day it was written fails here today (tests/clock_guard.py).
+CLOCK_OFFSET_DAYS ?= 3653
+test-future: install
+	MLOPS_TEST_CLOCK_OFFSET_DAYS=$(CLOCK_OFFSET_DAYS) $(BIN)/pytest -q
+
+# Line and branch coverage per package (not part of `make test`).
+coverage: install
+	$(BIN)/pytest -q --cov=mlops --cov=pipeline_steps --cov=lambda --cov-branch --cov-report=term
+
+# Small realistic bugs applied one at a time; prints how many the tests catch.
+mutants: install
+	$(BIN)/python bench/mutants.py
 
 lint: install
 	$(BIN)/ruff check .

@@ -24,6 +24,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import NoReturn
 
+from mlops.clock import Clock, utc_now
+
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_REGISTRY = ROOT / "local-registry"
 DEFAULT_RUNS = ROOT / "local-runs"
@@ -44,8 +46,12 @@ class _Parser(argparse.ArgumentParser):
         sys.exit(2)
 
 
-def _run_dir(kind: str) -> Path:
-    return DEFAULT_RUNS / f"{kind}-{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}"
+# The only clock the CLI reads (run folder names, registry and run timestamps); tests pin it.
+clock: Clock = utc_now
+
+
+def _run_dir(kind: str, now: datetime) -> Path:
+    return DEFAULT_RUNS / f"{kind}-{now.astimezone(UTC).strftime('%Y%m%dT%H%M%SZ')}"
 
 
 def _parameter(value: str) -> tuple[str, str]:
@@ -76,10 +82,16 @@ def local_run(args: argparse.Namespace) -> int:
     from mlops.local.run_local import run_local
     from mlops.local.runner import LocalRunError
 
-    out = args.out or _run_dir("run")
+    out = args.out or _run_dir("run", clock())
     try:
         summary = run_local(
-            ROOT, args.data, out, args.registry, args.env, parameters=dict(args.parameter)
+            ROOT,
+            args.data,
+            out,
+            args.registry,
+            args.env,
+            parameters=dict(args.parameter),
+            clock=clock,
         )
     except (LocalRunError, RegistryError) as error:
         return _error(str(error))
@@ -188,7 +200,7 @@ def local_drift(args: argparse.Namespace) -> int:
         baseline = args.baseline or _latest_baseline(args.registry)
     except FileNotFoundError as error:
         return _error(str(error))
-    out = args.out or _run_dir("drift")
+    out = args.out or _run_dir("drift", clock())
     try:
         result = run_local_drift(baseline, args.data or bundled_data_dir(), out)
     except DriftReportError as error:
@@ -236,7 +248,7 @@ def local_simulate(args: argparse.Namespace) -> int:
         check_raw_data(data)
     except (ConfigError, ValueError) as error:
         return _error(str(error))
-    out = args.out or _run_dir("simulate")
+    out = args.out or _run_dir("simulate", clock())
     options = Options(
         repo_root=ROOT,
         out_dir=out,

@@ -62,6 +62,22 @@ def smoke_test_role_name(
     return f"{platform.project}-{environment.name}-{region}-smoke-test"[:64]
 
 
+def post_deploy_check_role_name(
+    platform: PlatformConfig, environment: EnvironmentConfig, region: str
+) -> str:
+    """The delivery pipeline's CodeBuild role that checks one serving stage (tooling account):
+    that stage's smoke-test role trusts exactly this role."""
+    return _role_name(platform, f"{platform.project}-{environment.name}-{region}-deploy-check")
+
+
+def rollback_role_name(
+    platform: PlatformConfig, environment: EnvironmentConfig, region: str
+) -> str:
+    """A serving stage's rollback Lambda role: the hub's model package group lets exactly these
+    roles reject a package."""
+    return _role_name(platform, f"{platform.project}-{environment.name}-rollback-{region}")
+
+
 def retrain_starter_role_name(platform: PlatformConfig, hub: EnvironmentConfig) -> str:
     """The hub role that may start the training pipeline; serving stages' gates assume it."""
     return _role_name(platform, f"{platform.project}-{hub.name}-retrain-starter")

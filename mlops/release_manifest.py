@@ -14,7 +14,8 @@ endpoint)::
       previous: {same fields} or null   # kept for rollback; requires current, differs from it
 
 Synth reads it with load_manifest (never "latest approved" from the registry), promote.py
-rewrites it with dump_manifest; removal_guard protects prod's pinned model.
+rewrites it with dump_manifest; app_builder refuses a prod without a model unless told
+(-c allow-prod-without-model=true).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from __future__ import annotations
 import os
 import re
 import tempfile
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -33,6 +34,7 @@ import yaml
 
 RELEASE_FIELDS = ("model_package_arn", "version", "artifact_key", "image", "sha256")
 OPTIONAL_RELEASE_FIELDS = ("approved_at",)
+STAGED_PREFIX = "models/sha256/"
 ENVIRONMENT_FIELDS = ("current", "previous")
 
 ARN_FORMAT = "arn:aws:sagemaker:<region>:<12 digits>:model-package/<group>/<version>"
@@ -86,6 +88,12 @@ class ModelRelease:
         match = _ARN.match(self.model_package_arn)
         assert match is not None, "validated at construction by parse_release"
         return match.group(name)
+
+    @property
+    def staged_key(self) -> str:
+        """Where each serving region's model bucket holds its verified copy: content-addressed,
+        written only by that region's model stager (see lambda/stage_model)."""
+        return f"{STAGED_PREFIX}{self.sha256}/model.tar.gz"
 
     def image_uri(self, registry: str) -> str:
         """Full image URI for one region, e.g. registry '683313688378.dkr.ecr.us-east-1...'."""
@@ -315,37 +323,3 @@ def dump_manifest(manifest: ReleaseManifest, path: str | os.PathLike[str]) -> No
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-
-
-def removal_guard(
-    old_manifest: ReleaseManifest,
-    new_manifest: ReleaseManifest,
-    allow_prod_removal: bool,
-    protected_envs: Iterable[str] = ("prod",),
-) -> None:
-    """Refuse a manifest that drops a protected environment's pinned model (its endpoint)."""
-    if allow_prod_removal:
-        return
-    for env in protected_envs:
-        before = old_manifest.get(env).current
-        if before is not None and new_manifest.get(env).current is None:
-            raise ManifestError(
-                f"{new_manifest.path}: {env}.current removed (was v{before.version}); this "
-                f"deletes the {env} endpoint; allowed only with the explicit "
-                f"allow-prod-removal flag"
-            )
-
-
-def summarize_changes(old_manifest: ReleaseManifest, new_manifest: ReleaseManifest) -> list[str]:
-    """One line per environment whose served model changes, e.g. 'prod: v2 -> v3'."""
-    lines = []
-    for env in dict.fromkeys([*old_manifest.environments, *new_manifest.environments]):
-        before = old_manifest.get(env).current
-        after = new_manifest.get(env).current
-        if before != after:
-            lines.append(f"{env}: {_label(before)} -> {_label(after)}")
-    return lines
-
-
-def _label(release: ModelRelease | None) -> str:
-    return "no model" if release is None else f"v{release.version} ({release.model_package_arn})"

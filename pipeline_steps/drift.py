@@ -38,7 +38,6 @@ import io
 import itertools
 import json
 import sys
-import time
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -534,11 +533,12 @@ def build_report(
     tally: InputTally,
     thresholds: Thresholds,
     sources: dict[str, str],
+    clock: step_io.Clock = step_io.utc_now,
 ) -> dict[str, Any]:
     scores = score_window(baseline, window, thresholds)
     return {
         "schema_version": 1,
-        "generated_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "generated_at": step_io.iso_utc(clock()),
         **sources,
         "baseline_split": baseline.get("split"),
         "thresholds": {
@@ -640,7 +640,7 @@ def parse_args(argv: Sequence[str]) -> Any:
     return args
 
 
-def run(argv: Sequence[str]) -> int:
+def run(argv: Sequence[str], clock: step_io.Clock = step_io.utc_now) -> int:
     args = parse_args(argv)
     baseline = load_baseline(args.baseline)
     capture_dir = step_io.existing_dir(args.capture, "--capture")
@@ -660,7 +660,7 @@ def run(argv: Sequence[str]) -> int:
     ):
         window.add(frame)
     sources = {"baseline": str(args.baseline), "capture": str(capture_dir)}
-    report = json_safe(build_report(baseline, window, tally, thresholds, sources))
+    report = json_safe(build_report(baseline, window, tally, thresholds, sources, clock))
     report_dir = step_io.output_dir(args.report_dir)
     step_io.write_json(report_dir / REPORT_FILE, report)
     overall = report["overall"]

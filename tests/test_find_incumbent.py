@@ -2,33 +2,19 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from datetime import UTC, datetime
-from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import boto3
 import pytest
 from botocore.stub import Stubber
+from helpers import load_lambda_module
 
-FOLDER = Path(__file__).resolve().parents[1] / "lambda" / "find_incumbent"
 CANDIDATE = "s3://artifacts/pipelines/run-9/model.tar.gz"
 GROUP = "flight-delay"
 
 
-def _load() -> ModuleType:
-    # 'lambda' is a keyword and every function folder has a handler.py: load by path.
-    spec = importlib.util.spec_from_file_location("find_incumbent_handler", FOLDER / "handler.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-fi = _load()
+fi = load_lambda_module("find_incumbent", "handler", "find_incumbent_handler")
 
 
 def test_no_packages_compares_candidate_with_itself() -> None:

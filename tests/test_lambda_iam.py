@@ -13,11 +13,9 @@ from __future__ import annotations
 
 import copy
 import hashlib
-import importlib.util
 import io
 import json
 import os
-import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -29,28 +27,16 @@ import boto3
 import pytest
 from botocore.response import StreamingBody
 from botocore.stub import Stubber
+from helpers import load_lambda_module
 from moto import mock_aws
 
 from mlops.rehearsal.assembly import Assembly, Stack, load_assembly
 from mlops.rehearsal.policy import role_statements
 from tests.lambda_iam import CallLog, recording, run_as_role
 
-LAMBDA = Path(__file__).resolve().parents[1] / "lambda"
-
 
 def _load(folder: str, name: str) -> ModuleType:
-    sys.path.insert(0, str(LAMBDA / folder))
-    try:
-        spec = importlib.util.spec_from_file_location(
-            f"iam_{folder}_{name}", LAMBDA / folder / f"{name}.py"
-        )
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[spec.name] = module
-        spec.loader.exec_module(module)
-        return module
-    finally:
-        sys.path.remove(str(LAMBDA / folder))
+    return load_lambda_module(folder, name, f"iam_{folder}_{name}")
 
 
 staging = _load("stage_model", "staging")
@@ -108,6 +94,8 @@ def _staging_request(stack: Stack) -> Any:
         source_bucket=artifact["SourceBucket"],
         destination_bucket=artifact["DestinationBucket"],
         key=artifact["Key"],
+        # The synthesized key (what the role may write), holding this test's bytes.
+        staged_key=artifact["StagedKey"],
         sha256=hashlib.sha256(ARTIFACT).hexdigest(),
         destination_kms_key=key,
     ), artifact["SourceRegion"]
@@ -133,14 +121,14 @@ def test_stager_copies_and_finds_the_artifact_under_its_policy(
         return [_stage(request, source_region, stack.region)["Action"] for _ in range(2)]
 
     result, log = run_as_role(stack, role, stack.region, copy_then_find)
-    assert result == ["copied", "present"]
+    assert result == ["copied-from-hub", "present"]
     assert log.denied() == []
     assert {action for action, _ in log.calls} == {"s3:GetObject", "s3:PutObject"}
 
 
 @pytest.mark.parametrize("account", ["prod-us-east-1-Serving"], indirect=True)
 def test_stager_without_its_write_grant_is_denied(rehearsal: Assembly, account: str) -> None:
-    stack = _without(rehearsal.by_name(account), "WriteAndCheckTheRegionalCopy")
+    stack = _without(rehearsal.by_name(account), "WriteAndCheckTheStagedCopy")
     role = _function_role(stack, "ModelStagingStager")
     request, source_region = _staging_request(stack)
     result, log = run_as_role(

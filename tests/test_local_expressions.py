@@ -232,3 +232,38 @@ def test_to_pipeline_string() -> None:
         "",
         "s",
     ]
+
+
+# ---- every comparison below, at and above its edge ---------------------------------------------
+
+# (left, right) = (1, 2), (2, 2), (3, 2)
+EDGES = {
+    "GreaterThan": (False, False, True),
+    "GreaterThanOrEqualTo": (False, True, True),
+    "LessThan": (True, False, False),
+    "LessThanOrEqualTo": (True, True, False),
+    "Equals": (False, True, False),
+}
+
+
+@pytest.mark.parametrize("kind", list(EDGES))
+def test_each_comparison_below_at_and_above_the_right_value(ctx: EvalContext, kind: str) -> None:
+    for left, expected in zip((1, 2, 3), EDGES[kind], strict=True):
+        assert evaluate_condition(_cmp(kind, left, 2), ctx) is expected, (kind, left)
+        # the same through a string parameter value, as SageMaker passes it
+        assert compare(kind, str(left), 2.0) is expected, (kind, str(left))
+
+
+def test_numeric_strings_compare_as_numbers_other_strings_as_text() -> None:
+    assert compare("GreaterThan", "10", "9") is True  # as text "10" < "9"
+    assert compare("LessThan", "apple", "banana") is True
+    assert compare("Equals", "abc", "ABC") is False
+    assert compare("Equals", True, "TRUE") is True  # booleans as 'true'/'false'
+    assert compare("Equals", False, "true") is False
+
+
+def test_not_inverts_and_and_needs_every_condition(ctx: EvalContext) -> None:
+    assert evaluate_condition({"Type": "Not", "Expression": _cmp("Equals", 1, 2)}, ctx) is True
+    both = {"Type": "And", "Conditions": [_cmp("Equals", 1, 1), _cmp("LessThan", 1, 2)]}
+    assert evaluate_condition(both, ctx) is True
+    assert evaluate_condition({"Type": "In", "QueryValue": "2", "Values": [1, 2]}, ctx) is True

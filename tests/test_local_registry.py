@@ -6,9 +6,11 @@ import hashlib
 import json
 import os
 import threading
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
+from helpers import TickingClock
 
 from mlops.local.registry import LocalRegistry, RegistryError
 
@@ -165,3 +167,26 @@ def test_a_moved_registry_still_points_at_its_files(tmp_path: Path, model: Path)
     os.rename(tmp_path / "a", tmp_path / "b")
     package = LocalRegistry(tmp_path / "b").get("g", 1)
     assert Path(package.model_data_path).read_bytes() == model.read_bytes()
+
+
+# ---- time comes from the registry's clock ----------------------------------------------
+
+
+def test_registry_stamps_creation_approval_and_update_with_its_clock(
+    tmp_path: Path, model: Path
+) -> None:
+    clock = TickingClock(datetime(2026, 11, 26, 13, 0, tzinfo=timezone(timedelta(hours=1))))
+    registry = LocalRegistry(tmp_path / "reg", clock)
+    pending = registry.register(group="g", model_data=model, status="PendingManualApproval")
+    assert pending.created_at == pending.updated_at == "2026-11-26T12:00:00+00:00"
+    assert pending.approved_at is None
+
+    approved = registry.set_status("g", 1, "Approved")
+    assert approved.approved_at == "2026-11-26T12:00:01+00:00"
+    assert approved.updated_at == "2026-11-26T12:00:02+00:00"
+    again = registry.set_status("g", 1, "Approved")  # already approved: keeps its approval time
+    assert again.approved_at == "2026-11-26T12:00:01+00:00"
+    assert again.updated_at == "2026-11-26T12:00:03+00:00"
+    assert registry.register(group="g", model_data=model, status="Approved").approved_at == (
+        "2026-11-26T12:00:04+00:00"
+    )

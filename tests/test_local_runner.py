@@ -1037,3 +1037,88 @@ def test_our_pipeline_fails_at_validation_on_a_corrupted_table(
     assert "weather.temp" in (summary.failure_reason or "")
     assert "missing" in (summary.failure_reason or "")
     assert registry.groups() == []
+
+
+# ---- step ordering: DependsOn, references, condition branches --------------------------------
+
+
+def _step(name: str, depends: list[str] | None = None, **spec: Any) -> dict[str, Any]:
+    step: dict[str, Any] = {"Name": name, "Type": "Fail", "Arguments": {}, **spec}
+    if depends is not None:
+        step["DependsOn"] = depends
+    return step
+
+
+def _order(steps: list[dict[str, Any]]) -> list[str]:
+    from mlops.local.runner import parse_steps
+
+    return [node.name for node in parse_steps({"Steps": steps})]
+
+
+def test_depends_on_alone_orders_steps_listed_before_what_they_wait_for() -> None:
+    assert _order([_step("B", ["A"]), _step("C"), _step("A")]) == ["C", "A", "B"]
+    assert _order([_step("B"), _step("A")]) == ["B", "A"]  # no dependency: definition order
+
+
+def test_a_property_reference_is_a_dependency_like_depends_on() -> None:
+    uses = _step("B", Arguments={"x": {"Get": "Steps.A.ProcessingOutputConfig.Outputs"}})
+    assert _order([uses, _step("A")]) == ["A", "B"]
+
+
+def test_branch_steps_run_after_their_condition_and_what_the_condition_reads() -> None:
+    condition = {
+        "Name": "Check",
+        "Type": "Condition",
+        "Arguments": {
+            "Conditions": [
+                {"Type": "Equals", "LeftValue": {"Get": "Steps.Eval.Outputs"}, "RightValue": 1}
+            ],
+            "IfSteps": [_step("Yes")],
+            "ElseSteps": [_step("No")],
+        },
+    }
+    assert _order([condition, _step("Eval")]) == ["Eval", "Check", "Yes", "No"]
+
+
+@pytest.mark.parametrize(
+    ("steps", "message"),
+    [
+        ([_step("A", ["B"]), _step("B", ["A"])], "form a cycle among: A, B"),
+        ([_step("A", ["Missing"])], "step A refers to unknown steps: Missing"),
+        ([_step("A"), _step("A")], "step names must be unique; repeated: A"),
+    ],
+)
+def test_impossible_orders_are_refused_naming_the_steps(steps, message: str) -> None:
+    with pytest.raises(LocalRunError, match=message):
+        _order(steps)
+
+
+def test_a_step_waiting_on_the_branch_not_taken_is_skipped_too(env: dict[str, Any]) -> None:
+    definition = make_definition()
+    definition["Steps"].append(_step("AfterFail", ["QualityGateFailed"], Type="Fail"))
+    definition["Steps"][-1]["Arguments"] = {"ErrorMessage": "should not run"}
+    summary, _ = _run(env, definition)
+    statuses = _statuses(summary)
+    assert statuses["QualityGateFailed"] == "Skipped"
+    assert statuses["AfterFail"] == "Skipped"
+    assert summary.status == "Succeeded"
+
+
+def test_the_run_and_its_steps_read_time_from_the_clock_given(env: dict[str, Any]) -> None:
+    from helpers import TickingClock
+
+    clock = TickingClock()
+    summary = run_pipeline(
+        make_definition(),
+        s3_root=env["s3_root"],
+        work_dir=env["tmp"] / "clocked",
+        registry=env["registry"],
+        progress=lambda _: None,
+        local_lambdas=env["lambdas"],
+        pipeline_name="demo",
+        clock=clock,
+    )
+    assert summary.started_at == "2026-11-26T12:00:00+00:00"
+    # one reading for the start, one per step that ran
+    ran = [s for s in summary.steps if s.status != "Skipped"]
+    assert len(clock.readings) == 1 + len(ran)

@@ -76,9 +76,11 @@ def test_the_job_runs_on_the_drift_schedule_with_a_unique_name(
     assert "sagemaker-scikit-learn" in request["AppSpecification"]["ImageUri"]
     assert region in request["AppSpecification"]["ImageUri"]
     inputs = {i["InputName"]: i["S3Input"]["S3Uri"] for i in request["ProcessingInputs"]}
-    # The baseline travels inside the served model.tar.gz, in the stage's own model bucket.
-    assert inputs["baseline"].startswith(f"s3://flightdelay-{env}-models-{account}-{region}/")
-    assert inputs["baseline"].endswith("/output/model.tar.gz")
+    # The baseline travels inside the served model.tar.gz: the stage's verified copy.
+    assert inputs["baseline"].startswith(
+        f"s3://flightdelay-{env}-models-{account}-{region}/models/sha256/"
+    )
+    assert inputs["baseline"].endswith("/model.tar.gz")
     assert request["ProcessingOutputConfig"]["KmsKeyId"] == "<TOKEN>"
 
 
@@ -249,7 +251,7 @@ def test_no_monitoring_without_a_served_model(tmp_path: Path, platform: Platform
 def test_the_baseline_comes_with_the_served_model(platform: PlatformConfig) -> None:
     release = default_releases(platform).get("prod").current
     assert release is not None
-    assert baseline_key(release) == release.artifact_key
+    assert baseline_key(release) == f"models/sha256/{release.sha256}/model.tar.gz"
 
 
 @pytest.mark.parametrize(

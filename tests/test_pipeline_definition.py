@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import subprocess
 import sys
@@ -224,10 +223,15 @@ def test_training_uses_framework_mode_hyperparameters_encoded_like_the_sdk() -> 
         "sagemaker_container_log_level": "20",
         "sagemaker_program": '"train.py"',
         "sagemaker_region": '"eu-west-1"',
-        "sagemaker_submit_directory": '"s3://artifacts-bucket/assets/0123abcd.tar.gz"',
+        # Network isolation: the archive arrives through the `code` channel, not from S3.
+        "sagemaker_submit_directory": '"/opt/ml/input/data/code/0123abcd.tar.gz"',
     }
     assert train["AlgorithmSpecification"]["TrainingImage"] == images.xgboost_image_uri("eu-west-1")
     channels = {c["ChannelName"]: c for c in train["InputDataConfig"]}
+    assert channels["code"]["DataSource"]["S3DataSource"]["S3Uri"] == (
+        "s3://artifacts-bucket/assets/0123abcd.tar.gz"
+    )
+    assert train["EnableNetworkIsolation"] is True
     assert channels["train"]["DataSource"]["S3DataSource"]["S3Uri"] == {
         "Get": "Steps.Preprocess.ProcessingOutputConfig.Outputs['train'].S3Output.S3Uri"
     }
@@ -380,11 +384,6 @@ def test_spec_refuses_bad_values_with_a_clear_message(
 def test_tuning_spec_refuses_bad_limits() -> None:
     with pytest.raises(ValueError, match="max_parallel_jobs 5 must be between 1 and max_jobs 2"):
         TuningSpec(max_jobs=2, max_parallel_jobs=5)
-
-
-def test_spec_is_frozen() -> None:
-    with pytest.raises(dataclasses.FrozenInstanceError):
-        make_spec().region = "us-east-1"  # type: ignore[misc]
 
 
 # ---- expressions ---------------------------------------------------------------------------
@@ -601,3 +600,18 @@ def test_metric_definitions_match_the_training_log() -> None:
     assert value("validation:auc", xgboost_line) == "0.70311"
     assert value("validation:auc", "validation-auc: 0.712345") == "0.712345"
     assert value("validation:auc", "validation-logloss: 0.5") is None
+
+
+def test_training_tuning_and_processing_jobs_run_without_network() -> None:
+    for spec in (make_spec(), make_spec(tuning=TuningSpec())):
+        steps = steps_by_name(build_definition(spec))
+        for step in steps.values():
+            if step["Type"] == "Processing":
+                assert step["Arguments"]["NetworkConfig"] == {"EnableNetworkIsolation": True}
+            if step["Type"] == "Training":
+                assert step["Arguments"]["EnableNetworkIsolation"] is True
+            if step["Type"] == "Tuning":
+                definition = step["Arguments"]["TrainingJobDefinition"]
+                assert definition["EnableNetworkIsolation"] is True
+                assert "code" in {c["ChannelName"] for c in definition["InputDataConfig"]}
+        assert {s["Type"] for s in steps.values()} >= {"Processing"}

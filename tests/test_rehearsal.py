@@ -105,24 +105,57 @@ def test_every_job_is_found(rehearsal: Assembly) -> None:
 # --- each rule can fail ----------------------------------------------------------------------
 
 
+REPLICATION_ROLE = "arn:aws:iam::222222222222:role/flightdelay-dev-model-replication"
+
+
+def _name_role_as_principal(sid: str, arn: str) -> Callable[[dict[str, Any]], None]:
+    """Write a statement's grantee as the role itself, as a policy may (the app's policies
+    name an account and the role in an aws:PrincipalArn condition, which needs no order)."""
+
+    def edit(template: dict[str, Any]) -> None:
+        found = [
+            s
+            for r in template["Resources"].values()
+            for prop in ("KeyPolicy", "PolicyDocument")
+            for s in (r.get("Properties", {}).get(prop) or {}).get("Statement", [])
+            if isinstance(s, dict) and s.get("Sid") == sid
+        ]
+        assert found, sid
+        for statement in found:
+            statement["Principal"] = {"AWS": arn}
+            statement.pop("Condition", None)
+
+    return edit
+
+
 def test_principal_named_before_its_role_exists_is_found(rehearsal: Assembly) -> None:
-    """Finding #1: the hub key's policy names the replication role; without the dependency
+    """Finding #1: a hub key policy naming the replication role; without the dependency
     CloudFormation may create the key first and KMS rejects the unknown principal."""
     hub = "dev-us-east-1-Data"
     key = "DataKey2A0DE9E6"
 
-    def drop_dependency(template: dict[str, Any]) -> None:
-        template["Resources"][key].pop("DependsOn")
+    def name_role_without_dependency(template: dict[str, Any]) -> None:
+        _name_role_as_principal("HubEncryptsReplicas", REPLICATION_ROLE)(template)
+        template["Resources"][key].pop("DependsOn", None)
 
     assert principals_exist_first(rehearsal) == []
-    (finding,) = principals_exist_first(_edited(rehearsal, hub, drop_dependency))
+    named = _edited(
+        rehearsal, hub, _name_role_as_principal("HubEncryptsReplicas", REPLICATION_ROLE)
+    )
+    assert principals_exist_first(named) == []  # the key still waits for the role
+    (finding,) = principals_exist_first(_edited(rehearsal, hub, name_role_without_dependency))
     assert finding.resource == key
     assert "ModelReplicationRole" in finding.message
 
 
 def test_principal_of_a_later_wave_is_found(rehearsal: Assembly) -> None:
     """A spoke naming the hub's role is fine only because the hub's wave deploys first."""
-    reordered = _edited(rehearsal, "Delivery", lambda t: None)
+    reordered = rehearsal
+    for spoke in ("staging-us-east-1-Data", "prod-eu-west-1-Data"):
+        reordered = _edited(
+            reordered, spoke, _name_role_as_principal("HubReplicatesModels", REPLICATION_ROLE)
+        )
+    assert principals_exist_first(reordered) == []
     reordered.deploy_order["dev-us-east-1-Data"] = (99, 1)
     findings = principals_exist_first(reordered)
     assert findings and {f.stack.split("-")[0] for f in findings} >= {"staging", "prod"}
@@ -134,7 +167,8 @@ def test_s3_prefix_input_without_list_bucket_is_found(rehearsal: Assembly) -> No
         _edited(rehearsal, "dev-us-east-1-Training", _drop_statement("ListStepScripts"))
     )
     steps = {f.resource.rsplit(" ", 1)[-1] for f in findings}
-    assert steps == {"ValidateData", "Preprocess", "Evaluate"}  # Train downloads by GetObject
+    # Train too: network-isolated, it gets the archive through its S3Prefix `code` channel.
+    assert steps == {"ValidateData", "Preprocess", "Train", "Evaluate"}
     assert all("s3:ListBucket" in f.message and "s3:prefix" in f.message for f in findings)
 
 

@@ -1,8 +1,7 @@
-"""Release manifest: the committed example, validation messages, atomic writes, removal guard."""
+"""Release manifest: the committed example, validation at each limit, atomic writes."""
 
 from __future__ import annotations
 
-import copy
 from pathlib import Path
 from typing import Any
 
@@ -10,15 +9,10 @@ import pytest
 import yaml
 
 from mlops.release_manifest import (
-    EnvironmentRelease,
     ManifestError,
-    ReleaseManifest,
     dump_manifest,
     load_manifest,
-    parse_manifest,
-    removal_guard,
     render_manifest,
-    summarize_changes,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -53,22 +47,24 @@ def error_for(tmp_path: Path, data: Any) -> str:
     return message
 
 
-def test_committed_example_pins_dev_staging_prod() -> None:
-    manifest = load_manifest(COMMITTED, ENVS)
+def test_committed_example_pins_models_of_the_training_homes_registry() -> None:
+    """Every pinned model comes from the registry the config says serving reads."""
+    from mlops.config import load_config
+    from mlops.naming import model_package_group_name
 
-    versions = {env: manifest.get(env).current for env in ("dev", "staging", "prod")}
-    assert all(v is not None for v in versions.values())
-    assert [versions[e].version for e in ("dev", "staging", "prod")] == [5, 4, 3]  # type: ignore[union-attr]
-    prod = manifest.get("prod")
-    assert prod.previous is not None and prod.previous.version == 2
-    assert prod.current is not None
-    assert (prod.current.account, prod.current.region, prod.current.group) == (
-        "222222222222",
-        "us-east-1",
-        "flightdelay-dev",
-    )
-    assert manifest.get("sandbox") == EnvironmentRelease()
-    assert not manifest.get("sandbox").has_endpoint
+    platform = load_config(ROOT / "config" / "environments.yaml")
+    home = platform.training_home
+    manifest = load_manifest(COMMITTED, tuple(platform.environments))
+    pinned = {env: manifest.get(env) for env in platform.environments}
+    assert {env for env, r in pinned.items() if r.has_endpoint} >= {"dev", "staging", "prod"}
+    for env, release_of_env in pinned.items():
+        for model in (release_of_env.current, release_of_env.previous):
+            if model is None:
+                continue
+            assert (model.account, model.region) == (home.account, home.home_region), env
+            assert model.group == model_package_group_name(platform, home), env
+    prod = pinned["prod"]
+    assert prod.previous is not None  # prod can roll back from the first deploy on
 
 
 def test_committed_example_is_in_canonical_form() -> None:
@@ -226,27 +222,60 @@ def test_failed_dump_leaves_old_file_untouched(
     assert [p.name for p in tmp_path.iterdir()] == ["releases.yaml"]
 
 
-def _without_prod_model(manifest: ReleaseManifest) -> ReleaseManifest:
-    return manifest.with_environment("prod", EnvironmentRelease())
+# ---- each rule at its exact limit: the limit is accepted, one past it refused ------------------
 
 
-def test_removal_guard_refuses_dropping_prod_model() -> None:
-    old = load_manifest(COMMITTED, ENVS)
-    with pytest.raises(ManifestError, match=r"prod.current removed \(was v3\).*allow-prod-removal"):
-        removal_guard(old, _without_prod_model(old), allow_prod_removal=False)
+GROUP_63 = "g" * 63
 
 
-def test_removal_guard_allows_with_flag_and_other_environments() -> None:
-    old = load_manifest(COMMITTED, ENVS)
-    removal_guard(old, _without_prod_model(old), allow_prod_removal=True)
-    removal_guard(old, old.with_environment("dev", EnvironmentRelease()), allow_prod_removal=False)
-    removal_guard(_without_prod_model(old), old, allow_prod_removal=False)  # adding is fine
+@pytest.mark.parametrize(
+    ("overrides", "accepted"),
+    [
+        ({"sha256": "a" * 64}, True),
+        ({"sha256": "a" * 63}, False),
+        ({"sha256": "a" * 65}, False),
+        ({"image": "sagemaker-xgboost:" + "t" * 128}, True),
+        ({"image": "sagemaker-xgboost:" + "t" * 129}, False),
+        ({"image": "my-org/flight-model:1"}, True),  # a repository path, no registry host
+        ({"image": "registry.example.com/flight-model:1"}, False),
+        ({"model_package_arn": ARN.format(1), "version": 1}, True),
+        ({"model_package_arn": ARN.format(0), "version": 0}, False),
+        ({"model_package_arn": ARN.format(3).replace("flightdelay-dev", GROUP_63)}, True),
+        ({"model_package_arn": ARN.format(3).replace("flightdelay-dev", GROUP_63 + "g")}, False),
+        ({"model_package_arn": ARN.format(3).replace("222222222222", "2" * 11)}, False),
+        ({"artifact_key": "model.tar.gz"}, True),
+        ({"artifact_key": "a/..b/model.tar.gz"}, True),  # '..' only refused as a whole segment
+        ({"artifact_key": "a/../model.tar.gz"}, False),
+        ({"artifact_key": "a//model.tar.gz"}, False),
+    ],
+)
+def test_release_fields_at_their_limits(tmp_path: Path, overrides: dict, accepted: bool) -> None:
+    data = {"prod": {"current": release(3, **overrides)}}
+    if accepted:
+        current = load_manifest(write(tmp_path, data), ENVS).get("prod").current
+        assert current is not None
+        assert {k: getattr(current, k) for k in overrides} == overrides
+    else:
+        assert error_for(tmp_path, data).startswith(f"{tmp_path / 'releases.yaml'}: prod.current")
 
 
-def test_summarize_changes_lists_model_moves() -> None:
-    old = load_manifest(COMMITTED, ENVS)
-    data = copy.deepcopy(old.to_dict())
-    data["prod"] = {"current": release(4), "previous": data["prod"]["current"]}
-    new = parse_manifest(data, ENVS, "x")
-    assert summarize_changes(old, new) == [f"prod: v3 ({ARN.format(3)}) -> v4 ({ARN.format(4)})"]
-    assert summarize_changes(old, _without_prod_model(old))[0].endswith("-> no model")
+def test_previous_differing_from_current_only_by_version_is_allowed(tmp_path: Path) -> None:
+    prod = load_manifest(
+        write(tmp_path, {"prod": {"current": release(4), "previous": release(3)}}), ENVS
+    ).get("prod")
+    assert prod.current is not None and prod.previous is not None
+    assert (prod.current.version, prod.previous.version) == (4, 3)
+
+
+def test_a_timestamp_without_offset_is_read_as_utc(tmp_path: Path) -> None:
+    data = {"prod": {"current": release(3, approved_at="2026-11-02T10:15:00")}}
+    current = load_manifest(write(tmp_path, data), ENVS).get("prod").current
+    assert current is not None and current.approved_at == "2026-11-02T10:15:00Z"
+
+
+@pytest.mark.parametrize("version", [0, -1])
+def test_a_version_below_one_is_named_as_such_not_as_an_arn_mismatch(
+    tmp_path: Path, version: int
+) -> None:
+    message = error_for(tmp_path, {"prod": {"current": release(3, version=version)}})
+    assert message.endswith(f"prod.current.version: '{version}' is not a positive integer")

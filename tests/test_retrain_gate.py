@@ -4,20 +4,15 @@ retry loop, and the handler's cross-account path (assume the hub role, call the 
 
 from __future__ import annotations
 
-import importlib.util
-import json
-import sys
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
-from types import ModuleType, SimpleNamespace
+from types import SimpleNamespace
 from typing import Any
 
 import boto3
 import pytest
-from botocore.awsrequest import AWSResponse
 from botocore.stub import ANY, Stubber
+from helpers import Throttle, load_lambda_module
 
-GATE_DIR = Path(__file__).resolve().parents[1] / "lambda" / "retrain_gate"
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 PIPELINE = "flightdelay-dev-training"
 ALARM = "prod-eu-west-1-Monitoring-DriftPersists-ABC"
@@ -31,19 +26,8 @@ ENV = {
 }
 
 
-def _load(module: str, unique_name: str) -> ModuleType:
-    if str(GATE_DIR) not in sys.path:
-        sys.path.insert(0, str(GATE_DIR))
-    spec = importlib.util.spec_from_file_location(unique_name, GATE_DIR / f"{module}.py")
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[unique_name] = mod
-    spec.loader.exec_module(mod)
-    return mod
-
-
-logic = _load("gate_logic", "gate_logic")
-handler_mod = _load("handler", "retrain_gate_handler")
+logic = load_lambda_module("retrain_gate", "gate_logic", "gate_logic")
+handler_mod = load_lambda_module("retrain_gate", "handler", "retrain_gate_handler")
 CONFIG = logic.GateConfig.from_env(ENV)
 
 
@@ -155,43 +139,12 @@ def test_an_event_that_is_not_alarm_calls_nothing() -> None:
     assert result == {"started": False, "reason": "alarm state is 'OK', not 'ALARM'"}
 
 
-class _Throttler:
-    """Answers the first `throttles` HTTP sends with SageMaker's throttling error, then the
-    real-shaped success bodies: botocore's standard retry mode sees real 400 responses."""
-
-    def __init__(self, client: Any, throttles: int, bodies: dict[str, dict[str, Any]]) -> None:
-        self.throttles, self.bodies = throttles, bodies
-        self.sends: list[str] = []
-        client.meta.events.register_first("before-send.sagemaker.*", self._send)
-
-    def _send(self, request: Any, **_: Any) -> AWSResponse:
-        operation = request.headers["X-Amz-Target"].decode().split(".")[-1]
-        self.sends.append(operation)
-        if self.throttles:
-            self.throttles -= 1
-            body = {"__type": "ThrottlingException", "message": "Rate exceeded"}
-            return _response(400, body)
-        return _response(200, self.bodies[operation])
-
-
-class _Raw:
-    def __init__(self, body: bytes) -> None:
-        self._body = body
-
-    def stream(self, **_: Any) -> Any:
-        yield self._body
-
-
-def _response(status: int, body: dict[str, Any]) -> AWSResponse:
-    return AWSResponse("https://emulated", status, {}, _Raw(json.dumps(body).encode()))
-
-
 def test_throttling_is_retried_by_the_client(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("botocore.endpoint.time.sleep", lambda _s: None)  # no real backoff
     client = boto3.client("sagemaker", region_name="us-east-1", config=logic.BOTO_CONFIG)
-    throttler = _Throttler(
+    throttler = Throttle(
         client,
-        throttles=3,
+        times=3,
         bodies={
             "ListPipelineExecutions": {"PipelineExecutionSummaries": []},
             "StartPipelineExecution": {"PipelineExecutionArn": "arn:aws:sagemaker:x"},
@@ -208,7 +161,7 @@ def test_throttling_beyond_the_retry_budget_fails_the_invocation(
     """Lambda's async retries (the rule allows 2) then get another chance."""
     monkeypatch.setattr("botocore.endpoint.time.sleep", lambda _s: None)
     client = boto3.client("sagemaker", region_name="us-east-1", config=logic.BOTO_CONFIG)
-    throttler = _Throttler(client, throttles=100, bodies={})
+    throttler = Throttle(client, times=100, bodies={})
     with pytest.raises(client.exceptions.ClientError, match="ThrottlingException"):
         logic.handle_alarm_event(_event(), CONFIG, client, now=NOW)
     assert len(throttler.sends) == 6  # the first try and 5 retries, never a start
@@ -248,12 +201,13 @@ def test_handler_assumes_the_hub_role_and_calls_the_hub_region(
     )
     sts_stub.activate()
     sagemaker, sm_stub = _stubbed([_execution(hours_ago=1)], expect_start=False)
-    made: list[tuple[str, dict[str, Any]]] = []
+    made: dict[str, dict[str, Any]] = {}
 
     cloudwatch = boto3.client("cloudwatch", region_name="eu-west-1")
 
     def client(name: str, **kwargs: Any) -> Any:
-        made.append((name, kwargs))
+        assert name not in made, f"a second {name} client"
+        made[name] = kwargs
         return {"sts": sts, "sagemaker": sagemaker, "cloudwatch": cloudwatch}[name]
 
     monkeypatch.setattr(handler_mod.boto3, "client", client)
@@ -266,7 +220,7 @@ def test_handler_assumes_the_hub_role_and_calls_the_hub_region(
     sts_stub.assert_no_pending_responses()
     sm_stub.assert_no_pending_responses()
     assert result["started"] is False
-    (_, sm_kwargs) = made[1]
+    sm_kwargs = made["sagemaker"]
     assert sm_kwargs["region_name"] == "us-east-1"
     assert sm_kwargs["aws_access_key_id"] == "ASIAHUBHUBHUBHUB"
     assert sm_kwargs["aws_session_token"] == "token"
@@ -381,3 +335,53 @@ def test_a_recheck_leaves_an_alarm_a_successful_run_answered() -> None:
 def test_a_recheck_without_a_cloudwatch_client_is_a_configuration_error() -> None:
     with pytest.raises(logic.GateConfigError, match="CloudWatch"):
         logic.handle_alarm_event(RECHECK, CONFIG, object(), NOW)
+
+
+# ---- decision edges: which execution is judged, the window, the config limits ----------------
+
+
+def test_the_newest_execution_is_judged_whatever_order_the_api_returns() -> None:
+    old, recent = _execution(hours_ago=500, n=1), _execution(hours_ago=10, n=2)
+    for listed in ([old, recent], [recent, old]):
+        decision = logic.decide(listed, NOW, 72)
+        assert decision.start is False and "exec2" in decision.reason
+
+
+def test_one_second_inside_the_window_still_blocks() -> None:
+    inside = _execution(hours_ago=72 - 1 / 3600)
+    assert logic.decide([inside], NOW, 72).start is False
+    assert logic.decide([inside], NOW + timedelta(seconds=1), 72).start is True
+
+
+@pytest.mark.parametrize("status", ["Succeeded", "Failed", "Stopped"])
+def test_a_finished_execution_does_not_count_as_running(status: str) -> None:
+    assert logic.decide([_execution(hours_ago=100, status=status)], NOW, 72).start is True
+
+
+def test_a_running_execution_is_named_even_behind_an_old_finished_one() -> None:
+    listed = [_execution(hours_ago=300, n=1), _execution(200, "Executing", n=2)]
+    decision = logic.decide(listed, NOW, 72)
+    assert decision.start is False and "exec2 is still running" in decision.reason
+
+
+@pytest.mark.parametrize(("hours", "accepted"), [("1", True), ("0", False), ("-1", False)])
+def test_retrain_min_hours_accepts_one_hour_and_refuses_less(hours: str, accepted: bool) -> None:
+    if accepted:
+        assert logic.GateConfig.from_env({**ENV, "RETRAIN_MIN_HOURS": hours}).min_hours == 1
+    else:
+        with pytest.raises(logic.GateConfigError, match="at least 1"):
+            logic.GateConfig.from_env({**ENV, "RETRAIN_MIN_HOURS": hours})
+
+
+@pytest.mark.parametrize("missing", [*ENV])
+def test_every_setting_is_required(missing: str) -> None:
+    with pytest.raises(logic.GateConfigError, match=f"{missing} is not set"):
+        logic.GateConfig.from_env({k: v for k, v in ENV.items() if k != missing})
+
+
+def test_the_description_is_cut_at_the_api_limit_exactly() -> None:
+    event = _event()
+    event["detail"]["state"]["reason"] = "x" * 5000
+    assert len(logic.description(event, CONFIG)) == logic.DESCRIPTION_LIMIT == 3072
+    short = logic.description(_event(), CONFIG)
+    assert len(short) < 3072 and short.endswith("Threshold Crossed: 2 datapoints >= 0.2")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -27,8 +28,8 @@ from mlops.review import (
     review,
     run,
 )
-from mlops.review_compare import load_assembly, stage_environment
-from mlops.review_model import ReviewReport
+from mlops.review.compare import load_assembly, stage_environment
+from mlops.review.model import ReviewReport
 
 ROOT = Path(__file__).resolve().parents[1]
 CDK = ROOT / "node_modules" / ".bin" / "cdk"
@@ -565,13 +566,22 @@ def test_workflow_triggers_permissions_and_steps() -> None:
     workflow = yaml.safe_load(WORKFLOW.read_text())
     triggers = workflow.get("on", workflow.get(True))  # YAML 1.1 reads a bare `on` as True
     assert "pull_request" in triggers
-    assert workflow["permissions"] == {"contents": "read", "pull-requests": "write"}
-    [job] = workflow["jobs"].values()
-    steps = job["steps"]
-    uses = {s["uses"].split("@")[0]: s for s in steps if "uses" in s}
-    assert uses["actions/checkout"]["with"]["fetch-depth"] == 0
+    assert workflow["permissions"] == {}
+    review, comment = workflow["jobs"]["review"], workflow["jobs"]["comment"]
+    # The job that runs the pull request's code cannot write; the one that writes runs none.
+    assert review["permissions"] == {"contents": "read"}
+    assert comment["permissions"] == {"pull-requests": "write"}
+    assert comment["needs"] == "review"
+    assert not any("run" in s or "actions/checkout" in s.get("uses", "") for s in comment["steps"])
+    steps = review["steps"]
+    uses = {s["uses"].split("@")[0]: s for s in steps + comment["steps"] if "uses" in s}
+    checkout = uses["actions/checkout"]["with"]
+    assert checkout["fetch-depth"] == 0
+    assert checkout["persist-credentials"] is False  # no token left in .git/config
     assert str(uses["actions/setup-python"]["with"]["python-version"]) == "3.11"
     assert str(uses["actions/setup-node"]["with"]["node-version"]) == "20"
+    for step in uses.values():
+        assert re.fullmatch(r"[\w.-]+/[\w.-]+@[0-9a-f]{40}", step["uses"]), step["uses"]
     runs = [s.get("run", "") for s in steps]
     test_step = next(i for i, r in enumerate(runs) if "make test" in r)
     review_step = next(i for i, r in enumerate(runs) if ".venv/bin/mlops review --base" in r)
@@ -579,10 +589,11 @@ def test_workflow_triggers_permissions_and_steps() -> None:
     assert "origin/${BASE_REF}" in runs[review_step]
     assert steps[review_step]["env"]["BASE_REF"] == "${{ github.base_ref }}"
     assert "--output review.md" in runs[review_step]
-    comment = uses["actions/github-script"]
-    assert "@v" in comment["uses"]
-    assert "<!-- mlops-review -->" in comment["with"]["script"]
-    assert "updateComment" in comment["with"]["script"]
+    assert uses["actions/upload-artifact"]["with"]["name"] == "mlops-review"
+    assert uses["actions/download-artifact"]["with"]["name"] == "mlops-review"
+    script = uses["actions/github-script"]["with"]["script"]
+    assert "<!-- mlops-review -->" in script
+    assert "updateComment" in script
     text = WORKFLOW.read_text()
     assert "configure-aws-credentials" not in text
     assert "secrets." not in text

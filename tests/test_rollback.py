@@ -3,13 +3,9 @@ emulation of the one API moto lacks (UpdateEndpoint), and botocore's Stubber for
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import boto3
@@ -17,10 +13,9 @@ import pytest
 from botocore.awsrequest import AWSResponse
 from botocore.exceptions import ClientError
 from botocore.stub import Stubber
+from helpers import Throttle, http_response, load_lambda_module
 from moto import mock_aws
-from moto.core.models import botocore_stubber as moto_send
 
-ROLLBACK_DIR = Path(__file__).resolve().parents[1] / "lambda" / "rollback"
 REGION = "us-east-1"
 ENDPOINT = "flight-delay-prod"
 OLD_CONFIG = "flight-delay-prod-v2"
@@ -28,32 +23,8 @@ NEW_CONFIG = "flight-delay-prod-v3"
 OUR_ALARMS = ("flight-delay-prod-5xx-rate", "flight-delay-prod-latency")
 
 
-def load_lambda_module(folder: Path, module: str, unique_name: str) -> ModuleType:
-    """Import lambda/<fn>/<module>.py ('lambda' is a keyword and every folder has a handler)."""
-    if str(folder) not in sys.path:
-        sys.path.insert(0, str(folder))
-    spec = importlib.util.spec_from_file_location(unique_name, folder / f"{module}.py")
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[unique_name] = mod
-    spec.loader.exec_module(mod)
-    return mod
-
-
-logic = load_lambda_module(ROLLBACK_DIR, "rollback_logic", "rollback_logic")
-handler_mod = load_lambda_module(ROLLBACK_DIR, "handler", "rollback_handler")
-
-
-class _RawBody:
-    def __init__(self, body: bytes) -> None:
-        self._body = body
-
-    def stream(self, **_: Any) -> Iterator[bytes]:
-        yield self._body
-
-
-def _http(status: int, body: dict[str, Any] | None = None) -> AWSResponse:
-    return AWSResponse("https://emulated", status, {}, _RawBody(json.dumps(body or {}).encode()))
+logic = load_lambda_module("rollback", "rollback_logic", "rollback_logic")
+handler_mod = load_lambda_module("rollback", "handler", "rollback_handler")
 
 
 @dataclass
@@ -88,12 +59,12 @@ class EndpointEmulator:
                     "Message": f"Cannot update in-progress endpoint {current['EndpointArn']}.",
                 }
             }
-            return _http(400, error), error
+            return http_response(400, error), error
         self.client.describe_endpoint_config(EndpointConfigName=request["EndpointConfigName"])
         self.status[name] = "Updating"
         self.pending[name] = request["EndpointConfigName"]
         body = {"EndpointArn": current["EndpointArn"]}
-        return _http(200, body), body
+        return http_response(200, body), body
 
     def _describe_endpoint(self, parsed: dict[str, Any], **_: Any) -> None:
         name = parsed.get("EndpointName")
@@ -344,31 +315,8 @@ def test_concurrent_duplicate_sees_update_in_progress(world: World) -> None:
     assert world.messages() == []
 
 
-class Throttle:
-    """Answers the first `times` calls of one operation with ThrottlingException instead of
-    moto, so botocore's real retry logic runs. moto's send hook is swapped on this one client
-    only (every before-send handler runs, so answering first would not stop moto)."""
-
-    def __init__(self, client: Any, operation: str, times: int) -> None:
-        self.operation = operation
-        self.remaining = times
-        self.attempts = 0
-        client.meta.events.unregister("before-send", moto_send)
-        client.meta.events.register("before-send", self)
-
-    def __call__(self, event_name: str, request: Any, **kwargs: Any) -> AWSResponse | None:
-        if not event_name.endswith(f".{self.operation}"):
-            return moto_send(event_name=event_name, request=request, **kwargs)
-        self.attempts += 1
-        if self.remaining <= 0:
-            return moto_send(event_name=event_name, request=request, **kwargs)
-        self.remaining -= 1
-        body = {"__type": "ThrottlingException", "message": "Rate exceeded"}
-        return AWSResponse(request.url, 400, {}, _RawBody(json.dumps(body).encode()))
-
-
 def test_throttling_is_retried_by_botocore(world: World) -> None:
-    throttle = Throttle(world.sagemaker, "UpdateModelPackage", times=2)
+    throttle = Throttle(world.sagemaker, times=2, operation="UpdateModelPackage")
 
     result = run(world)
 
@@ -385,7 +333,7 @@ def test_rerun_after_partial_failure_finishes_without_second_update() -> None:
 
         # max_attempts counts retries: 1 attempt + 2 retries, all throttled.
         world = build_world(boto_config=Config(retries={"mode": "standard", "max_attempts": 2}))
-        throttle = Throttle(world.sagemaker, "UpdateModelPackage", times=3)
+        throttle = Throttle(world.sagemaker, times=3, operation="UpdateModelPackage")
         with pytest.raises(ClientError, match="Throttling"):
             run(world)
         assert throttle.attempts == 3
@@ -583,3 +531,83 @@ def test_handler_wires_environment_and_clients(
 
     assert result["action"] == "rolled_back"
     assert world.package_status() == "Rejected"
+
+
+# ---- edges: which clients in which region, the retry budget, which alarms are ours ------------
+
+
+def test_handler_builds_serving_clients_locally_and_the_registry_client_in_its_region(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    env = {
+        "ENDPOINT_NAME": ENDPOINT,
+        "ALARM_NAMES": OUR_ALARMS[0],
+        "PREVIOUS_ENDPOINT_CONFIG_NAME": OLD_CONFIG,
+        "CURRENT_ENDPOINT_CONFIG_NAME": NEW_CONFIG,
+        "CURRENT_MODEL_PACKAGE_ARN": world.package_arn,
+        "TOPIC_ARN": world.config.topic_arn,
+    }
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    made: dict[tuple[str, str | None], dict[str, Any]] = {}
+
+    def client(name: str, region_name: str | None = None, **kwargs: Any) -> Any:
+        made[(name, region_name)] = kwargs
+        return {"sagemaker": world.sagemaker, "sns": world.sns}[name]
+
+    monkeypatch.setattr(handler_mod, "_clients", {})
+    monkeypatch.setattr(handler_mod.boto3, "client", client)
+
+    assert handler_mod.handler(alarm_event(), FakeContext())["action"] == "rolled_back"
+    assert set(made) == {("sagemaker", None), ("sns", None), ("sagemaker", REGION)}
+    assert all(kwargs["config"] is logic.BOTO_CONFIG for kwargs in made.values())
+
+
+@pytest.mark.parametrize(
+    ("arn", "region"),
+    [
+        ("arn:aws:sagemaker:eu-west-1:111111111111:model-package/g/3", "eu-west-1"),
+        ("arn:aws:sagemaker::111111111111:model-package/g/3", None),
+        ("arn:aws:sagemaker:eu-west-1:model-package", None),
+        ("not-an-arn", None),
+    ],
+)
+def test_package_region_reads_the_arns_region_field(arn: str, region: str | None) -> None:
+    assert logic.package_region(arn) == region
+
+
+@pytest.mark.parametrize(("throttles", "succeeds"), [(5, True), (6, False)])
+def test_throttling_is_absorbed_up_to_the_retry_budget_exactly(
+    world: World, monkeypatch: pytest.MonkeyPatch, throttles: int, succeeds: bool
+) -> None:
+    monkeypatch.setattr("botocore.endpoint.time.sleep", lambda _s: None)  # no real backoff
+    throttle = Throttle(world.sagemaker, times=throttles, operation="UpdateModelPackage")
+    if succeeds:
+        assert run(world)["action"] == "rolled_back"
+        assert world.package_status() == "Rejected"
+    else:
+        with pytest.raises(ClientError, match="Throttling"):
+            run(world)
+        assert world.package_status() == "Approved"
+    assert throttle.attempts == logic.RETRY_MAX_ATTEMPTS + 1 == 6
+
+
+def test_alarm_names_are_matched_exactly_after_trimming_the_list() -> None:
+    config = logic.RollbackConfig.from_env(
+        {
+            "ENDPOINT_NAME": " e ",
+            "ALARM_NAMES": " a-5xx , ,b-latency,",
+            "CURRENT_ENDPOINT_CONFIG_NAME": "c",
+            "CURRENT_MODEL_PACKAGE_ARN": "p",
+            "TOPIC_ARN": "t",
+            "PREVIOUS_ENDPOINT_CONFIG_NAME": "  ",
+        }
+    )
+    assert config.alarm_names == {"a-5xx", "b-latency"}
+    assert config.endpoint_name == "e" and config.previous_config_name is None
+
+
+def test_an_alarm_whose_name_only_starts_like_ours_is_ignored(world: World) -> None:
+    result = run(world, alarm_event(alarm=OUR_ALARMS[0] + "-copy"))
+    assert result["action"] == "ignored"
+    assert world.emulator.update_calls == [] and world.package_status() == "Approved"

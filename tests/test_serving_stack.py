@@ -73,7 +73,7 @@ def test_dev_serves_serverless_without_guardrails_or_scaling(templates: dict[str
     assert not of_type(resources, "AWS::ApplicationAutoScaling::ScalableTarget")
 
 
-def test_models_are_isolated_and_read_the_regional_replica(templates: dict[str, Any]) -> None:
+def test_models_are_isolated_and_read_the_verified_staged_copy(templates: dict[str, Any]) -> None:
     resources = _resources(templates, "prod-ap-southeast-1")
     models = of_type(resources, "AWS::SageMaker::Model")
     assert len(models) == 2  # current and previous (kept for rollback)
@@ -84,9 +84,12 @@ def test_models_are_isolated_and_read_the_regional_replica(templates: dict[str, 
         assert container["Image"].startswith(
             "121021644041.dkr.ecr.ap-southeast-1.amazonaws.com/sagemaker-xgboost:"
         )
-        assert container["ModelDataUrl"].startswith(
-            "s3://flightdelay-prod-models-444444444444-ap-southeast-1/training-pipeline/models/"
+        assert container["ModelDataUrl"] == (
+            "s3://flightdelay-prod-models-444444444444-ap-southeast-1/models/sha256/"
+            f"{next(t['Value'] for t in props['Tags'] if t['Key'] == 'model-sha256')}/model.tar.gz"
         )
+        version_tag = next(t for t in props["Tags"] if t["Key"] == "model-artifact-version")
+        assert version_tag["Value"]["Fn::GetAtt"][1] == "VersionId"
         assert container["Environment"]["SAGEMAKER_PROGRAM"] == "inference.py"
 
 
@@ -200,6 +203,51 @@ def test_hub_replicates_models_to_every_serving_region(templates: dict[str, Any]
     assert "arn:aws:iam::222222222222:role/flightdelay-dev-model-replication" in policies
 
 
+def test_replication_reaches_only_the_model_prefix_and_keys_only_through_s3(
+    templates: dict[str, Any],
+) -> None:
+    replication = "arn:aws:iam::222222222222:role/flightdelay-dev-model-replication"
+    spoke = _resources(templates, "prod-ap-southeast-1", "Data")
+    granted = [
+        s
+        for doc in [
+            p["Properties"]["PolicyDocument"] for p in of_type(spoke, "AWS::S3::BucketPolicy")
+        ]
+        + [k["Properties"]["KeyPolicy"] for k in of_type(spoke, "AWS::KMS::Key")]
+        for s in doc["Statement"]
+        if s["Effect"] == "Allow"
+        and s.get("Condition", {}).get("ArnEquals", {}).get("aws:PrincipalArn") == replication
+    ]
+    assert {s["Sid"] for s in granted} == {
+        "HubReplicatesModels",
+        "HubChecksVersioning",
+        "HubEncryptsReplicas",
+    }
+    by_sid = {s["Sid"]: s for s in granted}
+    assert by_sid["HubChecksVersioning"]["Action"] == "s3:GetBucketVersioning"  # never Put
+    assert by_sid["HubReplicatesModels"]["Resource"]["Fn::Join"][1][-1] == (
+        "/training-pipeline/models/*"
+    )
+    for statement in granted:
+        assert statement["Principal"] == {"AWS": "arn:aws:iam::222222222222:root"}
+    assert by_sid["HubEncryptsReplicas"]["Condition"]["StringEquals"] == {
+        "kms:ViaService": "s3.ap-southeast-1.amazonaws.com"
+    }
+    hub = _resources(templates, "dev-us-east-1", "Data")
+    (role_policy,) = [
+        p
+        for k, p in hub.items()
+        if p["Type"] == "AWS::IAM::Policy" and k.startswith("ModelReplicationRole")
+    ]
+    statements = role_policy["Properties"]["PolicyDocument"]["Statement"]
+    (write,) = [s for s in statements if "s3:ReplicateObject" in s["Action"]]
+    assert all(r.endswith("/training-pipeline/models/*") for r in write["Resource"])
+    (encrypt,) = [s for s in statements if "kms:Encrypt" in s["Action"]]
+    assert (
+        "s3.ap-southeast-1.amazonaws.com" in encrypt["Condition"]["StringEquals"]["kms:ViaService"]
+    )
+
+
 def test_no_pinned_model_means_no_endpoint_and_no_error(
     tmp_path: Path, platform: PlatformConfig
 ) -> None:
@@ -279,11 +327,12 @@ def test_pinned_artifacts_are_staged_and_verified_before_the_models(
     prod = default_releases(platform).get("prod")
     assert prod.current is not None and prod.previous is not None
     expected = {
-        (prod.current.artifact_key, prod.current.sha256),
-        (prod.previous.artifact_key, prod.previous.sha256),
+        (release.artifact_key, release.staged_key, release.sha256)
+        for release in (prod.current, prod.previous)
     }
     assert {
-        (r["Properties"]["Key"], r["Properties"]["Sha256"]) for r in staged.values()
+        (r["Properties"]["Key"], r["Properties"]["StagedKey"], r["Properties"]["Sha256"])
+        for r in staged.values()
     } == expected
     for artifact in staged.values():
         props = artifact["Properties"]

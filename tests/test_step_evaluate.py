@@ -357,3 +357,89 @@ def test_an_incumbent_trained_on_the_test_window_is_not_compared(
         evaluate.build_report(labels, bad, good, 0.5, 50, 1, 0.02)["comparison"]["non_inferior"]
         == 0
     )
+
+
+# ---- the quality gate's interval: straddling zero, and its width -------------------------------
+
+
+def _scored_pair(rows: int, seed: int, flip: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Labels, an incumbent with informative scores, and a candidate: the incumbent's scores
+    plus noise (a slightly worse model), with `flip` positive rows scored lowest."""
+    rng = np.random.default_rng(seed)
+    labels = (rng.random(rows) < 0.3).astype(np.int64)
+    incumbent = np.clip(0.3 + 0.25 * labels + rng.normal(0, 0.2, rows), 0.001, 0.999)
+    candidate = np.clip(incumbent + rng.normal(0, 0.1, rows), 0.001, 0.999)
+    positives = np.flatnonzero(labels == 1)
+    candidate[rng.choice(positives, size=flip, replace=False)] = 0.0005
+    return labels, candidate, incumbent
+
+
+# Issue 10 replaced "upper end >= 0" with non-inferiority: lower end >= -margin. The same
+# intervals, judged by the new rule on both sides of the margin.
+
+
+def test_an_interval_straddling_zero_passes_within_the_margin_not_without_one() -> None:
+    labels, candidate, incumbent = _scored_pair(rows=600, seed=0, flip=0)
+    report = evaluate.build_report(labels, candidate, incumbent, 0.5, iterations=400, seed=1)
+    difference = report["incumbent"]["auc_difference"]
+    assert difference["value"] < 0  # the candidate is worse on these rows ...
+    lower = difference["ci_lower"]
+    assert -0.03 <= lower < 0 < difference["ci_upper"]  # ... but not significantly
+    wide = evaluate.build_report(labels, candidate, incumbent, 0.5, 400, 1, margin=0.03)
+    assert wide["comparison"]["non_inferior"] == 1  # the lower end is within a 0.03 margin
+    assert report["comparison"]["non_inferior"] == int(lower >= -evaluate.DEFAULT_MARGIN)
+    strict = evaluate.build_report(labels, candidate, incumbent, 0.5, 400, 1, margin=0.0)
+    assert strict["comparison"]["non_inferior"] == 0  # no margin: the lower end decides
+
+
+@pytest.mark.parametrize("flip", [0, 40])  # just below zero; far below
+def test_an_interval_wholly_below_zero_fails_without_a_margin(flip: int) -> None:
+    labels, candidate, incumbent = _scored_pair(rows=600, seed=1, flip=flip)
+    report = evaluate.build_report(labels, candidate, incumbent, 0.5, 400, 1, margin=0.0)
+    difference = report["incumbent"]["auc_difference"]
+    assert difference["ci_lower"] <= difference["ci_upper"] < 0
+    assert report["comparison"]["non_inferior"] == 0
+    # With the default margin only an interval reaching below -margin fails.
+    default = evaluate.build_report(labels, candidate, incumbent, 0.5, iterations=400, seed=1)
+    lower = default["incumbent"]["auc_difference"]["ci_lower"]
+    assert lower < -evaluate.DEFAULT_MARGIN
+    assert default["comparison"]["non_inferior"] == 0
+
+
+def test_the_interval_is_the_central_95_percent_of_the_paired_bootstrap() -> None:
+    labels, candidate, incumbent = _scored_pair(rows=400, seed=5, flip=6)
+    iterations = 2000
+    report = evaluate.build_report(labels, candidate, incumbent, 0.5, iterations, seed=7)
+    difference = report["incumbent"]["auc_difference"]
+    assert difference["confidence"] == 0.95
+    # The same resamples, drawn again: 2.5% of them fall below the interval, 2.5% above.
+    boot_c, boot_i = evaluate.paired_bootstrap(labels, candidate, incumbent, iterations, 7)
+    assert boot_i is not None
+    deltas = boot_c - boot_i
+    below = float(np.mean(deltas < difference["ci_lower"]))
+    above = float(np.mean(deltas > difference["ci_upper"]))
+    assert 0.015 <= below <= 0.03 and 0.015 <= above <= 0.03
+    assert difference["ci_lower"] < difference["value"] < difference["ci_upper"]
+
+
+def test_without_an_incumbent_the_gate_passes_and_no_interval_is_reported() -> None:
+    labels, candidate, _ = _scored_pair(rows=300, seed=1, flip=0)
+    report = evaluate.build_report(labels, candidate, None, 0.5, iterations=50, seed=1)
+    difference = report["incumbent"]["auc_difference"]
+    assert report["incumbent"]["present"] is False
+    assert difference["ci_lower"] is None and difference["ci_upper"] is None
+    assert report["comparison"]["non_inferior"] == 1
+
+
+@pytest.mark.parametrize(
+    ("threshold", "precision", "recall"),
+    [(0.4, 2 / 3, 1.0), (0.4000001, 1.0, 0.5), (0.0, 0.5, 1.0), (1.0, 1.0, 0.5)],
+)
+def test_the_decision_threshold_counts_a_score_equal_to_it_as_positive(
+    threshold: float, precision: float, recall: float
+) -> None:
+    labels = np.array([0, 1, 1, 0])
+    scores = np.array([0.0, 0.4, 1.0, 0.4])  # two rows exactly at 0.4, one of them positive
+    point = evaluate.point_metrics(labels, scores, threshold)
+    assert point["precision"] == pytest.approx(precision)
+    assert point["recall"] == pytest.approx(recall)

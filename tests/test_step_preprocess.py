@@ -364,3 +364,78 @@ def test_bad_window_arguments_give_one_error_line(
     code = preprocess.main(args)
     err = capsys.readouterr().err
     assert code != 0 and message in err and err.count("\n") == 1
+
+
+# ---- split edges and what is fitted on the training split only -------------------------------
+
+
+def _day(text: str) -> dt.date:
+    return dt.date.fromisoformat(text)
+
+
+def test_each_split_ends_on_its_end_date_inclusive_and_later_days_are_left_out() -> None:
+    days = [_day(f"2013-03-0{d}") for d in range(1, 8)]  # 1st .. 7th
+    frame = pd.DataFrame({"flight_date": days, "row": range(7)})
+    dates = preprocess.SplitDates(_day("2013-03-02"), _day("2013-03-04"), _day("2013-03-06"))
+    parts = preprocess.split_by_date(frame, dates)
+    assert parts["train"]["row"].tolist() == [0, 1]  # up to and including the 2nd
+    assert parts["validation"]["row"].tolist() == [2, 3]  # the 3rd and the 4th
+    assert parts["test"]["row"].tolist() == [4, 5]  # the 5th and the 6th; the 7th is later
+    ranges = preprocess.split_ranges(parts, dates)
+    assert ranges == {
+        "train": ["2013-03-01", "2013-03-02"],
+        "validation": ["2013-03-03", "2013-03-04"],
+        "test": ["2013-03-05", "2013-03-06"],
+    }
+
+
+@pytest.mark.parametrize(
+    ("ends", "allowed"),
+    [
+        (("2013-03-01", "2013-03-02", "2013-03-03"), True),  # one day each: the smallest split
+        (("2013-03-01", "2013-03-01", "2013-03-03"), False),
+        (("2013-03-01", "2013-03-03", "2013-03-03"), False),
+        (("2013-03-02", "2013-03-01", "2013-03-03"), False),
+    ],
+)
+def test_split_end_dates_must_strictly_increase(ends: tuple[str, str, str], allowed: bool) -> None:
+    if allowed:
+        assert preprocess.SplitDates(*map(_day, ends)).test_end == _day(ends[2])
+    else:
+        with pytest.raises(step_io.StepError, match="split dates must increase"):
+            preprocess.SplitDates(*map(_day, ends))
+
+
+def test_an_empty_split_at_the_edge_is_refused() -> None:
+    frame = pd.DataFrame({"flight_date": [_day("2013-03-01"), _day("2013-03-03")]})
+    dates = preprocess.SplitDates(_day("2013-03-01"), _day("2013-03-02"), _day("2013-03-03"))
+    with pytest.raises(step_io.StepError, match="the validation split is empty"):
+        preprocess.split_by_date(frame, dates)
+
+
+def test_vocabulary_and_baseline_are_fitted_on_the_training_split_only(
+    tmp_path: Path,
+) -> None:
+    """A carrier that first flies after train_end is unknown (-1) to the model and absent
+    from the drift baseline, although the step sees it in the same input."""
+    tables = raw_tables()
+    late = tables["flights"]["month"].astype(int).eq(2) & tables["flights"]["day"].astype(int).ge(
+        25
+    )
+    tables["flights"].loc[late, "carrier"] = "ZZ"
+    raw = write_raw_tables(tmp_path / "raw", tables)
+    out = tmp_path / "out"
+    assert preprocess.main(preprocess_args(raw, out)) == 0
+
+    metadata = read_json(out / "train" / "feature_metadata.json")
+    assert "ZZ" not in metadata["categorical_vocabulary"]["carrier"]
+    assert (
+        "ZZ"
+        not in read_json(out / "baseline" / "baseline.json")["features"]["carrier"]["vocabulary"]
+    )
+    test = read_split(out, "test")
+    assert (test["carrier"] == -1).sum() > 100  # the late flights, coded unknown
+    assert (read_split(out, "train")["carrier"] >= 0).all()
+    baseline = read_json(out / "baseline" / "baseline.json")
+    assert baseline["rows"] == metadata["rows"]["train"]
+    assert baseline["split"] == metadata["split"]["train"]

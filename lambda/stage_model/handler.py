@@ -20,7 +20,7 @@ def _respond(event: dict[str, Any], status: str, reason: str, data: dict[str, st
             "Status": status,
             "Reason": reason[:1000],
             "PhysicalResourceId": event.get("PhysicalResourceId")
-            or f"{event['ResourceProperties'].get('DestinationBucket')}/{event['ResourceProperties'].get('Key')}",
+            or f"{event['ResourceProperties'].get('DestinationBucket')}/{event['ResourceProperties'].get('StagedKey')}",
             "StackId": event["StackId"],
             "RequestId": event["RequestId"],
             "LogicalResourceId": event["LogicalResourceId"],

@@ -159,6 +159,8 @@ class DriftMonitor(Construct):
                 "KmsKeyId": encryption_key.key_arn,
             },
             "ProcessingResources": {"ClusterConfig": cluster},
+            # No network isolation: monitor.py lists and reads the capture window itself
+            # (S3) and publishes its figures (CloudWatch PutMetricData), both AWS API calls.
             "StoppingCondition": {"MaxRuntimeInSeconds": MAX_RUNTIME_S},
         }
         self.scheduler_role = iam.Role(

@@ -32,7 +32,9 @@ class EndpointRollback(Construct):
         topic: sns.ITopic,
         encryption_key: kms.IKey,
         manifest_hint: str,
+        role_name: str | None = None,
     ) -> None:
+        """role_name: fixed, so the hub's model package group can name it."""
         super().__init__(scope, construct_id)
         stack = cdk.Stack.of(self)
         self.function = PythonFunction(
@@ -43,6 +45,7 @@ class EndpointRollback(Construct):
             encryption_key=encryption_key,
             powertools=True,
             timeout_seconds=120,
+            role_name=role_name,
             environment={
                 "ENDPOINT_NAME": endpoint_name,
                 "ALARM_NAMES": ",".join(alarm.alarm_name for alarm in alarms),

@@ -1,5 +1,6 @@
-"""The Model Registry of an environment family: a model package group that serving accounts
-may read (their stacks resolve nothing at synth: releases.yaml pins the version)."""
+"""The Model Registry of an environment family: a model package group whose packages only the
+serving stages' rollback roles may touch from other accounts (serving stacks resolve nothing
+at synth: releases.yaml pins the version)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ class ModelRegistry(Construct):
         *,
         group_name: str,
         description: str,
-        reader_accounts: tuple[str, ...],
+        rollback_roles: list[tuple[str, str]],
         retain: bool,
     ) -> None:
         super().__init__(scope, construct_id)
@@ -29,25 +30,30 @@ class ModelRegistry(Construct):
             service="sagemaker", resource="model-package", resource_name=f"{group_name}/*"
         )
         policy = None
-        if reader_accounts:
+        if rollback_roles:
+            arns = sorted(f"arn:{stack.partition}:iam::{a}:role/{n}" for a, n in rollback_roles)
             policy = {
                 "Version": "2012-10-17",
                 "Statement": [
                     {
-                        "Sid": "ServingAccountsReadAndRejectModels",
+                        # A serving region's rollback Lambda rejects the package it rolled
+                        # back from; nobody else in a serving account may read or edit one
+                        # (promote reads the registry with hub credentials). Accounts as
+                        # principals plus aws:PrincipalArn: naming a role that does not exist
+                        # yet (later waves) would fail to deploy.
+                        "Sid": "RollbackRolesRejectModels",
                         "Effect": "Allow",
                         "Principal": {
-                            "AWS": [f"arn:{stack.partition}:iam::{a}:root" for a in reader_accounts]
+                            "AWS": sorted(
+                                {f"arn:{stack.partition}:iam::{a}:root" for a, _ in rollback_roles}
+                            )
                         },
-                        # UpdateModelPackage: a serving region's rollback Lambda rejects
-                        # the package it rolled back from.
                         "Action": [
-                            "sagemaker:DescribeModelPackageGroup",
                             "sagemaker:DescribeModelPackage",
-                            "sagemaker:ListModelPackages",
                             "sagemaker:UpdateModelPackage",
                         ],
-                        "Resource": [self.group_arn, self.packages_arn],
+                        "Resource": self.packages_arn,
+                        "Condition": {"ArnEquals": {"aws:PrincipalArn": arns}},
                     }
                 ],
             }

@@ -71,7 +71,8 @@ class ModelReplication(Construct):
             )
         )
         source_key.grant_decrypt(self.role)
-        destination_objects = [f"{d.bucket_arn(partition)}/*" for d in destinations]
+        # Replicas keep the hub's keys: only the model prefix, never the staged copies.
+        destination_objects = [f"{d.bucket_arn(partition)}/{MODEL_PREFIX}*" for d in destinations]
         self.role.add_to_policy(
             iam.PolicyStatement(
                 actions=[
@@ -92,7 +93,13 @@ class ModelReplication(Construct):
                 conditions={
                     "ForAnyValue:StringEquals": {
                         "kms:ResourceAliases": sorted({d.key_alias for d in destinations})
-                    }
+                    },
+                    # Only S3 may use them on our behalf, in the destinations' regions.
+                    "StringEquals": {
+                        "kms:ViaService": sorted(
+                            {f"s3.{d.region}.amazonaws.com" for d in destinations}
+                        )
+                    },
                 },
             )
         )
@@ -151,9 +158,15 @@ def allow_hub_replication(
     bucket: s3.Bucket,
     key: kms.Key,
     hub_role_arn: str,
+    region: str,
 ) -> None:
-    """Destination side: the hub's replication role may write replicas and use our key."""
-    principal = iam.ArnPrincipal(hub_role_arn)
+    """Destination side: the hub's replication role may write replicas under the model prefix
+    (nothing else: the served, content-addressed copies are out of its reach), read our
+    versioning state (never change it), and use our key only through S3 in this region."""
+    # The hub's account, narrowed to its replication role by aws:PrincipalArn: a policy naming
+    # the role itself could not be written before the role exists.
+    principal = iam.AccountPrincipal(hub_role_arn.split(":")[4])
+    by_role = {"ArnEquals": {"aws:PrincipalArn": hub_role_arn}}
     bucket.add_to_resource_policy(
         iam.PolicyStatement(
             sid="HubReplicatesModels",
@@ -163,15 +176,17 @@ def allow_hub_replication(
                 "s3:ReplicateTags",
                 "s3:ObjectOwnerOverrideToBucketOwner",
             ],
-            resources=[bucket.arn_for_objects("*")],
+            resources=[bucket.arn_for_objects(f"{MODEL_PREFIX}*")],
+            conditions=by_role,
         )
     )
     bucket.add_to_resource_policy(
         iam.PolicyStatement(
             sid="HubChecksVersioning",
             principals=[principal],
-            actions=["s3:GetBucketVersioning", "s3:PutBucketVersioning"],
+            actions=["s3:GetBucketVersioning"],
             resources=[bucket.bucket_arn],
+            conditions=by_role,
         )
     )
     key.add_to_resource_policy(
@@ -180,5 +195,9 @@ def allow_hub_replication(
             principals=[principal],
             actions=["kms:Encrypt", "kms:GenerateDataKey"],
             resources=["*"],
+            conditions={
+                **by_role,
+                "StringEquals": {"kms:ViaService": f"s3.{region}.amazonaws.com"},
+            },
         )
     )

@@ -1,8 +1,10 @@
 """Before a serving stage's models are created, make sure the pinned artifacts are in its
-model bucket, byte for byte the ones the release manifest pinned (sha256).
+model bucket, byte for byte the ones the release manifest pinned (sha256), under a
+content-addressed key (`models/sha256/<digest>/model.tar.gz`) that only the stager writes.
 
-S3 replication carries artifacts written after a region's bucket exists; this covers the
-rest (a first deployment, a region added later) and verifies integrity on every deploy.
+S3 replication carries artifacts written after a region's bucket exists, under the hub's own
+keys; the stager copies from that replica, or from the hub when there is none (a first
+deployment, a region added later), and hashes the bytes on every deploy.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from constructs import Construct
 from mlops.constructs.model_replication import MODEL_PREFIX
 from mlops.constructs.python_function import PythonFunction
 from mlops.nag import acknowledge_key_grant, acknowledge_wildcard_resource
-from mlops.release_manifest import ModelRelease
+from mlops.release_manifest import STAGED_PREFIX, ModelRelease
 
 
 @dataclass(frozen=True)
@@ -79,20 +81,28 @@ class ModelStaging(Construct):
                 conditions={"ForAnyValue:StringEquals": {"kms:ResourceAliases": [hub.key_alias]}},
             )
         )
+        staged = sorted({release.staged_key for release in releases})
         role.add_to_policy(
             iam.PolicyStatement(
-                sid="WriteAndCheckTheRegionalCopy",
+                sid="WriteAndCheckTheStagedCopy",
                 actions=["s3:PutObject", "s3:GetObject"],
+                resources=[model_bucket.arn_for_objects(key) for key in staged],
+            )
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(
+                sid="ReadTheRegionalReplica",
+                actions=["s3:GetObject"],
                 resources=[model_bucket.arn_for_objects(key) for key in keys],
             )
         )
-        # HeadObject of a missing key answers 404 only with ListBucket (403 otherwise).
+        # GetObject of a missing key answers 404 only with ListBucket (403 otherwise).
         role.add_to_policy(
             iam.PolicyStatement(
                 sid="TellMissingFromForbidden",
                 actions=["s3:ListBucket"],
                 resources=[model_bucket.bucket_arn],
-                conditions={"StringLike": {"s3:prefix": [f"{MODEL_PREFIX}*"]}},
+                conditions={"StringLike": {"s3:prefix": [f"{MODEL_PREFIX}*", f"{STAGED_PREFIX}*"]}},
             )
         )
         encryption_key.grant_encrypt_decrypt(role)
@@ -115,6 +125,7 @@ class ModelStaging(Construct):
                     "SourceRegion": hub.region,
                     "DestinationBucket": model_bucket.bucket_name,
                     "Key": release.artifact_key,
+                    "StagedKey": release.staged_key,
                     "Sha256": release.sha256,
                     "DestinationKmsKey": encryption_key.key_arn,
                 },
@@ -123,6 +134,28 @@ class ModelStaging(Construct):
         ]
         for artifact in self.artifacts:
             artifact.node.add_dependency(role)
+
+    def staged_version(self, release: ModelRelease) -> str:
+        """The version id of the verified copy the release's model serves (for tags/audit)."""
+        index = [a.node.id for a in self.artifacts].index(f"V{release.version}")
+        return self.artifacts[index].get_att_string("VersionId")
+
+
+def protect_staged_models(*, bucket: s3.Bucket, stager_role_arn: str) -> None:
+    """Serving side: only this region's model stager may write the content-addressed copies the
+    endpoints serve. Explicit deny, so no identity policy (the hub's replication role, a
+    training role, anyone in the serving account) can grant it back. Deletes stay possible
+    (a dev teardown empties the bucket): a missing copy stops a model, it cannot swap one."""
+    bucket.add_to_resource_policy(
+        iam.PolicyStatement(
+            sid="OnlyTheStagerWritesServedModels",
+            effect=iam.Effect.DENY,
+            principals=[iam.AnyPrincipal()],
+            actions=["s3:PutObject", "s3:PutObjectAcl", "s3:ReplicateObject", "s3:RestoreObject"],
+            resources=[bucket.arn_for_objects(f"{STAGED_PREFIX}*")],
+            conditions={"ArnNotEquals": {"aws:PrincipalArn": stager_role_arn}},
+        )
+    )
 
 
 def allow_model_stagers(

@@ -9,6 +9,7 @@ blue/green deployment, auto-rollback on new-fleet alarms and retained variant pr
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import aws_cdk as cdk
@@ -106,8 +107,12 @@ class RealtimeEndpoint(Construct):
         capture_bucket: s3.IBucket,
         encryption_key: kms.IKey,
         rollback_alarm_names: list[str],
+        artifact_versions: Mapping[int, str] | None = None,
     ) -> None:
+        """artifact_versions: release version -> S3 version id of its staged copy (recorded on
+        the model: CloudFormation's model data takes a key, not an object version)."""
         super().__init__(scope, construct_id)
+        self._artifact_versions = dict(artifact_versions or {})
         self.endpoint_name = endpoint_name
         self.serverless = serving.serverless
         self.role = iam.Role(
@@ -201,7 +206,7 @@ class RealtimeEndpoint(Construct):
     def _grant_model_access(
         self, bucket: s3.IBucket, releases: list[ModelRelease | None], image_registry: str
     ) -> None:
-        keys = sorted({r.artifact_key for r in releases if r is not None})
+        keys = sorted({r.staged_key for r in releases if r is not None})
         self.role.add_to_policy(
             iam.PolicyStatement(
                 sid="ReadPinnedArtifacts",
@@ -241,12 +246,18 @@ class RealtimeEndpoint(Construct):
             enable_network_isolation=not serving.serverless,
             primary_container=sagemaker.CfnModel.ContainerDefinitionProperty(
                 image=release.image_uri(image_registry),
-                model_data_url=model_bucket.s3_url_for_object(release.artifact_key),
+                # The verified, content-addressed copy only the region's stager may write.
+                model_data_url=model_bucket.s3_url_for_object(release.staged_key),
                 environment=INFERENCE_ENVIRONMENT,
             ),
             tags=[
                 cdk.CfnTag(key="model-package-arn", value=release.model_package_arn),
                 cdk.CfnTag(key="model-sha256", value=release.sha256),
+                *(
+                    [cdk.CfnTag(key="model-artifact-version", value=version)]
+                    if (version := self._artifact_versions.get(release.version))
+                    else []
+                ),
             ],
         )
         model.node.add_dependency(self.role)

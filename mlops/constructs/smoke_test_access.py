@@ -1,5 +1,6 @@
-"""A role in the serving account that the delivery pipeline (tooling account) assumes to
-check and invoke the endpoint after a deployment: nothing more."""
+"""A role in the serving account that the delivery pipeline's check of this stage (one
+CodeBuild role in the tooling account, named) assumes to check and invoke the endpoint after
+a deployment: nothing more."""
 
 from __future__ import annotations
 
@@ -17,14 +18,21 @@ class SmokeTestAccess(Construct):
         role_name: str,
         endpoint_name: str,
         tooling_account: str,
+        checker_role_name: str,
     ) -> None:
         super().__init__(scope, construct_id)
         stack = cdk.Stack.of(self)
+        self.checker_role_name = checker_role_name
+        checker = f"arn:{stack.partition}:iam::{tooling_account}:role/{checker_role_name}"
         self.role = iam.Role(
             self,
             "Role",
             role_name=role_name,
-            assumed_by=iam.AccountPrincipal(tooling_account),
+            # The account as principal (a role ARN principal must exist when the policy is
+            # written), narrowed to the one CodeBuild role by aws:PrincipalArn.
+            assumed_by=iam.AccountPrincipal(tooling_account).with_conditions(
+                {"ArnEquals": {"aws:PrincipalArn": checker}}
+            ),
             description=f"Delivery pipeline post-deploy checks of {endpoint_name}.",
             max_session_duration=cdk.Duration.hours(1),
         )

@@ -47,9 +47,11 @@ import shutil
 import tempfile
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC
 from pathlib import Path
 from typing import Any
+
+from mlops.clock import Clock, utc_now
 
 STATUSES = ("PendingManualApproval", "Approved", "Rejected")
 LOCAL_ACCOUNT = "000000000000"
@@ -91,10 +93,6 @@ class ModelPackage:
         return cls(**{k: v for k, v in data.items() if k in names})
 
 
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
-
-
 def _sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as handle:
@@ -133,8 +131,12 @@ def group_name_from(value: str) -> str:
 class LocalRegistry:
     """Versioned model packages with approval status, in a folder (layout in the docstring)."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, clock: Clock = utc_now) -> None:
         self.root = Path(root)
+        self.clock = clock
+
+    def _now(self) -> str:
+        return self.clock().astimezone(UTC).isoformat(timespec="seconds")
 
     def _group_dir(self, group: str) -> Path:
         return self.root / group_name_from(group)
@@ -217,7 +219,7 @@ class LocalRegistry:
                     shutil.copyfile(path, staging / "metrics" / f"{metric_name}.json")
                     copied[metric_name] = metric_name
             sha = _sha256(staging / "model.tar.gz")
-            created = _now()
+            created = self._now()
             while True:
                 version = max(self._versions(name), default=0) + 1
                 target = folder / f"v{version}"
@@ -259,8 +261,8 @@ class LocalRegistry:
         folder = self._group_dir(group) / f"v{int(version)}"
         data = json.loads((folder / "package.json").read_text())
         if status == "Approved" and data.get("status") != "Approved":
-            data["approved_at"] = _now()
+            data["approved_at"] = self._now()
         data["status"] = status
-        data["updated_at"] = _now()
+        data["updated_at"] = self._now()
         _write_json_atomic(folder / "package.json", data)
         return self._load(folder)

@@ -25,6 +25,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from mlops.clock import Clock, utc_now
 from mlops.local.definition_source import load_definition_from_assembly
 from mlops.local.registry import LocalRegistry
 from mlops.local.runner import LocalRunError, Progress, RunSummary, run_pipeline
@@ -169,6 +170,7 @@ def run_local(
     parameters: Mapping[str, Any] | None = None,
     progress: Progress = print,
     cdk_out: Path | None = None,
+    clock: Clock = utc_now,
 ) -> RunSummary:
     """Synthesize (unless cdk_out is given), load the training pipeline of env_name (default:
     the config's training environment), stage assets and data, run, return the summary."""
@@ -195,7 +197,7 @@ def run_local(
     input_url = input_url if input_url.endswith("/") else input_url + "/"
     bucket, _, key = input_url[len("s3://") :].partition("/")
     stage_raw_data(data_dir or bundled_data_dir(), Path(s3_root, bucket, *key.split("/")))
-    registry = LocalRegistry(Path(registry_dir))
+    registry = LocalRegistry(Path(registry_dir), clock)
     overrides = {"InputDataUrl": input_url, **(parameters or {})}
     return run_pipeline(
         definition,
@@ -207,4 +209,5 @@ def run_local(
         local_lambdas={FIND_INCUMBENT_STEP: find_incumbent_lambda(repo_root, registry)},
         pipeline_name=source.pipeline_name,
         region=source.region,
+        clock=clock,
     )

@@ -31,6 +31,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from mlops.clock import Clock, utc_now
 from mlops.local import contract
 from mlops.local.contract import ContractError
 from mlops.local.expressions import (
@@ -318,6 +319,7 @@ class _Run:
     ctx: EvalContext
     pipeline: str
     execution_id: str
+    clock: Clock
     chosen: dict[str, bool] = field(default_factory=dict)
     registered: dict[str, Any] | None = None
 
@@ -348,13 +350,14 @@ def run_pipeline(
     pipeline_name: str = "local-pipeline",
     region: str = "us-east-1",
     execution_id: str | None = None,
+    clock: Clock = utc_now,
 ) -> RunSummary:
     """Run every step of `definition` locally; write and return the run summary.
 
     local_lambdas: step name, function name or function ARN -> callable(arguments) -> dict.
     """
     started = time.perf_counter()
-    started_at = datetime.now(UTC)
+    started_at = clock().astimezone(UTC)
     nodes = parse_steps(definition)
     values = resolve_parameters(definition, parameters)
     work_dir = Path(work_dir).resolve()
@@ -387,6 +390,7 @@ def run_pipeline(
         ctx,
         pipeline_name,
         exec_id,
+        clock,
     )
     results = {n.name: StepResult(n.name, n.type) for n in nodes}
     failure: tuple[str | None, str] | None = None
@@ -443,7 +447,7 @@ def _run_step(node: _Node, run: _Run, result: StepResult) -> None:
     """Run one step; every failure becomes the step's one-line reason, never a traceback
     that would lose the run's record."""
     started = time.perf_counter()
-    run.ctx.execution = {**run.ctx.execution, "CurrentDateTime": _now_iso()}
+    run.ctx.execution = {**run.ctx.execution, "CurrentDateTime": _iso(run.clock())}
     try:
         _execute(node, run, result)
         result.status = "Succeeded"
@@ -469,8 +473,8 @@ def write_summary(summary: RunSummary, path: Path) -> None:
     tmp.replace(path)
 
 
-def _now_iso() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="seconds")
 
 
 def _type_note(node: _Node) -> str:
@@ -655,7 +659,11 @@ def _run_training_job(
             layout.channel_dir(channel["ChannelName"]),
             run.s3_root,
         )
-    submit = contract.local_path_for_uri(submit_uri, run.s3_root)
+    submit = (
+        layout.path(submit_uri)  # inside a channel, as network-isolated jobs get their code
+        if submit_uri.startswith("/opt/ml/")
+        else contract.local_path_for_uri(submit_uri, run.s3_root)
+    )
     if submit.is_dir():
         shutil.copytree(submit, layout.code_dir, dirs_exist_ok=True)
     elif submit.is_file():

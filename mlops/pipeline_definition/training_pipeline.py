@@ -11,6 +11,7 @@ String fields may be CDK token strings (bucket name, code URI, ARNs): they are o
 from __future__ import annotations
 
 import json
+import posixpath
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -440,6 +441,8 @@ def _processing_step(
         ],
         "ProcessingOutputConfig": output_config,
         "ProcessingResources": {"ClusterConfig": cluster},
+        # The step scripts read and write only the mounted inputs and outputs: no network.
+        "NetworkConfig": {"EnableNetworkIsolation": True},
         "StoppingCondition": {"MaxRuntimeInSeconds": spec.processing_max_runtime_seconds},
         "RoleArn": spec.role_arn,
     }
@@ -455,7 +458,10 @@ def _framework_hyperparameters(spec: TrainingPipelineSpec) -> dict[str, str | in
     return {
         **spec.hyperparameters,
         "sagemaker_program": "train.py",
-        "sagemaker_submit_directory": spec.code_uri,
+        # A local path, not the S3 URI: the container runs with network isolation and finds
+        # the archive in the `code` channel (the toolkit extracts a local tar.gz as it would
+        # a downloaded one).
+        "sagemaker_submit_directory": training_code_path(spec),
         "sagemaker_region": spec.region,
         "sagemaker_container_log_level": 20,
     }
@@ -465,6 +471,14 @@ def _model_output_path(spec: TrainingPipelineSpec) -> str:
     # Static (no execution id): training job names are unique, the tuning step's best-model
     # URI is derived from it, and a cached step's artefacts keep resolving.
     return f"s3://{spec.artifact_bucket}/{spec.s3_prefix}/models"
+
+
+CODE_CHANNEL = "code"
+
+
+def training_code_path(spec: TrainingPipelineSpec) -> str:
+    """Where the step-scripts archive lands in a training container: its `code` channel."""
+    return f"/opt/ml/input/data/{CODE_CHANNEL}/{posixpath.basename(spec.code_uri)}"
 
 
 TRAINING_CHANNELS = (
@@ -509,7 +523,21 @@ def _training_job_core(spec: TrainingPipelineSpec, params: PipelineParameters) -
                 },
             }
             for channel, content_type in TRAINING_CHANNELS
+        ]
+        + [
+            {
+                "ChannelName": CODE_CHANNEL,
+                "DataSource": {
+                    "S3DataSource": {
+                        "S3DataType": "S3Prefix",
+                        "S3Uri": spec.code_uri,
+                        "S3DataDistributionType": "FullyReplicated",
+                    }
+                },
+            }
         ],
+        # Inputs and the model travel through SageMaker's channels: no network needed.
+        "EnableNetworkIsolation": True,
         "OutputDataConfig": output,
         "ResourceConfig": resource,
         "StoppingCondition": stopping,

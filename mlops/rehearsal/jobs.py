@@ -119,7 +119,9 @@ def _training(job: Job, args: dict[str, Any], definition: dict[str, Any]) -> Non
         job.accesses += [S3Access(uri, "read"), S3Access(uri, "write")]
     for uri_key in ("sagemaker_submit_directory",):
         hp = args.get("HyperParameters", {}).get(uri_key)
-        if hp:  # the framework container downloads the code archive itself (GetObject)
+        # An s3:// archive is downloaded by the container itself (GetObject); a local path
+        # (network isolation) arrives through a channel, already counted above.
+        if hp and str(json.loads(hp)).startswith("s3://"):
             job.accesses.append(S3Access(json.loads(hp), "read", "S3Object"))
 
 

@@ -19,11 +19,17 @@ from mlops.constructs.model_replication import (
     ReplicaDestination,
     allow_hub_replication,
 )
-from mlops.constructs.model_staging import allow_model_stagers
+from mlops.constructs.model_staging import allow_model_stagers, protect_staged_models
+from mlops.constructs.sagemaker_log_groups import SageMakerLogGroup
 from mlops.constructs.secure_bucket import AccessLogsBucket, SecureBucket
 from mlops.constructs.training_pipeline import RAW_PREFIX
 from mlops.nag import acknowledge, acknowledge_lambda_without_vpc
-from mlops.naming import bucket_name, model_key_alias, replication_role_name
+from mlops.naming import (
+    bucket_name,
+    model_key_alias,
+    model_stager_role_name,
+    replication_role_name,
+)
 
 
 @dataclass(frozen=True)
@@ -50,9 +56,11 @@ class DataStack(cdk.Stack):
         region: str,
         replica_destinations: list[ReplicaDestination] | None = None,
         model_stager_roles: list[tuple[str, str]] | None = None,
+        job_log_groups: tuple[str, ...] = (),
         **kwargs: Any,
     ) -> None:
-        """replica_destinations: set on the hub (training home) stage only."""
+        """replica_destinations: set on the hub (training home) stage only. job_log_groups:
+        the account-and-region-wide SageMaker job log groups this stage's jobs write to."""
         super().__init__(scope, construct_id, **kwargs)
         self._names = {
             purpose: bucket_name(platform, environment, region, purpose)
@@ -113,7 +121,14 @@ class DataStack(cdk.Stack):
                 role_name=replication_role_name(platform, hub),
                 destinations=replica_destinations,
             )
-        allow_hub_replication(bucket=self.model_bucket, key=self.key, hub_role_arn=hub_role_arn)
+        allow_hub_replication(
+            bucket=self.model_bucket, key=self.key, hub_role_arn=hub_role_arn, region=region
+        )
+        protect_staged_models(
+            bucket=self.model_bucket,
+            stager_role_arn=f"arn:{self.partition}:iam::{environment.account}:role/"
+            f"{model_stager_role_name(platform, environment, region)}",
+        )
         allow_model_stagers(
             bucket=self.artifact_bucket,
             key=self.key,
@@ -143,6 +158,14 @@ class DataStack(cdk.Stack):
             encryption_key=self.key,
             retain=retain,
         )
+        for name in job_log_groups:
+            SageMakerLogGroup(
+                self,
+                name.rsplit("/", 1)[-1] + "Logs",
+                log_group_name=name,
+                encryption_key=self.key,
+                retain=retain,
+            )
         # Stateless, but it belongs to the groups: new raw data -> feature records.
         groups = self.feature_store.feature_groups
         self.feature_ingestion = FeatureIngestion(

@@ -13,10 +13,17 @@ import aws_cdk as cdk
 from aws_cdk import aws_codebuild as codebuild
 from aws_cdk import aws_codepipeline as codepipeline
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_logs as logs
 from aws_cdk import pipelines
 from constructs import Construct
 
 from mlops.config import EnvironmentConfig, PlatformConfig
+from mlops.constructs.encryption_key import EncryptionKey
+from mlops.constructs.pipeline_keys import (
+    BoundPipelineKeyUse,
+    KeysOnlyThroughS3,
+    retain_artifact_keys,
+)
 from mlops.constructs.pipeline_nag import AcknowledgePipelineGrants
 from mlops.nag import NIST, acknowledge
 from mlops.stacks.stage import PlatformStage
@@ -47,6 +54,19 @@ class DeliveryStack(cdk.Stack):
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)
         tooling = platform.tooling
+        # Every CodeBuild project of the pipeline (synth, self-mutation, assets, checks) logs
+        # to one group with a customer key and a retention, instead of CodeBuild's defaults.
+        build_key = EncryptionKey(
+            self, "BuildLogsKey", description=f"{platform.project} delivery build logs", retain=True
+        ).key
+        self.build_logs = logs.LogGroup(
+            self,
+            "BuildLogs",
+            log_group_name=f"/aws/codebuild/{platform.project}-delivery",
+            encryption_key=build_key,
+            retention=logs.RetentionDays.ONE_YEAR,
+            removal_policy=cdk.RemovalPolicy.RETAIN,
+        )
         source = pipelines.CodePipelineSource.connection(
             tooling.repository, tooling.branch, connection_arn=tooling.connection_arn
         )
@@ -59,6 +79,9 @@ class DeliveryStack(cdk.Stack):
             enable_key_rotation=True,
             code_build_defaults=pipelines.CodeBuildOptions(
                 build_environment=codebuild.BuildEnvironment(build_image=BUILD_IMAGE),
+                logging=codebuild.LoggingOptions(
+                    cloud_watch=codebuild.CloudWatchLoggingOptions(log_group=self.build_logs)
+                ),
                 partial_build_spec=codebuild.BuildSpec.from_object(
                     {"phases": {"install": {"runtime-versions": RUNTIME_VERSIONS}}}
                 ),
@@ -85,8 +108,16 @@ class DeliveryStack(cdk.Stack):
                 )
             wave = self.pipeline.add_wave(environment.name, pre=pre)
             for stage in stages:
-                wave.add_stage(stage, post=self._post_deploy_steps(stage, source))
+                wave.add_stage(stage, post=self._post_deploy_steps(self, stage, source))
         self.pipeline.build_pipeline()
+        cdk.Aspects.of(self).add(BoundPipelineKeyUse(self.pipeline))
+        keys_through_s3 = KeysOnlyThroughS3(self.pipeline)
+        for support in [
+            self,
+            *(s.stack for s in self.pipeline.pipeline.cross_region_support.values()),
+        ]:
+            cdk.Aspects.of(support).add(keys_through_s3)
+        retain_artifact_keys(self.pipeline)
         self._acknowledge_unlogged_artifact_buckets()
 
     def _acknowledge_unlogged_artifact_buckets(self) -> None:
@@ -111,12 +142,20 @@ class DeliveryStack(cdk.Stack):
 
     @staticmethod
     def _post_deploy_steps(
-        stage: PlatformStage, source: pipelines.CodePipelineSource
+        scope: Construct, stage: PlatformStage, source: pipelines.CodePipelineSource
     ) -> list[pipelines.Step]:
         serving = stage.serving
         if serving is None:
             return []
         role_arn = f"arn:aws:iam::{serving.account}:role/{serving.smoke_test.role.role_name}"
+        # Named: the smoke-test role in the serving account trusts exactly this role.
+        checker = iam.Role(
+            scope,
+            f"Check-{stage.stage_name}-Role",
+            role_name=serving.smoke_test.checker_role_name,
+            assumed_by=iam.ServicePrincipal("codebuild.amazonaws.com"),
+            description=f"Post-deploy check of {stage.stage_name}: assumes its smoke-test role.",
+        )
         return [
             pipelines.CodeBuildStep(
                 f"Check-{stage.stage_name}",
@@ -128,6 +167,7 @@ class DeliveryStack(cdk.Stack):
                     "ROLE_ARN": role_arn,
                 },
                 env_from_cfn_outputs={"EXPECTED_CONFIG": serving.endpoint_config_output},
+                role=checker,
                 role_policy_statements=[
                     iam.PolicyStatement(actions=["sts:AssumeRole"], resources=[role_arn])
                 ],

@@ -29,8 +29,9 @@ from mlops.stacks.serving_stack import ServingStack
 
 
 def baseline_key(release: ModelRelease) -> str:
-    """The object holding the served model's baseline: its model.tar.gz (baseline.json inside)."""
-    return release.artifact_key
+    """The object holding the served model's baseline: its verified model.tar.gz in the stage's
+    model bucket (baseline.json inside)."""
+    return release.staged_key
 
 
 def metrics_namespace(platform: PlatformConfig) -> str:

@@ -17,12 +17,15 @@ from mlops.constructs.global_routing import GlobalRouting
 from mlops.constructs.inference_api import InferenceApi
 from mlops.constructs.model_staging import HubArtifacts, ModelStaging
 from mlops.constructs.realtime_endpoint import VARIANT_NAME, RealtimeEndpoint
+from mlops.constructs.sagemaker_log_groups import SageMakerLogGroup, endpoint_log_group_name
 from mlops.constructs.smoke_test_access import SmokeTestAccess
 from mlops.naming import (
     bucket_name,
     endpoint_name,
     model_key_alias,
     model_stager_role_name,
+    post_deploy_check_role_name,
+    rollback_role_name,
     smoke_test_role_name,
 )
 from mlops.pipeline_definition import images
@@ -87,7 +90,19 @@ class ServingStack(cdk.Stack):
             capture_bucket=buckets.data,
             encryption_key=data.key,
             rollback_alarm_names=[alarm.alarm_name for alarm in self.alarms.rollback_alarms],
+            artifact_versions={
+                r.version: staging.staged_version(r) for r in (current, release.previous) if r
+            },
         )
+        # Ours before SageMaker's: created first, so it has the stage key and a retention.
+        endpoint_logs = SageMakerLogGroup(
+            self,
+            "EndpointLogs",
+            log_group_name=endpoint_log_group_name(name),
+            encryption_key=data.key,
+            retain=environment.retain_data,
+        )
+        self.endpoint.node.add_dependency(endpoint_logs)
         # The models need their artifacts in this region's bucket before they are created.
         for artifact in staging.artifacts:
             self.endpoint.node.add_dependency(artifact)
@@ -117,6 +132,7 @@ class ServingStack(cdk.Stack):
             topic=self.alarms.topic,
             encryption_key=data.key,
             manifest_hint=f"config/releases.yaml: {environment.name}",
+            role_name=rollback_role_name(platform, environment, self.region),
         )
         self.smoke_test = SmokeTestAccess(
             self,
@@ -124,6 +140,7 @@ class ServingStack(cdk.Stack):
             role_name=smoke_test_role_name(platform, environment, self.region),
             endpoint_name=name,
             tooling_account=platform.tooling.account,
+            checker_role_name=post_deploy_check_role_name(platform, environment, self.region),
         )
         groups = data.feature_store.feature_groups
         self.inference_api = InferenceApi(

@@ -9,12 +9,18 @@ from constructs import Construct
 
 from mlops.config import EnvironmentConfig, PlatformConfig
 from mlops.constructs.model_replication import ReplicaDestination
+from mlops.constructs.sagemaker_log_groups import (
+    PROCESSING_JOBS,
+    TRAINING_JOBS,
+    RetainLogGroups,
+)
 from mlops.nag import AcknowledgeRoleScopedPolicies
 from mlops.naming import (
     bucket_name,
     model_key_alias,
     model_stager_role_name,
     retrain_gate_role_name,
+    rollback_role_name,
 )
 from mlops.release_manifest import EnvironmentRelease
 from mlops.stacks.data_stack import DataStack
@@ -59,6 +65,14 @@ def retrain_gate_roles(platform: PlatformConfig, hub: EnvironmentConfig) -> list
     ]
 
 
+def rollback_roles(platform: PlatformConfig, hub: EnvironmentConfig) -> list[tuple[str, str]]:
+    """(account, role name) of the rollback Lambda of every serving stage."""
+    return [
+        (env.account, rollback_role_name(platform, env, region))
+        for env, region in served_by(platform, hub)
+    ]
+
+
 def model_stager_roles(platform: PlatformConfig, hub: EnvironmentConfig) -> list[tuple[str, str]]:
     """(account, role name) of the model stager of every serving stage."""
     return [
@@ -91,6 +105,7 @@ class PlatformStage(cdk.Stage):
             **kwargs,
         )
         is_hub = environment.training is not None and region == environment.home_region
+        monitored = release.current is not None and not environment.serving.serverless
         self.environment_name = environment.name
         self.data = DataStack(
             self,
@@ -100,6 +115,8 @@ class PlatformStage(cdk.Stage):
             region=region,
             replica_destinations=replica_destinations(platform, environment) if is_hub else None,
             model_stager_roles=model_stager_roles(platform, environment) if is_hub else None,
+            job_log_groups=((TRAINING_JOBS,) if is_hub else ())
+            + ((PROCESSING_JOBS,) if is_hub or monitored else ()),
         )
         self.training: TrainingStack | None = None
         if is_hub:
@@ -110,6 +127,7 @@ class PlatformStage(cdk.Stage):
                 environment=environment,
                 data=self.data,
                 retrain_gate_roles=retrain_gate_roles(platform, environment),
+                rollback_roles=rollback_roles(platform, environment),
             )
         self.serving: ServingStack | None = None
         if release.current is not None:
@@ -141,6 +159,9 @@ class PlatformStage(cdk.Stage):
                 f"{environment.name}: no model pinned in config/releases.yaml; "
                 "no endpoint is deployed in this stage"
             )
+        if environment.retain_data:
+            # Lambda, endpoint and job logs outlive a stack deletion where data does.
+            cdk.Aspects.of(self).add(RetainLogGroups())
         # Aspects do not cross Stage boundaries: the app-level one does not reach in here.
         cdk.Aspects.of(self).add(AcknowledgeRoleScopedPolicies())
         for key, value in (

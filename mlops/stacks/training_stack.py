@@ -30,28 +30,21 @@ class TrainingStack(cdk.Stack):
         environment: EnvironmentConfig,
         data: DataStack,
         retrain_gate_roles: list[tuple[str, str]],
+        rollback_roles: list[tuple[str, str]],
         **kwargs: Any,
     ) -> None:
-        """retrain_gate_roles: (account, role name) of every serving stage's drift gate."""
+        """retrain_gate_roles, rollback_roles: (account, role name) of every serving stage's
+        drift gate and rollback Lambda."""
         super().__init__(scope, construct_id, **kwargs)
         if environment.training is None:
             raise ValueError(f"environment {environment.name} has no training section")
-        readers = tuple(
-            sorted(
-                {
-                    env.account
-                    for env in platform.environments.values()
-                    if platform.registry_of(env) is environment
-                    and env.account != environment.account
-                }
-            )
-        )
         self.registry = ModelRegistry(
             self,
             "Registry",
             group_name=model_package_group_name(platform, environment),
             description=f"{platform.project} models trained in {environment.name}",
-            reader_accounts=readers,
+            # Same-account rollback roles need no resource policy: their own policy grants it.
+            rollback_roles=[(a, n) for a, n in rollback_roles if a != environment.account],
             retain=True,  # the hub registry serves every environment: never deleted with dev
         )
         buckets = data.buckets_for(self)

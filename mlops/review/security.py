@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mlops.review_model import (
+from mlops.review.model import (
     Finding,
     IamChange,
     SecurityGroupChange,

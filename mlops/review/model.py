@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mlops.review_tables import STATEFUL_TYPES
+from mlops.review.tables import STATEFUL_TYPES
 
 IGNORED_TYPES = frozenset({"AWS::CDK::Metadata"})
 

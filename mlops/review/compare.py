@@ -1,8 +1,8 @@
 """Compare two synthesized cloud assemblies (base and head) and say what a deploy would do.
 
 Pure functions over files: no CDK CLI, no git, no AWS. `compare_assemblies` returns a
-ReviewReport (mlops.review_model); mlops.review_render turns it into Markdown. IAM, security
-group and cdk-nag changes come from mlops.review_security.
+ReviewReport (mlops.review.model); mlops.review.render turns it into Markdown. IAM, security
+group and cdk-nag changes come from mlops.review.security.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from mlops.review_model import (
+from mlops.review.model import (
     AssemblyError,
     EndpointUpdate,
     ModelChange,
@@ -28,13 +28,13 @@ from mlops.review_model import (
     resources_of,
     retained,
 )
-from mlops.review_security import (
+from mlops.review.security import (
     diff_iam,
     diff_security_groups,
     load_findings,
     new_findings,
 )
-from mlops.review_tables import FAIL_ON_CHANGE, replace_paths
+from mlops.review.tables import FAIL_ON_CHANGE, replace_paths
 
 STACK_ARTIFACT = "aws:cloudformation:stack"
 NESTED_ASSEMBLY = "cdk:cloud-assembly"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from mlops.review_model import (
+from mlops.review.model import (
     Finding,
     IamChange,
     ResourceChange,

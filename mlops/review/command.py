@@ -2,7 +2,7 @@
 
 Synthesizes the base ref (exported with `git archive`, no network) and the working tree into
 two cloud assemblies with the repository's pinned CDK CLI and virtualenv, compares them
-(mlops.review_compare) and renders Markdown (mlops.review_render). No AWS credentials are
+(mlops.review.compare) and renders Markdown (mlops.review.render). No AWS credentials are
 used: they are removed from the environment of every CDK CLI call, and `cdk diff` runs with
 `--template` against the synthesized assembly, which never contacts CloudFormation.
 """
@@ -24,10 +24,10 @@ from typing import Any
 
 import yaml
 
-from mlops.review_compare import compare_assemblies
-from mlops.review_model import AssemblyError, ReviewReport, StackDiff
-from mlops.review_render import render_markdown
-from mlops.review_security import VALIDATION_REPORTS, load_findings
+from mlops.review.compare import compare_assemblies
+from mlops.review.model import AssemblyError, ReviewReport, StackDiff
+from mlops.review.render import render_markdown
+from mlops.review.security import VALIDATION_REPORTS, load_findings
 
 __all__ = [
     "ReviewError",
