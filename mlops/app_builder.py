@@ -8,7 +8,8 @@ import aws_cdk as cdk
 
 from mlops.config import FROM_CLI, ConfigError, EnvironmentConfig, PlatformConfig, bind_cli_account
 from mlops.nag import add_rule_packs
-from mlops.release_manifest import ReleaseManifest
+from mlops.naming import model_package_group_name
+from mlops.release_manifest import RegistryHub, ReleaseManifest, check_release_sources
 from mlops.stacks.delivery_stack import DeliveryStack
 from mlops.stacks.stage import PlatformStage
 
@@ -47,9 +48,21 @@ def resolve_platform(platform: PlatformConfig, options: AppOptions) -> PlatformC
     return replace(platform, environments=environments)
 
 
+def registry_hub(platform: PlatformConfig, env: EnvironmentConfig) -> RegistryHub:
+    hub = platform.registry_of(env)
+    return RegistryHub(
+        name=hub.name,
+        account=hub.account,
+        region=hub.home_region,
+        group=model_package_group_name(platform, hub),
+    )
+
+
 def check_releases(
     platform: PlatformConfig, releases: ReleaseManifest, options: AppOptions
 ) -> None:
+    for env in platform.environments.values():
+        check_release_sources(releases, env.name, registry_hub(platform, env))
     if options.allow_prod_without_model:
         return
     for name in PROTECTED_ENVIRONMENTS:

@@ -194,11 +194,12 @@ def _latest_baseline(registry: Path) -> Path:
 
 def local_drift(args: argparse.Namespace) -> int:
     from mlops.local.drift_report import DriftReportError, format_monthly_table, run_local_drift
+    from mlops.local.registry import RegistryError
     from mlops.local.run_local import bundled_data_dir
 
     try:
         baseline = args.baseline or _latest_baseline(args.registry)
-    except FileNotFoundError as error:
+    except (FileNotFoundError, RegistryError) as error:
         return _error(str(error))
     out = args.out or _run_dir("drift", clock())
     try:
@@ -289,6 +290,7 @@ def promote(args: argparse.Namespace) -> int:
     from mlops.config import ConfigError, load_config
     from mlops.naming import model_package_group_name
     from mlops.promote import promote_command
+    from mlops.release_manifest import RegistryHub
 
     try:
         platform = load_config(CONFIG)
@@ -301,12 +303,19 @@ def promote(args: argparse.Namespace) -> int:
     hub = platform.registry_of(platform.environment(args.env))
     if args.local and args.registry is None:
         args.registry = str(DEFAULT_REGISTRY)
+    group = model_package_group_name(platform, hub)
+    account = hub.account if hub.account != "from-cli" else "000000000000"
+    region = hub.home_region if hub.home_region != "from-cli" else "us-east-1"
     return promote_command(
         args,
-        group_name=model_package_group_name(platform, hub),
+        group_name=group,
         known_envs=tuple(platform.environments),
-        registry_account=hub.account if hub.account != "from-cli" else "000000000000",
-        registry_region=hub.home_region if hub.home_region != "from-cli" else "us-east-1",
+        registry_account=account,
+        registry_region=region,
+        # The sandbox's hub is whoever runs the command: no fixed registry to check against.
+        hub=None
+        if hub.account == "from-cli"
+        else RegistryHub(name=hub.name, account=account, region=region, group=group),
     )
 
 

@@ -15,6 +15,14 @@ from typing import Any, Literal, NoReturn, TypeVar
 
 import yaml
 
+from mlops.config_rules import (
+    branch_problem,
+    name_problem,
+    rate_problem,
+    schedule_problem,
+    tag_value_problem,
+)
+
 # Commercial regions where SageMaker real-time inference and pipelines are available and our
 # image table (mlops/pipeline_definition/images.py) has entries.
 KNOWN_REGIONS: tuple[str, ...] = (
@@ -357,7 +365,19 @@ def _instance_type(reader: _Reader, field: str) -> InstanceType:
 
 
 def _schedule(reader: _Reader, field: str) -> str:
-    return reader.matching(field, _SCHEDULE, "an EventBridge rate(N unit) or cron(...) expression")
+    value = reader.matching(field, _SCHEDULE, "an EventBridge rate(N unit) or cron(...) expression")
+    return _checked(reader, field, value, schedule_problem(value))
+
+
+def _checked(reader: _Reader, field: str, value: str, problem: str | None) -> str:
+    if problem:
+        reader.fail(f"{problem}; got {value!r}", field)
+    return value
+
+
+def _rate(reader: _Reader, field: str) -> str:
+    value = reader.matching(field, _RATE, "an EventBridge rate(N unit) expression")
+    return _checked(reader, field, value, rate_problem(value))
 
 
 def _optional_duration(r: _Reader, field: str) -> str | None:
@@ -460,7 +480,7 @@ def _drift_alarm(r: _Reader | None, defaults: DriftAlarmConfig) -> DriftAlarmCon
 def _drift(r: _Reader) -> DriftConfig:
     cfg = DriftConfig(
         # The drift alarm's period is the schedule's: only a rate has one.
-        schedule=r.matching("schedule", _RATE, "an EventBridge rate(N unit) expression"),
+        schedule=_rate(r, "schedule"),
         psi_threshold=r.number("psi_threshold", float, 0.01, 5.0),
         retrain_min_hours=r.number("retrain_min_hours", int, 1, 24 * 90),
         alarm=_drift_alarm(r.optional_child("alarm"), DEFAULT_DRIFT_ALARM),
@@ -486,8 +506,9 @@ def _routing(r: _Reader) -> RoutingConfig:
 
 
 def _environment(name: str, r: _Reader) -> EnvironmentConfig:
-    if not _NAME.match(name):
-        r.fail("environment names must be lowercase letters, digits and dashes (2-20)")
+    problem = name_problem(name)
+    if problem:
+        r.fail(f"environment name {name!r}: {problem}")
     account = r.typed("account", str)
     if account != FROM_CLI and not _ACCOUNT.match(account):
         r.fail(
@@ -522,6 +543,11 @@ def _environment(name: str, r: _Reader) -> EnvironmentConfig:
     return env
 
 
+def _branch(r: _Reader) -> str:
+    branch = r.typed("branch", str)
+    return _checked(r, "branch", branch, branch_problem(branch))
+
+
 def _tooling(r: _Reader) -> ToolingConfig:
     cfg = ToolingConfig(
         account=r.matching("account", _ACCOUNT, "a 12-digit AWS account id (quoted)"),
@@ -532,7 +558,7 @@ def _tooling(r: _Reader) -> ToolingConfig:
         repository=r.matching(
             "repository", re.compile(r"^[\w.-]+/[\w.-]+$"), "owner/name of the source repository"
         ),
-        branch=r.typed("branch", str),
+        branch=_branch(r),
     )
     r.done()
     return cfg
@@ -573,7 +599,10 @@ def parse_config(text: str, source: str) -> PlatformConfig:
         raise ConfigError(f"{source}: {where}malformed YAML: {problem}") from None
     root = _Reader(source, "", data)
     project = root.matching("project", _NAME, "lowercase letters, digits and dashes (2-20)")
+    _checked(root, "project", project, name_problem(project))
     cost_centre = root.typed("cost_centre", str)
+    # Every resource is tagged with it (cost-centre).
+    _checked(root, "cost_centre", cost_centre, tag_value_problem(cost_centre))
     tooling = _tooling(root.child("tooling"))
     training_environment = root.typed("training_environment", str)
     envs_reader = root.child("environments")
@@ -607,6 +636,11 @@ def load_config(path: Path) -> PlatformConfig:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read the configuration file ({exc.strerror})") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"{path}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset {exc.start}); "
+            "save the file as UTF-8"
+        ) from None
     return parse_config(text, str(path))
 
 

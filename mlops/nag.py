@@ -43,7 +43,7 @@ def acknowledge_lambda_without_vpc(function: IConstruct) -> None:
     reasons = {
         "LambdaInsideVPC": "Calls AWS APIs only, over TLS; the platform deploys no VPC yet.",
         "LambdaConcurrency": "Reserving concurrency fails in accounts with the default quota of 10; one rule or step invokes it at a time.",
-        "LambdaDLQ": "Invoked synchronously or by EventBridge with retries; the handlers are idempotent and failures alarm through their logs.",
+        "LambdaDLQ": "Async invocations fail over to an SQS on-failure destination (FailureAlerts), which keeps request and response; synchronous callers get the error.",
     }
     for rule, reason in reasons.items():
         acknowledge(function, f"{NIST}-{rule}", reason)
@@ -111,13 +111,13 @@ def report_policy_violations(assembly_dir: Path) -> int:
         return 0
     report = json.loads(report_path.read_text())
     violations = [
-        (violation["ruleName"], construct["constructPath"])
+        (violation["ruleName"], violation.get("description", ""), construct["constructPath"])
         for plugin in report.get("pluginReports", [])
         for violation in plugin.get("violations", [])
         for construct in violation.get("violatingConstructs", [])
     ]
-    for rule, path in violations:
-        print(f"error: cdk-nag {rule} at {path}", file=sys.stderr)
+    for rule, description, path in violations:
+        print(f"error: cdk-nag {rule} at {path}: {description}".rstrip(": "), file=sys.stderr)
     if violations:
         print(
             f"error: {len(violations)} unacknowledged cdk-nag finding(s); see {report_path}",
@@ -125,3 +125,47 @@ def report_policy_violations(assembly_dir: Path) -> int:
         )
         return 1
     return 0
+
+
+def cfn_lint_findings(template_files: list[Path], ignore: tuple[str, ...] = ()) -> list[str]:
+    """cfn-lint's errors, one line each naming the construct path (from the template's
+    aws:cdk:path metadata), the rule id and its description, and cfn-lint's message."""
+    import subprocess
+
+    command = [str(Path(sys.executable).parent / "cfn-lint"), "--format", "json"]
+    if ignore:
+        command += ["--ignore-checks", *ignore]
+    result = subprocess.run(
+        [*command, "--", *map(str, template_files)], capture_output=True, text=True, timeout=600
+    )
+    # The exit code is a bit mask: 2 errors, 4 warnings, 8 informational; 1 a crash.
+    if result.returncode & 1:
+        raise RuntimeError(f"cfn-lint failed to run (exit {result.returncode}): {result.stderr}")
+    findings = json.loads(result.stdout or "[]")
+    templates: dict[str, dict[str, object]] = {}
+    lines = []
+    for finding in findings:
+        rule = finding.get("Rule", {})
+        if not str(rule.get("Id", "")).startswith("E"):
+            continue
+        filename = finding.get("Filename", "")
+        if filename not in templates:
+            templates[filename] = json.loads(Path(filename).read_text())
+        path = finding.get("Location", {}).get("Path") or []
+        lines.append(
+            f"cfn-lint {rule.get('Id')} ({rule.get('ShortDescription', '')}) at "
+            f"{_construct_path(templates[filename], path)}: {finding.get('Message', '')}"
+        )
+    return lines
+
+
+def _construct_path(template: dict[str, object], path: list[object]) -> str:
+    """Resources/<LogicalId>/... -> the construct path CDK recorded, plus the property path."""
+    if len(path) >= 2 and path[0] == "Resources":
+        resources = template.get("Resources")
+        resource = resources.get(str(path[1]), {}) if isinstance(resources, dict) else {}
+        metadata = resource.get("Metadata", {}) if isinstance(resource, dict) else {}
+        construct = metadata.get("aws:cdk:path") if isinstance(metadata, dict) else None
+        rest = "/".join(str(p) for p in path[2:])
+        return f"{construct or path[1]}" + (f" ({rest})" if rest else "")
+    return "/".join(str(p) for p in path) or "(template)"

@@ -49,7 +49,9 @@ from typing import Any, Protocol, TextIO
 
 from mlops.release_manifest import (
     ManifestError,
+    RegistryHub,
     dump_manifest,
+    foreign_package,
     load_manifest,
     parse_manifest,
 )
@@ -107,8 +109,10 @@ def promote(
     registry: ModelRegistry,
     *,
     known_envs: Collection[str] = DEFAULT_ENVS,
+    hub: RegistryHub | None = None,
 ) -> PromotionResult:
-    """Pin `version` as env's current model; the old current becomes previous."""
+    """Pin `version` as env's current model; the old current becomes previous.
+    With `hub`, a package outside the hub's registry (account, region, group) is refused."""
     manifest = load_manifest(manifest_path, known_envs)
     if env not in known_envs:
         raise PromoteError(f"unknown environment '{env}'; allowed: {', '.join(sorted(known_envs))}")
@@ -118,18 +122,20 @@ def promote(
             f"{registry.description} v{version} is {package.status}; only Approved packages "
             f"can be promoted"
         )
+    if hub is not None:
+        pinned = parse_manifest(
+            {env: {"current": _release_fields(package), "previous": None}},
+            known_envs,
+            f"{registry.description} v{version}",
+        ).get(env)
+        assert pinned.current is not None
+        problem = foreign_package(pinned.current, hub)
+        if problem:
+            raise PromoteError(f"{package.model_package_arn}: {problem}")
     old = manifest.get(env)
     if old.current is not None and old.current.model_package_arn == package.model_package_arn:
         raise PromoteError(f"{env} already serves v{version}; nothing to promote")
-    new_current = {
-        "model_package_arn": package.model_package_arn,
-        "version": package.version,
-        "artifact_key": artifact_key(package.model_data_url),
-        "image": image_name(package.image),
-        "sha256": package.sha256,
-    }
-    if package.approved_at:
-        new_current["approved_at"] = package.approved_at
+    new_current = _release_fields(package)
     data = manifest.to_dict()
     data[env] = {
         "current": new_current,
@@ -144,6 +150,19 @@ def promote(
         replaced_version=old.current.version if old.current else None,
         manifest_path=str(manifest_path),
     )
+
+
+def _release_fields(package: RegistryPackage) -> dict[str, Any]:
+    fields: dict[str, Any] = {
+        "model_package_arn": package.model_package_arn,
+        "version": package.version,
+        "artifact_key": artifact_key(package.model_data_url),
+        "image": image_name(package.image),
+        "sha256": package.sha256,
+    }
+    if package.approved_at:
+        fields["approved_at"] = package.approved_at
+    return fields
 
 
 def artifact_key(model_data_url: str) -> str:
@@ -167,6 +186,8 @@ class AwsRegistry:
     """One model package group in the SageMaker Model Registry (boto3 sagemaker client)."""
 
     def __init__(self, sagemaker_client: Any, group_name: str) -> None:
+        """group_name: a name (the caller's account) or a group ARN (the hub's, from any
+        account the hub's registry policy lets read it)."""
         self._sm = sagemaker_client
         self.group = group_name
         self.description = f"model package group {group_name}"
@@ -318,12 +339,25 @@ def promote_command(
     sagemaker_client: Any = None,
     registry_account: str = LOCAL_ACCOUNT,
     registry_region: str = "us-east-1",
-    out: TextIO = sys.stdout,
-    err: TextIO = sys.stderr,
+    hub: RegistryHub | None = None,
+    out: TextIO | None = None,
+    err: TextIO | None = None,
 ) -> int:
-    """Run a promotion from parsed arguments; returns the exit code, prints one line."""
+    """Run a promotion from parsed arguments; returns the exit code, prints one line.
+    With `hub`, the AWS path reads the hub's group (by ARN) in the hub's region, whatever
+    the profile's region, and refuses packages from anywhere else."""
+    # The streams of call time (a default argument would keep those of import time).
+    out, err = out or sys.stdout, err or sys.stderr
     if args.registry and not args.local:
         print("ERROR: --registry needs --local (it names the local registry folder)", file=err)
+        return 2
+    region = getattr(args, "region", None)
+    if hub is not None and region and region != hub.region:
+        print(
+            f"ERROR: --region {region}: the registry of {args.env} is {hub.name}'s in "
+            f"{hub.region}; omit --region or pass {hub.region}",
+            file=err,
+        )
         return 2
     try:
         registry: ModelRegistry
@@ -336,9 +370,12 @@ def promote_command(
             )
         else:
             registry = AwsRegistry(
-                sagemaker_client or _sagemaker_client(getattr(args, "region", None)), group_name
+                sagemaker_client or _sagemaker_client(hub.region if hub else region),
+                hub.group_arn if hub else group_name,
             )
-        result = promote(args.env, args.version, args.manifest, registry, known_envs=known_envs)
+        result = promote(
+            args.env, args.version, args.manifest, registry, known_envs=known_envs, hub=hub
+        )
     except ManifestError as error:
         print(f"ERROR: {error}", file=err)
         return 2

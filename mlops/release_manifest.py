@@ -129,6 +129,50 @@ class EnvironmentRelease:
 
 
 @dataclass(frozen=True)
+class RegistryHub:
+    """Where an environment's packages must come from: its hub's registry."""
+
+    name: str
+    account: str
+    region: str
+    group: str
+
+    @property
+    def arn_prefix(self) -> str:
+        return f"arn:aws:sagemaker:{self.region}:{self.account}:model-package/{self.group}/"
+
+    @property
+    def group_arn(self) -> str:
+        return f"arn:aws:sagemaker:{self.region}:{self.account}:model-package-group/{self.group}"
+
+
+def foreign_package(release: ModelRelease, hub: RegistryHub) -> str | None:
+    """Why the package is not one of the hub's registry (account, region, group), or None.
+    A serving stage can read only its hub's registry and artifacts: anything else fails at
+    deploy time, or worse, serves a model nobody reviewed in the hub."""
+    for part, found, wanted in (
+        ("account", release.account, hub.account),
+        ("region", release.region, hub.region),
+        ("group", release.group, hub.group),
+    ):
+        if found != wanted:
+            return (
+                f"{part} {found} is not the hub's ({hub.name}: {wanted}); allowed: "
+                f"{hub.arn_prefix}<version>"
+            )
+    return None
+
+
+def check_release_sources(manifest: ReleaseManifest, env: str, hub: RegistryHub) -> None:
+    """Refuse (ManifestError) a pinned package of `env` that is not in the hub's registry."""
+    release = manifest.get(env)
+    for slot, pinned in (("current", release.current), ("previous", release.previous)):
+        problem = foreign_package(pinned, hub) if pinned is not None else None
+        if problem:
+            raise ManifestError(f"{manifest.path}: {env}.{slot}.model_package_arn: {problem}")
+
+
+@dataclass(frozen=True)
 class ReleaseManifest:
     path: str
     environments: Mapping[str, EnvironmentRelease]
@@ -155,6 +199,11 @@ def load_manifest(path: str | os.PathLike[str], known_envs: Collection[str]) -> 
         raise ManifestError(f"{source}: file not found") from None
     except OSError as err:
         raise ManifestError(f"{source}: cannot read ({err.strerror})") from None
+    except UnicodeDecodeError as err:
+        raise ManifestError(
+            f"{source}: not UTF-8 text (byte 0x{err.object[err.start]:02x} at offset "
+            f"{err.start}); save the file as UTF-8"
+        ) from None
     try:
         data = yaml.load(text, Loader=_UniqueKeyLoader)  # a SafeLoader subclass
     except yaml.YAMLError as err:

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import baseline_stats
+import data_quality
 import feature_schema
 import numpy as np
 import pandas as pd
@@ -350,6 +351,16 @@ def parse_args(argv: list[str] | None) -> Any:
             help=f"explicit last date (inclusive) of the {name} split, YYYY-MM-DD; give all "
             "three or none (empty = resolved from the data)",
         )
+    for what, default in (
+        ("weather", data_quality.DEFAULT_MIN_WEATHER_MATCH),
+        ("plane", data_quality.DEFAULT_MIN_PLANE_MATCH),
+    ):
+        parser.add_argument(
+            f"--min-{what}-match",
+            type=float,
+            default=default,
+            help=f"least share (0-1) of each split's flights that must find their {what}",
+        )
     return parser.parse_args(argv)
 
 
@@ -381,6 +392,9 @@ def run(argv: list[str] | None) -> int:
     frame = build_features(flights, weather, planes)
     dates = split_dates(args, frame)
     parts = split_by_date(frame, dates)
+    data_quality.check_training_data(
+        parts, data_quality.JoinMinimums(args.min_weather_match, args.min_plane_match)
+    )
     vocabulary = build_vocabulary(parts["train"])
     encoded = {name: encode(parts[name], vocabulary) for name in SPLITS}
     ranges = split_ranges(parts, dates)

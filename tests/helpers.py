@@ -72,6 +72,11 @@ def http_response(status: int, body: dict[str, Any] | None = None) -> AWSRespons
 
 
 THROTTLED = {"__type": "ThrottlingException", "message": "Rate exceeded"}
+# The same error as a query-protocol service (SNS) sends it.
+THROTTLED_XML = (
+    b"<ErrorResponse><Error><Type>Sender</Type><Code>Throttling</Code>"
+    b"<Message>Rate exceeded</Message></Error></ErrorResponse>"
+)
 
 
 class Throttle:
@@ -89,6 +94,7 @@ class Throttle:
     ) -> None:
         self.remaining, self.operation, self.bodies = times, operation, bodies
         self.sends: list[str] = []
+        self.xml = client.meta.service_model.protocol == "query"
         client.meta.events.unregister("before-send", moto_send)
         client.meta.events.register("before-send", self)
 
@@ -98,6 +104,8 @@ class Throttle:
             self.sends.append(operation)
             if self.remaining > 0:
                 self.remaining -= 1
+                if self.xml:
+                    return AWSResponse("https://emulated", 400, {}, _RawBody(THROTTLED_XML))
                 return http_response(400, THROTTLED)
         if self.bodies is not None:
             return http_response(200, self.bodies[operation])

@@ -73,6 +73,10 @@ OPERATIONS: dict[tuple[str, str], tuple[str, ArnOf]] = {
         lambda p, r, a: p["ModelPackageArn"],
     ),
     ("sns", "Publish"): ("sns:Publish", lambda p, r, a: p["TopicArn"]),
+    ("monitoring", "DescribeAlarms"): (  # CloudWatch signs as "monitoring"
+        "cloudwatch:DescribeAlarms",
+        lambda p, r, a: [f"arn:aws:cloudwatch:{r}:{a}:alarm:{n}" for n in p["AlarmNames"]],
+    ),
     ("s3", "ListObjectsV2"): ("s3:ListBucket", lambda p, r, a: f"arn:aws:s3:::{p['Bucket']}"),
     # Feature Store runtime signs as "sagemaker".
     ("sagemaker", "PutRecord"): (

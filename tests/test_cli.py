@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -83,3 +85,76 @@ def test_run_folders_are_named_from_the_cli_clock_in_utc(
     assert cli.main(["local", "run", "--data", str(bundled_data_dir())]) == 0
     assert seen["out"] == tmp_path / "runs" / "run-20261126T120005Z"
     assert seen["clock"] is cli.clock  # the registry and the run read the same clock
+
+
+def _data_folder(tmp_path: Path, flights_zip: bytes) -> Path:
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "weather.csv").write_text("origin,year\n")
+    (data / "planes.csv").write_text("tailnum\n")
+    (data / "flights.csv.zip").write_bytes(flights_zip)
+    return data
+
+
+@pytest.mark.parametrize(
+    ("content", "says"),
+    [
+        (b"this is not a zip archive", "is not a readable zip archive"),
+        (b"", "is not a readable zip archive"),
+        (None, "does not contain flights.csv"),  # a valid zip of something else
+    ],
+)
+def test_local_run_refuses_a_corrupt_flights_zip_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], content: bytes | None, says: str
+) -> None:
+    if content is None:
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w") as archive:
+            archive.writestr("other.csv", "x\n")
+        content = buffer.getvalue()
+    data = _data_folder(tmp_path, content)
+    assert cli.main(["local", "run", "--data", str(data), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("ERROR: ") and says in err and err.count("\n") == 1
+
+
+def test_damaged_zip_content_is_one_error_and_no_half_written_table(tmp_path: Path) -> None:
+    """The directory reads fine but the member's bytes are damaged (CRC or deflate error)."""
+    from mlops.local.run_local import LocalRunError, stage_raw_data
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("flights.csv", "year,month\n" * 5000)
+    raw = bytearray(buffer.getvalue())
+    start = raw.find(b"flights.csv") + len("flights.csv")  # the local header's data
+    for i in range(start + 10, start + 60):
+        raw[i] ^= 0xFF
+    data = _data_folder(tmp_path, bytes(raw))
+    target = tmp_path / "staged"
+    with pytest.raises(LocalRunError, match="is not a readable zip archive"):
+        stage_raw_data(data, target)
+    assert not (target / "flights.csv").exists()
+
+
+def test_local_drift_with_a_corrupt_package_json_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = tmp_path / "registry" / "flightdelay-dev" / "v1"
+    folder.mkdir(parents=True)
+    for content in ("{not json", "[1, 2]", '{"version": 1}', "\udcff"):
+        (folder / "package.json").write_bytes(content.encode("utf-8", "surrogateescape"))
+        assert cli.main(["local", "drift", "--registry", str(tmp_path / "registry")]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("ERROR: ") and "package.json is corrupt" in err, err
+        assert err.count("\n") == 1
+
+
+def test_promote_pins_the_hub_registry_region(capsys: pytest.CaptureFixture[str]) -> None:
+    """`mlops promote` knows prod's hub (dev, us-east-1): another --region is refused."""
+    code = cli.main(["promote", "--env", "prod", "--version", "4", "--region", "eu-west-1"])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert err == (
+        "ERROR: --region eu-west-1: the registry of prod is dev's in us-east-1; "
+        "omit --region or pass us-east-1\n"
+    )

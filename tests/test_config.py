@@ -116,6 +116,39 @@ BAD_CONFIGS = {
         lambda d: d.update(training_environment="prod"),
         "training_environment: environment 'prod' has no training section",
     ),
+    # What the services would refuse at deploy time (mlops/config_rules.py, issue #12).
+    "cron hour 25": (
+        lambda d: d["environments"]["dev"]["training"].update(schedule="cron(0 25 * * ? *)"),
+        "environments.dev.training.schedule: hours must be 0-23",
+    ),
+    "rate 0 days": (
+        lambda d: d["environments"]["dev"]["training"].update(schedule="rate(0 days)"),
+        "environments.dev.training.schedule: the rate must be at least 1",
+    ),
+    "rate 1 days": (
+        lambda d: d["environments"]["dev"]["training"].update(schedule="rate(1 days)"),
+        "environments.dev.training.schedule: rate(1 days) must be written rate(1 day)",
+    ),
+    "drift rate 0 hours": (
+        lambda d: d["environments"]["prod"]["drift"].update(schedule="rate(0 hours)"),
+        "environments.prod.drift.schedule: the rate must be at least 1",
+    ),
+    "empty branch": (
+        lambda d: d["tooling"].update(branch=""),
+        "tooling.branch: must name a branch",
+    ),
+    "xn-- project": (
+        lambda d: d.update(project="xn--flights"),
+        "project: must not start with 'xn--' (reserved by S3 for bucket names)",
+    ),
+    "environment name ending in a dash": (
+        lambda d: d["environments"].update({"qa-": d["environments"]["staging"]}),
+        "environments.qa-: environment name 'qa-': must not end with '-'",
+    ),
+    "tag value with #": (
+        lambda d: d.update(cost_centre="ml#1"),
+        "cost_centre: character '#' is not allowed in a tag value",
+    ),
 }
 
 

@@ -327,16 +327,40 @@ def _rollback_with_stubs(config: Any, event: dict[str, Any], region: str) -> Any
         "ModelPackageStatusDetails": {"ValidationStatuses": []},
         "ModelApprovalStatus": "Approved",
     }
-    with Stubber(sagemaker) as sm, Stubber(sns) as topic, Stubber(registry) as reg:
+    cloudwatch = boto3.client("cloudwatch", region_name=region)
+    alarm = {
+        "AlarmName": event["detail"]["alarmName"],
+        "StateValue": "ALARM",
+        "StateTransitionedTimestamp": event["detail"]["state"]["timestamp"],
+    }
+    with (
+        Stubber(sagemaker) as sm,
+        Stubber(sns) as topic,
+        Stubber(registry) as reg,
+        Stubber(cloudwatch) as cw,
+    ):
+        cw.add_response("describe_alarms", {"MetricAlarms": [alarm]})
         sm.add_response("describe_endpoint", endpoint)
         sm.add_response("update_endpoint", {"EndpointArn": endpoint["EndpointArn"]})
         reg.add_response("describe_model_package", package)
+        # Reject, notify, then record the notification on the package.
+        reg.add_response("update_model_package", {"ModelPackageArn": package["ModelPackageArn"]})
         topic.add_response("publish", {"MessageId": "1"})
         reg.add_response("update_model_package", {"ModelPackageArn": package["ModelPackageArn"]})
-        return rollback.handle_alarm_event(event, config, sagemaker, sns, registry)
+        return rollback.handle_alarm_event(event, config, sagemaker, sns, cloudwatch, registry)
 
 
-@pytest.mark.parametrize("drop", [None, "RollThisEndpointBack"], ids=["policy", "without-update"])
+DENIED_WITHOUT = {
+    "RollThisEndpointBack": "sagemaker:UpdateEndpoint",
+    "ReadTheCurrentStateOfTheseAlarms": "cloudwatch:DescribeAlarms",
+}
+
+
+@pytest.mark.parametrize(
+    "drop",
+    [None, "RollThisEndpointBack", "ReadTheCurrentStateOfTheseAlarms"],
+    ids=["policy", "without-update", "without-alarm-state"],
+)
 def test_rollback_calls_are_allowed_by_its_policy(rehearsal: Assembly, drop: str | None) -> None:
     stack = rehearsal.by_name("prod-us-east-1-Serving")
     if drop is not None:
@@ -348,6 +372,7 @@ def test_rollback_calls_are_allowed_by_its_policy(rehearsal: Assembly, drop: str
     assert result["action"] == "rolled_back"
     actions = {action for action, _ in log.calls}
     assert actions == {
+        "cloudwatch:DescribeAlarms",
         "sagemaker:DescribeEndpoint",
         "sagemaker:UpdateEndpoint",
         "sagemaker:DescribeModelPackage",
@@ -357,7 +382,7 @@ def test_rollback_calls_are_allowed_by_its_policy(rehearsal: Assembly, drop: str
     if drop is None:
         assert log.denied() == []
     else:
-        assert any(d.startswith("sagemaker:UpdateEndpoint") for d in log.denied())
+        assert any(d.startswith(DENIED_WITHOUT[drop]) for d in log.denied())
 
 
 # --- feature_ingestion ----------------------------------------------------------------------

@@ -23,7 +23,7 @@ from mlops.promote import (
     promote,
     promote_command,
 )
-from mlops.release_manifest import ManifestError, load_manifest, render_manifest
+from mlops.release_manifest import ManifestError, RegistryHub, load_manifest, render_manifest
 
 ROOT = Path(__file__).resolve().parents[1]
 ENVS = ("dev", "staging", "prod", "sandbox")
@@ -302,3 +302,75 @@ def test_a_local_runner_package_is_pinned_under_the_hub_registry(
     assert current.model_package_arn == (
         "arn:aws:sagemaker:us-east-1:222222222222:model-package/flightdelay-dev/4"
     )
+
+
+# --- the hub's registry only, in the hub's region (issue #12) -----------------------------
+
+MOTO_ACCOUNT = "123456789012"
+
+
+def hub(account: str = MOTO_ACCOUNT, region: str = "us-east-1") -> RegistryHub:
+    return RegistryHub(name="dev", account=account, region=region, group=GROUP)
+
+
+def test_aws_promotion_reads_the_hub_group_by_arn(sagemaker: Any, manifest: Path) -> None:
+    arn = register(sagemaker, "Approved")
+    registry = AwsRegistry(sagemaker, hub().group_arn)
+    promote("prod", 1, manifest, registry, known_envs=ENVS, hub=hub())
+    current = load_manifest(manifest, ENVS).get("prod").current
+    assert current is not None and current.model_package_arn == arn
+
+
+@pytest.mark.parametrize(
+    ("expected", "part"),
+    [(hub(account="222222222222"), "account"), (hub(region="eu-west-1"), "region")],
+)
+def test_aws_promotion_refuses_a_package_outside_the_hub(
+    sagemaker: Any, manifest: Path, expected: RegistryHub, part: str
+) -> None:
+    """The caller's profile points at another account or region than the hub's."""
+    register(sagemaker, "Approved")
+    before = manifest.read_text()
+    with pytest.raises(PromoteError, match=rf"{part} \S+ is not the hub's \(dev: "):
+        promote("prod", 1, manifest, AwsRegistry(sagemaker, GROUP), known_envs=ENVS, hub=expected)
+    assert manifest.read_text() == before
+
+
+def test_local_promotion_refuses_a_package_of_another_group(tmp_path: Path, manifest: Path) -> None:
+    add_local_package(
+        tmp_path / "r",
+        4,
+        model_package_arn="arn:aws:sagemaker:us-east-1:222222222222:model-package/other/4",
+    )
+    registry = LocalRegistry(tmp_path / "r", GROUP, account="222222222222", region="us-east-1")
+    with pytest.raises(PromoteError, match="group other is not the hub's"):
+        promote("prod", 4, manifest, registry, known_envs=ENVS, hub=hub("222222222222"))
+
+
+def test_command_talks_to_the_hub_region_not_the_profiles(
+    manifest: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import mlops.promote as promote_module
+
+    regions: list[str | None] = []
+
+    def client_in(region: str | None) -> Any:
+        regions.append(region)
+        raise PromoteError("stop here")
+
+    monkeypatch.setattr(promote_module, "_sagemaker_client", client_in)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")  # the profile's region
+    args = parse(["--env", "prod", "--version", "4", "--manifest", str(manifest)])
+    assert promote_command(args, group_name=GROUP, hub=hub(), err=io.StringIO()) == 1
+    assert regions == ["us-east-1"]
+
+
+def test_command_refuses_a_region_other_than_the_hubs(manifest: Path) -> None:
+    err = io.StringIO()
+    args = parse(["--env", "prod", "--version", "4", "--region", "eu-west-1"])
+    assert promote_command(args, group_name=GROUP, hub=hub(), err=err) == 2
+    assert err.getvalue().startswith("ERROR: --region eu-west-1: the registry of prod is dev's")
+    args = parse(["--env", "prod", "--version", "4", "--region", "us-east-1", "--manifest", "x"])
+    err = io.StringIO()
+    assert promote_command(args, group_name=GROUP, hub=hub(), err=err) == 2  # passes on to x
+    assert "x: file not found" in err.getvalue()

@@ -10,8 +10,12 @@ import yaml
 
 from mlops.release_manifest import (
     ManifestError,
+    RegistryHub,
+    check_release_sources,
     dump_manifest,
+    foreign_package,
     load_manifest,
+    parse_manifest,
     render_manifest,
 )
 
@@ -279,3 +283,45 @@ def test_a_version_below_one_is_named_as_such_not_as_an_arn_mismatch(
 ) -> None:
     message = error_for(tmp_path, {"prod": {"current": release(3, version=version)}})
     assert message.endswith(f"prod.current.version: '{version}' is not a positive integer")
+
+
+# --- packages must come from the environment's hub registry (issue #12) ------------------
+
+HUB = RegistryHub(name="dev", account="222222222222", region="us-east-1", group="flightdelay-dev")
+
+
+@pytest.mark.parametrize(
+    ("arn", "part"),
+    [
+        ("arn:aws:sagemaker:us-east-1:333333333333:model-package/flightdelay-dev/3", "account"),
+        ("arn:aws:sagemaker:eu-west-1:222222222222:model-package/flightdelay-dev/3", "region"),
+        ("arn:aws:sagemaker:us-east-1:222222222222:model-package/flightdelay-prod/3", "group"),
+        # A group whose name only starts like the hub's is another group.
+        ("arn:aws:sagemaker:us-east-1:222222222222:model-package/flightdelay-dev2/3", "group"),
+    ],
+)
+@pytest.mark.parametrize("slot", ["current", "previous"])
+def test_a_package_outside_the_hub_registry_is_refused(arn: str, part: str, slot: str) -> None:
+    data = {"prod": {"current": release(3), "previous": release(2)}}
+    data["prod"][slot] = release(
+        3 if slot == "current" else 2,
+        model_package_arn=arn[:-1] + ("3" if slot == "current" else "2"),
+    )
+    manifest = parse_manifest(data, ENVS, "releases.yaml")
+    with pytest.raises(ManifestError) as info:
+        check_release_sources(manifest, "prod", HUB)
+    message = str(info.value)
+    assert message.startswith(f"releases.yaml: prod.{slot}.model_package_arn: {part} ")
+    assert "is not the hub's (dev: " in message
+    assert HUB.arn_prefix in message
+
+
+def test_the_hubs_own_packages_pass() -> None:
+    manifest = parse_manifest(
+        {"prod": {"current": release(3), "previous": release(2)}, "dev": {"current": None}},
+        ENVS,
+        "releases.yaml",
+    )
+    for env in ("prod", "dev", "staging"):
+        check_release_sources(manifest, env, HUB)  # no error
+    assert foreign_package(manifest.get("prod").current, HUB) is None  # type: ignore[arg-type]

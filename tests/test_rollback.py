@@ -6,13 +6,14 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import boto3
 import pytest
 from botocore.awsrequest import AWSResponse
 from botocore.exceptions import ClientError
-from botocore.stub import Stubber
+from botocore.stub import ANY, Stubber
 from helpers import Throttle, http_response, load_lambda_module
 from moto import mock_aws
 
@@ -41,6 +42,7 @@ class EndpointEmulator:
     serving: dict[str, str] = field(default_factory=dict)
     pending: dict[str, str] = field(default_factory=dict)
     update_calls: list[dict[str, Any]] = field(default_factory=list)
+    refuse_with: str | None = None  # an error code UpdateEndpoint answers with, if set
 
     def __post_init__(self) -> None:
         events = self.client.meta.events
@@ -51,6 +53,9 @@ class EndpointEmulator:
         request = json.loads(params["body"])
         name = request["EndpointName"]
         self.update_calls.append(request)
+        if self.refuse_with is not None:
+            refused = {"Error": {"Code": self.refuse_with, "Message": "refused by the test"}}
+            return http_response(400, refused), refused
         current = self.client.describe_endpoint(EndpointName=name)  # raises when missing
         if current["EndpointStatus"] != "InService":
             error = {
@@ -84,6 +89,31 @@ class EndpointEmulator:
         self.status[name] = "InService"
 
 
+ALARM_ENTERED = datetime(2026, 11, 26, 10, 4, 40, 985000, tzinfo=UTC)
+
+
+@dataclass
+class AlarmTimes:
+    """moto stamps alarm state changes with the wall clock; tests pin when each alarm entered
+    its current state (DescribeAlarms' StateTransitionedTimestamp) so nothing reads a clock."""
+
+    client: Any
+    entered: dict[str, datetime] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.client.meta.events.register("after-call.cloudwatch.DescribeAlarms", self._pin)
+
+    def _pin(self, parsed: dict[str, Any], **_: Any) -> None:
+        for alarm in parsed.get("MetricAlarms", []):
+            moment = self.entered.get(alarm["AlarmName"], ALARM_ENTERED)
+            alarm["StateTransitionedTimestamp"] = moment
+            alarm["StateUpdatedTimestamp"] = moment
+
+    def set_state(self, alarm: str, state: str, entered: datetime = ALARM_ENTERED) -> None:
+        self.client.set_alarm_state(AlarmName=alarm, StateValue=state, StateReason="test")
+        self.entered[alarm] = entered
+
+
 @dataclass
 class World:
     sagemaker: Any
@@ -93,6 +123,8 @@ class World:
     emulator: EndpointEmulator
     config: Any
     package_arn: str
+    cloudwatch: Any = None
+    alarms: Any = None
 
     def messages(self) -> list[dict[str, Any]]:
         out = self.sqs.receive_message(QueueUrl=self.queue_url, MaxNumberOfMessages=10)
@@ -192,7 +224,21 @@ def build_world(previous_config: str | None = OLD_CONFIG, boto_config: Any = Non
             "MANIFEST_HINT": "config/releases.yaml: prod",
         }
     )
-    return World(sm, sns, sqs, queue_url, EndpointEmulator(sm), config, arns[1])
+    cloudwatch = boto3.client("cloudwatch", **kwargs)
+    alarms = AlarmTimes(cloudwatch)
+    for alarm in OUR_ALARMS:
+        cloudwatch.put_metric_alarm(
+            AlarmName=alarm,
+            Namespace="AWS/SageMaker",
+            MetricName="Invocation5XXErrors",
+            Statistic="Sum",
+            Period=60,
+            EvaluationPeriods=3,
+            Threshold=1,
+            ComparisonOperator="GreaterThanOrEqualToThreshold",
+        )
+        alarms.set_state(alarm, "ALARM")
+    return World(sm, sns, sqs, queue_url, EndpointEmulator(sm), config, arns[1], cloudwatch, alarms)
 
 
 @pytest.fixture(autouse=True)
@@ -208,9 +254,15 @@ def world() -> Iterator[World]:
         yield build_world()
 
 
-def run(world: World, event: dict[str, Any] | None = None) -> dict[str, Any]:
+def run(world: World, event: Any = None) -> dict[str, Any]:
     return dict(
-        logic.handle_alarm_event(event or alarm_event(), world.config, world.sagemaker, world.sns)
+        logic.handle_alarm_event(
+            alarm_event() if event is None else event,
+            world.config,
+            world.sagemaker,
+            world.sns,
+            world.cloudwatch,
+        )
     )
 
 
@@ -237,23 +289,76 @@ def test_rollback_updates_endpoint_rejects_package_and_notifies(world: World) ->
     assert "config/releases.yaml: prod" in message["Message"]
 
 
-def test_endpoint_updating_is_left_to_native_guardrails(world: World) -> None:
+def test_endpoint_updating_for_another_reason_is_retried_not_dropped(world: World) -> None:
+    """A deployment or autoscaling (UpdateEndpointWeightsAndCapacities) holds the endpoint:
+    the alarm stays in ALARM, so no new event would come; raising lets Lambda retry."""
     world.emulator.start_deployment(ENDPOINT, "flight-delay-prod-v4")
 
-    result = run(world)
+    with pytest.raises(logic.EndpointBusy, match=r"Updating.*must be retried"):
+        run(world)
 
-    assert result["action"] == "skipped"
-    assert "Updating" in result["reason"]
     assert world.emulator.update_calls == []
     assert world.package_status() == "Approved"
-    assert world.messages() == []
+    world.emulator.complete(ENDPOINT)  # the other update ends; the retry rolls back
+    world.emulator.serving[ENDPOINT] = NEW_CONFIG  # (autoscaling kept the same config)
+    assert run(world)["action"] == "rolled_back"
+    assert world.package_status() == "Rejected"
 
 
 @pytest.mark.parametrize("status", ["Creating", "SystemUpdating", "RollingBack"])
-def test_other_busy_statuses_are_skipped(world: World, status: str) -> None:
+def test_other_busy_statuses_are_retried(world: World, status: str) -> None:
     world.emulator.status[ENDPOINT] = status
-    assert run(world)["action"] == "skipped"
+    with pytest.raises(logic.RetryableError, match=status):
+        run(world)
     assert world.emulator.update_calls == []
+    assert world.messages() == []
+
+
+def test_in_service_endpoint_is_not_busy(world: World) -> None:
+    world.emulator.status[ENDPOINT] = "InService"
+    assert run(world)["action"] == "rolled_back"
+
+
+@pytest.mark.parametrize("state", ["OK", "INSUFFICIENT_DATA"])
+def test_resolved_alarm_does_not_roll_back(world: World, state: str) -> None:
+    """The event says ALARM, but the alarm has since recovered (a late or retried event)."""
+    world.alarms.set_state(OUR_ALARMS[0], state, ALARM_ENTERED + timedelta(minutes=5))
+
+    result = run(world)
+
+    assert result["action"] == "stale"
+    assert f"is {state} now" in result["reason"]
+    assert world.emulator.update_calls == []
+    assert world.package_status() == "Approved"
+
+
+def test_alarm_in_a_later_episode_leaves_the_decision_to_that_event(world: World) -> None:
+    world.alarms.set_state(OUR_ALARMS[0], "ALARM", ALARM_ENTERED + timedelta(seconds=62))
+
+    result = run(world)
+
+    assert result["action"] == "stale"
+    assert "entered ALARM again" in result["reason"]
+    assert world.emulator.update_calls == []
+
+
+def test_same_episode_within_the_event_times_precision_rolls_back(world: World) -> None:
+    """The edge: the alarm's timestamp is exactly one second (the slack) after the event's."""
+    world.alarms.set_state(OUR_ALARMS[0], "ALARM", ALARM_ENTERED + logic.CLOCK_SLACK)
+    assert run(world)["action"] == "rolled_back"
+
+
+def test_alarm_one_millisecond_past_the_slack_is_a_later_episode(world: World) -> None:
+    moment = ALARM_ENTERED + logic.CLOCK_SLACK + timedelta(milliseconds=1)
+    world.alarms.set_state(OUR_ALARMS[0], "ALARM", moment)
+    assert run(world)["action"] == "stale"
+
+
+def test_deleted_alarm_does_not_roll_back(world: World) -> None:
+    world.cloudwatch.delete_alarms(AlarmNames=[OUR_ALARMS[0]])
+    result = run(world)
+    assert result["action"] == "stale"
+    assert "no longer exists" in result["reason"]
 
 
 def test_no_previous_config_notifies_and_changes_nothing() -> None:
@@ -321,35 +426,160 @@ def test_throttling_is_retried_by_botocore(world: World) -> None:
     result = run(world)
 
     assert result["action"] == "rolled_back"
-    assert throttle.attempts == 3
+    assert throttle.attempts == 4  # 2 throttled + the rejection + the notification mark
     assert world.package_status() == "Rejected"
 
 
-def test_rerun_after_partial_failure_finishes_without_second_update() -> None:
-    """UpdateEndpoint succeeded, then UpdateModelPackage stayed throttled past the retries:
-    the invocation fails; the retried event must reject and notify, not update again."""
+def test_rejection_failure_still_notifies_truthfully() -> None:
+    """UpdateModelPackage stays throttled past botocore's retries after the endpoint update:
+    the message goes out anyway and says that rejecting failed and how to do it by hand."""
     with mock_aws():
         from botocore.config import Config
 
         # max_attempts counts retries: 1 attempt + 2 retries, all throttled.
         world = build_world(boto_config=Config(retries={"mode": "standard", "max_attempts": 2}))
         throttle = Throttle(world.sagemaker, times=3, operation="UpdateModelPackage")
-        with pytest.raises(ClientError, match="Throttling"):
+
+        result = run(world)
+
+        assert throttle.attempts == 3
+        assert result["action"] == "rolled_back"
+        assert result["updated_endpoint"] and result["notified"]
+        assert not result["rejected_package"]
+        assert "Throttling" in result["reject_error"]
+        assert world.package_status() == "Approved"
+        [message] = world.messages()
+        assert "FAILED: Throttling" in message["Message"]
+        assert "is marked Rejected" not in message["Message"]
+        assert "--model-approval-status Rejected" in message["Message"]
+
+
+def test_publish_failure_is_retryable_and_the_retry_notifies_once() -> None:
+    """SNS refuses (throttled past retries) after the endpoint update and the rejection:
+    the package is still rejected, the invocation fails, and the retry sends the message
+    without a second UpdateEndpoint; a third delivery sends nothing."""
+    with mock_aws():
+        from botocore.config import Config
+
+        world = build_world(boto_config=Config(retries={"mode": "standard", "max_attempts": 2}))
+        throttle = Throttle(world.sns, times=3, operation="Publish")
+        with pytest.raises(logic.NotificationFailed, match="publishing to"):
             run(world)
         assert throttle.attempts == 3
-        assert world.package_status() == "Approved"
+        assert world.package_status() == "Rejected"  # rejected before the publish
         assert len(world.emulator.update_calls) == 1
-        assert len(world.messages()) == 1  # notified before the commit step
+        assert world.messages() == []
 
         result = run(world)
 
         assert result["action"] == "rolled_back"
         assert result["updated_endpoint"] is False
-        assert result["rejected_package"] and result["notified"]
+        assert result["notified"]
         assert len(world.emulator.update_calls) == 1
-        assert world.package_status() == "Rejected"
         [message] = world.messages()
         assert "Re-sent by a retried invocation" in message["Message"]
+        assert "was already marked Rejected" in message["Message"]
+
+        assert run(world)["action"] == "already_rolled_back"
+        assert world.messages() == []
+
+
+def test_registry_access_denied_still_notifies_after_the_rollback(world: World) -> None:
+    """Issue #12: DescribeModelPackage AccessDenied used to raise after the endpoint was
+    rolled back, on every retry, so nobody was told."""
+    registry = boto3.client("sagemaker", region_name=REGION)
+    with Stubber(registry) as stub:
+        stub.add_client_error(
+            "describe_model_package", "AccessDeniedException", "not authorized", 400
+        )
+        stub.add_client_error(
+            "update_model_package", "AccessDeniedException", "not authorized", 400
+        )
+        result = logic.handle_alarm_event(
+            alarm_event(), world.config, world.sagemaker, world.sns, world.cloudwatch, registry
+        )
+        stub.assert_no_pending_responses()
+    assert "AccessDeniedException" in result["reject_error"]
+    assert result["action"] == "rolled_back" and result["notified"]
+    assert world.emulator.update_calls[0]["EndpointConfigName"] == OLD_CONFIG
+    [message] = world.messages()
+    assert "FAILED: AccessDeniedException" in message["Message"]
+    assert "reading it failed too" in message["Message"]
+
+
+def test_update_endpoint_denied_is_an_error_with_nothing_half_done(world: World) -> None:
+    world.emulator.refuse_with = "AccessDeniedException"
+    with pytest.raises(ClientError, match="AccessDenied"):
+        run(world)
+    assert world.package_status() == "Approved"
+    assert world.messages() == []
+
+
+def test_no_previous_config_publish_failure_is_retryable() -> None:
+    with mock_aws():
+        from botocore.config import Config
+
+        world = build_world(
+            previous_config=None,
+            boto_config=Config(retries={"mode": "standard", "max_attempts": 0}),
+        )
+        Throttle(world.sns, times=1, operation="Publish")
+        with pytest.raises(logic.NotificationFailed):
+            run(world)
+
+
+@pytest.mark.parametrize(
+    "event",
+    [
+        [],
+        ["CloudWatch Alarm State Change"],
+        "ALARM",
+        {"detail-type": "CloudWatch Alarm State Change", "detail": "ALARM"},
+        {"detail-type": "CloudWatch Alarm State Change", "detail": ["x"]},
+        {"detail-type": "CloudWatch Alarm State Change", "detail": {"alarmName": OUR_ALARMS[0]}},
+        {
+            "detail-type": "CloudWatch Alarm State Change",
+            "detail": {"alarmName": OUR_ALARMS[0], "state": "ALARM"},
+        },
+    ],
+)
+def test_odd_events_are_ignored_not_crashed_on(event: Any) -> None:
+    """Decided before any AWS call: no clients at all (a call would raise)."""
+    config = logic.RollbackConfig.from_env(
+        {
+            "ENDPOINT_NAME": ENDPOINT,
+            "ALARM_NAMES": ",".join(OUR_ALARMS),
+            "CURRENT_ENDPOINT_CONFIG_NAME": NEW_CONFIG,
+            "CURRENT_MODEL_PACKAGE_ARN": "arn:aws:sagemaker:us-east-1:1:model-package/g/3",
+            "TOPIC_ARN": "arn:aws:sns:us-east-1:1:t",
+        }
+    )
+    result = logic.handle_alarm_event(event, config, None, None, None)
+    assert result["action"] == "ignored"
+    assert not (result["updated_endpoint"] or result["notified"])
+
+
+def test_event_without_timestamps_is_judged_by_the_alarms_state_only(world: World) -> None:
+    event = alarm_event()
+    del event["time"]
+    del event["detail"]["state"]["timestamp"]
+    world.alarms.set_state(OUR_ALARMS[0], "ALARM", ALARM_ENTERED + timedelta(hours=1))
+    assert run(world, event)["action"] == "rolled_back"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("2026-11-26T10:04:40.985+0000", datetime(2026, 11, 26, 10, 4, 40, 985000, tzinfo=UTC)),
+        ("2026-11-26T10:04:40Z", datetime(2026, 11, 26, 10, 4, 40, tzinfo=UTC)),
+        ("2026-11-26T12:04:40+0200", datetime(2026, 11, 26, 10, 4, 40, tzinfo=UTC)),
+        ("yesterday", None),
+        ("", None),
+        (None, None),
+    ],
+)
+def test_parse_time(text: Any, expected: datetime | None) -> None:
+    assert logic.parse_time(text) == expected
 
 
 def test_alarm_of_another_endpoint_is_ignored(world: World) -> None:
@@ -395,6 +625,7 @@ def test_stubbed_sagemaker_full_sequence() -> None:
     """The exact request sequence against botocore's Stubber (validates params vs. the model)."""
     sm = boto3.client("sagemaker", region_name=REGION)
     sns = boto3.client("sns", region_name=REGION)
+    cloudwatch = boto3.client("cloudwatch", region_name=REGION)
     config = logic.RollbackConfig(
         endpoint_name=ENDPOINT,
         alarm_names=frozenset(OUR_ALARMS),
@@ -404,7 +635,20 @@ def test_stubbed_sagemaker_full_sequence() -> None:
         topic_arn="arn:aws:sns:us-east-1:123456789012:t",
         manifest_hint="config/releases.yaml: prod",
     )
-    with Stubber(sm) as sm_stub, Stubber(sns) as sns_stub:
+    with Stubber(sm) as sm_stub, Stubber(sns) as sns_stub, Stubber(cloudwatch) as cw_stub:
+        cw_stub.add_response(
+            "describe_alarms",
+            {
+                "MetricAlarms": [
+                    {
+                        "AlarmName": OUR_ALARMS[0],
+                        "StateValue": "ALARM",
+                        "StateTransitionedTimestamp": ALARM_ENTERED,
+                    }
+                ]
+            },
+            {"AlarmNames": [OUR_ALARMS[0]], "AlarmTypes": ["MetricAlarm", "CompositeAlarm"]},
+        )
         sm_stub.add_response(
             "describe_endpoint",
             {
@@ -439,13 +683,22 @@ def test_stubbed_sagemaker_full_sequence() -> None:
             },
             {"ModelPackageName": config.current_model_package_arn},
         )
-        sns_stub.add_response("publish", {"MessageId": "1"})
+        rejected = {
+            "ModelPackageArn": config.current_model_package_arn,
+            "ModelApprovalStatus": "Rejected",
+            "ApprovalDescription": ANY,
+        }
         sm_stub.add_response(
-            "update_model_package", {"ModelPackageArn": config.current_model_package_arn}
+            "update_model_package", {"ModelPackageArn": config.current_model_package_arn}, rejected
         )
-        result = logic.handle_alarm_event(alarm_event(), config, sm, sns)
+        sns_stub.add_response("publish", {"MessageId": "m-1"})
+        sm_stub.add_response(
+            "update_model_package", {"ModelPackageArn": config.current_model_package_arn}, rejected
+        )
+        result = logic.handle_alarm_event(alarm_event(), config, sm, sns, cloudwatch)
         sm_stub.assert_no_pending_responses()
         sns_stub.assert_no_pending_responses()
+        cw_stub.assert_no_pending_responses()
     assert result["action"] == "rolled_back"
 
 
@@ -475,7 +728,12 @@ def test_registry_in_another_region_gets_the_package_calls() -> None:
         serving.create_endpoint(EndpointName=ENDPOINT, EndpointConfigName=NEW_CONFIG)
 
         result = logic.handle_alarm_event(
-            alarm_event(), world.config, serving, world.sns, registry=world.sagemaker
+            alarm_event(),
+            world.config,
+            serving,
+            world.sns,
+            world.cloudwatch,
+            registry=world.sagemaker,
         )
 
         assert result["action"] == "rolled_back"
@@ -510,7 +768,7 @@ class FakeContext:
 
 
 def test_handler_wires_environment_and_clients(
-    world: World, monkeypatch: pytest.MonkeyPatch
+    world: World, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     env = {
         "ENDPOINT_NAME": ENDPOINT,
@@ -523,7 +781,11 @@ def test_handler_wires_environment_and_clients(
     }
     for key, value in env.items():
         monkeypatch.setenv(key, value)
-    clients = {"sagemaker@local": world.sagemaker, "sns@local": world.sns}
+    clients = {
+        "sagemaker@local": world.sagemaker,
+        "sns@local": world.sns,
+        "cloudwatch@local": world.cloudwatch,
+    }
     clients[f"sagemaker@{REGION}"] = world.sagemaker  # the registry's region, from the ARN
     monkeypatch.setattr(handler_mod, "_clients", clients)
 
@@ -531,6 +793,29 @@ def test_handler_wires_environment_and_clients(
 
     assert result["action"] == "rolled_back"
     assert world.package_status() == "Rejected"
+    assert _emitted_metrics(capsys) == {"rolled_back"}
+
+    world.emulator.complete(ENDPOINT)
+    world.alarms.set_state(OUR_ALARMS[0], "OK")
+    assert handler_mod.handler(alarm_event(), FakeContext())["action"] == "stale"
+    assert _emitted_metrics(capsys) == {"stale"}
+
+    world.alarms.set_state(OUR_ALARMS[0], "ALARM")
+    world.emulator.serving[ENDPOINT] = NEW_CONFIG  # a later release, now being autoscaled
+    world.emulator.start_deployment(ENDPOINT, NEW_CONFIG)
+    with pytest.raises(logic.EndpointBusy):
+        handler_mod.handler(alarm_event(), FakeContext())
+    assert _emitted_metrics(capsys) == {"Retry"}
+
+
+def _emitted_metrics(capsys: pytest.CaptureFixture[str]) -> set[str]:
+    """Names of the metrics in the Embedded Metric Format lines the handler printed."""
+    names: set[str] = set()
+    for line in capsys.readouterr().out.splitlines():
+        record = json.loads(line) if line.startswith("{") else {}
+        for directive in record.get("_aws", {}).get("CloudWatchMetrics", []):
+            names.update(metric["Name"] for metric in directive["Metrics"])
+    return names
 
 
 # ---- edges: which clients in which region, the retry budget, which alarms are ours ------------
@@ -553,13 +838,19 @@ def test_handler_builds_serving_clients_locally_and_the_registry_client_in_its_r
 
     def client(name: str, region_name: str | None = None, **kwargs: Any) -> Any:
         made[(name, region_name)] = kwargs
-        return {"sagemaker": world.sagemaker, "sns": world.sns}[name]
+        clients = {"sagemaker": world.sagemaker, "sns": world.sns, "cloudwatch": world.cloudwatch}
+        return clients[name]
 
     monkeypatch.setattr(handler_mod, "_clients", {})
     monkeypatch.setattr(handler_mod.boto3, "client", client)
 
     assert handler_mod.handler(alarm_event(), FakeContext())["action"] == "rolled_back"
-    assert set(made) == {("sagemaker", None), ("sns", None), ("sagemaker", REGION)}
+    assert set(made) == {
+        ("sagemaker", None),
+        ("sns", None),
+        ("cloudwatch", None),
+        ("sagemaker", REGION),
+    }
     assert all(kwargs["config"] is logic.BOTO_CONFIG for kwargs in made.values())
 
 
@@ -576,20 +867,19 @@ def test_package_region_reads_the_arns_region_field(arn: str, region: str | None
     assert logic.package_region(arn) == region
 
 
-@pytest.mark.parametrize(("throttles", "succeeds"), [(5, True), (6, False)])
+@pytest.mark.parametrize(("throttles", "rejected"), [(5, True), (6, False)])
 def test_throttling_is_absorbed_up_to_the_retry_budget_exactly(
-    world: World, monkeypatch: pytest.MonkeyPatch, throttles: int, succeeds: bool
+    world: World, monkeypatch: pytest.MonkeyPatch, throttles: int, rejected: bool
 ) -> None:
+    """1 attempt + RETRY_MAX_ATTEMPTS retries: 5 throttles are absorbed, the 6th is not (and
+    then the rollback still happens and says the rejection failed)."""
     monkeypatch.setattr("botocore.endpoint.time.sleep", lambda _s: None)  # no real backoff
-    throttle = Throttle(world.sagemaker, times=throttles, operation="UpdateModelPackage")
-    if succeeds:
-        assert run(world)["action"] == "rolled_back"
-        assert world.package_status() == "Rejected"
-    else:
-        with pytest.raises(ClientError, match="Throttling"):
-            run(world)
-        assert world.package_status() == "Approved"
-    assert throttle.attempts == logic.RETRY_MAX_ATTEMPTS + 1 == 6
+    assert logic.RETRY_MAX_ATTEMPTS + 1 == 6
+    Throttle(world.sagemaker, times=throttles, operation="UpdateModelPackage")
+    result = run(world)
+    assert result["action"] == "rolled_back" and result["notified"]
+    assert result["rejected_package"] is rejected
+    assert world.package_status() == ("Rejected" if rejected else "Approved")
 
 
 def test_alarm_names_are_matched_exactly_after_trimming_the_list() -> None:

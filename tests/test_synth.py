@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import aws_cdk as cdk
@@ -13,7 +11,7 @@ from aws_cdk import aws_s3 as s3
 from cdk_nag import AwsSolutionsChecks
 
 from mlops.config import PlatformConfig
-from mlops.nag import report_policy_violations
+from mlops.nag import cfn_lint_findings, report_policy_violations
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -54,25 +52,49 @@ def test_an_unacknowledged_finding_fails_synth(tmp_path: Path) -> None:
 
 
 def test_cfn_lint_finds_no_errors(assembly_dir: Path) -> None:
-    template_files = sorted(str(p) for p in assembly_dir.rglob("*.template.json"))
+    template_files = sorted(assembly_dir.rglob("*.template.json"))
     assert template_files
-    result = subprocess.run(
-        [
-            str(Path(sys.executable).parent / "cfn-lint"),
-            "--format",
-            "parseable",
-            "--ignore-checks",
-            "W3005",
-            "--",
-            *template_files,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    errors = [line for line in result.stdout.splitlines() if ":E" in line]
+    errors = cfn_lint_findings(template_files, ignore=("W3005",))
     assert errors == [], "\n".join(errors)
-    assert result.returncode in (0, 4), result.stdout + result.stderr  # 4 = warnings only
+
+
+def test_cfn_lint_findings_name_the_construct_and_the_rule(tmp_path: Path) -> None:
+    """A template with a deploy-time mistake: the line names the construct path, the rule
+    and what the rule checks, not just an id and a JSON pointer."""
+    template = {
+        "Resources": {
+            "QueueABC": {
+                "Type": "AWS::SQS::Queue",
+                "Properties": {"MessageRetentionPeriod": 9999999},
+                "Metadata": {"aws:cdk:path": "prod-us-east-1/Serving/FailureAlerts/Queue"},
+            }
+        }
+    }
+    path = tmp_path / "bad.template.json"
+    path.write_text(json.dumps(template))
+    [line] = cfn_lint_findings([path])
+    assert line.startswith("cfn-lint E3034 (")
+    assert (
+        "at prod-us-east-1/Serving/FailureAlerts/Queue (Properties/MessageRetentionPeriod)" in line
+    )
+
+
+def test_cdk_nag_failures_name_path_and_description(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    app = cdk.App(outdir=str(tmp_path))
+    cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app))
+    stack = cdk.Stack(app, "Leaky", env=cdk.Environment(account="123456789012", region="us-east-1"))
+    s3.Bucket(stack, "Plain")
+    with pytest.raises(RuntimeError, match="ValidationFailed"):
+        app.synth()
+    capsys.readouterr()
+    assert report_policy_violations(tmp_path) == 1
+    lines = capsys.readouterr().err.splitlines()
+    assert (
+        "error: cdk-nag AwsSolutions-S1 at Leaky/Plain/Resource: "
+        "The S3 Bucket has server access logs disabled."
+    ) in lines
 
 
 def test_both_rule_packs_run_aws_solutions_and_nist(tmp_path: Path) -> None:
@@ -87,3 +109,24 @@ def test_both_rule_packs_run_aws_solutions_and_nist(tmp_path: Path) -> None:
     message = str(failure.value)
     assert "AwsSolutions-S1" in message
     assert "NIST.800.53.R5-S3BucketLoggingEnabled" in message
+
+
+def test_synth_refuses_a_release_outside_the_hub_registry(platform: PlatformConfig) -> None:
+    """Issue #12: a package ARN of another account (or region, or group) for prod."""
+    import dataclasses
+
+    from mlops.app_builder import AppOptions, check_releases
+    from mlops.release_manifest import ManifestError
+    from tests.conftest import default_releases
+
+    releases = default_releases(platform)
+    check_releases(platform, releases, AppOptions())  # the committed manifest passes
+    prod = releases.get("prod")
+    assert prod.current is not None
+    foreign = dataclasses.replace(
+        prod.current,
+        model_package_arn=prod.current.model_package_arn.replace(prod.current.account, "9" * 12),
+    )
+    bad = releases.with_environment("prod", dataclasses.replace(prod, current=foreign))
+    with pytest.raises(ManifestError, match=r"prod\.current\.model_package_arn: account 9{12} "):
+        check_releases(platform, bad, AppOptions())

@@ -65,10 +65,17 @@ def latest_approved_package(sagemaker: Any, group_name: str) -> dict[str, Any] |
         return None
     arn = listed[0]["ModelPackageArn"]
     package = sagemaker.describe_model_package(ModelPackageName=arn)
+    containers = (package.get("InferenceSpecification") or {}).get("Containers") or [{}]
+    if not containers[0].get("ModelDataUrl"):
+        # The step fails with this line as its reason (and the pipeline's failure alarms).
+        raise ValueError(
+            f"incumbent {arn} has no inference container with a ModelDataUrl: "
+            "reject it in the registry or register it with its model artifact"
+        )
     return {
         "arn": arn,
         "status": package["ModelApprovalStatus"],
-        "model_data_url": package["InferenceSpecification"]["Containers"][0]["ModelDataUrl"],
+        "model_data_url": containers[0]["ModelDataUrl"],
         "created_at": package["CreationTime"],
         "version": package.get("ModelPackageVersion", 0),
     }

@@ -9,11 +9,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 import boto3
-from aws_lambda_powertools import Logger
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from gate_logic import BOTO_CONFIG, GateConfig, assume_starter_role, handle_alarm_event
 
 logger = Logger(service="retrain_gate")
+# The construct sets POWERTOOLS_METRICS_NAMESPACE; the default serves tests and local runs.
+metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "mlops/retrain_gate"))
 
 
 def utc_now() -> datetime:
@@ -24,8 +27,19 @@ def utc_now() -> datetime:
 clock: Callable[[], datetime] = utc_now
 
 
+def is_alarm_event(event: Any) -> bool:
+    """The shape gate_logic reads: a mapping whose detail and detail.state are mappings."""
+    detail = event.get("detail") if isinstance(event, dict) else None
+    return isinstance(detail, dict) and isinstance(detail.get("state"), dict)
+
+
+@metrics.log_metrics
 @logger.inject_lambda_context(clear_state=True)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    if not is_alarm_event(event):  # a list, a hand-made test event: nothing to decide
+        logger.warning("not a CloudWatch alarm state change", extra={"event": str(event)[:500]})
+        metrics.add_metric(name="Ignored", unit=MetricUnit.Count, value=1)
+        return {"started": False, "reason": "not a CloudWatch alarm state change event"}
     config = GateConfig.from_env(os.environ)
     # Fresh credentials per invocation: alarms are rare, and they expire within the hour.
     sts = boto3.client("sts", config=BOTO_CONFIG)
@@ -37,4 +51,8 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     cloudwatch = boto3.client("cloudwatch", config=BOTO_CONFIG)
     result = handle_alarm_event(event, config, sagemaker, clock(), cloudwatch)
     logger.info("retrain gate", extra=result)
+    # One metric per decision: the pipeline was started, or the gate held it back.
+    metrics.add_metric(
+        name="Started" if result["started"] else "HeldBack", unit=MetricUnit.Count, value=1
+    )
     return result

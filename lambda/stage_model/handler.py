@@ -15,12 +15,15 @@ _CONFIG = Config(retries={"mode": "standard", "max_attempts": 5})
 
 
 def _respond(event: dict[str, Any], status: str, reason: str, data: dict[str, str]) -> None:
+    # Reads only what every CloudFormation request has: a malformed event still gets FAILED.
+    properties = event.get("ResourceProperties")
+    properties = properties if isinstance(properties, dict) else {}
     body = json.dumps(
         {
             "Status": status,
             "Reason": reason[:1000],
             "PhysicalResourceId": event.get("PhysicalResourceId")
-            or f"{event['ResourceProperties'].get('DestinationBucket')}/{event['ResourceProperties'].get('StagedKey')}",
+            or f"{properties.get('DestinationBucket')}/{properties.get('StagedKey')}",
             "StackId": event["StackId"],
             "RequestId": event["RequestId"],
             "LogicalResourceId": event["LogicalResourceId"],
@@ -47,5 +50,5 @@ def handler(event: dict[str, Any], context: Any) -> None:
         data = stage_model(source, destination, request)
         _respond(event, "SUCCESS", data["Action"], data)
     except Exception as error:  # any failure must reach CloudFormation, or the stack hangs
-        print(f"ERROR: {error}")
-        _respond(event, "FAILED", str(error), {})
+        print(f"ERROR: {error!r}")
+        _respond(event, "FAILED", f"{type(error).__name__}: {error}", {})

@@ -6,12 +6,11 @@ from __future__ import annotations
 import aws_cdk as cdk
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as cw_actions
-from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
-from aws_cdk import aws_sns as sns
 from constructs import Construct
 
 from mlops.config import AlarmConfig, InstanceType
+from mlops.constructs.alert_topic import alert_topic
 
 NAMESPACE = "AWS/SageMaker"
 INSTANCE_NAMESPACE = "/aws/sagemaker/Endpoints"
@@ -36,35 +35,11 @@ class EndpointAlarms(Construct):
         encryption_key: kms.IKey,
     ) -> None:
         super().__init__(scope, construct_id)
-        self.topic = sns.Topic(
-            self, "Notifications", display_name=f"{endpoint_name} alarms", master_key=encryption_key
-        )
-        self.topic.add_to_resource_policy(
-            iam.PolicyStatement(
-                sid="TlsOnly",
-                effect=iam.Effect.DENY,
-                principals=[iam.AnyPrincipal()],
-                actions=["sns:Publish"],
-                resources=[self.topic.topic_arn],
-                conditions={"Bool": {"aws:SecureTransport": "false"}},
-            )
-        )
-        # The TLS statement above creates the topic policy, which replaces SNS's default one:
-        # CloudWatch alarms must be allowed explicitly, from this account's alarms only.
-        stack = cdk.Stack.of(self)
-        self.topic.add_to_resource_policy(
-            iam.PolicyStatement(
-                sid="CloudWatchAlarmsOfThisAccount",
-                principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
-                actions=["sns:Publish"],
-                resources=[self.topic.topic_arn],
-                conditions={
-                    "StringEquals": {"aws:SourceAccount": stack.account},
-                    "ArnLike": {
-                        "aws:SourceArn": f"arn:{stack.partition}:cloudwatch:{stack.region}:{stack.account}:alarm:*"
-                    },
-                },
-            )
+        self.topic = alert_topic(
+            self,
+            "Notifications",
+            display_name=f"{endpoint_name} alarms",
+            encryption_key=encryption_key,
         )
         dimensions = {"EndpointName": endpoint_name, "VariantName": variant_name}
 

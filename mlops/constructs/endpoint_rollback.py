@@ -77,6 +77,14 @@ class EndpointRollback(Construct):
                 resources=[current.model_package_arn],
             )
         )
+        # A late or retried event must not roll back after its alarm recovered.
+        role.add_to_policy(
+            iam.PolicyStatement(
+                sid="ReadTheCurrentStateOfTheseAlarms",
+                actions=["cloudwatch:DescribeAlarms"],
+                resources=[alarm.alarm_arn for alarm in alarms],
+            )
+        )
         topic.grant_publish(role)
         encryption_key.grant_encrypt_decrypt(role)
         grant_volume_key(role, encryption_key)

@@ -98,7 +98,12 @@ class PythonFunction(Construct):
             code=lambda_.Code.from_asset(str(asset_dir), exclude=["__pycache__", "*.pyc"]),
             description=description,
             role=self.role,
-            environment={"POWERTOOLS_SERVICE_NAME": source, **(environment or {})},
+            environment={
+                "POWERTOOLS_SERVICE_NAME": source,
+                # Powertools metrics (one per decision) land in mlops/<function>.
+                **({"POWERTOOLS_METRICS_NAMESPACE": f"mlops/{source}"} if powertools else {}),
+                **(environment or {}),
+            },
             environment_encryption=encryption_key,
             timeout=cdk.Duration.seconds(timeout_seconds),
             memory_size=memory_mb,

@@ -93,6 +93,20 @@ class ModelPackage:
         return cls(**{k: v for k, v in data.items() if k in names})
 
 
+def _read_package_json(folder: Path) -> dict[str, Any]:
+    """package.json as a mapping, or a RegistryError naming the file (never a traceback)."""
+    path = folder / "package.json"
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise RegistryError(
+            f"{path} is corrupt ({error}); delete {folder} or register the model again"
+        ) from None
+    if not isinstance(data, dict):
+        raise RegistryError(f"{path} is corrupt (a {type(data).__name__}, not an object)")
+    return data
+
+
 def _sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as handle:
@@ -160,14 +174,17 @@ class LocalRegistry:
         return sorted(found)
 
     def _load(self, folder: Path) -> ModelPackage:
-        data = json.loads((folder / "package.json").read_text())
+        data = _read_package_json(folder)
         # Paths follow the folder, wherever the registry now lives.
         data["model_data_path"] = str((folder / "model.tar.gz").resolve())
         data["metric_files"] = {
             name: str((folder / "metrics" / f"{name}.json").resolve())
             for name in data.get("metric_files", {})
         }
-        return ModelPackage.from_dict(data)
+        try:
+            return ModelPackage.from_dict(data)
+        except TypeError as error:  # a required field is missing
+            raise RegistryError(f"{folder / 'package.json'} is corrupt: {error}") from None
 
     def get(self, group: str, version: int) -> ModelPackage:
         folder = self._group_dir(group) / f"v{int(version)}"
@@ -259,7 +276,7 @@ class LocalRegistry:
         check_status(status)
         self.get(group, version)  # raises a clear error for an unknown version
         folder = self._group_dir(group) / f"v{int(version)}"
-        data = json.loads((folder / "package.json").read_text())
+        data = _read_package_json(folder)
         if status == "Approved" and data.get("status") != "Approved":
             data["approved_at"] = self._now()
         data["status"] = status

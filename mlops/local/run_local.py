@@ -20,6 +20,7 @@ import subprocess
 import sys
 import time
 import zipfile
+import zlib
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import ModuleType
@@ -49,11 +50,28 @@ def check_raw_data(data_dir: Path) -> None:
     if not data_dir.is_dir():
         raise LocalRunError(f"data folder {data_dir} does not exist")
     for name in RAW_TABLES:
-        if not (data_dir / name).is_file() and not (data_dir / f"{name}.zip").is_file():
+        plain, zipped = data_dir / name, data_dir / f"{name}.zip"
+        if not plain.is_file() and not zipped.is_file():
             raise LocalRunError(
                 f"data folder {data_dir} has no {name} (or {name}.zip); it needs "
                 f"{', '.join(RAW_TABLES)} in the nycflights13 layout"
             )
+        if not plain.is_file():
+            _check_archive(zipped, name)
+
+
+def _check_archive(zipped: Path, name: str) -> None:
+    """Reads only the archive's directory: a truncated or foreign file fails here, before
+    the synth; damaged content fails in _extract."""
+    try:
+        with zipfile.ZipFile(zipped) as archive:
+            found = any(Path(m).name == name for m in archive.namelist())
+    except (zipfile.BadZipFile, OSError) as error:
+        raise LocalRunError(
+            f"{zipped} is not a readable zip archive ({error}); restore it or pass --data DIR"
+        ) from None
+    if not found:
+        raise LocalRunError(f"{zipped} does not contain {name}")
 
 
 def stage_raw_data(data_dir: Path, target: Path) -> list[Path]:
@@ -67,14 +85,25 @@ def stage_raw_data(data_dir: Path, target: Path) -> list[Path]:
         if plain.is_file():
             shutil.copyfile(plain, target / name)
         elif zipped.is_file():
-            with zipfile.ZipFile(zipped) as archive:
-                members = [m for m in archive.namelist() if Path(m).name == name]
-                if not members:
-                    raise LocalRunError(f"{zipped} does not contain {name}")
-                with archive.open(members[0]) as src, (target / name).open("wb") as dst:
-                    shutil.copyfileobj(src, dst, 1 << 20)
+            _extract(zipped, name, target / name)
         written.append(target / name)
     return written
+
+
+def _extract(zipped: Path, name: str, destination: Path) -> None:
+    """The one member `name` of a zip archive; a damaged archive is a LocalRunError."""
+    try:
+        with zipfile.ZipFile(zipped) as archive:
+            members = [m for m in archive.namelist() if Path(m).name == name]
+            if not members:
+                raise LocalRunError(f"{zipped} does not contain {name}")
+            with archive.open(members[0]) as src, destination.open("wb") as dst:
+                shutil.copyfileobj(src, dst, 1 << 20)
+    except (zipfile.BadZipFile, zlib.error, EOFError, OSError) as error:
+        destination.unlink(missing_ok=True)  # never leave a half-written table behind
+        raise LocalRunError(
+            f"{zipped} is not a readable zip archive ({error}); restore it or pass --data DIR"
+        ) from None
 
 
 def _cdk_environment(repo_root: Path) -> dict[str, str]:

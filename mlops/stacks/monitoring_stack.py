@@ -15,6 +15,7 @@ from constructs import Construct
 
 from mlops.config import EnvironmentConfig, PlatformConfig
 from mlops.constructs.drift_monitor import DriftMonitor, MonitoredEndpoint
+from mlops.constructs.failure_alerts import FailureAlerts
 from mlops.constructs.realtime_endpoint import VARIANT_NAME
 from mlops.constructs.retrain_trigger import HubPipeline, RetrainGate
 from mlops.naming import (
@@ -92,3 +93,9 @@ class MonitoringStack(cdk.Stack):
             environment_name=environment.name,
             encryption_key=data.key,
         )
+        self.failure_alerts = FailureAlerts(
+            self, "FailureAlerts", topic=serving.alarms.topic, encryption_key=data.key
+        )
+        self.failure_alerts.watch_function(self.retrain.gate, invoked_async=True)
+        self.failure_alerts.watch_rule(self.retrain.rule)
+        self.failure_alerts.watch_processing_jobs(self.monitor.job_prefix, "Drift monitoring")

@@ -13,6 +13,7 @@ from mlops.constructs.endpoint_alarms import EndpointAlarms
 from mlops.constructs.endpoint_autoscaling import EndpointAutoscaling
 from mlops.constructs.endpoint_dashboard import EndpointDashboard
 from mlops.constructs.endpoint_rollback import EndpointRollback
+from mlops.constructs.failure_alerts import FailureAlerts
 from mlops.constructs.global_routing import GlobalRouting
 from mlops.constructs.inference_api import InferenceApi
 from mlops.constructs.model_staging import HubArtifacts, ModelStaging
@@ -117,7 +118,7 @@ class ServingStack(cdk.Stack):
                 serving=serving,
             ).node.add_dependency(self.endpoint.endpoint)
         EndpointDashboard(self, "Dashboard", endpoint_name=name, alarms=self.alarms)
-        EndpointRollback(
+        rollback = EndpointRollback(
             self,
             "Rollback",
             endpoint_name=name,
@@ -134,6 +135,13 @@ class ServingStack(cdk.Stack):
             manifest_hint=f"config/releases.yaml: {environment.name}",
             role_name=rollback_role_name(platform, environment, self.region),
         )
+        self.failure_alerts = FailureAlerts(
+            self, "FailureAlerts", topic=self.alarms.topic, encryption_key=data.key
+        )
+        self.failure_alerts.watch_function(rollback.function, invoked_async=True)
+        self.failure_alerts.watch_rule(rollback.rule)
+        # CloudFormation invokes custom resource providers asynchronously.
+        self.failure_alerts.watch_function(staging.function, invoked_async=True)
         self.smoke_test = SmokeTestAccess(
             self,
             "SmokeTest",
@@ -153,6 +161,8 @@ class ServingStack(cdk.Stack):
             plane_feature_group=str(groups["plane"].feature_group_name),
             encryption_key=data.key,
         )
+        # API Gateway invokes it synchronously: the caller sees the error, the alarm counts it.
+        self.failure_alerts.watch_function(self.inference_api.handler, invoked_async=False)
         if environment.routing is not None:
             GlobalRouting(
                 self, "GlobalRouting", routing=environment.routing, api=self.inference_api

@@ -8,6 +8,8 @@ import aws_cdk as cdk
 from constructs import Construct
 
 from mlops.config import EnvironmentConfig, PlatformConfig
+from mlops.constructs.alert_topic import alert_topic
+from mlops.constructs.failure_alerts import FailureAlerts
 from mlops.constructs.model_registry import ModelRegistry
 from mlops.constructs.pipeline_triggers import PipelineTriggers
 from mlops.constructs.retrain_trigger import RetrainStarterRole
@@ -59,7 +61,7 @@ class TrainingStack(cdk.Stack):
             artifact_bucket=buckets.artifacts,
             encryption_key=data.key,
         )
-        PipelineTriggers(
+        triggers = PipelineTriggers(
             self,
             "Triggers",
             pipeline_arn=self.training.pipeline_arn,
@@ -74,4 +76,21 @@ class TrainingStack(cdk.Stack):
             role_name=retrain_starter_role_name(platform, environment),
             pipeline_arn=self.training.pipeline_arn,
             gate_roles=retrain_gate_roles,
+        )
+        # Training has no endpoint topic: its failures go to a topic of its own.
+        self.alerts_topic = alert_topic(
+            self,
+            "Alerts",
+            display_name=f"{training_pipeline_name(platform, environment)} failures",
+            encryption_key=data.key,
+        )
+        self.failure_alerts = FailureAlerts(
+            self, "FailureAlerts", topic=self.alerts_topic, encryption_key=data.key
+        )
+        # A pipeline Lambda step invokes it synchronously: the step (and the pipeline) fail.
+        self.failure_alerts.watch_function(self.training.find_incumbent, invoked_async=False)
+        for rule in (triggers.schedule_rule, triggers.new_data_rule):
+            self.failure_alerts.watch_rule(rule)
+        self.failure_alerts.watch_pipeline(
+            training_pipeline_name(platform, environment), self.training.pipeline_arn
         )
