@@ -4,6 +4,7 @@
 MLOPS_CONFIG     path of the environments file (default config/environments.yaml)
 MLOPS_RELEASES   path of the release manifest (default config/releases.yaml)
 -c env=NAME      synthesize one environment only (e.g. sandbox, bound to your AWS identity)
+-c training-only=true   only the training pipeline's stacks (what `mlops local run` reads)
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ def main() -> int:
             cli_region=os.environ.get("CDK_DEFAULT_REGION"),
             allow_prod_without_model=str(app.node.try_get_context("allow-prod-without-model"))
             == "true",
+            training_only=str(app.node.try_get_context("training-only")) == "true",
         )
         build_app(app, platform, releases, options)
     except (ConfigError, ManifestError) as error:

@@ -7,6 +7,8 @@ baseline is January-April, the captured traffic is May-December resampled (with 
 to --records rows, written as SageMaker data capture JSON Lines (one record per line, in
 hourly files of 100,000) and, for comparison, as one plain CSV file.
 
+drift.py runs twice on the capture files: with its default workers (one process per core,
+files read in parallel; its cpu figure sums every process) and with --workers 1.
 Each measured run is a fresh subprocess (python startup and imports included) whose peak
 memory comes from os.wait4. This parent imports only the standard library and prepares the
 data in a child too: a forked child is charged the parent's memory until it execs.
@@ -159,6 +161,9 @@ def run_bench(records: int, encoding: str) -> None:
         )
         runs = {
             "drift.py on capture JSONL": measured(drift_command(folder, folder / "capture", "r1")),
+            "drift.py on capture JSONL, 1 process": measured(
+                [*drift_command(folder, folder / "capture", "r3"), "--workers", "1"]
+            ),
             "drift.py on plain CSV": measured(drift_command(folder, plain.parent, "r2")),
             "read only: capture JSONL (json + pandas)": measured(
                 [sys.executable, "-c", READ_CAPTURE, str(folder / "capture")]
@@ -176,9 +181,11 @@ def run_bench(records: int, encoding: str) -> None:
     )
     for name, (wall, cpu, peak, _) in runs.items():
         print(f"{name:<42}{wall:>8.2f}{cpu:>8.2f}{records / cpu:>17,.0f}{peak:>10.0f}")
-    for source in ("capture JSONL", "plain CSV"):
-        drift_run = next(v for k, v in runs.items() if k.startswith("drift") and source in k)
-        read_run = next(v for k, v in runs.items() if k.startswith("read") and source in k)
+    for source in ("capture JSONL", "plain CSV", "capture JSONL, 1 process"):
+        drift_run = next(v for k, v in runs.items() if k.startswith("drift") and k.endswith(source))
+        read_run = next(
+            v for k, v in runs.items() if k.startswith("read") and source.split(",")[0] in k
+        )
         print(
             f"ratio drift / read only, {source}: {drift_run[1] / read_run[1]:.2f}x cpu, "
             f"{drift_run[0] / read_run[0]:.2f}x wall"

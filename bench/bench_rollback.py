@@ -79,6 +79,51 @@ def best_case_breach_to_rollback(*, period_s: int = 60, datapoints_to_alarm: int
     return float(datapoints_to_alarm * period_s)
 
 
+@dataclass(frozen=True)
+class Design:
+    name: str
+    period_s: int
+    evaluation_periods: int
+    datapoints_to_alarm: int
+    metric_delay_s: float
+    evaluation_interval_s: float
+    single_spike: str  # what a lone bad spike does to this design
+
+
+# The false-alarm side of each design: how short a breach it takes to alarm. AWS/SageMaker
+# invocation metrics are 1-minute metrics unless the endpoint config enables enhanced metrics
+# with MetricPublishFrequencyInSeconds=10 (SageMaker MetricsConfig); a 10-second alarm period
+# on a 1-minute metric only sees INSUFFICIENT_DATA (CloudWatch PutMetricAlarm, Period).
+DESIGNS = (
+    Design("1-min metrics, 3 of 3 (deployed)", 60, 3, 3, 60.0, 60.0, "never: needs 3 bad minutes"),
+    Design("1-min metrics, 2 of 3", 60, 3, 2, 60.0, 60.0, "2 bad minutes in 3 alarm"),
+    Design("1-min metrics, 1 of 1", 60, 1, 1, 60.0, 60.0, "any one bad minute alarms"),
+    Design("10-s enhanced metrics, 6 of 6", 10, 6, 6, 20.0, 10.0, "needs a bad minute, unbroken"),
+    Design("10-s enhanced metrics, 9 of 9", 10, 9, 9, 20.0, 10.0, "needs 90 s unbroken"),
+)
+
+
+def compare_designs(**delays: float) -> list[tuple[Design, float]]:
+    """(design, worst-case seconds) with the same EventBridge/Lambda/API delays for each."""
+    return [
+        (
+            design,
+            sum(
+                stage.seconds
+                for stage in worst_case_breach_to_rollback(
+                    period_s=design.period_s,
+                    evaluation_periods=design.evaluation_periods,
+                    datapoints_to_alarm=design.datapoints_to_alarm,
+                    metric_delay_s=design.metric_delay_s,
+                    evaluation_interval_s=design.evaluation_interval_s,
+                    **delays,
+                )
+            ),
+        )
+        for design in DESIGNS
+    ]
+
+
 def time_events(
     run_one: Callable[[], Any], reset: Callable[[], None] | None, count: int
 ) -> list[float]:
@@ -212,6 +257,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         period_s=args.period, datapoints_to_alarm=args.datapoints_to_alarm
     )
     print(f"  best case (aligned, no delays)     {best:7.1f} s")
+    print()
+    print(
+        "Designs compared (same delays after the alarm; goal: at most 180 s, no alarm on a spike):"
+    )
+    print(f"  {'design':34s} {'worst s':>8s}   single spike")
+    for design, seconds in compare_designs(
+        eventbridge_delivery_s=args.eventbridge_delivery,
+        cold_start_s=args.cold_start,
+        api_before_update_s=args.api_before_update,
+    ):
+        print(f"  {design.name:34s} {seconds:8.1f}   {design.single_spike}")
     return 0
 
 

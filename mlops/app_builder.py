@@ -11,7 +11,7 @@ from mlops.nag import add_rule_packs
 from mlops.naming import model_package_group_name
 from mlops.release_manifest import RegistryHub, ReleaseManifest, check_release_sources
 from mlops.stacks.delivery_stack import DeliveryStack
-from mlops.stacks.stage import PlatformStage
+from mlops.stacks.stage import PlatformStage, is_training_hub
 
 PROTECTED_ENVIRONMENTS = ("prod",)
 
@@ -26,6 +26,9 @@ class AppOptions:
     # Serving nothing in prod deletes its endpoints: only with -c allow-prod-without-model=true.
     allow_prod_without_model: bool = False
     with_delivery_pipeline: bool = True
+    # -c training-only=true: only the stages with a training pipeline, each without its
+    # serving and monitoring stacks (what `mlops local run` reads), and no delivery pipeline.
+    training_only: bool = False
 
 
 def resolve_platform(platform: PlatformConfig, options: AppOptions) -> PlatformConfig:
@@ -92,11 +95,17 @@ def build_app(
             environment=environment,
             region=region,
             release=releases.get(environment.name),
+            training_only=options.training_only,
         )
         for environment in selected
         for region in environment.regions
+        if not options.training_only or is_training_hub(environment, region)
     ]
-    if options.with_delivery_pipeline and options.only_environment is None:
+    if (
+        options.with_delivery_pipeline
+        and options.only_environment is None
+        and not options.training_only
+    ):
         waves = [
             (env, [stage for stage in stages if stage.environment_name == env.name])
             for env in selected

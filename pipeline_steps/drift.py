@@ -1,11 +1,12 @@
 """Drift job: compare a window of captured inference inputs with the training baseline.
 
     python3 drift.py --baseline baseline.json --capture DIR --report-dir DIR
-        [--min-records 500] [--psi-threshold 0.2] [--distance-threshold 0.2]
+        [--min-records 500] [--psi-threshold 0.2] [--distance-threshold 0.2] [--workers N]
         [--metrics-namespace NS --endpoint-name NAME --publish-metrics [--region R]]
 
 Inputs under --capture (searched recursively, streamed in chunks so memory is bounded by the
-chunk, not by the window or the history):
+chunk, not by the window or the history; with several files, one process per core reads
+them in parallel, each bounded by its chunk):
 - *.jsonl / *.json: SageMaker data capture lines; the endpointInput CSV payload (CSV or
   BASE64 encoding) may hold several rows.
 - *.csv: plain CSV with a header naming the features (extra columns such as `delayed` are
@@ -37,9 +38,12 @@ import binascii
 import io
 import itertools
 import json
+import multiprocessing
+import os
 import sys
 from collections import Counter
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -53,6 +57,7 @@ from step_io import StepError
 
 REPORT_FILE = "drift_report.json"
 CHUNK_LINES = 20_000
+MAX_WORKERS = 8
 # Categories rarer than this in training are pooled (with unknown) into one PSI bin: many
 # tiny bins make PSI noisy on small windows.
 MIN_CATEGORY_FRACTION = 0.01
@@ -97,6 +102,14 @@ class NumericWindow:
             self.below += np.cumsum(np.bincount(right, minlength=size))[:-1]
             self.at_or_below += np.cumsum(np.bincount(left, minlength=size))[:-1]
 
+    def merge(self, other: NumericWindow) -> None:
+        self.rows += other.rows
+        self.missing += other.missing
+        self.total += other.total
+        self.bins += other.bins
+        self.below += other.below
+        self.at_or_below += other.at_or_below
+
 
 @dataclass
 class CategoricalWindow:
@@ -113,6 +126,11 @@ class CategoricalWindow:
         self.rows += len(codes)
         self.missing += len(codes) - len(present)
         self.counts += baseline_stats.category_counts(present, self.vocabulary_size)
+
+    def merge(self, other: CategoricalWindow) -> None:
+        self.rows += other.rows
+        self.missing += other.missing
+        self.counts += other.counts
 
 
 class Window:
@@ -133,6 +151,11 @@ class Window:
     def add(self, frame: pd.DataFrame) -> None:
         for name, accumulator in self.features.items():
             accumulator.add(frame[name].to_numpy(dtype=np.float64, na_value=np.nan))
+
+    def merge(self, other: Window) -> None:
+        """Add another window's counts (of another file): every statistic is additive."""
+        for name, accumulator in self.features.items():
+            accumulator.merge(other.features[name])  # type: ignore[arg-type]
 
 
 # ---- scoring --------------------------------------------------------------------------------
@@ -329,6 +352,12 @@ class InputTally:
     malformed: Counter[str] = field(default_factory=Counter)
     skipped_files: list[dict[str, str]] = field(default_factory=list)
 
+    def merge(self, other: InputTally) -> None:
+        self.files += other.files
+        self.records += other.records
+        self.malformed.update(other.malformed)
+        self.skipped_files.extend(other.skipped_files)
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "files": self.files,
@@ -352,15 +381,61 @@ def read_window(
 ) -> Iterator[pd.DataFrame]:
     """Frames of feature columns (float64, NaN = missing) from every input file, streamed."""
     for path in input_files(capture_dir):
-        tally.files += 1
-        if path.suffix in CAPTURE_SUFFIXES:
-            frames = read_capture_file(path, feature_order, tally)
-        elif path.suffix == ".csv":
-            frames = read_csv_file(path, feature_order, tally)
-        else:
-            frames = read_parquet_file(path, feature_order, tally)
-        for frame in frames:
-            yield numeric_rows(frame, tally, codes or {})
+        yield from read_file(path, feature_order, tally, codes)
+
+
+def read_file(
+    path: Path,
+    feature_order: Sequence[str],
+    tally: InputTally,
+    codes: CategoryCodes | None = None,
+) -> Iterator[pd.DataFrame]:
+    """Frames of feature columns from one input file, streamed in chunks."""
+    tally.files += 1
+    if path.suffix in CAPTURE_SUFFIXES:
+        frames = read_capture_file(path, feature_order, tally)
+    elif path.suffix == ".csv":
+        frames = read_csv_file(path, feature_order, tally)
+    else:
+        frames = read_parquet_file(path, feature_order, tally)
+    for frame in frames:
+        yield numeric_rows(frame, tally, codes or {})
+
+
+def count_window(
+    capture_dir: Path, baseline: dict[str, Any], workers: int | None = None
+) -> tuple[Window, InputTally]:
+    """The window's counts and tally over every input file. With several files and cores,
+    files are read in parallel processes (JSON decoding is most of the time and runs in one
+    core per process); each streams its file in chunks, so memory is bounded by workers x
+    chunk. The counts are added up in file order: the result is the serial one."""
+    files = input_files(capture_dir)
+    workers = min(workers or os.cpu_count() or 1, MAX_WORKERS, len(files))
+    jobs = [(path, baseline) for path in files]
+    if workers <= 1:
+        parts: Iterable[tuple[Window, InputTally]] = map(_score_file, jobs)
+        return _merged(baseline, parts)
+    context = multiprocessing.get_context("fork" if os.name == "posix" else "spawn")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        return _merged(baseline, pool.map(_score_file, jobs))
+
+
+def _merged(
+    baseline: dict[str, Any], parts: Iterable[tuple[Window, InputTally]]
+) -> tuple[Window, InputTally]:
+    window, tally = Window(baseline), InputTally()
+    for part_window, part_tally in parts:
+        window.merge(part_window)
+        tally.merge(part_tally)
+    return window, tally
+
+
+def _score_file(job: tuple[Path, dict[str, Any]]) -> tuple[Window, InputTally]:
+    path, baseline = job
+    window, tally = Window(baseline), InputTally()
+    for frame in read_file(path, baseline["feature_order"], tally, category_codes(baseline)):
+        window.add(frame)
+    return window, tally
 
 
 def read_capture_file(
@@ -628,11 +703,19 @@ def parse_args(argv: Sequence[str]) -> Any:
         default=",".join(DEFAULT_IGNORED),
         help="comma-separated features scored but never alarmed on ('' for none)",
     )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help=f"processes reading files in parallel (default: the cores, at most {MAX_WORKERS})",
+    )
     step_io.add_metrics_arguments(parser)
     args = parser.parse_args(argv)
     step_io.check_metrics_arguments(args)
     if args.min_records < 1:
         raise StepError("--min-records must be at least 1")
+    if args.workers is not None and args.workers < 1:
+        raise StepError(f"--workers must be at least 1, got {args.workers}")
     if not args.psi_threshold > 0 or not 0 < args.distance_threshold <= 1:
         raise StepError("--psi-threshold must be > 0 and --distance-threshold in (0, 1]")
     names = args.ignore_features.split(",")
@@ -653,12 +736,7 @@ def run(argv: Sequence[str], clock: step_io.Clock = step_io.utc_now) -> int:
     thresholds = Thresholds(
         args.psi_threshold, args.distance_threshold, args.min_records, args.ignore_features
     )
-    window = Window(baseline)
-    tally = InputTally()
-    for frame in read_window(
-        capture_dir, baseline["feature_order"], tally, category_codes(baseline)
-    ):
-        window.add(frame)
+    window, tally = count_window(capture_dir, baseline, args.workers)
     sources = {"baseline": str(args.baseline), "capture": str(capture_dir)}
     report = json_safe(build_report(baseline, window, tally, thresholds, sources, clock))
     report_dir = step_io.output_dir(args.report_dir)

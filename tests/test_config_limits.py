@@ -107,7 +107,9 @@ def test_environment_names_are_2_to_20_lowercase_characters(name: str, allowed: 
     if allowed:
         assert name in _parse(_rename_dev(name)).environments
     else:
-        with pytest.raises(ConfigError, match=r"lowercase letters, digits and dashes \(2-20\)"):
+        with pytest.raises(
+            ConfigError, match=r"environment name .*: lowercase letters, digits and dashes \(2-20\)"
+        ):
             _parse(_rename_dev(name))
 
 

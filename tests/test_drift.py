@@ -239,6 +239,31 @@ def test_base64_csv_and_batched_captures_read_the_same(tmp_path, months) -> None
         assert report["features"] == reports[0]["features"]
 
 
+def test_files_read_in_parallel_give_the_serial_report(tmp_path, months) -> None:
+    baseline = _baseline_file(tmp_path, months["january"], months["vocabulary"])
+    folder = tmp_path / "capture"
+    for hour, start in enumerate((0, 1500, 3000)):
+        part = months["july"].iloc[start : min(start + 1500, 4000)]
+        _write_capture(folder / f"h{hour}", part, rows_per_record=3)
+    (folder / "broken.jsonl").write_text("{not json\n" + _capture_line("1,2\n") + "\n")
+    serial = _run(baseline, folder, tmp_path / "serial", "--workers", "1")
+    parallel = _run(baseline, folder, tmp_path / "parallel", "--workers", "3")
+
+    assert serial["records"]["files"] == 4 and serial["records"]["valid"] == 4000
+    assert parallel["records"] == serial["records"]
+    reasons = parallel["records"]["malformed_by_reason"]
+    assert {reason: n for reason, n in reasons.items() if n} == {
+        "bad_capture_json": 1,
+        "wrong_column_count": 1,
+    }
+    assert parallel["overall"] == serial["overall"]
+    for name, result in serial["features"].items():
+        other = dict(parallel["features"][name])
+        # Counts add up exactly; only the float sum behind the mean is grouped differently.
+        assert other.pop("mean", None) == pytest.approx(result.get("mean"))
+        assert other == {k: v for k, v in result.items() if k != "mean"}
+
+
 def test_malformed_records_are_skipped_and_counted(tmp_path, months) -> None:
     baseline = _baseline_file(tmp_path, months["january"], months["vocabulary"])
     rows = _csv_rows(months["july"].iloc[:600])
@@ -301,6 +326,7 @@ def test_csv_without_the_features_and_parquet_without_pyarrow_are_skipped(
     [
         (["--publish-metrics"], "--publish-metrics needs --metrics-namespace"),
         (["--min-records", "0"], "--min-records must be at least 1"),
+        (["--workers", "0"], "--workers must be at least 1, got 0"),
         (["--ignore-features", "altitude"], "unknown features altitude"),
         (["--psi-threshold", "abc"], "invalid float value"),
     ],

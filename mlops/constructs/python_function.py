@@ -16,6 +16,7 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
+from mlops.constructs.asset_cache import built_once
 from mlops.nag import acknowledge_lambda_without_vpc
 
 LAMBDA_ROOT = Path(__file__).resolve().parents[2] / "lambda"
@@ -47,6 +48,17 @@ def _bundle(code_dir: Path, powertools: bool, step_modules: tuple[str, ...]) -> 
         else:
             shutil.copy2(source, bundle / source.name)
     return bundle
+
+
+def _bundle_kind(powertools: bool, step_modules: tuple[str, ...]) -> str:
+    """What else goes into a bundle besides code_dir, with the step modules' file state, so
+    a cached bundle is rebuilt when one of them changes."""
+    modules = [
+        f"{module}:{stat.st_size}:{stat.st_mtime_ns}"
+        for module in step_modules
+        if (stat := (STEPS_ROOT / f"{module}.py").stat())
+    ]
+    return f"lambda-bundle powertools={powertools} steps={','.join(modules)}"
 
 
 class PythonFunction(Construct):
@@ -88,7 +100,15 @@ class PythonFunction(Construct):
             description=f"Lambda {source}: {description}"[:1000],
         )
         bundled = powertools or step_modules
-        asset_dir = _bundle(code_dir, powertools, step_modules) if bundled else code_dir
+        asset_dir = (
+            built_once(
+                _bundle_kind(powertools, step_modules),
+                code_dir,
+                lambda folder: _bundle(folder, powertools, step_modules),
+            )
+            if bundled
+            else code_dir
+        )
         self.function = lambda_.Function(
             self,
             "Function",

@@ -17,6 +17,8 @@ from pathlib import Path
 from aws_cdk import aws_s3_assets as s3_assets
 from constructs import Construct
 
+from mlops.constructs.asset_cache import built_once
+
 _SKIP_PARTS = {"__pycache__", ".pytest_cache", ".mypy_cache"}
 
 
@@ -50,11 +52,15 @@ def build_sourcedir_archive(source: Path, destination: Path) -> Path:
     return target
 
 
+def _archive_in_temp_folder(source: Path) -> Path:
+    return build_sourcedir_archive(source, Path(tempfile.mkdtemp(prefix="sourcedir-")))
+
+
 class StepScriptsBundle(Construct):
     """The step scripts as an S3 asset; `s3_uri` goes into the pipeline definition."""
 
     def __init__(self, scope: Construct, construct_id: str, *, source: Path) -> None:
         super().__init__(scope, construct_id)
-        archive = build_sourcedir_archive(source, Path(tempfile.mkdtemp(prefix="sourcedir-")))
+        archive = built_once("step-scripts", source, _archive_in_temp_folder)
         self.asset = s3_assets.Asset(self, "Archive", path=str(archive))
         self.s3_uri = self.asset.s3_object_url

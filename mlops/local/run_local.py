@@ -122,7 +122,9 @@ def synthesize(repo_root: Path, output: Path, env_name: str | None) -> Path:
     repo_root = Path(repo_root).resolve()
     if output.exists():
         shutil.rmtree(output)
-    context = ["-c", f"env={env_name}"] if env_name else []
+    # The definition lives in the training stack: serving, monitoring and delivery are not
+    # synthesized (their checks run in `make synth` and the tests).
+    context = ["-c", "training-only=true"] + (["-c", f"env={env_name}"] if env_name else [])
     cli = repo_root / "node_modules" / ".bin" / "cdk"
     env = _cdk_environment(repo_root)
     if cli.exists():
@@ -130,6 +132,7 @@ def synthesize(repo_root: Path, output: Path, env_name: str | None) -> Path:
     else:
         cdk_json = json.loads((repo_root / "cdk.json").read_text())
         ctx = dict(cdk_json.get("context", {}))
+        ctx["training-only"] = "true"
         if env_name:
             ctx["env"] = env_name
         env["CDK_CONTEXT_JSON"] = json.dumps(ctx)

@@ -81,6 +81,11 @@ def model_stager_roles(platform: PlatformConfig, hub: EnvironmentConfig) -> list
     ]
 
 
+def is_training_hub(environment: EnvironmentConfig, region: str) -> bool:
+    """The stage that holds the environment's training pipeline and model registry."""
+    return environment.training is not None and region == environment.home_region
+
+
 def stage_id(environment: EnvironmentConfig, region: str) -> str:
     return f"{environment.name}-{region}"
 
@@ -96,15 +101,17 @@ class PlatformStage(cdk.Stage):
         environment: EnvironmentConfig,
         region: str,
         release: EnvironmentRelease,
+        training_only: bool = False,
         **kwargs: Any,
     ) -> None:
+        """training_only: data and training stacks only (serving and monitoring left out)."""
         super().__init__(
             scope,
             stage_id(environment, region),
             env=cdk.Environment(account=environment.account, region=region),
             **kwargs,
         )
-        is_hub = environment.training is not None and region == environment.home_region
+        is_hub = is_training_hub(environment, region)
         monitored = release.current is not None and not environment.serving.serverless
         self.environment_name = environment.name
         self.data = DataStack(
@@ -130,7 +137,7 @@ class PlatformStage(cdk.Stage):
                 rollback_roles=rollback_roles(platform, environment),
             )
         self.serving: ServingStack | None = None
-        if release.current is not None:
+        if release.current is not None and not training_only:
             self.serving = ServingStack(
                 self,
                 "Serving",
@@ -154,7 +161,7 @@ class PlatformStage(cdk.Stage):
                     data=self.data,
                     serving=self.serving,
                 )
-        else:
+        elif not training_only:
             cdk.Annotations.of(self.data).add_info(
                 f"{environment.name}: no model pinned in config/releases.yaml; "
                 "no endpoint is deployed in this stage"

@@ -1,0 +1,156 @@
+"""Synth cost of the app against an empty one-stack app, measured in the same run.
+
+    .venv/bin/python bench/bench_synth.py [--rounds 3] [--compare DIR]
+
+Every run is `cdk synth --quiet` through the pinned CLI, the venv and cdk.json of this
+checkout, into a fresh folder; its cost is the CPU time (user + system) of the CLI and all
+its children (python app.py and the jsii node process), from os.wait4: on a shared machine
+CPU time is steadier than wall time. The cases run interleaved, round after round, and the
+median of each is printed with its ratio to the empty app's median:
+
+    empty app            bench/empty_app.py: one stack, one resource (the baseline)
+    full app             app.py: every stage and the delivery pipeline (`make synth`)
+    prod, N stage(s)     -c env=prod with prod's regions cut or extended to N (1, 3, 6):
+                         the cost of one more (environment, region) stage is (t6 - t1) / 5
+    mlops local run      -c env=dev -c training-only=true (what `mlops local run` synthesizes)
+    --compare DIR        app.py of another checkout (e.g. main before a change), same CLI:
+                         the full app and -c env=dev (what `mlops local run` used to synth)
+
+Asserts nothing about time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+CLI = ROOT / "node_modules" / ".bin" / "cdk"
+PYTHON = ROOT / ".venv" / "bin" / "python"
+REGIONS = ("us-east-1", "eu-west-1", "ap-southeast-1", "us-west-2", "eu-central-1", "ap-south-1")
+STAGE_COUNTS = (1, 3, 6)
+
+
+@dataclass
+class Case:
+    name: str
+    app: str
+    context: dict[str, str] = field(default_factory=dict)
+    env: dict[str, str] = field(default_factory=dict)
+    cwd: Path = ROOT
+    cpu: list[float] = field(default_factory=list)
+    wall: list[float] = field(default_factory=list)
+
+
+def prod_config(folder: Path, stages: int) -> Path:
+    """config/environments.yaml with prod serving from `stages` regions."""
+    config = yaml.safe_load((ROOT / "config" / "environments.yaml").read_text())
+    config["environments"]["prod"]["regions"] = list(REGIONS[:stages])
+    path = folder / f"environments-prod-{stages}.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
+def synth_once(case: Case, output: Path) -> tuple[float, float]:
+    """(cpu seconds of the CLI and its children, wall seconds) of one `cdk synth`."""
+    shutil.rmtree(output, ignore_errors=True)
+    command = [str(CLI), "synth", "--quiet", "--app", case.app, "--output", str(output)]
+    for key, value in case.context.items():
+        command += ["-c", f"{key}={value}"]
+    env = {
+        **os.environ,
+        "PATH": f"{PYTHON.parent}{os.pathsep}{os.environ.get('PATH', '')}",
+        "CDK_DISABLE_CLI_TELEMETRY": "true",
+        "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20",
+        "JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION": "1",
+        **case.env,
+    }
+    started = time.perf_counter()
+    process = subprocess.Popen(
+        command, cwd=case.cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    assert process.stderr is not None
+    err = process.stderr.read()  # drained before waiting: a full pipe would block the CLI
+    _, status, usage = os.wait4(process.pid, 0)
+    wall = time.perf_counter() - started
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"ERROR: synth of {case.name} failed: {err.decode()[-800:]}")
+    return usage.ru_utime + usage.ru_stime, wall
+
+
+def cases(folder: Path, compare: Path | None) -> list[Case]:
+    app = f"{PYTHON} app.py"
+    found = [
+        Case("empty app (baseline)", f"{PYTHON} {ROOT / 'bench' / 'empty_app.py'}"),
+        Case("full app (make synth)", app),
+    ]
+    for stages in STAGE_COUNTS:
+        config = prod_config(folder, stages)
+        found.append(
+            Case(
+                f"prod, {stages} stage{'s' if stages > 1 else ''}",
+                app,
+                {"env": "prod"},
+                {"MLOPS_CONFIG": str(config)},
+            )
+        )
+    found.append(Case("mlops local run's synth", app, {"env": "dev", "training-only": "true"}))
+    if compare is not None:
+        found.append(Case(f"full app of {compare.name}", f"{PYTHON} app.py", cwd=compare))
+        # Before -c training-only, `mlops local run` synthesized the whole environment.
+        found.append(
+            Case(f"-c env=dev of {compare.name}", f"{PYTHON} app.py", {"env": "dev"}, cwd=compare)
+        )
+    return found
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--compare", type=Path, help="another checkout's app, e.g. main")
+    args = parser.parse_args(argv)
+    if args.rounds < 1:
+        parser.error("--rounds must be at least 1")
+    if args.compare is not None and not (args.compare / "app.py").is_file():
+        parser.error(f"--compare {args.compare}: no app.py there")
+    load = os.getloadavg()[0]
+    with tempfile.TemporaryDirectory(prefix="bench-synth-") as tmp:
+        folder = Path(tmp)
+        runs = cases(folder, args.compare.resolve() if args.compare else None)
+        for round_number in range(args.rounds):
+            for case in runs:  # interleaved: load changes hit every case alike
+                cpu, wall = synth_once(case, folder / "cdk.out")
+                case.cpu.append(cpu)
+                case.wall.append(wall)
+            print(f"round {round_number + 1}/{args.rounds} done", flush=True)
+    base = statistics.median(runs[0].cpu)
+    print(
+        f"bench_synth: median of {args.rounds} interleaved runs; load average "
+        f"{load:.1f} -> {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"
+    )
+    print(f"{'case':<34}{'cpu s':>8}{'x empty':>9}{'wall s':>9}")
+    for case in runs:
+        cpu = statistics.median(case.cpu)
+        wall = statistics.median(case.wall)
+        print(f"{case.name:<34}{cpu:>8.2f}{cpu / base:>8.2f}x{wall:>9.1f}")
+    by_name = {case.name: statistics.median(case.cpu) for case in runs}
+    first, last = by_name["prod, 1 stage"], by_name[f"prod, {STAGE_COUNTS[-1]} stages"]
+    print(
+        f"per added stage: {(last - first) / (STAGE_COUNTS[-1] - 1):.2f} s cpu "
+        f"((prod 6 stages - prod 1 stage) / 5)"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
