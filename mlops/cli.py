@@ -1,7 +1,10 @@
 """The `mlops` command: run the pipeline and drift locally, promote a model, review a change.
 
     mlops local run   [--data DIR] [--out DIR] [--registry DIR] [--env ENV]
+                      [--parameter NAME=VALUE ...]
     mlops local drift [--baseline FILE] [--data DIR] [--out DIR] [--registry DIR]
+    mlops local simulate [--data DIR] [--out DIR] [--env ENV] [--seed-months 6]
+                      [--end-month 12] [--promotion auto|never] [--parameter NAME=VALUE ...]
     mlops local ingest [--data DIR] [--feature-store DIR]
     mlops local serve [--port N] [--host H] [--registry DIR] [--feature-store DIR]
                       [--group G --version N]
@@ -14,10 +17,12 @@ A user mistake is one `ERROR: ...` line and a non-zero exit, never a traceback.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import NoReturn
 
 from mlops.clock import Clock, utc_now
 
@@ -33,12 +38,27 @@ def _error(message: str, code: int = 2) -> int:
     return code
 
 
+class _Parser(argparse.ArgumentParser):
+    """Bad arguments: one ERROR line (no usage block) and exit 2."""
+
+    def error(self, message: str) -> NoReturn:
+        sys.stderr.write(f"ERROR: {self.prog}: {message} (see --help)\n")
+        sys.exit(2)
+
+
 # The only clock the CLI reads (run folder names, registry and run timestamps); tests pin it.
 clock: Clock = utc_now
 
 
 def _run_dir(kind: str, now: datetime) -> Path:
     return DEFAULT_RUNS / f"{kind}-{now.astimezone(UTC).strftime('%Y%m%dT%H%M%SZ')}"
+
+
+def _parameter(value: str) -> tuple[str, str]:
+    name, equals, text = value.partition("=")
+    if not equals or not name:
+        raise argparse.ArgumentTypeError(f"{value!r} is not NAME=VALUE (e.g. WindowEnd=2013-06-30)")
+    return name, text
 
 
 def _existing_dir(value: str) -> Path:
@@ -64,7 +84,15 @@ def local_run(args: argparse.Namespace) -> int:
 
     out = args.out or _run_dir("run", clock())
     try:
-        summary = run_local(ROOT, args.data, out, args.registry, args.env, clock=clock)
+        summary = run_local(
+            ROOT,
+            args.data,
+            out,
+            args.registry,
+            args.env,
+            parameters=dict(args.parameter),
+            clock=clock,
+        )
     except (LocalRunError, RegistryError) as error:
         return _error(str(error))
     print(f"Run summary: {out / 'run-summary.json'}")
@@ -184,6 +212,77 @@ def local_drift(args: argparse.Namespace) -> int:
     return 0
 
 
+# ---- mlops local simulate ---------------------------------------------------------------
+
+
+def _monitored_environment(platform: object, name: str | None) -> object:
+    """--env, or the first environment whose endpoint is monitored (instance-backed)."""
+    environments = platform.environments  # type: ignore[attr-defined]
+    if name is not None:
+        if name not in environments:
+            raise ValueError(
+                f"--env {name}: unknown environment (allowed: {', '.join(environments)})"
+            )
+        chosen = environments[name]
+        if chosen.serving.serverless:
+            raise ValueError(
+                f"--env {name} serves serverless: no data capture, no drift monitoring"
+            )
+        return chosen
+    for environment in environments.values():
+        if not environment.serving.serverless:
+            return environment
+    raise ValueError("no environment serves from instances: nothing is monitored")
+
+
+def local_simulate(args: argparse.Namespace) -> int:
+    from mlops.config import ConfigError, load_config
+    from mlops.local.registry import RegistryError
+    from mlops.local.run_local import bundled_data_dir, check_raw_data
+    from mlops.local.runner import LocalRunError
+    from mlops.local.simulate.replay import Options, SimulationError, simulate
+
+    try:
+        platform = load_config(CONFIG)
+        serving = _monitored_environment(platform, args.env)
+        data = args.data or bundled_data_dir()
+        check_raw_data(data)
+    except (ConfigError, ValueError) as error:
+        return _error(str(error))
+    out = args.out or _run_dir("simulate", clock())
+    options = Options(
+        repo_root=ROOT,
+        out_dir=out,
+        platform=platform,
+        serving=serving,  # type: ignore[arg-type]
+        data_dir=Path(data),
+        seed_months=args.seed_months,
+        end_month=args.end_month,
+        promotion=args.promotion,
+        parameters=dict(args.parameter),
+        progress=lambda line: print(line, flush=True),
+    )
+    try:
+        result = simulate(options)
+    except (SimulationError, LocalRunError, RegistryError) as error:
+        return _error(str(error))
+    print(result["table"])
+    truth = result["summary"]["truth"]
+    print(json.dumps(truth, indent=1))
+    print(f"Outputs: {out}/timeline.json, months.md, months.json, summary.json, simulation.png")
+    return 0
+
+
+def _month(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        number = 0
+    if not 1 <= number <= 12:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a month number (allowed: 1 to 12)")
+    return number
+
+
 # ---- mlops promote ----------------------------------------------------------------------
 
 
@@ -236,7 +335,7 @@ def build_parser() -> argparse.ArgumentParser:
     from mlops import review as review_module
     from mlops.promote import add_promote_arguments
 
-    parser = argparse.ArgumentParser(prog="mlops", description=__doc__.split("\n\n")[0])
+    parser = _Parser(prog="mlops", description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
 
     local = commands.add_parser("local", help="run on this machine, without AWS")
@@ -246,6 +345,14 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--out", type=Path, help="output folder (default local-runs/run-<time>)")
     run.add_argument("--registry", type=Path, default=DEFAULT_REGISTRY, help="local registry")
     run.add_argument("--env", help="environment whose pipeline to run (default: the training one)")
+    run.add_argument(
+        "--parameter",
+        type=_parameter,
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="pipeline parameter override, e.g. WindowEnd=2013-06-30 (repeatable)",
+    )
     run.add_argument(
         "--feature-store", type=Path, default=DEFAULT_FEATURE_STORE, help="local feature store"
     )
@@ -257,6 +364,21 @@ def build_parser() -> argparse.ArgumentParser:
     drift.add_argument("--out", type=Path, help="output folder (default local-runs/drift-<time>)")
     drift.add_argument("--registry", type=Path, default=DEFAULT_REGISTRY, help="local registry")
     drift.set_defaults(handler=local_drift)
+
+    sim = local_commands.add_parser(
+        "simulate", help="replay a year of operation on the bundled data (about 10 minutes)"
+    )
+    sim.add_argument("--data", type=_existing_dir, help="folder with flights/weather/planes.csv")
+    sim.add_argument("--out", type=Path, help="output folder (default local-runs/simulate-<time>)")
+    sim.add_argument("--env", help="serving environment to replay (default: first monitored)")
+    sim.add_argument("--seed-months", type=_month, default=6,
+                     help="months of data that seed the first model (default 6: serve Jul-Dec)")  # fmt: skip
+    sim.add_argument("--end-month", type=_month, default=12, help="last month served")
+    sim.add_argument("--promotion", choices=("auto", "never"), default="auto",
+                     help="auto: serve every approved model; never: keep the first")  # fmt: skip
+    sim.add_argument("--parameter", type=_parameter, action="append", default=[],
+                     metavar="NAME=VALUE", help="pipeline parameter override for every run")  # fmt: skip
+    sim.set_defaults(handler=local_simulate)
 
     ingest = local_commands.add_parser("ingest", help="raw weather/planes -> local feature store")
     ingest.add_argument("--data", type=_existing_dir, help="folder with weather.csv, planes.csv")

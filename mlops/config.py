@@ -87,6 +87,16 @@ _CONNECTION_ARN = re.compile(
 )
 
 
+# What the drift alarm may watch (published by pipeline_steps/drift.py and model_quality.py)
+# and the comparison that means "bad" for each.
+DRIFT_ALARM_METRICS: dict[str, str] = {
+    "DriftScore": "GreaterThanOrEqualToThreshold",  # highest feature PSI of the window
+    "DriftedFeatureCount": "GreaterThanOrEqualToThreshold",
+    "OutOfRangeShare": "GreaterThanOrEqualToThreshold",  # see drift.py
+    "ModelAUC": "LessThanThreshold",  # ground truth, where labels arrive
+}
+
+
 class ConfigError(ValueError):
     """A configuration mistake, with a one-line message for the user."""
 
@@ -120,6 +130,15 @@ class TrainingConfig:
     use_spot: bool
     tuning: bool
     schedule: str
+    # Rolling training window, resolved by Preprocess from the newest data (see
+    # pipeline_steps/preprocess.py): test weeks, validation weeks before, train months before.
+    test_weeks: int
+    validation_weeks: int
+    train_months: int
+    # Non-inferiority margin of the quality gate (AUC). Default 0.025: six seeds on the same
+    # window scatter with sd 0.0097 (bench/bench_seed_noise.py), so two equally good models
+    # differ with sd 0.014; 1.645 x 0.014 + the paired CI half-width 0.003 = 0.025 passes 95%.
+    non_inferiority_margin: float
     # ISO 8601 duration, or None: SageMaker caches on input URIs, not on the data behind them,
     # so with caching on, new raw data under the same prefix would be silently skipped.
     step_cache: str | None
@@ -155,10 +174,35 @@ class AlarmConfig:
 
 
 @dataclass(frozen=True, kw_only=True)
+class DriftAlarmConfig:
+    """The alarm that starts a retrain: which metric of the monitoring job it watches, its
+    threshold, and M of N (datapoints_to_alarm of evaluation_periods monitoring runs)."""
+
+    metric: str
+    threshold: float
+    datapoints_to_alarm: int
+    evaluation_periods: int
+
+    @property
+    def comparison(self) -> str:
+        return DRIFT_ALARM_METRICS[self.metric]
+
+
+# Calibrated on the bundled data (README, "Drift that means something"): over Jul-Dec of
+# `mlops local simulate` (bench/calibrate_drift_alarm.py), ground-truth AUC below 0.70 in 5
+# of 7 daily runs put 6 of 9 alarms in the 3 months whose AUC really dropped and missed none;
+# input drift (max PSI >= 0.2) sat in ALARM all 181 days. Used when drift.alarm is not given.
+DEFAULT_DRIFT_ALARM = DriftAlarmConfig(
+    metric="ModelAUC", threshold=0.70, datapoints_to_alarm=5, evaluation_periods=7
+)
+
+
+@dataclass(frozen=True, kw_only=True)
 class DriftConfig:
     schedule: str
     psi_threshold: float
     retrain_min_hours: int
+    alarm: DriftAlarmConfig
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -352,6 +396,10 @@ def _training(r: _Reader) -> TrainingConfig:
         use_spot=r.typed("use_spot", bool),
         tuning=r.typed("tuning", bool),
         schedule=_schedule(r, "schedule"),
+        test_weeks=r.number("test_weeks", int, 1, 52, 4),
+        validation_weeks=r.number("validation_weeks", int, 1, 52, 4),
+        train_months=r.number("train_months", int, 1, 120, 6),
+        non_inferiority_margin=r.number("non_inferiority_margin", float, 0.0, 0.2, 0.025),
         step_cache=_optional_duration(r, "step_cache"),
     )
     r.done()
@@ -408,12 +456,34 @@ def _alarms(r: _Reader) -> AlarmConfig:
     return cfg
 
 
+def _drift_alarm(r: _Reader | None, defaults: DriftAlarmConfig) -> DriftAlarmConfig:
+    if r is None:
+        return defaults
+    cfg = DriftAlarmConfig(
+        metric=r.choice("metric", tuple(DRIFT_ALARM_METRICS), defaults.metric),
+        threshold=r.number("threshold", float, 0.0, 100.0, defaults.threshold),
+        datapoints_to_alarm=r.number(
+            "datapoints_to_alarm", int, 1, 30, defaults.datapoints_to_alarm
+        ),
+        evaluation_periods=r.number("evaluation_periods", int, 1, 30, defaults.evaluation_periods),
+    )
+    if cfg.datapoints_to_alarm > cfg.evaluation_periods:
+        r.fail(
+            f"datapoints_to_alarm ({cfg.datapoints_to_alarm}) must not exceed "
+            f"evaluation_periods ({cfg.evaluation_periods})",
+            "datapoints_to_alarm",
+        )
+    r.done()
+    return cfg
+
+
 def _drift(r: _Reader) -> DriftConfig:
     cfg = DriftConfig(
         # The drift alarm's period is the schedule's: only a rate has one.
         schedule=_rate(r, "schedule"),
         psi_threshold=r.number("psi_threshold", float, 0.01, 5.0),
         retrain_min_hours=r.number("retrain_min_hours", int, 1, 24 * 90),
+        alarm=_drift_alarm(r.optional_child("alarm"), DEFAULT_DRIFT_ALARM),
     )
     r.done()
     return cfg

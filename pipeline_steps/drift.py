@@ -27,6 +27,7 @@ CloudWatch metrics (--publish-metrics), namespace --metrics-namespace:
   FeatureOutOfRange (numeric only: share of the window outside the baseline's 1st-99th
   percentiles, ~0.02 when nothing changed; reported, not part of the verdict)
 - dimension EndpointName: DriftScore (max PSI, only when some feature was scored),
+  OutOfRangeShare (the largest FeatureOutOfRange of the scored numeric features),
   DriftedFeatureCount, RecordCount, MalformedRecordCount
 """
 
@@ -636,6 +637,9 @@ def metric_data(report: dict[str, Any], endpoint_name: str) -> list[dict[str, An
     ]
     if overall["drift_score"] is not None:
         data.append(_datum("DriftScore", overall["drift_score"], endpoint, "None"))
+    outside = out_of_range_share(report)
+    if outside is not None:
+        data.append(_datum("OutOfRangeShare", outside, endpoint, "None"))
     for name, result in report["features"].items():
         if result["status"] not in ("drift", "ok"):
             continue
@@ -647,6 +651,17 @@ def metric_data(report: dict[str, Any], endpoint_name: str) -> list[dict[str, An
             outside = result["outside_baseline_range"]
             data.append(_datum("FeatureOutOfRange", outside, dims, "None"))
     return data
+
+
+def out_of_range_share(report: dict[str, Any]) -> float | None:
+    """The largest share of a scored numeric feature outside the training 1st-99th percentiles
+    (about 0.02 when nothing changed); None when no numeric feature was scored."""
+    shares = [
+        result["outside_baseline_range"]
+        for result in report["features"].values()
+        if result["status"] in ("drift", "ok") and result.get("outside_baseline_range") is not None
+    ]
+    return max(shares) if shares else None
 
 
 def _datum(name: str, value: float, dims: list[dict[str, str]], unit: str) -> dict[str, Any]:

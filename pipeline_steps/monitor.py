@@ -109,7 +109,10 @@ def run(argv: Sequence[str], s3: Any = None) -> int:
     baseline = baseline_file(args.baseline, args.work_dir)
     capture_base = f"{CAPTURE_PREFIX}/{args.endpoint_name}/{args.variant}"
     end, hours = args.scheduled_time, args.window_hours
-    window, lookback = args.work_dir / "window", args.work_dir / "lookback"
+    # Capture only under capture/: model quality scans it for *.json(l), and baseline.json
+    # (extracted into work_dir) would otherwise be read as thousands of bad capture lines.
+    captures = args.work_dir / "capture"
+    window, lookback = captures / "window", captures / "lookback"
     captured = download(s3, args.bucket, hour_prefixes(capture_base, end, hours), window)
     print(f"monitor: {captured} capture files in the last {hours} h")
     publish = [
@@ -131,10 +134,10 @@ def run(argv: Sequence[str], s3: Any = None) -> int:
         start = end - timedelta(hours=hours)
         earlier = hour_prefixes(capture_base, start, args.label_lookback_hours)
         download(s3, args.bucket, earlier, lookback)
-    # --capture: window/ and lookback/ (the labels/ CSVs there are not capture files).
+    # --capture: window/ and lookback/.
     return model_quality.run(
         [
-            "--capture", str(args.work_dir), "--labels", str(labels_dir),
+            "--capture", str(captures), "--labels", str(labels_dir),
             "--report-dir", str(args.report_dir / "model_quality"), *publish,
         ]
     )  # fmt: skip

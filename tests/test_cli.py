@@ -68,8 +68,8 @@ def test_run_folders_are_named_from_the_cli_clock_in_utc(
     monkeypatch.setattr(cli, "DEFAULT_RUNS", tmp_path / "runs")
     seen: dict[str, object] = {}
 
-    def fake_run_local(root, data, out, registry, env, *, clock):  # type: ignore[no-untyped-def]
-        seen.update(out=out, clock=clock)
+    def fake_run_local(root, data, out, registry, env, *, parameters, clock):  # type: ignore[no-untyped-def]
+        seen.update(out=out, clock=clock, parameters=parameters)
         return RunSummary(
             status="Succeeded",
             pipeline="p",

@@ -87,6 +87,31 @@ BAD_CONFIGS = {
         lambda d: d["environments"]["prod"]["drift"].update(schedule="cron(0 * * * ? *)"),
         "environments.prod.drift.schedule: must be an EventBridge rate(N unit) expression",
     ),
+    "drift alarm needing more datapoints than periods": (
+        lambda d: d["environments"]["prod"]["drift"].update(
+            alarm={
+                "metric": "DriftScore",
+                "threshold": 0.2,
+                "datapoints_to_alarm": 3,
+                "evaluation_periods": 2,
+            }
+        ),
+        "environments.prod.drift.alarm.datapoints_to_alarm: datapoints_to_alarm (3) must not "
+        "exceed evaluation_periods (2)",
+    ),
+    "unknown drift alarm metric": (
+        lambda d: d["environments"]["prod"]["drift"].update(alarm={"metric": "MaxPSI"}),
+        "environments.prod.drift.alarm.metric: must be one of DriftScore, DriftedFeatureCount, "
+        "OutOfRangeShare, ModelAUC; got 'MaxPSI'",
+    ),
+    "margin beyond 0.2": (
+        lambda d: d["environments"]["dev"]["training"].update(non_inferiority_margin=0.3),
+        "environments.dev.training.non_inferiority_margin: must be between 0 and 0.2, got 0.3",
+    ),
+    "zero-week test window": (
+        lambda d: d["environments"]["dev"]["training"].update(test_weeks=0),
+        "environments.dev.training.test_weeks: must be between 1 and 52, got 0",
+    ),
     "training environment without training": (
         lambda d: d.update(training_environment="prod"),
         "training_environment: environment 'prod' has no training section",
@@ -196,3 +221,27 @@ def test_app_exits_2_with_one_line_and_no_traceback(tmp_path: Path) -> None:
         "(the first is the home region)"
     ]
     assert "Traceback" not in result.stderr + result.stdout
+
+
+def test_window_margin_and_drift_alarm_default_and_override() -> None:
+    config = parse_config(DEFAULT_TEXT, "environments.yaml")
+    training = config.environment("dev").training
+    assert training is not None
+    assert (training.test_weeks, training.validation_weeks, training.train_months) == (4, 4, 6)
+    assert training.non_inferiority_margin == 0.025
+    # The calibrated default (prod gives none) and staging's explicit copy of it.
+    for name in ("staging", "prod"):
+        alarm = config.environment(name).drift.alarm
+        assert (alarm.metric, alarm.threshold) == ("ModelAUC", 0.70)
+        assert (alarm.datapoints_to_alarm, alarm.evaluation_periods) == (5, 7)
+        assert alarm.comparison == "LessThanThreshold"  # a low AUC is the bad side
+
+    def psi_alarm(d: dict) -> None:  # type: ignore[type-arg]
+        d["environments"]["prod"]["drift"]["alarm"] = {
+            "metric": "DriftScore", "threshold": 2.0, "datapoints_to_alarm": 3,
+            "evaluation_periods": 3,
+        }  # fmt: skip
+
+    prod = parse_config(_mutated(psi_alarm), "cfg.yaml").environment("prod").drift.alarm
+    assert (prod.metric, prod.threshold, prod.datapoints_to_alarm) == ("DriftScore", 2.0, 3)
+    assert prod.comparison == "GreaterThanOrEqualToThreshold"

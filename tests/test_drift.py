@@ -587,14 +587,17 @@ def test_min_records_also_applies_to_the_baseline_side(months) -> None:
 def test_one_drifted_feature_makes_the_overall_verdict_and_ignored_ones_never_do(
     july_scores,
 ) -> None:
-    psi = july_scores["features"]["temp"]["psi"]
-    others = max(v["psi"] for k, v in july_scores["features"].items() if k != "temp")
-    assert psi > others  # temp is the one feature at or above the threshold below
+    # The feature with the highest PSI (dew point or temperature: weather known at HH:51
+    # moved them within 0.03 of each other) is the one at or above the threshold below.
+    scored = {k: v["psi"] for k, v in july_scores["features"].items() if v["psi"] is not None}
+    top = max(scored, key=lambda k: scored[k])
+    psi = scored[top]
+    assert top in ("temp", "dewp") and psi > max(v for k, v in scored.items() if k != top)
     baseline, frame = july_scores["baseline"], july_scores["frame"]
-    only_temp = drift.Thresholds(psi=psi, distance=1.0 + 1e-9, min_records=1, ignored=frozenset())
-    overall = drift.score_frame(baseline, frame, only_temp)["overall"]
-    assert overall["status"] == "drift" and overall["drifted_features"] == ["temp"]
-    ignored = drift.Thresholds(psi=psi, distance=1.0 + 1e-9, min_records=1, ignored={"temp"})
+    only_top = drift.Thresholds(psi=psi, distance=1.0 + 1e-9, min_records=1, ignored=frozenset())
+    overall = drift.score_frame(baseline, frame, only_top)["overall"]
+    assert overall["status"] == "drift" and overall["drifted_features"] == [top]
+    ignored = drift.Thresholds(psi=psi, distance=1.0 + 1e-9, min_records=1, ignored={top})
     overall = drift.score_frame(baseline, frame, ignored)["overall"]
     assert overall["status"] == "ok" and overall["drifted_features"] == []
     none = drift.Thresholds(min_records=len(frame) + 1)
@@ -611,3 +614,27 @@ def test_the_report_is_stamped_with_the_clock_given(tmp_path, months) -> None:
     assert drift.run([*args, "--report-dir", str(tmp_path / "r")], clock=lambda: moment) == 0
     report = json.loads((tmp_path / "r" / drift.REPORT_FILE).read_text())
     assert report["generated_at"] == "2026-11-26T12:30:00Z"
+
+
+def test_out_of_range_share_is_the_worst_scored_numeric_feature() -> None:
+    report = {
+        "overall": {"drifted_feature_count": 0, "drift_score": 0.1},
+        "records": {"valid": 900, "malformed": 0},
+        "features": {
+            "temp": {"kind": "numeric", "status": "ok", "psi": 0.1, "ks": 0.1,
+                     "outside_baseline_range": 0.4},
+            "dewp": {"kind": "numeric", "status": "drift", "psi": 0.3, "ks": 0.1,
+                     "outside_baseline_range": 0.5},
+            "month": {"kind": "numeric", "status": "ignored", "psi": 2.0, "ks": 0.9,
+                      "outside_baseline_range": 0.99},
+            "carrier": {"kind": "categorical", "status": "ok", "psi": 0.0, "l_infinity": 0.0},
+        },
+    }  # fmt: skip
+    assert drift.out_of_range_share(report) == 0.5  # ignored features do not count
+    values = {d["MetricName"]: d["Value"] for d in drift.metric_data(report, "e")
+              if len(d["Dimensions"]) == 1}  # fmt: skip
+    assert values["OutOfRangeShare"] == 0.5
+    report["features"] = {"carrier": report["features"]["carrier"]}
+    assert drift.out_of_range_share(report) is None
+    names = {d["MetricName"] for d in drift.metric_data(report, "e")}
+    assert "OutOfRangeShare" not in names

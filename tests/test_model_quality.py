@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import json
+import tarfile
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -193,7 +194,11 @@ def test_the_monitoring_job_reads_only_its_window_and_publishes(tmp_path, januar
     shuffled = encoded.sample(frac=1.0, random_state=3).reset_index(drop=True)
     train, window, older = shuffled.iloc[:8000], shuffled.iloc[8000:10000], shuffled.iloc[10000:]
     baseline = baseline_stats.compute_baseline(train[FEATURES], january["vocabulary"])
-    baseline_path = _write(tmp_path / "baseline.json", json.dumps(baseline))
+    baseline_path = _write(tmp_path / "baseline.json", json.dumps(baseline, indent=1))
+    # As deployed: the baseline inside the served model.tar.gz, extracted into --work-dir.
+    archive = tmp_path / "model.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(baseline_path, arcname="baseline.json")
     labels, scores = _known_auc_data(len(window) + 1000, seed=11)
     base = "datacapture/flightdelay-dev/primary"
     with mock_aws():
@@ -221,7 +226,7 @@ def test_the_monitoring_job_reads_only_its_window_and_publishes(tmp_path, januar
         argv = [
             "--bucket", "data", "--endpoint-name", "flightdelay-dev", "--variant", "primary",
             "--scheduled-time", "2026-11-27T00:00:00Z", "--window-hours", "24",
-            "--baseline", str(baseline_path), "--work-dir", str(tmp_path / "work"),
+            "--baseline", str(archive), "--work-dir", str(tmp_path / "work"),
             "--report-dir", str(tmp_path / "report"), "--metrics-namespace", "flightdelay/monitoring",
             "--region", "us-east-1",
         ]  # fmt: skip
@@ -235,6 +240,7 @@ def test_the_monitoring_job_reads_only_its_window_and_publishes(tmp_path, januar
     quality = json.loads((tmp_path / "report/model_quality/model_quality.json").read_text())
     assert quality["labeled_records"] == len(window) + 1000  # labels joined across the lookback
     assert quality["auc"] == pytest.approx(roc_auc_score(labels, np.round(scores, 6)))
+    assert not any(quality["problems"].values())  # baseline.json is not read as capture
     published = {m["MetricName"] for m in metrics}
     assert {"DriftScore", "DriftedFeatureCount", "ModelAUC", "LabeledRecordCount"} <= published
 

@@ -140,12 +140,14 @@ def test_drift_must_persist_two_runs_before_the_alarm(
     resources = _resources(templates, stage)
     _, drift = _one(resources, "AWS::CloudWatch::Alarm", "DriftPersists")
     props = drift["Properties"]
-    assert (props["Namespace"], props["MetricName"]) == ("flightdelay/monitoring", "DriftScore")
+    # The calibrated default: ground-truth AUC below 0.70 in 5 of 7 runs.
+    assert (props["Namespace"], props["MetricName"]) == ("flightdelay/monitoring", "ModelAUC")
     assert props["Dimensions"] == [{"Name": "EndpointName", "Value": f"flightdelay-{env}"}]
     assert props["Period"] == PERIOD_S[env]
-    assert (props["EvaluationPeriods"], props["DatapointsToAlarm"]) == (2, 2)
-    assert props["Threshold"] == 0.2
-    assert props["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
+    assert props["Statistic"] == "Minimum"  # the worst run of the period
+    assert (props["EvaluationPeriods"], props["DatapointsToAlarm"]) == (7, 5)
+    assert props["Threshold"] == 0.70
+    assert props["ComparisonOperator"] == "LessThanThreshold"
     assert props["TreatMissingData"] == "ignore"
     _, auc = _one(resources, "AWS::CloudWatch::Alarm", "ModelAucLow")
     assert auc["Properties"]["MetricName"] == "ModelAUC"
@@ -174,15 +176,35 @@ def test_the_drift_alarm_invokes_the_retrain_gate(templates: dict[str, Any], sta
     assert variables["RETRAIN_MIN_HOURS"] == str(MIN_HOURS[env])
     _, role = _one(resources, "AWS::IAM::Role", "RetrainGate")
     assert role["Properties"]["RoleName"] == f"flightdelay-{env}-retrain-gate-{region}"
-    assume = [s for s in _statements(resources, "RetrainGate") if s.get("Sid")]
-    assert assume == [
+    assert variables["ALARM_NAME"] == {"Ref": alarm_id}
+    named = [s for s in _statements(resources, "RetrainGate") if s.get("Sid")]
+    assert named == [
         {
             "Action": "sts:AssumeRole",
             "Effect": "Allow",
             "Resource": "arn:aws:iam::222222222222:role/flightdelay-dev-retrain-starter",
             "Sid": "AssumeHubRetrainStarter",
-        }
+        },
+        {
+            "Action": "cloudwatch:DescribeAlarms",
+            "Effect": "Allow",
+            "Resource": {"Fn::GetAtt": [alarm_id, "Arn"]},
+            "Sid": "ReadTheDriftAlarmState",
+        },
     ]
+    # The recheck: a failed retrain is retried while the alarm stays in ALARM.
+    _, recheck = _one(resources, "AWS::Events::Rule", "Recheck")
+    days = MIN_HOURS[env] // 24  # CDK writes whole days as days
+    assert recheck["Properties"]["ScheduleExpression"] == f"rate({days} day{'s' * (days > 1)})"
+    (target,) = recheck["Properties"]["Targets"]
+    assert target["Arn"] == {"Fn::GetAtt": [function_id, "Arn"]}
+    transformer = target["InputTransformer"]
+    assert transformer["InputPathsMap"] == {"time": "$.time"}
+    # EventBridge inserts the event's time as a JSON string where <time> stands.
+    assert json.loads(transformer["InputTemplate"].replace("<time>", '"t"')) == {
+        "gate": "recheck",
+        "time": "t",
+    }
 
 
 def test_the_hub_role_trusts_exactly_the_gates_and_starts_one_pipeline(

@@ -161,7 +161,7 @@ def test_condition_is_auc_threshold_and_not_worse_than_incumbent() -> None:
             "LeftValue": {
                 "Std:JsonGet": {
                     "PropertyFile": report,
-                    "Path": "comparison.not_significantly_worse",
+                    "Path": "comparison.non_inferior",
                 }
             },
             "RightValue": 1,
@@ -179,9 +179,10 @@ def test_fail_message_names_auc_threshold_and_incumbent_comparison() -> None:
     paths = [v["Std:JsonGet"]["Path"] for v in values if isinstance(v, dict) and "Std:JsonGet" in v]
     assert paths == [
         "binary_classification_metrics.auc.value",
-        "comparison.not_significantly_worse",
+        "comparison.non_inferior",
     ]
     assert {"Get": "Parameters.AucThreshold"} in values
+    assert {"Get": "Parameters.NonInferiorityMargin"} in values
     assert {"Get": "Steps.FindIncumbent.OutputParameters['HasIncumbent']"} in values
     text = "".join(v for v in values if isinstance(v, str))
     assert "AUC" in text and "incumbent" in text
@@ -324,7 +325,17 @@ def test_register_model_attaches_metrics_baseline_and_approval_parameter() -> No
     inference = register["InferenceSpecification"]
     assert inference["SupportedContentTypes"] == ["text/csv"]
     assert inference["Containers"][0]["Image"] == images.xgboost_image_uri("eu-west-1")
-    assert register["CustomerMetadataProperties"]["train_end"] == {"Get": "Parameters.TrainEnd"}
+    # The registered window is the one Preprocess resolved, as Evaluate reports it.
+    metadata = register["CustomerMetadataProperties"]
+    assert metadata["train_end"]["Std:Join"]["Values"][0]["Std:JsonGet"]["Path"] == (
+        "window.train[1]"
+    )
+    assert metadata["test_start"]["Std:Join"]["Values"][0]["Std:JsonGet"]["Path"] == (
+        "window.test[0]"
+    )
+    assert metadata["non_inferiority_margin"] == {
+        "Std:Join": {"On": "", "Values": [{"Get": "Parameters.NonInferiorityMargin"}]}
+    }
     assert inference["Containers"][0]["Environment"] == {}
     env = {"SAGEMAKER_PROGRAM": "inference.py"}
     served = steps_by_name(build_definition(make_spec(inference_environment=env)))
@@ -356,7 +367,8 @@ def test_cdk_token_strings_are_embedded_verbatim() -> None:
     ("overrides", "message"),
     [
         ({"approval_status": "Approve"}, "approval_status 'Approve' is not one of"),
-        ({"train_end": "2013-12-01"}, "split ends must increase: train_end 2013-12-01"),
+        ({"test_weeks": 0}, "test_weeks must be from 1 to 520, got 0"),
+        ({"non_inferiority_margin": 0.3}, "non_inferiority_margin must be from 0 to 0.2"),
         ({"cache_expire_after": "30 days"}, "not an ISO 8601 duration"),
         ({"hyperparameters": {"sagemaker_program": "x.py"}}, "reserved names"),
         ({"region": "mars-north-1"}, "mars-north-1"),
@@ -523,6 +535,8 @@ def _resolve(value: Any, definition: dict[str, Any]) -> str:
     """A plausible run-time value for an argument: parameter defaults, lambda outputs."""
     if isinstance(value, str):
         return value
+    if "Std:Join" in value:  # a number parameter as text
+        return "".join(_resolve(v, definition) for v in value["Std:Join"]["Values"])
     reference = value["Get"]
     if reference.startswith("Parameters."):
         name = reference.removeprefix("Parameters.")
@@ -546,9 +560,12 @@ def test_processing_scripts_parse_their_container_arguments(
     argv = [_resolve(v, definition) for v in app["ContainerArguments"]]
     module = importlib.import_module(module_name)
     parsed = vars(module.parse_args(argv))
+    # Empty dates and "latest" mean "resolve from the data": the scripts parse them as None.
+    unset = {"", "latest"}
     for flag, value in zip(argv[::2], argv[1::2], strict=True):
         parsed_value = parsed[flag.removeprefix("--").replace("-", "_")]
-        assert str(parsed_value).lower() == value.lower(), flag
+        expected = None if value in unset else value
+        assert str(parsed_value).lower() == str(expected).lower(), flag
 
 
 def test_train_script_accepts_the_hyperparameters_and_tuned_names() -> None:

@@ -22,6 +22,7 @@ ENV = {
     "STARTER_ROLE_ARN": "arn:aws:iam::222222222222:role/flightdelay-dev-retrain-starter",
     "RETRAIN_MIN_HOURS": "72",
     "ENVIRONMENT_NAME": "prod",
+    "ALARM_NAME": ALARM,
 }
 
 
@@ -30,8 +31,9 @@ handler_mod = load_lambda_module("retrain_gate", "handler", "retrain_gate_handle
 CONFIG = logic.GateConfig.from_env(ENV)
 
 
-def _event(state: str = "ALARM") -> dict[str, Any]:
+def _event(state: str = "ALARM", time: str = "2026-11-26T11:59:30Z") -> dict[str, Any]:
     return {
+        "time": time,
         "source": "aws.cloudwatch",
         "detail-type": "CloudWatch Alarm State Change",
         "region": "eu-west-1",
@@ -42,12 +44,15 @@ def _event(state: str = "ALARM") -> dict[str, Any]:
     }
 
 
-def _execution(hours_ago: float, status: str = "Succeeded", n: int = 1) -> dict[str, Any]:
+def _execution(
+    hours_ago: float, status: str = "Succeeded", n: int = 1, name: str = "retrain-2026-11-01"
+) -> dict[str, Any]:
     return {
         "PipelineExecutionArn": f"arn:aws:sagemaker:us-east-1:222222222222:pipeline/{PIPELINE}"
         f"/execution/exec{n}",
         "StartTime": NOW - timedelta(hours=hours_ago),
         "PipelineExecutionStatus": status,
+        "PipelineExecutionDisplayName": name,
     }
 
 
@@ -70,7 +75,13 @@ def _stubbed(executions: list[dict[str, Any]], expect_start: bool) -> tuple[Any,
             "start_pipeline_execution",
             {"PipelineExecutionArn": f"arn:aws:sagemaker:us-east-1:222222222222:pipeline/"
              f"{PIPELINE}/execution/new"},
-            {"PipelineName": PIPELINE, "PipelineExecutionDescription": ANY},
+            {
+                "PipelineName": PIPELINE,
+                "PipelineExecutionDescription": ANY,
+                "PipelineExecutionDisplayName": ANY,
+                "PipelineParameters": ANY,
+                "ClientRequestToken": ANY,
+            },
         )  # fmt: skip
     stubber.activate()
     return client, stubber
@@ -192,10 +203,12 @@ def test_handler_assumes_the_hub_role_and_calls_the_hub_region(
     sagemaker, sm_stub = _stubbed([_execution(hours_ago=1)], expect_start=False)
     made: dict[str, dict[str, Any]] = {}
 
+    cloudwatch = boto3.client("cloudwatch", region_name="eu-west-1")
+
     def client(name: str, **kwargs: Any) -> Any:
         assert name not in made, f"a second {name} client"
         made[name] = kwargs
-        return {"sts": sts, "sagemaker": sagemaker}[name]
+        return {"sts": sts, "sagemaker": sagemaker, "cloudwatch": cloudwatch}[name]
 
     monkeypatch.setattr(handler_mod.boto3, "client", client)
     monkeypatch.setattr(handler_mod, "clock", lambda: NOW)
@@ -211,6 +224,117 @@ def test_handler_assumes_the_hub_role_and_calls_the_hub_region(
     assert sm_kwargs["region_name"] == "us-east-1"
     assert sm_kwargs["aws_access_key_id"] == "ASIAHUBHUBHUBHUB"
     assert sm_kwargs["aws_session_token"] == "token"
+
+
+# ---- Idempotency per window and retry after a failed run (issue 12) ----------------------
+
+
+def _started_with(executions: list[dict[str, Any]], event: dict[str, Any]) -> dict[str, Any]:
+    """The StartPipelineExecution request the gate sends for `event`."""
+    client, stubber = _stubbed(executions, expect_start=True)
+    calls: list[dict[str, Any]] = []
+    client.meta.events.register(
+        "provide-client-params.sagemaker.StartPipelineExecution",
+        lambda params, **_: calls.append(dict(params)),
+    )
+    result = logic.handle_alarm_event(event, CONFIG, client, now=NOW)
+    stubber.assert_no_pending_responses()
+    assert result["started"] is True
+    (call,) = calls
+    return call
+
+
+def test_the_run_is_on_the_window_of_the_alarm_date() -> None:
+    call = _started_with([], _event(time="2026-11-26T23:59:59Z"))
+    assert call["PipelineParameters"] == [{"Name": "WindowEnd", "Value": "2026-11-26"}]
+    assert call["PipelineExecutionDisplayName"] == "retrain-2026-11-26"
+    assert 32 <= len(call["ClientRequestToken"]) <= 128
+    next_day = _started_with([], _event(time="2026-11-27T00:00:00Z"))
+    assert next_day["PipelineParameters"][0]["Value"] == "2026-11-27"
+
+
+def test_two_gates_at_once_send_one_token_so_sagemaker_starts_one_run() -> None:
+    """Two regions' alarms (or a redelivered event) on the same day see the same executions:
+    the same ClientRequestToken, and SageMaker completes an idempotent request once."""
+    first = _started_with([], _event(time="2026-11-26T10:00:00Z"))
+    second = _started_with([], {**_event(time="2026-11-26T10:00:01Z"), "region": "us-east-1"})
+    assert first["ClientRequestToken"] == second["ClientRequestToken"]
+    other_window = _started_with([], _event(time="2026-11-25T10:00:00Z"))
+    assert other_window["ClientRequestToken"] != first["ClientRequestToken"]
+
+
+def test_a_failed_run_of_the_window_gets_a_new_token() -> None:
+    today = "retrain-2026-11-26"
+    fresh = _started_with([], _event())
+    failed = [_execution(80, "Failed", name=today)]
+    retry = _started_with(failed, _event())
+    assert retry["ClientRequestToken"] != fresh["ClientRequestToken"]
+    assert logic.attempt_of(failed, NOW.date()) == 1
+    # Succeeded runs and other windows' failures are not attempts of this window.
+    assert logic.attempt_of([_execution(80, name=today)], NOW.date()) == 0
+    assert logic.attempt_of([_execution(80, "Failed")], NOW.date()) == 0
+    assert logic.attempt_of([_execution(80, "Stopped", name=today)], NOW.date()) == 1
+
+
+def _cloudwatch(state: str | None, since: datetime) -> Any:
+    client = boto3.client("cloudwatch", region_name="eu-west-1")
+    stubber = Stubber(client)
+    alarms = [] if state is None else [
+        {"AlarmName": ALARM, "StateValue": state, "StateUpdatedTimestamp": since}
+    ]  # fmt: skip
+    stubber.add_response(
+        "describe_alarms",
+        {"MetricAlarms": alarms},
+        {"AlarmNames": [ALARM], "AlarmTypes": ["MetricAlarm"]},
+    )
+    stubber.activate()
+    return client
+
+
+RECHECK = {"gate": "recheck", "time": "2026-11-26T12:00:00Z", "region": "eu-west-1"}
+
+
+@pytest.mark.parametrize("state", ["OK", "INSUFFICIENT_DATA", None])
+def test_a_recheck_does_nothing_unless_the_alarm_is_in_alarm(state: str | None) -> None:
+    sagemaker = boto3.client("sagemaker", region_name="us-east-1")
+    with Stubber(sagemaker) as stubber:  # no SageMaker call at all
+        result = logic.handle_alarm_event(
+            RECHECK, CONFIG, sagemaker, NOW, _cloudwatch(state, NOW - timedelta(days=9))
+        )
+        stubber.assert_no_pending_responses()
+    assert result["started"] is False and "recheck" in result["reason"]
+
+
+def test_a_recheck_retries_after_the_run_for_the_alarm_failed() -> None:
+    """The alarm stays in ALARM after its run failed: no new event, but the recheck starts
+    the next attempt once the rate limit allows."""
+    since = NOW - timedelta(days=5)
+    failed = [_execution(100, "Failed", name="retrain-2026-11-22")]
+    client, stubber = _stubbed(failed, expect_start=True)
+    result = logic.handle_alarm_event(RECHECK, CONFIG, client, NOW, _cloudwatch("ALARM", since))
+    stubber.assert_no_pending_responses()
+    assert result["started"] is True
+    # Inside the rate limit the failed run still holds the next one back.
+    recent_failure = [_execution(10, "Failed")]
+    client, stubber = _stubbed(recent_failure, expect_start=False)
+    result = logic.handle_alarm_event(RECHECK, CONFIG, client, NOW, _cloudwatch("ALARM", since))
+    assert result["started"] is False and "10.0 h ago" in result["reason"]
+
+
+def test_a_recheck_leaves_an_alarm_a_successful_run_answered() -> None:
+    since = NOW - timedelta(hours=100)
+    # Succeeded after the alarm entered ALARM: answered, even though 99 h > the 72 h limit.
+    assert logic.decide([_execution(99)], NOW, 72, alarm_since=since).start is False
+    assert logic.decide([_execution(100)], NOW, 72, alarm_since=since).start is False  # edge
+    # Succeeded before the alarm: does not answer it.
+    assert logic.decide([_execution(100.1)], NOW, 72, alarm_since=since).start is True
+    # An alarm-transition event ignores earlier successes beyond the rate limit.
+    assert logic.decide([_execution(99)], NOW, 72).start is True
+
+
+def test_a_recheck_without_a_cloudwatch_client_is_a_configuration_error() -> None:
+    with pytest.raises(logic.GateConfigError, match="CloudWatch"):
+        logic.handle_alarm_event(RECHECK, CONFIG, object(), NOW)
 
 
 # ---- decision edges: which execution is judged, the window, the config limits ----------------
@@ -258,6 +382,6 @@ def test_every_setting_is_required(missing: str) -> None:
 def test_the_description_is_cut_at_the_api_limit_exactly() -> None:
     event = _event()
     event["detail"]["state"]["reason"] = "x" * 5000
-    assert len(logic.description(event, "prod")) == logic.DESCRIPTION_LIMIT == 3072
-    short = logic.description(_event(), "prod")
+    assert len(logic.description(event, CONFIG)) == logic.DESCRIPTION_LIMIT == 3072
+    short = logic.description(_event(), CONFIG)
     assert len(short) < 3072 and short.endswith("Threshold Crossed: 2 datapoints >= 0.2")

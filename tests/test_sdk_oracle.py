@@ -34,11 +34,13 @@ from mlops.pipeline_definition.training_pipeline import (
     METRIC_DEFINITIONS,
     MODEL_DIR,
     MODEL_SHA256_PATH,
-    NOT_WORSE_PATH,
+    NON_INFERIOR_PATH,
     RAW_DIR,
     REPORT_DIR,
     SPLIT_DIRS,
     TEST_DIR,
+    WINDOW_END_LATEST,
+    WINDOW_PATHS,
     CategoricalRange,
     ContinuousRange,
     IntegerRange,
@@ -359,9 +361,14 @@ def build_with_sdk(session: Any, spec: TrainingPipelineSpec) -> dict[str, Any]:
     )
     auc_threshold = ParameterFloat("AucThreshold", default_value=spec.auc_threshold)
     approval = ParameterString("ModelApprovalStatus", default_value=spec.approval_status)
-    train_end = ParameterString("TrainEnd", default_value=spec.train_end)
-    validation_end = ParameterString("ValidationEnd", default_value=spec.validation_end)
-    test_end = ParameterString("TestEnd", default_value=spec.test_end)
+    window_end = ParameterString("WindowEnd", default_value=WINDOW_END_LATEST)
+    test_weeks = ParameterInteger("TestWeeks", default_value=spec.test_weeks)
+    validation_weeks = ParameterInteger("ValidationWeeks", default_value=spec.validation_weeks)
+    train_months = ParameterInteger("TrainMonths", default_value=spec.train_months)
+    train_end = ParameterString("TrainEnd", default_value="")
+    validation_end = ParameterString("ValidationEnd", default_value="")
+    test_end = ParameterString("TestEnd", default_value="")
+    margin = ParameterFloat("NonInferiorityMargin", default_value=spec.non_inferiority_margin)
     parameters = [
         input_data_url,
         processing_type,
@@ -369,9 +376,14 @@ def build_with_sdk(session: Any, spec: TrainingPipelineSpec) -> dict[str, Any]:
         training_type,
         auc_threshold,
         approval,
+        window_end,
+        test_weeks,
+        validation_weeks,
+        train_months,
         train_end,
         validation_end,
         test_end,
+        margin,
     ]
 
     cache = (
@@ -451,6 +463,14 @@ def build_with_sdk(session: Any, spec: TrainingPipelineSpec) -> dict[str, Any]:
                 SPLIT_DIRS["test"],
                 "--baseline-dir",
                 BASELINE_DIR,
+                "--window-end",
+                window_end,
+                "--test-weeks",
+                Join(values=[test_weeks]),
+                "--validation-weeks",
+                Join(values=[validation_weeks]),
+                "--train-months",
+                Join(values=[train_months]),
                 "--train-end",
                 train_end,
                 "--validation-end",
@@ -588,6 +608,8 @@ def build_with_sdk(session: Any, spec: TrainingPipelineSpec) -> dict[str, Any]:
                 has_incumbent_value,
                 "--evaluation-dir",
                 EVALUATION_DIR,
+                "--margin",
+                Join(values=[margin]),
             ],
         ),
         property_files=[report],
@@ -633,9 +655,8 @@ def build_with_sdk(session: Any, spec: TrainingPipelineSpec) -> dict[str, Any]:
                 "auc": Join(values=[report_value(AUC_PATH)]),
                 "auc_threshold": Join(values=[auc_threshold]),
                 "has_incumbent": has_incumbent_value,
-                "train_end": train_end,
-                "validation_end": validation_end,
-                "test_end": test_end,
+                **{name: Join(values=[report_value(path)]) for name, path in WINDOW_PATHS.items()},
+                "non_inferiority_margin": Join(values=[margin]),
                 "training_mode": "tuning" if spec.tuning else "training",
                 "pipeline_execution_id": ExecutionVariables.PIPELINE_EXECUTION_ID,
             },
@@ -651,8 +672,10 @@ def build_with_sdk(session: Any, spec: TrainingPipelineSpec) -> dict[str, Any]:
                 report_value(AUC_PATH),
                 " (required >= ",
                 auc_threshold,
-                "); not significantly worse than the incumbent = ",
-                report_value(NOT_WORSE_PATH),
+                "); non-inferior to the incumbent (AUC at most ",
+                margin,
+                " lower, 95% CI) = ",
+                report_value(NON_INFERIOR_PATH),
                 " (required 1; incumbent present = ",
                 has_incumbent_value,
                 ")",
@@ -663,7 +686,7 @@ def build_with_sdk(session: Any, spec: TrainingPipelineSpec) -> dict[str, Any]:
         name="CheckQuality",
         conditions=[
             ConditionGreaterThanOrEqualTo(left=report_value(AUC_PATH), right=auc_threshold),
-            ConditionEquals(left=report_value(NOT_WORSE_PATH), right=1),
+            ConditionEquals(left=report_value(NON_INFERIOR_PATH), right=1),
         ],
         if_steps=[register],
         else_steps=[fail],

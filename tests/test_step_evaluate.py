@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,7 @@ import preprocess
 import pytest
 import train
 import xgboost as xgb
+from feature_schema import FEATURE_ORDER
 from sklearn.metrics import roc_auc_score
 from step_fixtures import pack_model, preprocess_args, read_json, write_raw_slice
 
@@ -33,7 +35,7 @@ def train_and_pack(processed: Path, folder: Path, hp: train.Hyperparameters, row
     result = train.train_model(subset, validation, hp)
     model_dir = folder / "model"
     model_dir.mkdir(parents=True)
-    train.save_model(result, model_dir, processed / "train" / "feature_metadata.json")
+    train.save_model(result, model_dir, processed / "train" / "feature_metadata.json", hp)
     return pack_model(model_dir, folder / "packed").parent
 
 
@@ -105,7 +107,19 @@ def test_without_incumbent(strong_model: Path, processed: Path, tmp_path: Path) 
     test_dir = processed / "test"
     assert run_evaluate(strong_model, test_dir, tmp_path, incumbent=None, threshold=0.3) == 0
     report = report_of(tmp_path)
-    assert list(report) == ["binary_classification_metrics", "incumbent", "comparison", "model"]
+    assert list(report) == [
+        "binary_classification_metrics",
+        "incumbent",
+        "comparison",
+        "window",
+        "seeds",
+        "model",
+    ]
+    assert (
+        report["window"]
+        == json.loads((processed / "train" / "feature_metadata.json").read_text())["split"]
+    )
+    assert report["seeds"] == {"training": 42, "bootstrap": 42}
     assert report["model"]["sha256"] == evaluate.archive_sha256(strong_model)
     assert len(report["model"]["sha256"]) == 64
     metrics = report["binary_classification_metrics"]
@@ -136,6 +150,8 @@ def test_without_incumbent(strong_model: Path, processed: Path, tmp_path: Path) 
     assert sum(b["count"] for b in metrics["calibration"]["bins"]) == len(test)
     assert report["incumbent"] == {
         "present": False,
+        "comparable": False,
+        "window_overlap": {},
         "auc": None,
         "auc_difference": {
             "value": None,
@@ -145,7 +161,8 @@ def test_without_incumbent(strong_model: Path, processed: Path, tmp_path: Path) 
             "bootstrap_iterations": 300,
         },
     }
-    assert report["comparison"] == {"not_significantly_worse": 1}
+    assert report["comparison"]["non_inferior"] == 1
+    assert report["comparison"]["margin"] == evaluate.DEFAULT_MARGIN
 
 
 def test_same_model_as_incumbent_is_not_worse(
@@ -156,7 +173,7 @@ def test_same_model_as_incumbent_is_not_worse(
     difference = report["incumbent"]["auc_difference"]
     assert report["incumbent"]["present"] is True
     assert difference["value"] == 0 and difference["ci_lower"] == difference["ci_upper"] == 0
-    assert report["comparison"]["not_significantly_worse"] == 1
+    assert report["comparison"]["non_inferior"] == 1
 
 
 def test_clearly_better_incumbent_blocks_the_candidate(
@@ -169,7 +186,7 @@ def test_clearly_better_incumbent_blocks_the_candidate(
     assert report["incumbent"]["auc"] > candidate_auc
     assert difference["value"] == pytest.approx(candidate_auc - report["incumbent"]["auc"])
     assert difference["ci_lower"] <= difference["value"] <= difference["ci_upper"] < 0
-    assert report["comparison"]["not_significantly_worse"] == 0
+    assert report["comparison"]["non_inferior"] == 0
 
 
 def test_better_candidate_passes(
@@ -178,7 +195,7 @@ def test_better_candidate_passes(
     assert run_evaluate(strong_model, processed / "test", tmp_path, incumbent=weak_model) == 0
     difference = report_of(tmp_path)["incumbent"]["auc_difference"]
     assert 0 < difference["ci_lower"] <= difference["ci_upper"]
-    assert report_of(tmp_path)["comparison"]["not_significantly_worse"] == 1
+    assert report_of(tmp_path)["comparison"]["non_inferior"] == 1
 
 
 def test_bootstrap_is_reproducible_with_the_seed(
@@ -208,6 +225,8 @@ def test_incumbent_scores_in_its_own_vocabulary() -> None:
     [
         ({"--has-incumbent": "maybe"}, "'maybe' is not a boolean (allowed: true, false)"),
         ({"--threshold": "1.5"}, "'1.5' is not a probability"),
+        ({"--margin": "0.3"}, "'0.3' is not a margin in AUC (allowed: 0 to 0.2)"),
+        ({"--margin": "-0.01"}, "'-0.01' is not a margin in AUC"),
         ({"--bootstrap-iterations": "1"}, "'1' is not an integer >= 2"),
         ({"--has-incumbent": "true", "--incumbent-dir": "EMPTY"}, "no xgboost-model"),
         ({"--model-dir": "EMPTY"}, "no xgboost-model"),
@@ -288,6 +307,58 @@ def test_evaluation_records_the_digest_of_the_model_archive(tmp_path: Path) -> N
     assert evaluate.archive_sha256(tmp_path) is None  # an extracted model has no archive
 
 
+def test_the_margin_decides_at_the_lower_bound(
+    strong_model: Path, weak_model: Path, processed: Path, tmp_path: Path
+) -> None:
+    """Non-inferior exactly when the CI's lower end is >= -margin: both sides of the edge."""
+    assert run_evaluate(weak_model, processed / "test", tmp_path / "m", strong_model) == 0
+    lower = report_of(tmp_path / "m")["incumbent"]["auc_difference"]["ci_lower"]
+    assert lower < 0
+    test = evaluate.load_test_set(processed / "test", list(FEATURE_ORDER))
+    weak = evaluate.load_model(weak_model, "weak")
+    strong = evaluate.load_model(strong_model, "strong")
+    features = test.features.to_numpy(dtype=np.float64)
+    cand = evaluate.predict(weak.booster, features)
+    inc = evaluate.predict(strong.booster, features)
+
+    def verdict(margin: float) -> int:
+        report = evaluate.build_report(test.labels, cand, inc, 0.5, 300, 42, margin)
+        assert report["comparison"]["margin"] == margin
+        return int(report["comparison"]["non_inferior"])
+
+    assert verdict(-lower) == 1  # at the edge
+    assert verdict(-lower - 1e-9) == 0
+    assert verdict(0.0) == 0
+
+
+def test_an_incumbent_trained_on_the_test_window_is_not_compared(
+    strong_model: Path, weak_model: Path, processed: Path, tmp_path: Path
+) -> None:
+    test = {"split": {"test": ["2013-02-21", "2013-02-28"]}}
+    assert evaluate.window_overlap(test, {"split": {"train": ["2013-01-01", "2013-02-20"]}}) == {}
+    assert evaluate.window_overlap(
+        test, {"split": {"train": ["2013-01-01", "2013-02-21"], "validation": ["x", "y"]}}
+    ) == {"train": ["2013-01-01", "2013-02-21"]}
+    assert evaluate.window_overlap(
+        test, {"split": {"validation": ["2013-02-28", "2013-03-10"]}}
+    ) == {"validation": ["2013-02-28", "2013-03-10"]}
+    assert evaluate.window_overlap(test, None) == {}
+
+    labels = np.array([0, 1, 0, 1, 1, 0, 1, 0])
+    good = np.array([0.1, 0.9, 0.2, 0.8, 0.7, 0.3, 0.6, 0.4])
+    bad = 1.0 - good
+    overlap = {"train": ["2013-01-01", "2013-02-21"]}
+    report = evaluate.build_report(labels, bad, good, 0.5, 50, 1, 0.02, overlap)
+    assert report["incumbent"]["comparable"] is False
+    assert report["incumbent"]["window_overlap"] == overlap
+    assert report["incumbent"]["auc"] == 1.0  # reported, not compared
+    assert report["comparison"]["non_inferior"] == 1
+    assert (
+        evaluate.build_report(labels, bad, good, 0.5, 50, 1, 0.02)["comparison"]["non_inferior"]
+        == 0
+    )
+
+
 # ---- the quality gate's interval: straddling zero, and its width -------------------------------
 
 
@@ -303,22 +374,36 @@ def _scored_pair(rows: int, seed: int, flip: int) -> tuple[np.ndarray, np.ndarra
     return labels, candidate, incumbent
 
 
-def test_an_interval_straddling_zero_passes_even_with_a_worse_point_estimate() -> None:
+# Issue 10 replaced "upper end >= 0" with non-inferiority: lower end >= -margin. The same
+# intervals, judged by the new rule on both sides of the margin.
+
+
+def test_an_interval_straddling_zero_passes_within_the_margin_not_without_one() -> None:
     labels, candidate, incumbent = _scored_pair(rows=600, seed=0, flip=0)
     report = evaluate.build_report(labels, candidate, incumbent, 0.5, iterations=400, seed=1)
     difference = report["incumbent"]["auc_difference"]
     assert difference["value"] < 0  # the candidate is worse on these rows ...
-    assert difference["ci_lower"] < 0 < difference["ci_upper"]  # ... but not significantly
-    assert report["comparison"]["not_significantly_worse"] == 1
+    lower = difference["ci_lower"]
+    assert -0.03 <= lower < 0 < difference["ci_upper"]  # ... but not significantly
+    wide = evaluate.build_report(labels, candidate, incumbent, 0.5, 400, 1, margin=0.03)
+    assert wide["comparison"]["non_inferior"] == 1  # the lower end is within a 0.03 margin
+    assert report["comparison"]["non_inferior"] == int(lower >= -evaluate.DEFAULT_MARGIN)
+    strict = evaluate.build_report(labels, candidate, incumbent, 0.5, 400, 1, margin=0.0)
+    assert strict["comparison"]["non_inferior"] == 0  # no margin: the lower end decides
 
 
 @pytest.mark.parametrize("flip", [0, 40])  # just below zero; far below
-def test_an_interval_wholly_below_zero_fails_the_gate(flip: int) -> None:
+def test_an_interval_wholly_below_zero_fails_without_a_margin(flip: int) -> None:
     labels, candidate, incumbent = _scored_pair(rows=600, seed=1, flip=flip)
-    report = evaluate.build_report(labels, candidate, incumbent, 0.5, iterations=400, seed=1)
+    report = evaluate.build_report(labels, candidate, incumbent, 0.5, 400, 1, margin=0.0)
     difference = report["incumbent"]["auc_difference"]
     assert difference["ci_lower"] <= difference["ci_upper"] < 0
-    assert report["comparison"]["not_significantly_worse"] == 0
+    assert report["comparison"]["non_inferior"] == 0
+    # With the default margin only an interval reaching below -margin fails.
+    default = evaluate.build_report(labels, candidate, incumbent, 0.5, iterations=400, seed=1)
+    lower = default["incumbent"]["auc_difference"]["ci_lower"]
+    assert lower < -evaluate.DEFAULT_MARGIN
+    assert default["comparison"]["non_inferior"] == 0
 
 
 def test_the_interval_is_the_central_95_percent_of_the_paired_bootstrap() -> None:
@@ -343,7 +428,7 @@ def test_without_an_incumbent_the_gate_passes_and_no_interval_is_reported() -> N
     difference = report["incumbent"]["auc_difference"]
     assert report["incumbent"]["present"] is False
     assert difference["ci_lower"] is None and difference["ci_upper"] is None
-    assert report["comparison"]["not_significantly_worse"] == 1
+    assert report["comparison"]["non_inferior"] == 1
 
 
 @pytest.mark.parametrize(

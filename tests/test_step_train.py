@@ -68,9 +68,10 @@ def test_main_writes_a_loadable_model(
         "feature_schema.py",
         "inference.py",
     ]
-    assert (model_dir / "feature_metadata.json").read_bytes() == (
-        channels / "train" / "feature_metadata.json"
-    ).read_bytes()
+    # The feature metadata travels with the model, plus how it was trained (seed, rounds).
+    copied = read_json(model_dir / "feature_metadata.json")
+    training = copied.pop("training")
+    assert copied == read_json(channels / "train" / "feature_metadata.json")
 
     # Loadable the way the XGBoost container's default inference loads it.
     booster = xgb.Booster(model_file=str(model_dir / "xgboost-model"))
@@ -78,6 +79,10 @@ def test_main_writes_a_loadable_model(
     summary = read_json(sm_env / "output" / "training_summary.json")
     assert booster.num_boosted_rounds() == summary["rounds"] == summary["best_iteration"] + 1
     assert summary["rounds"] < 300  # early stopping kicked in
+    assert training == {
+        "seed": summary["hyperparameters"]["seed"],
+        "best_iteration": summary["best_iteration"],
+    }
 
     validation = pd.read_csv(channels / "validation" / "validation.csv")
     scores = booster.predict(xgb.DMatrix(validation.iloc[:, 1:].to_numpy(), missing=np.nan))

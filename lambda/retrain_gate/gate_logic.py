@@ -1,21 +1,34 @@
-"""Retrain gate: a drift alarm entered ALARM -> start the home training pipeline, at most once
-per RETRAIN_MIN_HOURS.
+"""Retrain gate: a drift alarm entered ALARM -> start the home training pipeline on the
+window ending at the alarm's date, at most once per RETRAIN_MIN_HOURS.
 
 The pipeline lives in the hub (training home) account and region; the gate assumes the hub's
 retrain-starter role, which may only list and start that one pipeline. Rate limit: the newest
 executions (ListPipelineExecutions sorted by CreationTime, newest first; summaries carry
 StartTime) decide. No start when one is still Executing (or Stopping), or when the newest
-started less than RETRAIN_MIN_HOURS ago, by
-drift or by anyone else (a scheduled or data-triggered retrain counts too). Two gates firing in
-the same second could both start: each then sees the other's run next time; the window is
-seconds wide, the cost one extra run.
+started less than RETRAIN_MIN_HOURS ago, by drift or by anyone else (a scheduled or
+data-triggered retrain counts too).
+
+Window: WindowEnd = the UTC date of the event; Preprocess resolves it to the newest data at or
+before that date (the same rolling window the schedule and the new-data trigger resolve from
+"latest"). Idempotent per window: the ClientRequestToken is derived from the pipeline, the
+window and the attempt, so two gates firing at once (two regions' alarms, a redelivered
+event) send the same token and SageMaker starts one execution. The attempt is the number of
+Failed or Stopped executions of that window (display name retrain-<window>): a retry after a
+failure gets a new token.
+
+A failed run does not block retraining: the alarm stays in ALARM, so no new state-change
+event comes; a schedule re-invokes the gate every RETRAIN_MIN_HOURS with a recheck event. A
+recheck asks CloudWatch for the alarm's state and starts a run (same rules as above) only
+while the alarm is in ALARM and no execution started since it entered ALARM has Succeeded.
+A succeeded retrain answers the alarm until it clears and fires again.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from botocore.config import Config
@@ -26,6 +39,9 @@ BOTO_CONFIG = Config(
     retries={"mode": "standard", "max_attempts": 5}, connect_timeout=5, read_timeout=20
 )
 BUSY_STATUSES = frozenset({"Executing", "Stopping"})
+RETRYABLE_STATUSES = frozenset({"Failed", "Stopped"})
+RECHECK = "recheck"  # the schedule's event: {"gate": "recheck"}
+WINDOW_PARAMETER = "WindowEnd"
 # A pipeline whose newest execution is older than the window needs one page; a busy
 # execution further back than this many is beyond any realistic concurrency.
 RECENT_EXECUTIONS = 10
@@ -43,11 +59,12 @@ class GateConfig:
     starter_role_arn: str
     min_hours: int
     environment: str
+    alarm_name: str
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> GateConfig:
         names = ("PIPELINE_NAME", "PIPELINE_REGION", "STARTER_ROLE_ARN", "RETRAIN_MIN_HOURS")
-        missing = [n for n in (*names, "ENVIRONMENT_NAME") if not env.get(n)]
+        missing = [n for n in (*names, "ENVIRONMENT_NAME", "ALARM_NAME") if not env.get(n)]
         if missing:
             raise GateConfigError(f"environment variable {missing[0]} is not set")
         try:
@@ -62,6 +79,7 @@ class GateConfig:
             starter_role_arn=env["STARTER_ROLE_ARN"],
             min_hours=min_hours,
             environment=env["ENVIRONMENT_NAME"],
+            alarm_name=env["ALARM_NAME"],
         )
 
 
@@ -71,11 +89,54 @@ class Decision:
     reason: str
 
 
-def decide(executions: list[Mapping[str, Any]], now: datetime, min_hours: int) -> Decision:
-    """Whether to start, given the newest executions (any order) of the pipeline."""
+def display_name(window_end: date) -> str:
+    """The execution's display name: which window it retrains (ListPipelineExecutions shows it)."""
+    return f"retrain-{window_end.isoformat()}"
+
+
+def request_token(pipeline_name: str, window_end: date, attempt: int) -> str:
+    """ClientRequestToken (32-128 characters): equal for equal pipeline, window and attempt."""
+    key = f"{pipeline_name}|{window_end.isoformat()}|{attempt}"
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def attempt_of(executions: list[Mapping[str, Any]], window_end: date) -> int:
+    """How many runs of this window ended Failed or Stopped: the next attempt's number."""
+    name = display_name(window_end)
+    return sum(
+        1
+        for e in executions
+        if e.get("PipelineExecutionDisplayName") == name
+        and e.get("PipelineExecutionStatus") in RETRYABLE_STATUSES
+    )
+
+
+def decide(
+    executions: list[Mapping[str, Any]],
+    now: datetime,
+    min_hours: int,
+    alarm_since: datetime | None = None,
+) -> Decision:
+    """Whether to start, given the newest executions (any order) of the pipeline.
+
+    alarm_since (rechecks only): when the alarm entered ALARM; a run started since then that
+    Succeeded has answered it.
+    """
     busy = [e for e in executions if e.get("PipelineExecutionStatus") in BUSY_STATUSES]
     if busy:
         return Decision(False, f"execution {busy[0]['PipelineExecutionArn']} is still running")
+    if alarm_since is not None:
+        answered = [
+            e
+            for e in executions
+            if e["StartTime"] >= alarm_since and e.get("PipelineExecutionStatus") == "Succeeded"
+        ]
+        if answered:
+            return Decision(
+                False,
+                f"execution {answered[0]['PipelineExecutionArn']} succeeded since the alarm "
+                f"entered ALARM at {alarm_since.isoformat()}",
+            )
     if executions:
         newest = max(executions, key=lambda e: e["StartTime"])
         age = now - newest["StartTime"]
@@ -89,6 +150,17 @@ def decide(executions: list[Mapping[str, Any]], now: datetime, min_hours: int) -
     return Decision(True, f"no execution within {min_hours} h and none running")
 
 
+def event_time(event: Mapping[str, Any], now: datetime) -> datetime:
+    """The event's time (EventBridge's ISO `time`, UTC), or now when absent or malformed."""
+    raw = event.get("time")
+    if isinstance(raw, str):
+        try:
+            return datetime.fromisoformat(raw.replace("Z", "+00:00"))
+        except ValueError:
+            pass
+    return now
+
+
 def recent_executions(sagemaker: Any, pipeline_name: str) -> list[Mapping[str, Any]]:
     response = sagemaker.list_pipeline_executions(
         PipelineName=pipeline_name,
@@ -99,36 +171,68 @@ def recent_executions(sagemaker: Any, pipeline_name: str) -> list[Mapping[str, A
     return list(response.get("PipelineExecutionSummaries", []))
 
 
-def description(event: Mapping[str, Any], environment: str) -> str:
-    detail = event.get("detail", {})
-    alarm = detail.get("alarmName", "unknown alarm")
-    reason = detail.get("state", {}).get("reason", "")
-    text = f"Drift retrain: alarm {alarm} ({environment}, {event.get('region', '?')}). {reason}"
+def description(event: Mapping[str, Any], config: GateConfig) -> str:
+    detail = event.get("detail")
+    detail = detail if isinstance(detail, Mapping) else {}
+    alarm = detail.get("alarmName", config.alarm_name)
+    reason = (detail.get("state") or {}).get("reason", "")
+    if event.get("gate") == RECHECK:
+        reason = "Recheck: the alarm is still in ALARM and no run since has succeeded."
+    text = (
+        f"Drift retrain: alarm {alarm} ({config.environment}, {event.get('region', '?')}). {reason}"
+    )
     return text[:DESCRIPTION_LIMIT]
 
 
+def alarm_state(cloudwatch: Any, alarm_name: str) -> tuple[str | None, datetime | None]:
+    """The alarm's current state and when it entered it (None, None when it does not exist)."""
+    alarms = cloudwatch.describe_alarms(AlarmNames=[alarm_name], AlarmTypes=["MetricAlarm"])
+    found = alarms.get("MetricAlarms", [])
+    if not found:
+        return None, None
+    return found[0].get("StateValue"), found[0].get("StateUpdatedTimestamp")
+
+
 def handle_alarm_event(
-    event: Mapping[str, Any], config: GateConfig, sagemaker: Any, now: datetime
+    event: Mapping[str, Any],
+    config: GateConfig,
+    sagemaker: Any,
+    now: datetime,
+    cloudwatch: Any = None,
 ) -> dict[str, Any]:
-    """One alarm state change: check the rate limit (against `now`), start the pipeline or say
-    why not."""
-    state = event.get("detail", {}).get("state", {}).get("value")
-    if state != "ALARM":  # the rule filters on ALARM; a hand-made test event may not
-        return {"started": False, "reason": f"alarm state is {state!r}, not 'ALARM'"}
-    decision = decide(
-        recent_executions(sagemaker, config.pipeline_name),
-        now,
-        config.min_hours,
-    )
+    """One alarm state change, or a scheduled recheck (needs `cloudwatch`): check the rate
+    limit (against `now`), start the pipeline on the event's window or say why not."""
+    detail = event.get("detail")
+    detail = detail if isinstance(detail, Mapping) else {}
+    alarm_since = None
+    if event.get("gate") == RECHECK:
+        if cloudwatch is None:
+            raise GateConfigError("a recheck event needs a CloudWatch client")
+        state, alarm_since = alarm_state(cloudwatch, config.alarm_name)
+        if state != "ALARM":
+            return {"started": False, "reason": f"recheck: alarm state is {state!r}, not 'ALARM'"}
+    else:
+        state = (detail.get("state") or {}).get("value")
+        if state != "ALARM":  # the rule filters on ALARM; a hand-made test event may not
+            return {"started": False, "reason": f"alarm state is {state!r}, not 'ALARM'"}
+    executions = recent_executions(sagemaker, config.pipeline_name)
+    decision = decide(executions, now, config.min_hours, alarm_since)
     if not decision.start:
         return {"started": False, "reason": decision.reason}
+    window_end = event_time(event, now).date()
+    attempt = attempt_of(executions, window_end)
     response = sagemaker.start_pipeline_execution(
         PipelineName=config.pipeline_name,
-        PipelineExecutionDescription=description(event, config.environment),
+        PipelineExecutionDisplayName=display_name(window_end),
+        PipelineExecutionDescription=description(event, config),
+        PipelineParameters=[{"Name": WINDOW_PARAMETER, "Value": window_end.isoformat()}],
+        ClientRequestToken=request_token(config.pipeline_name, window_end, attempt),
     )
     return {
         "started": True,
         "reason": decision.reason,
+        "window_end": window_end.isoformat(),
+        "attempt": attempt,
         "execution_arn": response["PipelineExecutionArn"],
     }
 

@@ -1,4 +1,5 @@
-"""EventBridge (drift alarm entered ALARM) -> rate-limited start of the training pipeline."""
+"""EventBridge (drift alarm entered ALARM, or the recheck schedule) -> rate-limited start of
+the training pipeline on the event's window."""
 
 from __future__ import annotations
 
@@ -46,7 +47,9 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     sagemaker = boto3.client(
         "sagemaker", region_name=config.pipeline_region, config=BOTO_CONFIG, **credentials
     )
-    result = handle_alarm_event(event, config, sagemaker, clock())
+    # The alarm lives here, in the serving account: read with the function's own role.
+    cloudwatch = boto3.client("cloudwatch", config=BOTO_CONFIG)
+    result = handle_alarm_event(event, config, sagemaker, clock(), cloudwatch)
     logger.info("retrain gate", extra=result)
     # One metric per decision: the pipeline was started, or the gate held it back.
     metrics.add_metric(

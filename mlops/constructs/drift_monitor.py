@@ -6,9 +6,11 @@ below; <aws.scheduler.execution-id> makes each job name unique (a retry is a new
 a new id) and <aws.scheduler.scheduled-time> tells the job which window to read
 (pipeline_steps/monitor.py lists the hourly capture partitions itself).
 
-Drift persists = the drift score is at or above the threshold in 2 of 2 consecutive runs: the
-alarm's period is the schedule's period. Missing data (no run, or no scored feature) keeps
-the alarm's state, so a new, still empty period cannot flip it back to OK before its run.
+Drift persists = the configured metric (drift.alarm.metric: DriftScore, DriftedFeatureCount,
+OutOfRangeShare or ModelAUC) breaches drift.alarm.threshold in datapoints_to_alarm of
+evaluation_periods runs: the alarm's period is the schedule's period. Missing data (no run,
+or nothing scored) keeps the alarm's state, so a new, still empty period cannot flip it back
+to OK before its run.
 """
 
 from __future__ import annotations
@@ -43,7 +45,6 @@ CREATE_PROCESSING_JOB = "arn:aws:scheduler:::aws-sdk:sagemaker:createProcessingJ
 CAPTURE_PREFIX = "datacapture"  # RealtimeEndpoint's DATA_CAPTURE_PREFIX
 LABELS_PREFIX = "ground-truth"
 REPORTS_PREFIX = "monitoring"
-DRIFT_PERSISTS_PERIODS = 2
 CODE_DIR = "/opt/ml/processing/input/code"
 BASELINE_DIR = "/opt/ml/processing/input/baseline"
 REPORT_DIR = "/opt/ml/processing/report"
@@ -53,7 +54,7 @@ _RATE = re.compile(r"^rate\((\d+) (minute|minutes|hour|hours|day|days)\)$")
 _UNIT_S = {"minute": 60, "hour": 3600, "day": 86400}
 
 
-def schedule_period(schedule: str) -> cdk.Duration:
+def schedule_period(schedule: str, periods: int = 2) -> cdk.Duration:
     """The period of a rate() schedule; alarms evaluate one datapoint per run."""
     match = _RATE.match(schedule)
     if not match:
@@ -64,9 +65,9 @@ def schedule_period(schedule: str) -> cdk.Duration:
     seconds = int(match.group(1)) * _UNIT_S[match.group(2).rstrip("s")]
     # PutMetricAlarm: a multiple of 60 s; periods x evaluations at most 7 days (1 day < 1 h).
     limit = 86400 * (7 if seconds >= 3600 else 1)
-    if seconds * DRIFT_PERSISTS_PERIODS > limit:
+    if seconds * periods > limit:
         raise ValueError(
-            f"drift.schedule {schedule!r}: {DRIFT_PERSISTS_PERIODS} runs span more than "
+            f"drift.schedule {schedule!r}: {periods} runs span more than "
             f"CloudWatch's {limit // 86400}-day alarm window; schedule more often"
         )
     return cdk.Duration.seconds(seconds)
@@ -97,7 +98,7 @@ class DriftMonitor(Construct):
     ) -> None:
         super().__init__(scope, construct_id)
         stack = cdk.Stack.of(self)
-        self.period = schedule_period(drift.schedule)
+        self.period = schedule_period(drift.schedule, drift.alarm.evaluation_periods)
         # The job reads whole hourly partitions: a sub-hourly schedule still reads one hour.
         window_hours = max(1, math.ceil(self.period.to_seconds() / 3600))
         name = endpoint.endpoint_name
@@ -231,17 +232,24 @@ class DriftMonitor(Construct):
                 period=self.period,
             )
 
+        settings = drift.alarm
+        # One datapoint per run: the worst value of the period.
+        worst = "Minimum" if settings.comparison.startswith("Less") else "Maximum"
         drift_alarm = cloudwatch.Alarm(
             self,
             "DriftPersists",
-            metric=metric("DriftScore", "Maximum"),
-            threshold=drift.psi_threshold,
-            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-            evaluation_periods=DRIFT_PERSISTS_PERIODS,
-            datapoints_to_alarm=DRIFT_PERSISTS_PERIODS,
+            metric=metric(settings.metric, worst),
+            threshold=settings.threshold,
+            comparison_operator=cloudwatch.ComparisonOperator[
+                re.sub(r"(?<!^)(?=[A-Z])", "_", settings.comparison).upper()
+            ],
+            evaluation_periods=settings.evaluation_periods,
+            datapoints_to_alarm=settings.datapoints_to_alarm,
             treat_missing_data=cloudwatch.TreatMissingData.IGNORE,
-            alarm_description=f"{endpoint_name}: drift score (max PSI) >= {drift.psi_threshold} "
-            f"in {DRIFT_PERSISTS_PERIODS} consecutive runs; starts a retrain (rate-limited)",
+            alarm_description=f"{endpoint_name}: {settings.metric} "
+            f"{'<' if worst == 'Minimum' else '>='} {settings.threshold} in "
+            f"{settings.datapoints_to_alarm} of {settings.evaluation_periods} monitoring runs; "
+            "starts a retrain (rate-limited)",
         )
         quality_alarm = cloudwatch.Alarm(
             self,

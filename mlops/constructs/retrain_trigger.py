@@ -6,6 +6,10 @@ retrain-gate Lambda, whose role has a physical name so the hub can trust it. Hub
 (RetrainStarterRole): a named role that may only list and start the one training pipeline,
 trusted by exactly the gate roles of the stages serving from this hub. The gate always
 assumes it, also from the hub's own account: one path to test and to audit.
+
+A second rule re-invokes the gate every `min_hours` with a recheck event: an alarm that stays
+in ALARM after its retrain failed sends no new state change, and the recheck (which reads the
+alarm's state itself) retries it. See lambda/retrain_gate/gate_logic.py.
 """
 
 from __future__ import annotations
@@ -66,6 +70,7 @@ class RetrainGate(Construct):
                 "STARTER_ROLE_ARN": hub.starter_role_arn(partition),
                 "RETRAIN_MIN_HOURS": str(min_hours),
                 "ENVIRONMENT_NAME": environment_name,
+                "ALARM_NAME": alarm.alarm_name,
             },
         )
         # The hub trusts this role by name (a generated name is unknowable there).
@@ -79,6 +84,14 @@ class RetrainGate(Construct):
                 resources=[hub.starter_role_arn(partition)],
             )
         )
+        # Rechecks read the alarm's current state (its own account: no role to assume).
+        self.gate.role.add_to_policy(
+            iam.PolicyStatement(
+                sid="ReadTheDriftAlarmState",
+                actions=["cloudwatch:DescribeAlarms"],
+                resources=[alarm.alarm_arn],
+            )
+        )
         self.rule = events.Rule(
             self,
             "OnDriftAlarm",
@@ -90,6 +103,21 @@ class RetrainGate(Construct):
                 detail={"state": {"value": ["ALARM"]}},
             ),
             targets=[targets.LambdaFunction(self.gate.function, retry_attempts=2)],
+        )
+        self.recheck_rule = events.Rule(
+            self,
+            "Recheck",
+            description="Retry a drift retrain that failed while the alarm stays in ALARM",
+            schedule=events.Schedule.rate(cdk.Duration.hours(min_hours)),
+            targets=[
+                targets.LambdaFunction(
+                    self.gate.function,
+                    event=events.RuleTargetInput.from_object(
+                        {"gate": "recheck", "time": events.EventField.time}
+                    ),
+                    retry_attempts=2,
+                )
+            ],
         )
 
 

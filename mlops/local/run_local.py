@@ -147,11 +147,13 @@ def synthesize(repo_root: Path, output: Path, env_name: str | None) -> Path:
     return output
 
 
-def _load_module(path: Path, name: str) -> ModuleType:
+def load_module(path: Path, name: str) -> ModuleType:
+    """A module loaded from its file (Lambdas are not importable packages)."""
     spec = importlib.util.spec_from_file_location(name, path)
     if spec is None or spec.loader is None:
         raise LocalRunError(f"cannot load {path}")
     module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses look their module up while it executes
     spec.loader.exec_module(module)
     return module
 
@@ -160,7 +162,7 @@ def find_incumbent_lambda(
     repo_root: Path, registry: LocalRegistry
 ) -> Callable[[dict[str, Any]], Mapping[str, Any]]:
     """The FindIncumbent step's function, answering from the local registry."""
-    handler = _load_module(
+    handler = load_module(
         Path(repo_root) / "lambda" / "find_incumbent" / "handler.py", "local_find_incumbent"
     )
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import posixpath
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -64,7 +63,15 @@ CHECKPOINT_DIR = "/opt/ml/checkpoints"
 
 EVALUATION_REPORT = PropertyFile("EvaluationReport", "evaluation", "evaluation.json")
 AUC_PATH = "binary_classification_metrics.auc.value"
-NOT_WORSE_PATH = "comparison.not_significantly_worse"
+NON_INFERIOR_PATH = "comparison.non_inferior"
+# The candidate's resolved split (preprocess decides it from the data; evaluate reports it).
+WINDOW_PATHS = {
+    "train_start": "window.train[0]",
+    "train_end": "window.train[1]",
+    "validation_end": "window.validation[1]",
+    "test_start": "window.test[0]",
+    "test_end": "window.test[1]",
+}
 MODEL_SHA256_PATH = "model.sha256"
 OBJECTIVE_METRIC = "validation:auc"
 
@@ -108,7 +115,7 @@ _JOB_RETRY = {
     "MaxAttempts": 3,
 }
 
-_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+WINDOW_END_LATEST = "latest"
 
 
 # ---- Spec ----------------------------------------------------------------------------------
@@ -205,11 +212,16 @@ class TrainingPipelineSpec:
     checkpoint_prefix: str = "checkpoints"
     tuning: TuningSpec | None = None
     hyperparameters: Mapping[str, str | int | float] = field(default_factory=dict)
-    # Split (YYYY-MM-DD, inclusive ends): train <= train_end < validation <= validation_end
-    # < test <= test_end. Defaults match preprocess.py's.
-    train_end: str = "2013-04-30"
-    validation_end: str = "2013-05-31"
-    test_end: str = "2013-06-30"
+    # Rolling window, resolved by Preprocess from the data: test = the last test_weeks up to
+    # WindowEnd ("latest" = the newest flown date), validation the validation_weeks before,
+    # train the train_months before that. Each is a pipeline parameter; TrainEnd,
+    # ValidationEnd and TestEnd (empty by default) pin explicit dates instead.
+    test_weeks: int = 4
+    validation_weeks: int = 4
+    train_months: int = 6
+    # The quality gate passes a candidate whose AUC is at most this much below the
+    # incumbent's (lower bound of the paired-bootstrap 95% CI of the difference).
+    non_inferiority_margin: float = 0.025
     kms_key_arn: str | None = None
     # ISO 8601 duration, or None for no step caching. Caching keys on the input URIs, not
     # on the data behind them: give new data a new InputDataUrl or it is not retrained on.
@@ -236,13 +248,12 @@ class TrainingPipelineSpec:
                 f"max_wait_seconds {self.max_wait_seconds} must be at least "
                 f"training_max_runtime_seconds {self.training_max_runtime_seconds} with spot"
             )
-        for name in ("train_end", "validation_end", "test_end"):
-            if not _DATE.match(getattr(self, name)):
-                raise ValueError(f"{name} {getattr(self, name)!r} is not a YYYY-MM-DD date")
-        if not self.train_end < self.validation_end < self.test_end:
+        for name in ("test_weeks", "validation_weeks", "train_months"):
+            if not 1 <= getattr(self, name) <= 520:
+                raise ValueError(f"{name} must be from 1 to 520, got {getattr(self, name)}")
+        if not 0.0 <= self.non_inferiority_margin <= 0.2:
             raise ValueError(
-                f"split ends must increase: train_end {self.train_end}, validation_end "
-                f"{self.validation_end}, test_end {self.test_end}"
+                f"non_inferiority_margin must be from 0 to 0.2, got {self.non_inferiority_margin}"
             )
         if self.cache_expire_after is not None and not ISO_DURATION.match(self.cache_expire_after):
             raise ValueError(
@@ -267,9 +278,14 @@ class PipelineParameters:
     training_instance_type: Parameter
     auc_threshold: Parameter
     model_approval_status: Parameter
+    window_end: Parameter
+    test_weeks: Parameter
+    validation_weeks: Parameter
+    train_months: Parameter
     train_end: Parameter
     validation_end: Parameter
     test_end: Parameter
+    non_inferiority_margin: Parameter
 
     def all(self) -> list[Parameter]:
         return [
@@ -279,9 +295,14 @@ class PipelineParameters:
             self.training_instance_type,
             self.auc_threshold,
             self.model_approval_status,
+            self.window_end,
+            self.test_weeks,
+            self.validation_weeks,
+            self.train_months,
             self.train_end,
             self.validation_end,
             self.test_end,
+            self.non_inferiority_margin,
         ]
 
 
@@ -298,9 +319,17 @@ def pipeline_parameters(spec: TrainingPipelineSpec) -> PipelineParameters:
         training_instance_type=Parameter("TrainingInstanceType", s, spec.training_instance_type),
         auc_threshold=Parameter("AucThreshold", f, float(spec.auc_threshold)),
         model_approval_status=Parameter("ModelApprovalStatus", s, spec.approval_status),
-        train_end=Parameter("TrainEnd", s, spec.train_end),
-        validation_end=Parameter("ValidationEnd", s, spec.validation_end),
-        test_end=Parameter("TestEnd", s, spec.test_end),
+        window_end=Parameter("WindowEnd", s, WINDOW_END_LATEST),
+        test_weeks=Parameter("TestWeeks", i, spec.test_weeks),
+        validation_weeks=Parameter("ValidationWeeks", i, spec.validation_weeks),
+        train_months=Parameter("TrainMonths", i, spec.train_months),
+        # Empty: resolved from the data. Pipeline parameters cannot be absent, only empty.
+        train_end=Parameter("TrainEnd", s, ""),
+        validation_end=Parameter("ValidationEnd", s, ""),
+        test_end=Parameter("TestEnd", s, ""),
+        non_inferiority_margin=Parameter(
+            "NonInferiorityMargin", f, float(spec.non_inferiority_margin)
+        ),
     )
 
 
@@ -623,8 +652,8 @@ def _auc() -> Expression:
     return EVALUATION_REPORT.json_get(STEP_EVALUATE, AUC_PATH)
 
 
-def _not_worse() -> Expression:
-    return EVALUATION_REPORT.json_get(STEP_EVALUATE, NOT_WORSE_PATH)
+def _non_inferior() -> Expression:
+    return EVALUATION_REPORT.json_get(STEP_EVALUATE, NON_INFERIOR_PATH)
 
 
 def _register_step(spec: TrainingPipelineSpec, params: PipelineParameters) -> dict[str, Any]:
@@ -667,9 +696,11 @@ def _register_step(spec: TrainingPipelineSpec, params: PipelineParameters) -> di
             "auc": join([_auc()]),
             "auc_threshold": join([params.auc_threshold.ref]),
             "has_incumbent": lambda_output(STEP_FIND_INCUMBENT, "HasIncumbent"),
-            "train_end": params.train_end.ref,
-            "validation_end": params.validation_end.ref,
-            "test_end": params.test_end.ref,
+            **{
+                name: join([EVALUATION_REPORT.json_get(STEP_EVALUATE, path)])
+                for name, path in WINDOW_PATHS.items()
+            },
+            "non_inferiority_margin": join([params.non_inferiority_margin.ref]),
             "training_mode": "tuning" if spec.tuning else "training",
             "pipeline_execution_id": execution_variable("PipelineExecutionId"),
         },
@@ -691,8 +722,10 @@ def _fail_step(params: PipelineParameters) -> dict[str, Any]:
             _auc(),
             " (required >= ",
             params.auc_threshold.ref,
-            "); not significantly worse than the incumbent = ",
-            _not_worse(),
+            "); non-inferior to the incumbent (AUC at most ",
+            params.non_inferiority_margin.ref,
+            " lower, 95% CI) = ",
+            _non_inferior(),
             " (required 1; incumbent present = ",
             lambda_output(STEP_FIND_INCUMBENT, "HasIncumbent"),
             ")",
@@ -706,10 +739,10 @@ def _condition_step(spec: TrainingPipelineSpec, params: PipelineParameters) -> d
         "Name": STEP_CHECK_QUALITY,
         "Type": "Condition",
         "Arguments": {
-            # The list is an AND: good enough, and not significantly worse than the incumbent.
+            # The list is an AND: good enough, and non-inferior to the incumbent.
             "Conditions": [
                 greater_than_or_equal_to(_auc(), params.auc_threshold.ref),
-                equals(_not_worse(), 1),
+                equals(_non_inferior(), 1),
             ],
             "IfSteps": [_register_step(spec, params)],
             "ElseSteps": [_fail_step(params)],
@@ -757,6 +790,14 @@ def build_definition(spec: TrainingPipelineSpec) -> dict[str, Any]:
             SPLIT_DIRS["test"],
             "--baseline-dir",
             BASELINE_DIR,
+            "--window-end",
+            params.window_end.ref,
+            "--test-weeks",
+            join([params.test_weeks.ref]),  # arguments are strings
+            "--validation-weeks",
+            join([params.validation_weeks.ref]),  # arguments are strings
+            "--train-months",
+            join([params.train_months.ref]),  # arguments are strings
             "--train-end",
             params.train_end.ref,
             "--validation-end",
@@ -796,6 +837,8 @@ def build_definition(spec: TrainingPipelineSpec) -> dict[str, Any]:
             lambda_output(STEP_FIND_INCUMBENT, "HasIncumbent"),
             "--evaluation-dir",
             EVALUATION_DIR,
+            "--margin",
+            join([params.non_inferiority_margin.ref]),
         ],
         instance_count=1,
     )

@@ -98,4 +98,5 @@ class MonitoringStack(cdk.Stack):
         )
         self.failure_alerts.watch_function(self.retrain.gate, invoked_async=True)
         self.failure_alerts.watch_rule(self.retrain.rule)
+        self.failure_alerts.watch_rule(self.retrain.recheck_rule)
         self.failure_alerts.watch_processing_jobs(self.monitor.job_prefix, "Drift monitoring")

@@ -1,0 +1,121 @@
+"""What the replay writes: timeline.json (every event with its simulated time), months.json and
+the monthly table (also printed), simulation.png, and the truth figures of the closing note."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")  # no display: the chart only goes to a file
+
+import matplotlib.pyplot as plt
+
+# A month counts as a real AUC drop when the served model scores this much below the AUC it
+# had on its own test window at registration (about twice the monthly AUC's sampling sd).
+AUC_DROP = 0.02
+SECOND_HALF = ("2013-07", "2013-08", "2013-09", "2013-10", "2013-11", "2013-12")
+
+
+def annotate_drops(months: list[dict[str, Any]], test_auc: dict[int, float]) -> None:
+    for row in months:
+        version = row["served_versions"][0] if row["served_versions"] else None
+        reference = test_auc.get(version) if version is not None else None
+        row["served_test_auc"] = reference
+        row["auc_drop"] = bool(
+            reference is not None
+            and row["auc_served"] is not None
+            and row["auc_served"] < reference - AUC_DROP
+        )
+
+
+def truth(months: list[dict[str, Any]], timeline: list[dict[str, Any]]) -> dict[str, Any]:
+    """The closing figures: alarms vs real drops, retrains, the served vs never-retrained AUC."""
+    runs = [e for e in timeline if e["event"] == "pipeline_run"]
+    gate = [e for e in timeline if e["event"] == "retrain_gate"]
+    late = [m for m in months if m["month"] in SECOND_HALF and m["auc_served"] is not None]
+
+    def mean(key: str) -> float | None:
+        values = [m[key] for m in late if m[key] is not None]
+        return round(sum(values) / len(values), 4) if values else None
+
+    return {
+        "alarms_per_month": {m["month"]: m["alarms_fired"] for m in months},
+        "alarms_fired": sum(m["alarms_fired"] for m in months),
+        "alarms_in_auc_drop_months": sum(m["alarms_fired"] for m in months if m["auc_drop"]),
+        "auc_drop_months": [m["month"] for m in months if m["auc_drop"]],
+        "months_in_alarm_without_drop": [
+            m["month"] for m in months if m["periods_in_alarm"] and not m["auc_drop"]
+        ],
+        "retrain_gate_starts": sum(1 for e in gate if e.get("started")),
+        "pipeline_runs": len(runs),
+        "registered": sum(1 for e in runs if e.get("registered_version")),
+        "promotions": sum(m["promotions"] for m in months),
+        "mean_auc_jul_dec_served": mean("auc_served"),
+        "mean_auc_jul_dec_never_retrained": mean("auc_never_retrained"),
+    }
+
+
+def _fmt(value: Any, pattern: str = "{:.3f}") -> str:
+    return "-" if value is None else pattern.format(value)
+
+
+def monthly_table(months: list[dict[str, Any]]) -> str:
+    header = (
+        "| month | served | AUC served | AUC never retrained | drop | drift score | out of range "
+        "| monitored AUC | alarms | periods in alarm | runs | promotions | rollbacks |"
+    )
+    lines = [header, "|" + "---|" * 13]
+    for m in months:
+        lines.append(
+            f"| {m['month']} | v{','.join(map(str, m['served_versions']))} "
+            f"| {_fmt(m['auc_served'])} | {_fmt(m['auc_never_retrained'])} "
+            f"| {'yes' if m['auc_drop'] else 'no'} | {_fmt(m['drift_score_mean'], '{:.2f}')} "
+            f"| {_fmt(m['out_of_range_mean'], '{:.2f}')} | {_fmt(m['monitored_auc_mean'])} "
+            f"| {m['alarms_fired']} | {m['periods_in_alarm']} | {m['pipeline_runs']} "
+            f"| {m['promotions']} | {m['rollbacks']} |"
+        )
+    return "\n".join(lines)
+
+
+def plot(months: list[dict[str, Any]], path: Path) -> None:
+    labels = [m["month"][5:] for m in months]
+    x = range(len(months))
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(9, 6), sharex=True)
+    nan = float("nan")
+    top.plot(x, [m["auc_served"] or nan for m in months], marker="o", label="served model")
+    top.plot(x, [m["auc_never_retrained"] or nan for m in months], marker="s", linestyle="--",
+             label="never retrained")  # fmt: skip
+    for i, m in enumerate(months):
+        if m["promotions"]:
+            top.axvline(i, color="green", alpha=0.3)
+        if m["auc_drop"]:
+            top.axvspan(i - 0.4, i + 0.4, color="red", alpha=0.1)
+    top.set_ylabel("ground-truth AUC")
+    top.legend(loc="lower left")
+    top.set_title("Served vs never-retrained AUC (green: promotion, red: AUC drop)")
+    bottom.bar(x, [m["drift_score_mean"] or 0 for m in months], label="mean drift score")
+    bottom.plot(x, [m["out_of_range_mean"] or nan for m in months], color="orange", marker="^",
+                label="mean out-of-range share")  # fmt: skip
+    for i, m in enumerate(months):
+        if m["alarms_fired"]:
+            bottom.annotate(f"{m['alarms_fired']} alarm(s)", (i, 0), textcoords="offset points",
+                            xytext=(0, 4), ha="center", fontsize=7, color="red")  # fmt: skip
+    bottom.set_xticks(list(x), labels)
+    bottom.set_xlabel("2013")
+    bottom.legend(loc="upper left")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def write_outputs(
+    out: Path, timeline: list[dict[str, Any]], months: list[dict[str, Any]], summary: dict[str, Any]
+) -> None:
+    (out / "timeline.json").write_text(json.dumps(timeline, indent=1, default=str) + "\n")
+    (out / "months.json").write_text(json.dumps(months, indent=1) + "\n")
+    (out / "summary.json").write_text(json.dumps(summary, indent=1, default=str) + "\n")
+    (out / "months.md").write_text(monthly_table(months) + "\n")
+    plot(months, out / "simulation.png")
