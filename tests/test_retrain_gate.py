@@ -385,3 +385,16 @@ def test_the_description_is_cut_at_the_api_limit_exactly() -> None:
     assert len(logic.description(event, CONFIG)) == logic.DESCRIPTION_LIMIT == 3072
     short = logic.description(_event(), CONFIG)
     assert len(short) < 3072 and short.endswith("Threshold Crossed: 2 datapoints >= 0.2")
+
+
+@pytest.mark.parametrize(("has_start_time", "starts"), [(True, True), (False, False)])
+def test_an_execution_without_start_time_counts_as_started_now(
+    has_start_time: bool, starts: bool
+) -> None:
+    """A summary without StartTime (optional in the API) blocks a start instead of crashing;
+    the same execution with an old StartTime does not."""
+    execution = _execution(hours_ago=CONFIG.min_hours + 1)
+    if not has_start_time:
+        del execution["StartTime"]
+    decision = logic.decide([execution], NOW, CONFIG.min_hours)
+    assert decision.start is starts

@@ -122,6 +122,13 @@ def decide(
     alarm_since (rechecks only): when the alarm entered ALARM; a run started since then that
     Succeeded has answered it.
     """
+
+    def started(execution: Mapping[str, Any]) -> datetime:
+        # StartTime is optional in the API's summary (a run being created may lack it):
+        # such a run counts as started now, so it blocks a second start instead of crashing.
+        value = execution.get("StartTime")
+        return value if isinstance(value, datetime) else now
+
     busy = [e for e in executions if e.get("PipelineExecutionStatus") in BUSY_STATUSES]
     if busy:
         return Decision(False, f"execution {busy[0]['PipelineExecutionArn']} is still running")
@@ -129,7 +136,7 @@ def decide(
         answered = [
             e
             for e in executions
-            if e["StartTime"] >= alarm_since and e.get("PipelineExecutionStatus") == "Succeeded"
+            if started(e) >= alarm_since and e.get("PipelineExecutionStatus") == "Succeeded"
         ]
         if answered:
             return Decision(
@@ -138,8 +145,8 @@ def decide(
                 f"entered ALARM at {alarm_since.isoformat()}",
             )
     if executions:
-        newest = max(executions, key=lambda e: e["StartTime"])
-        age = now - newest["StartTime"]
+        newest = max(executions, key=started)
+        age = now - started(newest)
         if age < timedelta(hours=min_hours):
             hours = age.total_seconds() / 3600
             return Decision(
