@@ -17,6 +17,7 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
+from mlops.constructs.alert_topic import alert_topic
 from mlops.constructs.python_function import PythonFunction
 from mlops.nag import acknowledge, acknowledge_key_grant
 
@@ -163,3 +164,12 @@ class FailureAlerts(Construct):
         )
         alarm.add_alarm_action(cw_actions.SnsAction(self.topic))
         return alarm
+
+
+def failure_alerts_with_own_topic(
+    scope: Construct, *, display_name: str, encryption_key: kms.IKey
+) -> FailureAlerts:
+    """FailureAlerts for a stack without an endpoint topic: a topic of its own ("Alerts")
+    beside it ("FailureAlerts"), both directly under `scope` so their logical ids stay put."""
+    topic = alert_topic(scope, "Alerts", display_name=display_name, encryption_key=encryption_key)
+    return FailureAlerts(scope, "FailureAlerts", topic=topic, encryption_key=encryption_key)

@@ -11,9 +11,8 @@ from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from mlops.config import EnvironmentConfig, PlatformConfig
-from mlops.constructs.alert_topic import alert_topic
 from mlops.constructs.encryption_key import EncryptionKey
-from mlops.constructs.failure_alerts import FailureAlerts
+from mlops.constructs.failure_alerts import failure_alerts_with_own_topic
 from mlops.constructs.feature_ingestion import FeatureIngestion
 from mlops.constructs.feature_store import FeatureStore
 from mlops.constructs.model_replication import (
@@ -181,14 +180,10 @@ class DataStack(cdk.Stack):
         )
         # EventBridge invokes ingestion asynchronously: its errors and undeliverable events
         # alarm to a topic of this stack (the serving topic may not exist in this stage).
-        self.alerts_topic = alert_topic(
+        self.failure_alerts = failure_alerts_with_own_topic(
             self,
-            "Alerts",
             display_name=f"{platform.project}-{environment.name} {region} feature ingestion",
             encryption_key=self.key,
-        )
-        self.failure_alerts = FailureAlerts(
-            self, "FailureAlerts", topic=self.alerts_topic, encryption_key=self.key
         )
         self.failure_alerts.watch_function(self.feature_ingestion.handler, invoked_async=True)
         self.failure_alerts.watch_rule(self.feature_ingestion.rule)

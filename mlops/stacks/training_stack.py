@@ -8,8 +8,7 @@ import aws_cdk as cdk
 from constructs import Construct
 
 from mlops.config import EnvironmentConfig, PlatformConfig
-from mlops.constructs.alert_topic import alert_topic
-from mlops.constructs.failure_alerts import FailureAlerts
+from mlops.constructs.failure_alerts import failure_alerts_with_own_topic
 from mlops.constructs.model_registry import ModelRegistry
 from mlops.constructs.pipeline_triggers import PipelineTriggers
 from mlops.constructs.retrain_trigger import RetrainStarterRole
@@ -78,14 +77,10 @@ class TrainingStack(cdk.Stack):
             gate_roles=retrain_gate_roles,
         )
         # Training has no endpoint topic: its failures go to a topic of its own.
-        self.alerts_topic = alert_topic(
+        self.failure_alerts = failure_alerts_with_own_topic(
             self,
-            "Alerts",
             display_name=f"{training_pipeline_name(platform, environment)} failures",
             encryption_key=data.key,
-        )
-        self.failure_alerts = FailureAlerts(
-            self, "FailureAlerts", topic=self.alerts_topic, encryption_key=data.key
         )
         # A pipeline Lambda step invokes it synchronously: the step (and the pipeline) fail.
         self.failure_alerts.watch_function(self.training.find_incumbent, invoked_async=False)
