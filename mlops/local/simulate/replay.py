@@ -23,6 +23,7 @@ import re
 import sys
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,7 @@ import pandas as pd
 from mlops.config import EnvironmentConfig, PlatformConfig
 from mlops.local.registry import LocalRegistry
 from mlops.local.run_local import load_module, run_local, stage_raw_data, synthesize
+from mlops.local.simulate import cost
 from mlops.local.simulate.cloud import (
     AlarmEmulator,
     Execution,
@@ -40,7 +42,16 @@ from mlops.local.simulate.cloud import (
     MetricStore,
     PipelineExecutions,
 )
-from mlops.local.simulate.traffic import Endpoint, ServedModel, auc, serve_hour, year_of_flights
+from mlops.local.simulate.endpoint import EndpointReplay, EndpointService, Fault
+from mlops.local.simulate.traffic import (
+    LABEL_DELAY,
+    Endpoint,
+    ServedModel,
+    auc,
+    requests_of,
+    write_day,
+    year_of_flights,
+)
 from mlops.naming import endpoint_name, training_pipeline_name
 
 _STEPS_DIR = str(Path(__file__).resolve().parents[3] / "pipeline_steps")
@@ -56,6 +67,8 @@ NAMESPACE = "simulation/monitoring"
 PROMOTION_POLICIES = ("auto", "never")
 _RATE = re.compile(r"^rate\((\d+) (minute|minutes|hour|hours|day|days)\)$")
 _HOURS = {"minute": 1 / 60, "hour": 1, "day": 24}
+LABEL_LOOKBACK_HOURS = 24
+assert pd.Timedelta(hours=LABEL_LOOKBACK_HOURS) >= LABEL_DELAY
 RAW_FILES = {"flights": "flights.csv", "weather": "weather.csv", "planes": "planes.csv"}
 
 
@@ -83,6 +96,7 @@ class Options:
     # Pipeline parameter overrides for every run (e.g. AucThreshold), as `mlops local run`.
     parameters: dict[str, str] = field(default_factory=dict)
     cdk_out: Path | None = None
+    fault: Fault | None = None  # a release that fails or slows down (rollback scenario)
     progress: Callable[[str], None] = print
 
 
@@ -98,6 +112,8 @@ class Month:
     metrics: dict[str, list[float]] = field(default_factory=dict)
     periods_in_alarm: int = 0
     alarms_fired: int = 0
+    endpoint_alarms: int = 0
+    failed_requests: int = 0
     retrains_started: int = 0
     pipeline_runs: int = 0
     promotions: int = 0
@@ -155,15 +171,37 @@ class Replay:
         )
         self.landed_through: int | None = None  # month of the newest landed data
         self.runs_by_data: dict[int, tuple[str, int | None]] = {}
-        self.served: ServedModel | None = None
+        rollback_dir = options.repo_root / "lambda" / "rollback"
+        self.live = EndpointReplay(
+            EndpointService(self.endpoint.name, self.registry),
+            options.serving.alarms,
+            options.fault,
+            load_module(rollback_dir / "rollback_logic.py", "simulated_rollback_logic"),
+            options.serving.home_region,
+            self._endpoint_event,
+        )
         self.never_retrained: ServedModel | None = None
+        self.phase = cost.Phases()
         self.run_count = 0
         self.test_auc: dict[int, float] = {}  # each version's AUC on its own test window
 
     # ---- events ---------------------------------------------------------------------------
 
-    def event(self, kind: str, **details: Any) -> None:
-        self.timeline.append({"time": self.now.isoformat(), "event": kind, **details})
+    def event(self, kind: str, at: dt.datetime | None = None, **details: Any) -> None:
+        self.timeline.append({"time": (at or self.now).isoformat(), "event": kind, **details})
+
+    def _endpoint_event(self, kind: str, at: dt.datetime, **details: Any) -> None:
+        month = self.month(at - dt.timedelta(seconds=1))  # the period's month
+        if kind == "endpoint_alarm" and details["state"] == "ALARM":
+            month.endpoint_alarms += 1
+        if kind == "rollback_decision" and details.get("updated_endpoint"):
+            month.rollbacks += 1
+        self.event(kind, at=at, **details)
+
+    @property
+    def served(self) -> ServedModel | None:
+        """What the endpoint serves now (a rollback changes it)."""
+        return self.live.service.serving
 
     def month(self, at: dt.datetime | None = None) -> Month:
         key = f"{at or self.now:%Y-%m}"
@@ -261,11 +299,10 @@ class Replay:
             self.event("not_promoted", version=version, status=status, policy=self.o.promotion)
             return
         package = self.registry.get(self.registry.groups()[0], version)
-        self.served = ServedModel.load(
-            Path(package.model_data_path), version, self.out / "served-models"
-        )
+        model = ServedModel.load(Path(package.model_data_path), version, self.out / "served-models")
+        self.live.release(model, package.model_package_arn)
         if first:
-            self.never_retrained = self.served
+            self.never_retrained = model
         self.month().promotions += 0 if first else 1
         self.event("promoted", version=version, policy=self.o.promotion, seed=first)
 
@@ -281,6 +318,11 @@ class Replay:
             "--baseline", str(self.served.archive), "--work-dir", str(work / "work"),
             "--report-dir", str(work / "report"), "--metrics-namespace", NAMESPACE,
             "--psi-threshold", str(self.o.serving.drift.psi_threshold), "--region", "local",
+            "--drift-workers", "1",  # a day of captures: forking this process costs more
+            # Labels arrive LABEL_DELAY after their prediction: a day of earlier captures holds
+            # every prediction the window's labels refer to, so the metrics are the 168 h
+            # default's, without linking a week of captures into every daily job.
+            "--label-lookback-hours", str(LABEL_LOOKBACK_HOURS),
         ]  # fmt: skip
         published = self.now
         original = step_io.cloudwatch_client
@@ -339,15 +381,19 @@ class Replay:
     def run(self) -> dict[str, Any]:
         o = self.o
         started = time.perf_counter()
-        raw = read_raw_text(o.data_dir)
-        staged = self.out / "data" / "full"
-        stage_raw_data(o.data_dir, staged)
-        o.progress("Building the year's traffic (features of every flown flight) ...")
-        flights = year_of_flights(staged)
-        if o.cdk_out is None:
-            o.progress(f"Synthesizing the app (environment {self.hub.name}) ...")
-            object.__setattr__(o, "cdk_out", synthesize(o.repo_root, self.out / "cdk.out",
-                                                        self.hub.name))  # fmt: skip
+        cpu = cost.cpu_seconds()
+        with self.phase("synth and traffic"), ThreadPoolExecutor(max_workers=1) as pool:
+            synth = None
+            if o.cdk_out is None:  # one synth for every run: a node process, in parallel
+                o.progress(f"Synthesizing the app (environment {self.hub.name}) ...")
+                synth = pool.submit(synthesize, o.repo_root, self.out / "cdk.out", self.hub.name)
+            raw = read_raw_text(o.data_dir)  # once: each landing writes a slice of it
+            staged = self.out / "data" / "full"
+            stage_raw_data(o.data_dir, staged)
+            o.progress("Building the year's traffic (features of every flown flight) ...")
+            flights = year_of_flights(staged)
+            if synth is not None:
+                object.__setattr__(o, "cdk_out", synth.result())
         schedule_hours = rate_hours(self.training.schedule)
         if schedule_hours is None:
             self.event("note", text=f"training schedule {self.training.schedule} not replayed")
@@ -356,28 +402,34 @@ class Replay:
         recheck = dt.timedelta(hours=self.gate_config.min_hours)
         next_recheck = self.now + recheck
         end = dt.datetime(2013 + o.end_month // 12, o.end_month % 12 + 1, 1, tzinfo=dt.UTC)
-        by_day = {day: part for day, part in flights.groupby(flights["hour"].dt.floor("D"))}
+        by_day = {day: part for day, part in flights.groupby(flights["minute"].dt.floor("D"))}
         while self.now < end:
             day = self.now
             if day.day == 1:
-                self.land(raw, day.month - 1)
-                self.start("new-data")
+                with self.phase("pipeline runs"):
+                    self.land(raw, day.month - 1)
+                    self.start("new-data")
                 if self.served is None:
                     raise SimulationError(
                         "the first pipeline run registered no approved model; see "
                         f"{self.out / 'runs'} (a shorter --seed-months may be too little data)"
                     )
-                o.progress(f"{day:%Y-%m}: serving v{self.served.version}")
+                o.progress(
+                    f"{day:%Y-%m}: serving v{self.served.version} "
+                    f"({time.perf_counter() - started:.0f} s)"
+                )
             self.month().served_versions.append(self.served.version)  # type: ignore[union-attr]
-            self.serve_day(by_day.get(pd.Timestamp(day), flights.iloc[0:0]))
+            self.serve_day(day, by_day.get(pd.Timestamp(day), flights.iloc[0:0]))
             tomorrow = day + dt.timedelta(days=1)
             for when in sorted_times(next_job, next_schedule, next_recheck, tomorrow):
                 self.now = when
                 if when == next_job:
-                    self.monitoring_job()
+                    with self.phase("monitoring jobs and alarms"):
+                        self.monitoring_job()
                     next_job += dt.timedelta(hours=self.period_hours)
                 if when == next_schedule:
-                    self.start("schedule")
+                    with self.phase("pipeline runs"):
+                        self.start("schedule")
                     next_schedule += dt.timedelta(hours=schedule_hours or 1e9)
                 if when == next_recheck:
                     self.invoke_gate({"gate": "recheck", "time": when.strftime("%Y-%m-%dT%H:%M:%SZ"),
@@ -385,26 +437,36 @@ class Replay:
                     next_recheck += recheck
             self.now = tomorrow
         seconds = time.perf_counter() - started
-        return {"seconds": round(seconds, 1), "pipeline_runs": self.run_count}
+        return {
+            "seconds": round(seconds, 1),
+            "cpu_seconds": round(cost.cpu_seconds() - cpu, 1),
+            "phases": self.phase.summary(),
+            "pipeline_runs": self.run_count,
+        }
 
-    def serve_day(self, flights: pd.DataFrame) -> None:
-        assert self.served is not None and self.never_retrained is not None
+    def serve_day(self, day: dt.datetime, flights: pd.DataFrame) -> None:
+        """The day's requests through the endpoint (and its alarms, and rollbacks), their
+        capture and labels; the month's truth: served and never-retrained scores."""
+        assert self.never_retrained is not None
+        with self.phase("serving and endpoint alarms"):
+            answered = self.live.serve_day(day, flights)
+        with self.phase("capture and labels"):
+            write_day(self.endpoint, flights, answered)
         month = self.month()
-        for hour, rows in flights.groupby("hour"):
-            scores = serve_hour(self.endpoint, self.served, rows, hour)
-            if self.never_retrained is self.served:
-                baseline = scores
-            else:
-                _, baseline = self.never_retrained.invoke(_body(rows))
-            month.labels.append(rows["delayed"].to_numpy())
-            month.served_scores.append(scores)
-            month.baseline_scores.append(baseline)
-
-
-def _body(rows: pd.DataFrame) -> str:
-    from mlops.local.simulate.traffic import request_body
-
-    return request_body(rows)
+        month.failed_requests += len(requests_of(flights)) - len(answered)
+        if not answered:
+            return
+        rows = np.concatenate([np.arange(a.request.start, a.request.stop) for a in answered])
+        served = np.concatenate([a.scores for a in answered])
+        if all(a.version == self.never_retrained.version for a in answered):
+            baseline = served
+        else:
+            with self.phase("never-retrained scoring"):
+                lines = [line for a in answered for line in a.lines]
+                _, baseline = self.never_retrained.invoke_batch(lines)
+        month.labels.append(flights["delayed"].to_numpy()[rows])
+        month.served_scores.append(served)
+        month.baseline_scores.append(baseline)
 
 
 def sorted_times(*times: dt.datetime) -> list[dt.datetime]:
@@ -460,6 +522,8 @@ def month_summary(month: Month) -> dict[str, Any]:
         "monitored_auc_mean": mean("ModelAUC"),
         "alarms_fired": month.alarms_fired,
         "periods_in_alarm": month.periods_in_alarm,
+        "endpoint_alarms": month.endpoint_alarms,
+        "failed_requests": month.failed_requests,
         "retrains_started": month.retrains_started,
         "pipeline_runs": month.pipeline_runs,
         "promotions": month.promotions,
@@ -475,6 +539,12 @@ def simulate(options: Options) -> dict[str, Any]:
         raise SimulationError(
             f"--promotion {options.promotion!r} is not a policy (allowed: "
             f"{', '.join(PROMOTION_POLICIES)})"
+        )
+    fault = options.fault
+    if fault is not None and not options.seed_months < fault.month <= options.end_month:
+        raise SimulationError(
+            f"--inject-fault month {fault.month} is not a served month (served: "
+            f"{options.seed_months + 1} to {options.end_month})"
         )
     if not 2 <= options.seed_months < options.end_month <= 12:
         raise SimulationError(
@@ -501,8 +571,24 @@ def simulate(options: Options) -> dict[str, Any]:
             "period_hours": replay.period_hours,
         },
         "auc_drop_definition": f"served AUC < its own test-window AUC - {report.AUC_DROP}",
-        "not_simulated": "endpoint deployment alarms (5xx, latency): no rollbacks are possible",
+        "endpoint_alarms": {
+            "alarms": [replay.live.errors.name, replay.live.latency.name],
+            "period_minutes": 1,
+            "datapoints_to_alarm": replay.live.errors.datapoints_to_alarm,
+            "evaluation_periods": replay.live.errors.evaluation_periods,
+            "treat_missing_data": replay.live.errors.missing,
+        },
+        "fault": None
+        if fault is None
+        else {
+            "month": fault.month,
+            "kind": fault.kind,
+            "span": [t.isoformat() for t in fault.span()],
+        },
+        "not_simulated": "the blue/green deployment's own bake-time auto-rollback (a fault "
+        "starts after it) and UpdateEndpoint's minutes of transition (effective next minute)",
         "truth": report.truth(months, replay.timeline),
     }
-    report.write_outputs(out, replay.timeline, months, summary)
+    timeline = sorted(replay.timeline, key=lambda e: e["time"])  # stable: causes stay first
+    report.write_outputs(out, timeline, months, summary)
     return {"summary": summary, "months": months, "table": report.monthly_table(months)}
