@@ -114,6 +114,7 @@ class Month:
     alarms_fired: int = 0
     endpoint_alarms: int = 0
     failed_requests: int = 0
+    failed_flights: int = 0  # the rows of the failed requests
     retrains_started: int = 0
     pipeline_runs: int = 0
     promotions: int = 0
@@ -455,8 +456,10 @@ class Replay:
         month = self.month()
         month.failed_requests += len(requests_of(flights)) - len(answered)
         if not answered:
+            month.failed_flights += len(flights)
             return
         rows = np.concatenate([np.arange(a.request.start, a.request.stop) for a in answered])
+        month.failed_flights += len(flights) - len(rows)
         served = np.concatenate([a.scores for a in answered])
         if all(a.version == self.never_retrained.version for a in answered):
             baseline = served
@@ -524,6 +527,7 @@ def month_summary(month: Month) -> dict[str, Any]:
         "periods_in_alarm": month.periods_in_alarm,
         "endpoint_alarms": month.endpoint_alarms,
         "failed_requests": month.failed_requests,
+        "failed_flights": month.failed_flights,
         "retrains_started": month.retrains_started,
         "pipeline_runs": month.pipeline_runs,
         "promotions": month.promotions,

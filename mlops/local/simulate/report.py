@@ -42,6 +42,19 @@ def truth(months: list[dict[str, Any]], timeline: list[dict[str, Any]]) -> dict[
         return round(sum(values) / len(values), 4) if values else None
 
     return {
+        "per_month": [
+            {
+                "month": m["month"],
+                "drift_alarms_fired": m["alarms_fired"],
+                "auc_drop": m["auc_drop"],
+                "retrains_started": m["retrains_started"],
+                "pipeline_runs": m["pipeline_runs"],
+                "promotions": m["promotions"],
+                "endpoint_alarms": m["endpoint_alarms"],
+                "rollbacks": m["rollbacks"],
+            }
+            for m in months
+        ],
         "alarms_per_month": {m["month"]: m["alarms_fired"] for m in months},
         "alarms_fired": sum(m["alarms_fired"] for m in months),
         "alarms_in_auc_drop_months": sum(m["alarms_fired"] for m in months if m["auc_drop"]),
@@ -50,9 +63,12 @@ def truth(months: list[dict[str, Any]], timeline: list[dict[str, Any]]) -> dict[
             m["month"] for m in months if m["periods_in_alarm"] and not m["auc_drop"]
         ],
         "retrain_gate_starts": sum(1 for e in gate if e.get("started")),
+        "retrains_started": sum(m["retrains_started"] for m in months),
         "pipeline_runs": len(runs),
         "registered": sum(1 for e in runs if e.get("registered_version")),
         "promotions": sum(m["promotions"] for m in months),
+        "endpoint_alarms": sum(m["endpoint_alarms"] for m in months),
+        "rollbacks": sum(m["rollbacks"] for m in months),
         "mean_auc_jul_dec_served": mean("auc_served"),
         "mean_auc_jul_dec_never_retrained": mean("auc_never_retrained"),
     }
@@ -63,19 +79,23 @@ def _fmt(value: Any, pattern: str = "{:.3f}") -> str:
 
 
 def monthly_table(months: list[dict[str, Any]]) -> str:
+    """alarms: drift-alarm ALARM transitions; retrains started: pipeline starts by the retrain
+    gate; runs: pipeline runs that trained (a start on unchanged data reuses a run)."""
     header = (
         "| month | served | AUC served | AUC never retrained | drop | drift score | out of range "
-        "| monitored AUC | alarms | periods in alarm | runs | promotions | rollbacks |"
+        "| monitored AUC | alarms | periods in alarm | retrains started | runs | promotions "
+        "| endpoint alarms | failed requests | rollbacks |"
     )
-    lines = [header, "|" + "---|" * 13]
+    lines = [header, "|" + "---|" * 16]
     for m in months:
         lines.append(
             f"| {m['month']} | v{','.join(map(str, m['served_versions']))} "
             f"| {_fmt(m['auc_served'])} | {_fmt(m['auc_never_retrained'])} "
             f"| {'yes' if m['auc_drop'] else 'no'} | {_fmt(m['drift_score_mean'], '{:.2f}')} "
             f"| {_fmt(m['out_of_range_mean'], '{:.2f}')} | {_fmt(m['monitored_auc_mean'])} "
-            f"| {m['alarms_fired']} | {m['periods_in_alarm']} | {m['pipeline_runs']} "
-            f"| {m['promotions']} | {m['rollbacks']} |"
+            f"| {m['alarms_fired']} | {m['periods_in_alarm']} | {m['retrains_started']} "
+            f"| {m['pipeline_runs']} | {m['promotions']} | {m['endpoint_alarms']} "
+            f"| {m['failed_requests']} | {m['rollbacks']} |"
         )
     return "\n".join(lines)
 
@@ -91,11 +111,13 @@ def plot(months: list[dict[str, Any]], path: Path) -> None:
     for i, m in enumerate(months):
         if m["promotions"]:
             top.axvline(i, color="green", alpha=0.3)
+        if m["rollbacks"]:
+            top.axvline(i, color="black", linestyle=":", alpha=0.6)
         if m["auc_drop"]:
             top.axvspan(i - 0.4, i + 0.4, color="red", alpha=0.1)
     top.set_ylabel("ground-truth AUC")
     top.legend(loc="lower left")
-    top.set_title("Served vs never-retrained AUC (green: promotion, red: AUC drop)")
+    top.set_title("Served vs never-retrained AUC (green: promotion, dotted: rollback, red: drop)")
     bottom.bar(x, [m["drift_score_mean"] or 0 for m in months], label="mean drift score")
     bottom.plot(x, [m["out_of_range_mean"] or nan for m in months], color="orange", marker="^",
                 label="mean out-of-range share")  # fmt: skip
