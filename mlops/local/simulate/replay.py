@@ -22,16 +22,13 @@ import io
 import re
 import sys
 import time
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from mlops.config import EnvironmentConfig, PlatformConfig
 from mlops.local.registry import LocalRegistry
 from mlops.local.run_local import load_module, run_local, stage_raw_data, synthesize
 from mlops.local.simulate import cost
@@ -42,12 +39,13 @@ from mlops.local.simulate.cloud import (
     MetricStore,
     PipelineExecutions,
 )
-from mlops.local.simulate.endpoint import EndpointReplay, EndpointService, Fault
+from mlops.local.simulate.endpoint import EndpointReplay, EndpointService
+from mlops.local.simulate.options import Options, SimulationError, check_options
+from mlops.local.simulate.report import Month
 from mlops.local.simulate.traffic import (
     LABEL_DELAY,
     Endpoint,
     ServedModel,
-    auc,
     requests_of,
     write_day,
     year_of_flights,
@@ -64,7 +62,6 @@ import step_io  # noqa: E402
 BUCKET = "simulated-data"
 VARIANT = "AllTraffic"
 NAMESPACE = "simulation/monitoring"
-PROMOTION_POLICIES = ("auto", "never")
 _RATE = re.compile(r"^rate\((\d+) (minute|minutes|hour|hours|day|days)\)$")
 _HOURS = {"minute": 1 / 60, "hour": 1, "day": 24}
 LABEL_LOOKBACK_HOURS = 24
@@ -72,53 +69,11 @@ assert pd.Timedelta(hours=LABEL_LOOKBACK_HOURS) >= LABEL_DELAY
 RAW_FILES = {"flights": "flights.csv", "weather": "weather.csv", "planes": "planes.csv"}
 
 
-class SimulationError(ValueError):
-    """A bad argument or input: the CLI prints it as one line, exit 2."""
-
-
 def rate_hours(schedule: str) -> float | None:
     match = _RATE.match(schedule)
     if not match:
         return None  # cron(...): not replayed
     return int(match.group(1)) * _HOURS[match.group(2).rstrip("s")]
-
-
-@dataclass(frozen=True)
-class Options:
-    repo_root: Path
-    out_dir: Path
-    platform: PlatformConfig
-    serving: EnvironmentConfig  # its drift monitoring, alarm and retrain gate
-    data_dir: Path
-    seed_months: int = 6
-    end_month: int = 12
-    promotion: str = "auto"
-    # Pipeline parameter overrides for every run (e.g. AucThreshold), as `mlops local run`.
-    parameters: dict[str, str] = field(default_factory=dict)
-    cdk_out: Path | None = None
-    fault: Fault | None = None  # a release that fails or slows down (rollback scenario)
-    progress: Callable[[str], None] = print
-
-
-@dataclass
-class Month:
-    """What happened in one served month (the truth the table reports)."""
-
-    month: str
-    served_versions: list[int] = field(default_factory=list)
-    labels: list[np.ndarray] = field(default_factory=list)
-    served_scores: list[np.ndarray] = field(default_factory=list)
-    baseline_scores: list[np.ndarray] = field(default_factory=list)
-    metrics: dict[str, list[float]] = field(default_factory=dict)
-    periods_in_alarm: int = 0
-    alarms_fired: int = 0
-    endpoint_alarms: int = 0
-    failed_requests: int = 0
-    failed_flights: int = 0  # the rows of the failed requests
-    retrains_started: int = 0
-    pipeline_runs: int = 0
-    promotions: int = 0
-    rollbacks: int = 0
 
 
 class Replay:
@@ -504,64 +459,19 @@ def read_raw_text(data_dir: Path) -> dict[str, pd.DataFrame]:
     return tables
 
 
-def month_summary(month: Month) -> dict[str, Any]:
-    labels = np.concatenate(month.labels) if month.labels else np.array([])
-    served = np.concatenate(month.served_scores) if month.served_scores else np.array([])
-    base = np.concatenate(month.baseline_scores) if month.baseline_scores else np.array([])
-
-    def mean(name: str) -> float | None:
-        values = month.metrics.get(name)
-        return float(np.mean(values)) if values else None
-
-    return {
-        "month": month.month,
-        "served_versions": sorted(set(month.served_versions)),
-        "flights": len(labels),
-        "auc_served": auc(labels, served) if len(labels) else None,
-        "auc_never_retrained": auc(labels, base) if len(labels) else None,
-        "drift_score_mean": mean("DriftScore"),
-        "out_of_range_mean": mean("OutOfRangeShare"),
-        "drifted_features_mean": mean("DriftedFeatureCount"),
-        "monitored_auc_mean": mean("ModelAUC"),
-        "alarms_fired": month.alarms_fired,
-        "periods_in_alarm": month.periods_in_alarm,
-        "endpoint_alarms": month.endpoint_alarms,
-        "failed_requests": month.failed_requests,
-        "failed_flights": month.failed_flights,
-        "retrains_started": month.retrains_started,
-        "pipeline_runs": month.pipeline_runs,
-        "promotions": month.promotions,
-        "rollbacks": month.rollbacks,
-    }
-
-
 def simulate(options: Options) -> dict[str, Any]:
     """Run the replay and write its outputs; the summary (truth figures included)."""
     from mlops.local.simulate import report
 
-    if options.promotion not in PROMOTION_POLICIES:
-        raise SimulationError(
-            f"--promotion {options.promotion!r} is not a policy (allowed: "
-            f"{', '.join(PROMOTION_POLICIES)})"
-        )
+    check_options(options)
     fault = options.fault
-    if fault is not None and not options.seed_months < fault.month <= options.end_month:
-        raise SimulationError(
-            f"--inject-fault month {fault.month} is not a served month (served: "
-            f"{options.seed_months + 1} to {options.end_month})"
-        )
-    if not 2 <= options.seed_months < options.end_month <= 12:
-        raise SimulationError(
-            f"--seed-months {options.seed_months} and --end-month {options.end_month}: need "
-            "2 <= seed months < end month <= 12 (the window needs 8 weeks and a training day)"
-        )
     out = Path(options.out_dir)
     if out.exists() and any(out.iterdir()):
         raise SimulationError(f"--out {out} is not empty; give a new folder")
     out.mkdir(parents=True, exist_ok=True)
     replay = Replay(options)
     cost = replay.run()
-    months = [month_summary(m) for m in replay.months.values()]
+    months = [report.month_summary(m) for m in replay.months.values()]
     report.annotate_drops(months, replay.test_auc)
     summary = {
         **cost,

@@ -4,19 +4,75 @@ the monthly table (also printed), simulation.png, and the truth figures of the c
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import matplotlib
+import numpy as np
 
 matplotlib.use("Agg")  # no display: the chart only goes to a file
 
 import matplotlib.pyplot as plt
 
+from mlops.local.simulate.traffic import auc
+
 # A month counts as a real AUC drop when the served model scores this much below the AUC it
 # had on its own test window at registration (about twice the monthly AUC's sampling sd).
 AUC_DROP = 0.02
 SECOND_HALF = ("2013-07", "2013-08", "2013-09", "2013-10", "2013-11", "2013-12")
+
+
+@dataclass
+class Month:
+    """What happened in one served month (the truth the table reports)."""
+
+    month: str
+    served_versions: list[int] = field(default_factory=list)
+    labels: list[np.ndarray] = field(default_factory=list)
+    served_scores: list[np.ndarray] = field(default_factory=list)
+    baseline_scores: list[np.ndarray] = field(default_factory=list)
+    metrics: dict[str, list[float]] = field(default_factory=dict)
+    periods_in_alarm: int = 0
+    alarms_fired: int = 0
+    endpoint_alarms: int = 0
+    failed_requests: int = 0
+    failed_flights: int = 0  # the rows of the failed requests
+    retrains_started: int = 0
+    pipeline_runs: int = 0
+    promotions: int = 0
+    rollbacks: int = 0
+
+
+def month_summary(month: Month) -> dict[str, Any]:
+    labels = np.concatenate(month.labels) if month.labels else np.array([])
+    served = np.concatenate(month.served_scores) if month.served_scores else np.array([])
+    base = np.concatenate(month.baseline_scores) if month.baseline_scores else np.array([])
+
+    def mean(name: str) -> float | None:
+        values = month.metrics.get(name)
+        return float(np.mean(values)) if values else None
+
+    return {
+        "month": month.month,
+        "served_versions": sorted(set(month.served_versions)),
+        "flights": len(labels),
+        "auc_served": auc(labels, served) if len(labels) else None,
+        "auc_never_retrained": auc(labels, base) if len(labels) else None,
+        "drift_score_mean": mean("DriftScore"),
+        "out_of_range_mean": mean("OutOfRangeShare"),
+        "drifted_features_mean": mean("DriftedFeatureCount"),
+        "monitored_auc_mean": mean("ModelAUC"),
+        "alarms_fired": month.alarms_fired,
+        "periods_in_alarm": month.periods_in_alarm,
+        "endpoint_alarms": month.endpoint_alarms,
+        "failed_requests": month.failed_requests,
+        "failed_flights": month.failed_flights,
+        "retrains_started": month.retrains_started,
+        "pipeline_runs": month.pipeline_runs,
+        "promotions": month.promotions,
+        "rollbacks": month.rollbacks,
+    }
 
 
 def annotate_drops(months: list[dict[str, Any]], test_auc: dict[int, float]) -> None:
