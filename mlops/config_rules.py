@@ -137,6 +137,14 @@ def tag_value_problem(value: str) -> str | None:
     return None
 
 
+def fraction_problem(value: float) -> str | None:
+    """A share of rows (a join's least match rate): above 0 (0 would check nothing) and at
+    most 1 (every row)."""
+    if not 0.0 < value <= 1.0:
+        return f"must be a fraction greater than 0 and at most 1 (e.g. 0.9 = 90%), got {value:g}"
+    return None
+
+
 def branch_problem(branch: str) -> str | None:
     """A git branch name the source action can track (git check-ref-format, in short)."""
     if not branch.strip():
