@@ -51,8 +51,14 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     cloudwatch = boto3.client("cloudwatch", config=BOTO_CONFIG)
     result = handle_alarm_event(event, config, sagemaker, clock(), cloudwatch)
     logger.info("retrain gate", extra=result)
-    # One metric per decision: the pipeline was started, or the gate held it back.
-    metrics.add_metric(
-        name="Started" if result["started"] else "HeldBack", unit=MetricUnit.Count, value=1
+    # One metric per decision: the pipeline was started, the gate held it back, or it waits
+    # for new data because the newest run was refused by the quality gate.
+    decision = (
+        "Started"
+        if result["started"]
+        else "WaitingForNewData"
+        if result.get("waiting_for_new_data")
+        else "HeldBack"
     )
+    metrics.add_metric(name=decision, unit=MetricUnit.Count, value=1)
     return result
