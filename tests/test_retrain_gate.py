@@ -550,3 +550,15 @@ def test_decide_without_a_refusal_lookup_treats_failed_runs_as_faults() -> None:
     assert logic.decide(failed, NOW, 72).start is True
     held = logic.decide(failed, NOW, 72, refusal=lambda e: "refused")
     assert held.start is False and held.waiting_for_new_data is True
+
+
+@pytest.mark.parametrize(
+    ("result", "metric"),
+    [
+        ({"started": True}, "Started"),
+        ({"started": False, "reason": "rate limit"}, "HeldBack"),
+        ({"started": False, "waiting_for_new_data": True}, "WaitingForNewData"),
+    ],
+)
+def test_each_decision_has_its_own_metric(result: dict[str, Any], metric: str) -> None:
+    assert handler_mod.decision_metric(result) == metric
