@@ -1,4 +1,4 @@
-"""What the AWS services accept, as plain checks for mlops/config.py: each returns None when
+"""What the AWS services accept, as plain checks for mlops/config/: each returns None when
 the value is fine, else one phrase saying what is wrong and what is allowed.
 
 Sources: EventBridge schedule expressions (rate: a positive integer, singular unit for 1 and
