@@ -59,8 +59,9 @@ class TrainingConfig:
     non_inferiority_margin: float
     # Least share of each split's flights that must find their weather observation and their
     # plane, else Preprocess refuses the data (pipeline_steps/data_quality.py). Measured on the
-    # bundled data: weather 99.7% (97% in the worst month), planes 85.2% (84% in the worst
-    # month); 0.9 and 0.7 leave room for that and refuse a broken join.
+    # bundled data: weather 99.8% (97% in the worst month), planes 85.2% (84% in the worst
+    # month; bench/join_match_rates.py); 0.9 and 0.7 leave room for that and refuse a broken
+    # join.
     min_weather_match: float
     min_plane_match: float
     # ISO 8601 duration, or None: SageMaker caches on input URIs, not on the data behind them,
