@@ -38,6 +38,7 @@ from mlops.local.simulate.cloud import (
     LocalS3,
     MetricStore,
     PipelineExecutions,
+    pipeline_steps_of,
 )
 from mlops.local.simulate.endpoint import EndpointReplay, EndpointService
 from mlops.local.simulate.options import Options, SimulationError, check_options
@@ -136,6 +137,7 @@ class Replay:
             options.serving.home_region,
             self._endpoint_event,
         )
+        self.steps_by_data: dict[int, list[dict[str, Any]]] = {}
         self.never_retrained: ServedModel | None = None
         self.phase = cost.Phases()
         self.run_count = 0
@@ -186,6 +188,7 @@ class Replay:
         data = self.landed_through
         if data in self.runs_by_data:
             status, version = self.runs_by_data[data]
+            execution.steps = self.steps_by_data[data]
             self.event(
                 "pipeline_reused",
                 trigger=execution.trigger,
@@ -232,6 +235,8 @@ class Replay:
             + (f": registered v{version}" if version else f": {summary.failure_reason}")
         )
         self.runs_by_data[data] = (summary.status, version)
+        # What the gate reads to tell a quality-gate refusal from a crash.
+        execution.steps = self.steps_by_data[data] = pipeline_steps_of(summary.steps)
         if version is not None and report:
             self.test_auc[int(version)] = float(
                 report["binary_classification_metrics"]["auc"]["value"]
