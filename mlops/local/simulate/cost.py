@@ -1,5 +1,5 @@
-"""Where the replay's time goes: wall and CPU seconds per phase (CPU includes the step
-scripts and cdk synth, which run as child processes)."""
+"""Where the replay's time goes: wall and CPU seconds per phase. A phase's CPU is its own
+thread's, plus its child processes' (cdk synth, the step scripts) where it starts them."""
 
 from __future__ import annotations
 
@@ -10,10 +10,14 @@ from collections.abc import Iterator
 
 
 def cpu_seconds() -> float:
-    """User + system CPU of this process and of its finished children."""
+    """User + system CPU of this process (all threads) and of its finished children."""
     own = resource.getrusage(resource.RUSAGE_SELF)
+    return own.ru_utime + own.ru_stime + children_cpu_seconds()
+
+
+def children_cpu_seconds() -> float:
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+    return children.ru_utime + children.ru_stime
 
 
 class Phases:
@@ -24,17 +28,26 @@ class Phases:
         self.cpu: dict[str, float] = {}
         self._depth = 0
 
+    def add(self, name: str, wall: float, cpu: float) -> None:
+        self.wall[name] = self.wall.get(name, 0.0) + wall
+        self.cpu[name] = self.cpu.get(name, 0.0) + cpu
+
     @contextlib.contextmanager
-    def __call__(self, name: str) -> Iterator[None]:
+    def __call__(self, name: str, children: bool = False) -> Iterator[None]:
+        """children: the phase's child processes count too (only where nothing else in the
+        replay starts one at the same time)."""
         self._depth += 1
-        wall, cpu = time.perf_counter(), cpu_seconds()
+        wall, own = time.perf_counter(), time.thread_time()
+        spawned = children_cpu_seconds()
         try:
             yield
         finally:
             self._depth -= 1
             if self._depth == 0:
-                self.wall[name] = self.wall.get(name, 0.0) + time.perf_counter() - wall
-                self.cpu[name] = self.cpu.get(name, 0.0) + cpu_seconds() - cpu
+                cpu = time.thread_time() - own
+                if children:
+                    cpu += children_cpu_seconds() - spawned
+                self.add(name, time.perf_counter() - wall, cpu)
 
     def summary(self) -> dict[str, dict[str, float]]:
         return {

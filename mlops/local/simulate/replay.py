@@ -31,7 +31,9 @@ import pandas as pd
 
 from mlops.local.registry import LocalRegistry
 from mlops.local.run_local import load_module, run_local, stage_raw_data, synthesize
+from mlops.local.runner import RunSummary
 from mlops.local.simulate import cost
+from mlops.local.simulate.ahead import RunsAhead, timed
 from mlops.local.simulate.cloud import (
     AlarmEmulator,
     Execution,
@@ -140,6 +142,7 @@ class Replay:
         self.steps_by_data: dict[int, list[dict[str, Any]]] = {}
         self.never_retrained: ServedModel | None = None
         self.phase = cost.Phases()
+        self.ahead = RunsAhead(self.registry, self.out / "ahead")
         self.run_count = 0
         self.test_auc: dict[int, float] = {}  # each version's AUC on its own test window
 
@@ -167,12 +170,21 @@ class Replay:
 
     # ---- the pipeline ---------------------------------------------------------------------
 
-    def land(self, raw: dict[str, pd.DataFrame], through: int) -> None:
+    def data_through(self, raw: dict[str, pd.DataFrame], through: int) -> Path:
+        """The raw files as they stand at the end of month `through` (written once)."""
         folder = self.out / "data" / f"through-2013-{through:02d}"
-        folder.mkdir(parents=True, exist_ok=True)
-        for name, frame in raw.items():
-            part = frame if name == "planes" else frame.loc[frame["month"].astype(int) <= through]
-            part.to_csv(folder / RAW_FILES[name], index=False)
+        if not folder.is_dir():
+            partial = folder.with_name(folder.name + ".partial")
+            partial.mkdir(parents=True, exist_ok=True)
+            for name, frame in raw.items():
+                months = frame["month"].astype(int) if name != "planes" else None
+                part = frame if months is None else frame.loc[months <= through]
+                part.to_csv(partial / RAW_FILES[name], index=False)
+            partial.rename(folder)
+        return folder
+
+    def land(self, raw: dict[str, pd.DataFrame], through: int) -> None:
+        folder = self.data_through(raw, through)
         self.landed_through = through
         self.event("data_landed", through=f"2013-{through:02d}", folder=str(folder))
 
@@ -200,22 +212,22 @@ class Replay:
             return status
         self.run_count += 1
         self.month().pipeline_runs += 1
-        folder = self.out / "runs" / f"run-{self.run_count:02d}-{execution.trigger}"
-        started = time.perf_counter()
+        folder = self.run_folder(data)
         self.o.progress(
             f"  {self.now:%Y-%m-%d} pipeline run {self.run_count} ({execution.trigger}) on data "
             f"through 2013-{data:02d} ..."
         )
-        summary = run_local(
-            self.o.repo_root,
-            self.out / "data" / f"through-2013-{data:02d}",
-            folder,
-            self.out / "registry",
-            self.hub.name,
-            parameters={**self.o.parameters, **execution.parameters},
-            progress=lambda _line: None,
-            cdk_out=self.o.cdk_out,
-        )
+        outcome, why = None, "started by a trigger with parameters of its own"
+        if not execution.parameters:
+            outcome, why = self.ahead.take(data)
+        ran_ahead = outcome is not None
+        if outcome is None:
+            if folder.exists():  # the discarded run ahead's
+                folder = folder.with_name(folder.name + "-again")
+            outcome = timed(lambda: self.run_pipeline(data, folder, self.out / "registry",
+                                                      execution.parameters))  # fmt: skip
+            self.phase.add("pipeline runs (inline)", outcome.seconds, outcome.cpu_seconds)
+        summary = outcome.summary
         registered = summary.registered_model or {}
         report = registered.get("metrics") or self._evaluation(folder)
         version = registered.get("version")
@@ -225,13 +237,16 @@ class Replay:
             execution=execution.arn,
             parameters=execution.parameters,
             status=summary.status,
-            seconds=round(time.perf_counter() - started, 1),
+            seconds=round(outcome.seconds, 1),
+            ran_ahead=ran_ahead,
+            ahead=why,
             registered_version=version,
             failure=summary.failure_reason,
             **_gate_facts(report),
         )
         self.o.progress(
-            f"    {summary.status} in {time.perf_counter() - started:.0f} s"
+            f"    {summary.status} in {outcome.seconds:.0f} s"
+            + (" (ran ahead)" if ran_ahead else "")
             + (f": registered v{version}" if version else f": {summary.failure_reason}")
         )
         self.runs_by_data[data] = (summary.status, version)
@@ -244,6 +259,36 @@ class Replay:
         if version is not None:
             self.promote(int(version), str(registered.get("status")))
         return summary.status
+
+    def run_folder(self, data: int) -> Path:
+        return self.out / "runs" / f"run-on-data-through-2013-{data:02d}"
+
+    def run_pipeline(
+        self, data: int, folder: Path, registry: Path, parameters: dict[str, str]
+    ) -> RunSummary:
+        """`mlops local run` of the synthesized definition on the data through `data`."""
+        return run_local(
+            self.o.repo_root,
+            self.out / "data" / f"through-2013-{data:02d}",
+            folder,
+            registry,
+            self.hub.name,
+            parameters={**self.o.parameters, **parameters},
+            progress=lambda _line: None,
+            cdk_out=self.o.cdk_out,
+        )
+
+    def run_ahead(self, raw: dict[str, pd.DataFrame], data: int) -> None:
+        """Start the run on the data through `data` now, on the second core (see ahead.py)."""
+        self.data_through(raw, data)
+
+        def run(registry: Path) -> RunSummary:
+            outcome = timed(lambda: self.run_pipeline(data, self.run_folder(data), registry, {}))
+            self.phase.add("pipeline runs (ahead, in parallel)", outcome.seconds,
+                           outcome.cpu_seconds)  # fmt: skip
+            return outcome.summary
+
+        self.ahead.start(data, run)
 
     def _evaluation(self, folder: Path) -> dict[str, Any] | None:
         found = sorted(folder.glob("s3/**/Evaluate/evaluation/evaluation.json"))
@@ -343,7 +388,7 @@ class Replay:
         o = self.o
         started = time.perf_counter()
         cpu = cost.cpu_seconds()
-        with self.phase("synth and traffic"), ThreadPoolExecutor(max_workers=1) as pool:
+        with self.phase("synth and traffic", children=True), ThreadPoolExecutor(1) as pool:
             synth = None
             if o.cdk_out is None:  # one synth for every run: a node process, in parallel
                 o.progress(f"Synthesizing the app (environment {self.hub.name}) ...")
@@ -364,39 +409,43 @@ class Replay:
         next_recheck = self.now + recheck
         end = dt.datetime(2013 + o.end_month // 12, o.end_month % 12 + 1, 1, tzinfo=dt.UTC)
         by_day = {day: part for day, part in flights.groupby(flights["minute"].dt.floor("D"))}
-        while self.now < end:
-            day = self.now
-            if day.day == 1:
-                with self.phase("pipeline runs"):
-                    self.land(raw, day.month - 1)
-                    self.start("new-data")
-                if self.served is None:
-                    raise SimulationError(
-                        "the first pipeline run registered no approved model; see "
-                        f"{self.out / 'runs'} (a shorter --seed-months may be too little data)"
+        try:
+            while self.now < end:
+                day = self.now
+                if day.day == 1:
+                    with self.phase("pipeline runs (landing: waiting for the run or running it)"):
+                        self.land(raw, day.month - 1)
+                        self.start("new-data")
+                    if self.served is None:
+                        raise SimulationError(
+                            "the first pipeline run registered no approved model; see "
+                            f"{self.out / 'runs'} (a shorter --seed-months may be too little data)"
+                        )
+                    o.progress(
+                        f"{day:%Y-%m}: serving v{self.served.version} "
+                        f"({time.perf_counter() - started:.0f} s)"
                     )
-                o.progress(
-                    f"{day:%Y-%m}: serving v{self.served.version} "
-                    f"({time.perf_counter() - started:.0f} s)"
-                )
-            self.month().served_versions.append(self.served.version)  # type: ignore[union-attr]
-            self.serve_day(day, by_day.get(pd.Timestamp(day), flights.iloc[0:0]))
-            tomorrow = day + dt.timedelta(days=1)
-            for when in sorted_times(next_job, next_schedule, next_recheck, tomorrow):
-                self.now = when
-                if when == next_job:
-                    with self.phase("monitoring jobs and alarms"):
-                        self.monitoring_job()
-                    next_job += dt.timedelta(hours=self.period_hours)
-                if when == next_schedule:
-                    with self.phase("pipeline runs"):
-                        self.start("schedule")
-                    next_schedule += dt.timedelta(hours=schedule_hours or 1e9)
-                if when == next_recheck:
-                    self.invoke_gate({"gate": "recheck", "time": when.strftime("%Y-%m-%dT%H:%M:%SZ"),
-                                      "region": o.serving.home_region})  # fmt: skip
-                    next_recheck += recheck
-            self.now = tomorrow
+                    if day.month < o.end_month:  # this month's data lands on the next month's 1st
+                        self.run_ahead(raw, day.month)
+                self.month().served_versions.append(self.served.version)  # type: ignore[union-attr]
+                self.serve_day(day, by_day.get(pd.Timestamp(day), flights.iloc[0:0]))
+                tomorrow = day + dt.timedelta(days=1)
+                for when in sorted_times(next_job, next_schedule, next_recheck, tomorrow):
+                    self.now = when
+                    if when == next_job:
+                        with self.phase("monitoring jobs and alarms"):
+                            self.monitoring_job()
+                        next_job += dt.timedelta(hours=self.period_hours)
+                    if when == next_schedule:
+                        self.start("schedule")  # between landings: reuses the landing's run
+                        next_schedule += dt.timedelta(hours=schedule_hours or 1e9)
+                    if when == next_recheck:
+                        self.invoke_gate({"gate": "recheck", "time": when.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                                          "region": o.serving.home_region})  # fmt: skip
+                        next_recheck += recheck
+                self.now = tomorrow
+        finally:
+            self.ahead.close()
         seconds = time.perf_counter() - started
         return {
             "seconds": round(seconds, 1),
