@@ -538,7 +538,7 @@ def simulate(options: Options) -> dict[str, Any]:
             "evaluation_periods": replay.drift_alarm.evaluation_periods,
             "period_hours": replay.period_hours,
         },
-        "auc_drop_definition": f"served AUC < its own test-window AUC - {report.AUC_DROP}",
+        "auc_drop_definition": report.DROP_DEFINITION,
         "endpoint_alarms": {
             "alarms": [replay.live.errors.name, replay.live.latency.name],
             "period_minutes": 1,

@@ -20,6 +20,11 @@ from mlops.local.simulate.traffic import auc
 # A month counts as a real AUC drop when the served model scores this much below the AUC it
 # had on its own test window at registration (about twice the monthly AUC's sampling sd).
 AUC_DROP = 0.02
+DROP_DEFINITION = (
+    "a month's AUC really dropped when the ground-truth AUC of the answers served that month "
+    f"is more than {AUC_DROP} below the AUC the version serving at the month's start had on "
+    "its own test window when it was registered"
+)
 SECOND_HALF = ("2013-07", "2013-08", "2013-09", "2013-10", "2013-11", "2013-12")
 
 
@@ -195,5 +200,11 @@ def write_outputs(
     (out / "timeline.json").write_text(json.dumps(timeline, indent=1, default=str) + "\n")
     (out / "months.json").write_text(json.dumps(months, indent=1) + "\n")
     (out / "summary.json").write_text(json.dumps(summary, indent=1, default=str) + "\n")
-    (out / "months.md").write_text(monthly_table(months) + "\n")
+    notes = (
+        f"\ndrop: {DROP_DEFINITION}. alarms: drift-alarm ALARM transitions; retrains started: "
+        "pipeline starts by the retrain gate; runs: pipeline runs that trained (a start on "
+        "unchanged data reuses the run); endpoint alarms: 5xx/latency ALARM transitions, each "
+        "handed to the rollback Lambda's decision; rollbacks: endpoint updates it made.\n"
+    )
+    (out / "months.md").write_text(monthly_table(months) + "\n" + notes)
     plot(months, out / "simulation.png")
