@@ -196,7 +196,10 @@ class Replay:
 
     def _execute(self, execution: Execution) -> str:
         assert self.landed_through is not None
-        self.month().retrains_started += execution.trigger == "drift-gate"
+        # The gate acts on the monitoring window that just closed: at 00:00 on the 1st, that
+        # is the previous month's (the last one's, at the end of the span).
+        window = self.month(self.now - dt.timedelta(seconds=1))
+        window.retrains_started += execution.trigger == "drift-gate"
         data = self.landed_through
         if data in self.runs_by_data:
             status, version = self.runs_by_data[data]
