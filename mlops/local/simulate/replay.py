@@ -198,8 +198,8 @@ class Replay:
         assert self.landed_through is not None
         # The gate acts on the monitoring window that just closed: at 00:00 on the 1st, that
         # is the previous month's (the last one's, at the end of the span).
-        window = self.month(self.now - dt.timedelta(seconds=1))
-        window.retrains_started += execution.trigger == "drift-gate"
+        if execution.trigger == "drift-gate":
+            self.month(self.now - dt.timedelta(seconds=1)).retrains_started += 1
         data = self.landed_through
         if data in self.runs_by_data:
             status, version = self.runs_by_data[data]
