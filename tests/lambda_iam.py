@@ -162,12 +162,19 @@ def recording(log: CallLog) -> Iterator[None]:
 
 
 def run_as_role(
-    stack: Stack, role: str, region: str, body: Callable[[], Any]
+    stack: Stack,
+    role: str,
+    region: str,
+    body: Callable[[], Any],
+    *,
+    statements: list[dict[str, Any]] | None = None,
 ) -> tuple[Any, CallLog]:
     """Inside mock_aws (set up by the caller): run body with every boto3 client it creates
     calling as `role` of `stack`, IAM enforced from the first request. Returns body's result
-    (or the exception it raised) and the log of its calls."""
-    statements = role_statements(stack, role)
+    (or the exception it raised) and the log of its calls. statements: the role's policy
+    instead of the template's (a role the template does not have, or one an attacker widened)."""
+    if statements is None:
+        statements = role_statements(stack, role)
     log = CallLog(stack.account, statements)
     iam = boto3.client("iam", region_name=region)
     trust = {

@@ -240,7 +240,10 @@ def test_the_walk_finds_every_foreign_principal_and_only_those() -> None:
     own = "222222222222"
 
     def key(*statements: dict[str, Any]) -> dict[str, Any]:
-        return {"Type": "AWS::KMS::Key", "Properties": {"KeyPolicy": {"Statement": list(statements)}}}
+        return {
+            "Type": "AWS::KMS::Key",
+            "Properties": {"KeyPolicy": {"Statement": list(statements)}},
+        }
 
     own_root = {
         "Fn::Join": [
@@ -248,14 +251,14 @@ def test_the_walk_finds_every_foreign_principal_and_only_those() -> None:
             ["arn:", {"Ref": "AWS::Partition"}, ":iam::", {"Ref": "AWS::AccountId"}, ":root"],
         ]
     }
-    foreign = [
+    foreign: list[dict[str, Any]] = [
         {"Effect": "Allow", "Principal": ROOT, "Action": "kms:Decrypt"},
         {"Effect": "Allow", "Principal": {"AWS": "444444444444"}, "Action": "kms:Decrypt"},
         {"Effect": "Allow", "Principal": "*", "Action": "kms:Decrypt"},
         # A token the walk cannot place in an account counts as foreign (fail closed).
         {"Effect": "Allow", "Principal": {"AWS": {"Ref": "SomeParameter"}}, "Action": "kms:*"},
     ]
-    local = [
+    local: list[dict[str, Any]] = [
         {"Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{own}:root"}, "Action": "kms:*"},
         {"Effect": "Allow", "Principal": {"AWS": own_root}, "Action": "kms:*"},
         {
