@@ -21,6 +21,7 @@ from typing import Any
 from unittest import mock
 
 import boto3
+import botocore.session
 from moto.core import set_initial_no_auth_action_count
 
 from mlops.rehearsal.assembly import Stack
@@ -210,9 +211,20 @@ def run_as_role(
         mock.patch.dict(os.environ, role_env),
         recording(log),
     ):
-        boto3.setup_default_session()  # the default session cached the setup credentials
+        _new_default_session()  # the default session cached the setup credentials
         try:
             result = enforced()
         finally:
-            boto3.setup_default_session()
+            _new_default_session()
     return result, log
+
+
+_LOADER = botocore.session.get_session().get_component("data_loader")
+
+
+def _new_default_session() -> None:
+    """A default session that reads credentials afresh but keeps the service models already
+    loaded (loading them again is most of a run's time)."""
+    session = botocore.session.get_session()
+    session.register_component("data_loader", _LOADER)
+    boto3.setup_default_session(botocore_session=session)
