@@ -641,9 +641,29 @@ def test_a_model_reading_the_replica_serves_the_attackers_bytes(chain: Chain) ->
 def test_an_attacker_who_cannot_write_the_hub_proves_nothing(chain: Chain) -> None:
     read_only = [{"Effect": "Allow", "Action": "s3:GetObject", "Resource": "*"}]
     problems = attack_problems(
-        attack(replace(chain, training=replace(chain.training, statements=read_only)))
+        attack(
+            replace(
+                chain,
+                training=replace(chain.training, statements=read_only),
+                replication=replace(chain.replication, statements=read_only),
+            )
+        )
     )
     assert problems[0].startswith("the premise failed: the training role's hub write was refused")
+    assert "the premise failed: replication did not carry the new bytes" in problems
+    # Nothing was tampered with, so a new region stages the artifact: that check can fail too.
+    assert any(p.startswith("a new region staged {'Action': 'copied-from-hub'") for p in problems)
+
+
+def test_the_training_roles_own_policy_is_not_what_protects_the_served_copy(chain: Chain) -> None:
+    """A compromised dev account widens its role: only the serving bucket's policy holds."""
+    widened = replace(chain.training, statements=EVERYTHING_S3)
+    problems = attack_problems(attack(replace(chain, training=widened)))
+    # Without the bucket-policy judge (moto alone), the widened role overwrites the copy...
+    assert "training role writes the served copy (identity only): written" in problems
+    assert "the served copy changed" in problems
+    # ...with it, the same role is refused.
+    assert not any(p.startswith("training role writes the served copy:") for p in problems)
 
 
 def test_moto_ignores_the_conditions_of_a_bucket_policy(chain: Chain) -> None:
