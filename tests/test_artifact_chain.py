@@ -8,28 +8,20 @@ by the training role as synthesized, by the same role widened to s3:* (a comprom
 account controls its own identity policies), by the hub's replication role and by a serving
 account role with s3:*. Roles, policies, keys and properties come from the synthesized app.
 
-Two judges, because moto 5.2.5 can only be one of them:
-- identity policies: moto itself (IAM enforced from the first request, as the role), via
-  tests/lambda_iam.run_as_role;
-- bucket policies: moto evaluates them for object requests but ignores their principals and
-  every condition it has no value for, which for S3 is all of them (tested below): it would
-  apply our ArnNotEquals-conditioned Deny to the stager as well, and CDK's TLS-only Deny to
-  every request. So the bucket policies are judged by this test's own evaluator (nothing in
-  mlops), hooked into every S3 call the scenario makes before moto sees it. The evaluator is
-  checked on S3's documented rules, against moto where moto can judge (no conditions), and
-  fixtures show each check of the attack failing once a defence is taken out.
+Two judges, because moto 5.2.5 can only be one of them: moto enforces the roles' identity
+policies (IAM from the first request, tests/lambda_iam.run_as_role); it cannot judge bucket
+policies (it ignores their principals and conditions: shown below), so tests/bucket_policy.py
+judges those, in front of every S3 call the scenario makes. Fixtures show each check of the
+attack failing once a defence is taken out.
 """
 
 from __future__ import annotations
 
 import copy
-import fnmatch
 import hashlib
-import inspect
 import itertools
 import json
 import os
-import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -38,10 +30,15 @@ from typing import Any
 from unittest import mock
 
 import boto3
-import botocore.session
 import pytest
-from aws_cdk import aws_sagemaker as sagemaker
-from botocore.exceptions import ClientError
+from bucket_policy import (
+    Buckets,
+    attempt,
+    bucket_policies_enforced,
+    bucket_policy,
+    bucket_policy_effect,
+    bucket_refuses,
+)
 from moto import mock_aws
 from test_stage_model import staging
 
@@ -54,209 +51,6 @@ REVIEWED = b"the reviewed model.tar.gz"
 MALICIOUS = b"a model the reviewers never saw"
 SHA = hashlib.sha256(REVIEWED).hexdigest()
 EVERYTHING_S3 = [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]
-# What the serving bucket's Deny must cover: every action that creates, replaces or removes an
-# object version (CopyObject and multipart uploads are authorized as s3:PutObject).
-VERSION_WRITES = {
-    "s3:PutObject",
-    "s3:ReplicateObject",
-    "s3:RestoreObject",
-    "s3:DeleteObject",
-    "s3:DeleteObjectVersion",
-}
-
-
-def _listed(value: Any) -> list[Any]:
-    return value if isinstance(value, list) else [value]
-
-
-def _account(arn: str) -> str:
-    return arn.split(":")[4]
-
-
-# --- the test's own bucket-policy evaluator --------------------------------------------------
-
-
-def _principal_matches(principal: Any, arn: str) -> bool:
-    if principal == "*":
-        return True
-    for value in _listed(principal.get("AWS", [])):
-        root = value if re.fullmatch(r"\d{12}", value) else None
-        root = root or (value.split(":")[4] if value.endswith(":root") else None)
-        if value == "*" or value == arn or root == _account(arn):
-            return True
-    return False
-
-
-def _condition_holds(operator: str, key: str, expected: Any, principal_arn: str) -> bool:
-    if (operator, key) == ("Bool", "aws:SecureTransport"):
-        return str(expected).lower() == "true"  # every request here uses TLS
-    if key != "aws:PrincipalArn":
-        pytest.fail(f"condition {operator} {key} is not modelled by this test's evaluator")
-    negated = "Not" in operator
-    base = operator.replace("Not", "")
-    if base in ("ArnEquals", "ArnLike", "StringLike"):  # Arn* operators take * and ? too
-        hit = any(fnmatch.fnmatchcase(principal_arn, e) for e in _listed(expected))
-    elif base == "StringEquals":
-        hit = principal_arn in _listed(expected)
-    else:
-        pytest.fail(f"condition operator {operator} is not modelled by this test's evaluator")
-    return not hit if negated else hit
-
-
-def bucket_policy_effect(
-    statements: list[dict[str, Any]], action: str, resource: str, principal_arn: str
-) -> str:
-    """'Deny', 'Allow' or 'Neutral': what a bucket policy says about one request (an explicit
-    deny wins). Conditions it does not model fail the test instead of guessing."""
-    effects = set()
-    for statement in statements:
-        if not any(fnmatch.fnmatchcase(action, a) for a in _listed(statement["Action"])):
-            continue
-        if not any(fnmatch.fnmatchcase(resource, r) for r in _listed(statement["Resource"])):
-            continue
-        if not _principal_matches(statement.get("Principal", {}), principal_arn):
-            continue
-        if all(
-            _condition_holds(operator, key, expected, principal_arn)
-            for operator, block in statement.get("Condition", {}).items()
-            for key, expected in block.items()
-        ):
-            effects.add(statement["Effect"])
-    return "Deny" if "Deny" in effects else "Allow" if "Allow" in effects else "Neutral"
-
-
-def bucket_refuses(
-    bucket: tuple[str, list[dict[str, Any]]], action: str, resource: str, principal_arn: str
-) -> bool:
-    """S3's resource side: an explicit Deny refuses; another account also needs an Allow."""
-    account, statements = bucket
-    effect = bucket_policy_effect(statements, action, resource, principal_arn)
-    return effect == "Deny" or (_account(principal_arn) != account and effect != "Allow")
-
-
-def _s3_request(operation: str, params: dict[str, Any]) -> tuple[str, str]:
-    bucket, key = params["Bucket"], params.get("Key")
-    if operation in ("GetObject", "HeadObject"):
-        action = "s3:GetObjectVersion" if params.get("VersionId") else "s3:GetObject"
-    elif operation == "DeleteObject":
-        action = "s3:DeleteObjectVersion" if params.get("VersionId") else "s3:DeleteObject"
-    elif operation == "PutObject":
-        action = "s3:PutObject"
-    elif operation in ("ListObjectVersions", "ListObjectsV2"):
-        action = "s3:ListBucketVersions" if operation == "ListObjectVersions" else "s3:ListBucket"
-    else:
-        pytest.fail(f"S3 {operation} is not modelled by this test's bucket-policy hook")
-    return action, f"arn:aws:s3:::{bucket}/{key}" if key else f"arn:aws:s3:::{bucket}"
-
-
-@contextmanager
-def bucket_policies_enforced(
-    buckets: dict[str, tuple[str, list[dict[str, Any]]]], principal_arn: str
-) -> Iterator[None]:
-    """Every S3 client created in the block is refused (AccessDenied) what the buckets'
-    policies refuse to principal_arn, before moto sees the request."""
-    original_client = boto3.client
-
-    def refuse(model: Any, params: dict[str, Any], **_: Any) -> None:
-        action, resource = _s3_request(model.name, params)
-        if bucket_refuses(buckets[params["Bucket"]], action, resource, principal_arn):
-            error = {"Code": "AccessDenied", "Message": f"bucket policy refuses {action}"}
-            raise ClientError({"Error": error}, model.name)
-
-    def gated_client(*args: Any, **kwargs: Any) -> Any:
-        client = original_client(*args, **kwargs)
-        if client.meta.service_model.service_name == "s3":
-            client.meta.events.register("before-parameter-build.s3", refuse)
-        return client
-
-    with mock.patch.object(boto3, "client", gated_client):
-        yield
-
-
-BUCKET = "arn:aws:s3:::serving"
-STAGER = "arn:aws:iam::333333333333:role/stager"
-ONLY_THE_STAGER = {
-    "Effect": "Deny",
-    "Principal": {"AWS": "*"},
-    "Action": ["s3:PutObject", "s3:DeleteObject*"],
-    "Resource": f"{BUCKET}/models/sha256/*",
-    "Condition": {"ArnNotEquals": {"aws:PrincipalArn": STAGER}},
-}
-HUB_MAY_REPLICATE = {
-    "Effect": "Allow",
-    "Principal": {"AWS": "arn:aws:iam::222222222222:root"},
-    "Action": "s3:ReplicateObject",
-    "Resource": f"{BUCKET}/training-pipeline/models/*",
-    "Condition": {"ArnEquals": {"aws:PrincipalArn": "arn:aws:iam::222222222222:role/rep*"}},
-}
-
-
-@pytest.mark.parametrize(
-    ("action", "key", "principal", "refused"),
-    [
-        ("s3:PutObject", "models/sha256/d/m", STAGER, False),  # the exempted role
-        ("s3:PutObject", "models/sha256/d/m", "arn:aws:iam::333333333333:role/other", True),
-        ("s3:DeleteObjectVersion", "models/sha256/d/m", "arn:aws:iam::333333333333:root", True),
-        (
-            "s3:PutObject",
-            "elsewhere",
-            "arn:aws:iam::333333333333:role/other",
-            False,
-        ),  # same account
-        ("s3:PutObject", "elsewhere", "arn:aws:iam::222222222222:role/other", True),  # no Allow
-        (
-            "s3:ReplicateObject",
-            "training-pipeline/models/m",
-            "arn:aws:iam::222222222222:role/rep1",
-            False,
-        ),
-        (
-            "s3:ReplicateObject",
-            "training-pipeline/models/m",
-            "arn:aws:iam::222222222222:role/x",
-            True,
-        ),
-        ("s3:ReplicateObject", "models/sha256/d/m", "arn:aws:iam::222222222222:role/rep1", True),
-    ],
-)
-def test_the_evaluator_reads_bucket_policies_as_s3_does(
-    action: str, key: str, principal: str, refused: bool
-) -> None:
-    bucket = ("333333333333", [ONLY_THE_STAGER, HUB_MAY_REPLICATE])
-    assert bucket_refuses(bucket, action, f"{BUCKET}/{key}", principal) is refused
-
-
-def test_the_evaluator_refuses_to_guess_a_condition() -> None:
-    unknown = {**ONLY_THE_STAGER, "Condition": {"IpAddress": {"aws:SourceIp": "10.0.0.0/8"}}}
-    with pytest.raises(pytest.fail.Exception, match="not modelled"):
-        bucket_policy_effect([unknown], "s3:PutObject", f"{BUCKET}/models/sha256/d/m", STAGER)
-
-
-@pytest.mark.parametrize("effect", ["Deny", "Allow"])
-@pytest.mark.parametrize("resource", ["arn:aws:s3:::serving/models/*", "arn:aws:s3:::serving/x/*"])
-@pytest.mark.parametrize("action", ["s3:PutObject", "s3:Get*", "s3:*"])
-def test_the_evaluator_agrees_with_moto_where_moto_can_judge(
-    effect: str, resource: str, action: str
-) -> None:
-    """moto judges a bucket policy without conditions (principal '*'): a second opinion."""
-    statement = {
-        "Effect": effect,
-        "Principal": {"AWS": "*"},
-        "Action": action,
-        "Resource": resource,
-    }
-    with mock_aws():
-        s3 = _s3("us-east-1")
-        s3.create_bucket(Bucket="serving")
-        s3.put_bucket_policy(Bucket="serving", Policy=json.dumps({"Statement": [statement]}))
-        for call, iam_action in (
-            (lambda: s3.put_object(Bucket="serving", Key="models/m", Body=b"x"), "s3:PutObject"),
-            (lambda: s3.get_object(Bucket="serving", Key="models/m"), "s3:GetObject"),
-        ):
-            ours = bucket_policy_effect(
-                [statement], iam_action, "arn:aws:s3:::serving/models/m", STAGER
-            )
-            assert (_attempt(call) == "refused by moto (403)") is (ours == "Deny")
 
 
 # --- the chain, as synthesized ---------------------------------------------------------------
@@ -276,7 +70,7 @@ class Chain:
 
     request: Any  # staging.StagingRequest, with this test's bytes standing in
     model_data_url: str  # the endpoint's current model (resolved)
-    buckets: dict[str, tuple[str, list[dict[str, Any]]]]  # name -> (account, policy)
+    buckets: Buckets
     training: Actor
     replication: Actor
     stager: Actor
@@ -290,15 +84,6 @@ def _role_starting(stack: Stack, prefix: str) -> str:
 
 def _actor(stack: Stack, role: str) -> Actor:
     return Actor(stack, role, role_statements(stack, role), stack.arn_of(role))
-
-
-def _bucket_policy(stack: Stack, bucket: str) -> list[dict[str, Any]]:
-    (statements,) = [
-        stack.resolve(p["Properties"]["PolicyDocument"])["Statement"]
-        for _, p in stack.of_type("AWS::S3::BucketPolicy")
-        if stack.resolve(p["Properties"]["Bucket"]) == bucket
-    ]
-    return list(statements)
 
 
 def synthesized_chain(assembly: Assembly) -> Chain:
@@ -332,11 +117,11 @@ def synthesized_chain(assembly: Assembly) -> Chain:
         buckets={
             artifact["SourceBucket"]: (
                 hub_data.account,
-                _bucket_policy(hub_data, artifact["SourceBucket"]),
+                bucket_policy(hub_data, artifact["SourceBucket"]),
             ),
             artifact["DestinationBucket"]: (
                 data.account,
-                _bucket_policy(data, artifact["DestinationBucket"]),
+                bucket_policy(data, artifact["DestinationBucket"]),
             ),
             "a-region-added-later": (data.account, []),
         },
@@ -377,19 +162,6 @@ def account(number: str) -> Iterator[None]:
 
 def _s3(region: str) -> Any:
     return boto3.client("s3", region_name=region)
-
-
-def _attempt(call: Callable[[], Any]) -> str:
-    try:
-        call()
-    except ClientError as error:
-        code = error.response["Error"]["Code"]
-        if "bucket policy" in str(error):
-            return "refused by bucket policy"  # this test's evaluator
-        return (
-            "refused by identity (moto)" if code == "AccessDenied" else f"refused by moto ({code})"
-        )
-    return "written"
 
 
 _CALLS = itertools.count()
@@ -474,7 +246,7 @@ def attack(chain: Chain) -> Outcome:
 
         # The attack's premise: the training role overwrites the hub's object.
         def overwrite_hub() -> str:
-            return _attempt(
+            return attempt(
                 lambda: _s3("us-east-1").put_object(
                     Bucket=request.source_bucket, Key=request.key, Body=MALICIOUS
                 )
@@ -487,14 +259,14 @@ def attack(chain: Chain) -> Outcome:
         )
 
         def overwrite_staged() -> str:
-            return _attempt(
+            return attempt(
                 lambda: _s3("eu-west-1").put_object(
                     Bucket=request.destination_bucket, Key=request.staged_key, Body=MALICIOUS
                 )
             )
 
         def delete_staged() -> str:  # the reviewed version, so an older one becomes current
-            return _attempt(
+            return attempt(
                 lambda: _s3("eu-west-1").delete_object(
                     Bucket=request.destination_bucket,
                     Key=request.staged_key,
@@ -688,7 +460,7 @@ def test_moto_ignores_the_conditions_of_a_bucket_policy(chain: Chain) -> None:
         _s3("eu-west-1").put_bucket_policy(Bucket=bucket, Policy=json.dumps({"Statement": [deny]}))
 
         def write() -> str:
-            return _attempt(
+            return attempt(
                 lambda: _s3("eu-west-1").put_object(
                     Bucket=bucket, Key=chain.request.staged_key, Body=REVIEWED
                 )
@@ -696,131 +468,3 @@ def test_moto_ignores_the_conditions_of_a_bucket_policy(chain: Chain) -> None:
 
         # 403 without a code: moto's bucket-policy check, before the role's policy is read.
         assert as_actor(chain, chain.stager, write, gated=False) == "refused by moto (403)"
-
-
-# --- the served copy, over every synthesized serving stage -----------------------------------
-
-
-def staged_copy_problems(serving: Stack, data: Stack) -> list[str]:
-    """Every model reads a content-addressed copy that only the stage's stager can change."""
-    found = []
-    artifacts = [
-        serving.resolve(r["Properties"]) for _, r in serving.of_type("Custom::ModelArtifact")
-    ]
-    stager_function = next(
-        f for k, f in serving.of_type("AWS::Lambda::Function") if k.startswith("ModelStagingStager")
-    )
-    stager_arn = serving.arn_of(stager_function["Properties"]["Role"]["Fn::GetAtt"][0])
-    buckets = set()
-    for logical_id, model in serving.of_type("AWS::SageMaker::Model"):
-        container = model["Properties"]["PrimaryContainer"]
-        url = serving.resolve(container.get("ModelDataUrl", ""))
-        digest = next(
-            (t["Value"] for t in model["Properties"]["Tags"] if t["Key"] == "model-sha256"), ""
-        )
-        served = [
-            a
-            for a in artifacts
-            if a["Sha256"] == digest
-            and a["StagedKey"] == f"models/sha256/{digest}/model.tar.gz"
-            and url == f"s3://{a['DestinationBucket']}/{a['StagedKey']}"
-        ]
-        if not served or "ModelDataSource" in container:
-            found.append(f"{logical_id} reads {url}, not the staged copy of its sha256")
-        buckets |= {a["DestinationBucket"] for a in served}
-    for bucket in sorted(buckets):
-        statements = _bucket_policy(data, bucket)
-        served_copy = f"arn:aws:s3:::{bucket}/models/sha256/{'0' * 64}/model.tar.gz"
-        for action in sorted(VERSION_WRITES):
-            for principal in (
-                stager_arn.replace("model-stager", "other"),
-                f"arn:aws:iam::{data.account}:root",
-            ):
-                if bucket_policy_effect(statements, action, served_copy, principal) != "Deny":
-                    found.append(f"{bucket}: {action} by {principal} is not denied")
-            if bucket_policy_effect(statements, action, served_copy, stager_arn) != "Neutral":
-                found.append(f"{bucket}: the policy denies or grants {action} to the stager")
-        denies = [
-            s
-            for s in statements
-            if s["Effect"] == "Deny" and s.get("Condition", {}).get("ArnNotEquals")
-        ]
-        exempt = {
-            a for s in denies for a in _listed(s["Condition"]["ArnNotEquals"]["aws:PrincipalArn"])
-        }
-        if exempt != {stager_arn}:
-            found.append(f"{bucket}: the Deny exempts {sorted(exempt)}, not exactly the stager")
-    return found
-
-
-def _serving_stages(assembly: Assembly) -> list[tuple[Stack, Stack]]:
-    return [
-        (stack, assembly.by_name(stack.name.replace("-Serving", "-Data")))
-        for stack in assembly.stacks
-        if stack.name.endswith("-Serving") and any(stack.of_type("Custom::ModelArtifact"))
-    ]
-
-
-def test_every_served_model_reads_a_copy_only_its_stager_can_change(assembly_dir: Path) -> None:
-    stages = _serving_stages(load_assembly(assembly_dir))
-    assert len(stages) == 6  # dev, staging x2, prod x3
-    assert {(s.name, p) for s, d in stages for p in staged_copy_problems(s, d)} == set()
-
-
-def _edited(stack: Stack, edit: Callable[[dict[str, Any]], None]) -> Stack:
-    template = copy.deepcopy(stack.template)
-    edit(template)
-    return replace(stack, template=template)
-
-
-def test_the_served_copy_check_finds_each_mistake(assembly_dir: Path) -> None:
-    serving, data = _serving_stages(load_assembly(assembly_dir))[0]
-
-    def deny(template: dict[str, Any]) -> dict[str, Any]:
-        for resource in template["Resources"].values():
-            if resource["Type"] == "AWS::S3::BucketPolicy":
-                for s in resource["Properties"]["PolicyDocument"]["Statement"]:
-                    if s.get("Sid") == "OnlyTheStagerWritesServedModels":
-                        return s
-        raise AssertionError("no Deny")
-
-    def drop_delete(template: dict[str, Any]) -> None:
-        deny(template)["Action"].remove("s3:DeleteObjectVersion")
-
-    def exempt_everyone(template: dict[str, Any]) -> None:
-        deny(template)["Condition"] = {"ArnNotLike": {"aws:PrincipalArn": "arn:aws:iam::*:role/*"}}
-
-    def read_the_replica(template: dict[str, Any]) -> None:
-        for resource in template["Resources"].values():
-            if resource["Type"] == "AWS::SageMaker::Model":
-                resource["Properties"]["PrimaryContainer"]["ModelDataUrl"] = (
-                    "s3://elsewhere/model.tar.gz"
-                )
-
-    assert staged_copy_problems(serving, data) == []
-    assert any(
-        "s3:DeleteObjectVersion by" in p
-        for p in staged_copy_problems(serving, _edited(data, drop_delete))
-    )
-    assert any(
-        "is not denied" in p for p in staged_copy_problems(serving, _edited(data, exempt_everyone))
-    )
-    assert all(
-        "not the staged copy" in p
-        for p in staged_copy_problems(_edited(serving, read_the_replica), data)
-    )
-
-
-def test_cloudformation_cannot_pin_the_served_object_version() -> None:
-    """The limit README's security section explains: SageMaker's CreateModel takes an ETag
-    for the model data (S3ModelDataSource.ETag), CloudFormation's AWS::SageMaker::Model (and
-    so CDK's CfnModel) takes neither an ETag nor a version. When this fails, CDK can pin it:
-    pin the staged copy's ETag in RealtimeEndpoint and drop the limit from the README."""
-    api = botocore.session.get_session().get_service_model("sagemaker")
-    assert "ETag" in api.shape_for("S3ModelDataSource").members
-    for cfn_type in (
-        sagemaker.CfnModel.S3DataSourceProperty,
-        sagemaker.CfnModel.ContainerDefinitionProperty,
-    ):
-        parameters = set(inspect.signature(cfn_type).parameters)
-        assert not {p for p in parameters if "tag" in p or "version" in p}, cfn_type
