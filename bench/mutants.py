@@ -44,10 +44,12 @@ GUARDRAILS = ("tests/test_endpoint_guardrails.py", "tests/test_serving_stack.py"
 
 MUTANTS = [
     # evaluate: the quality gate
-    Mutant("evaluate: equal-to-zero upper end fails", "pipeline_steps/evaluate.py",
-           "not_worse = int(upper >= 0)", "not_worse = int(upper > 0)", EVALUATE),
-    Mutant("evaluate: gate on the lower end", "pipeline_steps/evaluate.py",
-           "not_worse = int(upper >= 0)", "not_worse = int(lower >= 0)", EVALUATE),
+    Mutant("evaluate: lower end exactly at -margin fails", "pipeline_steps/evaluate.py",
+           "non_inferior = int(lower >= -margin)", "non_inferior = int(lower > -margin)", EVALUATE),
+    Mutant("evaluate: margin ignored", "pipeline_steps/evaluate.py",
+           "non_inferior = int(lower >= -margin)", "non_inferior = int(lower >= 0)", EVALUATE),
+    Mutant("evaluate: gate on the upper end", "pipeline_steps/evaluate.py",
+           "non_inferior = int(lower >= -margin)", "non_inferior = int(upper >= -margin)", EVALUATE),
     Mutant("evaluate: 90% interval", "pipeline_steps/evaluate.py",
            "tail = (1 - CONFIDENCE) / 2 * 100", "tail = (1 - CONFIDENCE) * 100", EVALUATE),
     Mutant("evaluate: threshold exclusive", "pipeline_steps/evaluate.py",
