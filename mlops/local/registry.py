@@ -26,6 +26,7 @@ package.json:
      "metric_files": {"ModelQuality-Statistics": "<absolute path>"},
      "created_at": "2026-11-26T10:00:00+00:00", "updated_at": "...",
      "approved_at": "..." (when the status became Approved, else absent),
+     "approval_description": "..." (UpdateModelPackage's ApprovalDescription, else absent),
      "model_package_arn": "arn:aws:sagemaker:local:000000000000:model-package/<group>/1",
      "sha256": "<hex digest of model.tar.gz>",
      "description": "...", "source": {...pipeline, execution id...}}
