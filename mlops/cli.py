@@ -271,6 +271,9 @@ def local_simulate(args: argparse.Namespace) -> int:
     print(result["table"])
     truth = result["summary"]["truth"]
     print(json.dumps(truth, indent=1))
+    summary = result["summary"]
+    print(f"Cost: {summary['seconds']} s wall, {summary['cpu_seconds']} s CPU (per phase: "
+          "summary.json)")  # fmt: skip
     print(f"Outputs: {out}/timeline.json, months.md, months.json, summary.json, simulation.png")
     return 0
 
