@@ -166,11 +166,21 @@ class DeploymentConfig:
     bake_minutes: int
 
 
+# Periods the fast rollback alarms can use: SageMaker publishes invocation metrics every
+# 10 s with enhanced metrics on (MetricsConfig.MetricPublishFrequencyInSeconds); 60 keeps
+# the 1-minute metrics and alarms only.
+ROLLBACK_METRIC_SECONDS = (10, 60)
+
+
 @dataclass(frozen=True, kw_only=True)
 class AlarmConfig:
     latency_p99_ms: int
     error_rate_5xx: float
     min_invocations_per_minute: int
+    # 10: the endpoint publishes its invocation metrics every 10 s (SageMaker enhanced
+    # metrics) and two more rollback alarms watch them, firing on one unbroken minute of
+    # breach; the 1-minute alarms stay (README "Breach to rollback"). 60: 1-minute only.
+    rollback_metric_seconds: int = 60
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -451,7 +461,14 @@ def _alarms(r: _Reader) -> AlarmConfig:
         latency_p99_ms=r.number("latency_p99_ms", int, 1, 60_000),
         error_rate_5xx=r.number("error_rate_5xx", float, 0.0001, 1.0),
         min_invocations_per_minute=r.number("min_invocations_per_minute", int, 0, 1_000_000),
+        rollback_metric_seconds=r.typed("rollback_metric_seconds", int, 60),
     )
+    if cfg.rollback_metric_seconds not in ROLLBACK_METRIC_SECONDS:
+        r.fail(
+            f"must be one of {', '.join(map(str, ROLLBACK_METRIC_SECONDS))}, "
+            f"got {cfg.rollback_metric_seconds}",
+            "rollback_metric_seconds",
+        )
     r.done()
     return cfg
 
@@ -539,6 +556,9 @@ def _environment(name: str, r: _Reader) -> EnvironmentConfig:
         drift=_drift(r.child("drift")),
         routing=_routing(routing_reader) if routing_reader else None,
     )
+    if env.serving.serverless and env.alarms.rollback_metric_seconds != 60:
+        # Enhanced metrics (MetricsConfig) are documented for instance-backed endpoints only.
+        r.fail("must be 60 for a serverless endpoint", "alarms.rollback_metric_seconds")
     r.done()
     return env
 
