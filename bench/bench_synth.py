@@ -122,7 +122,10 @@ def cases(folder: Path, compare: Path | None) -> list[Case]:
         )
     apps.append(Case("mlops local run's synth", app, {"env": "dev", "training-only": "true"}))
     for cache in ("cold", "warm"):
-        found += [replace(case, name=f"{case.name}, {cache}", cache=cache) for case in apps]
+        found += [
+            replace(case, name=f"{case.name}, {cache}", cache=cache, cpu=[], wall=[])
+            for case in apps
+        ]
     if compare is not None:
         found.append(Case(f"full app of {compare.name}", f"{PYTHON} app.py", cwd=compare))
         # Before -c training-only, `mlops local run` synthesized the whole environment.
