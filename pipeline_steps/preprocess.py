@@ -4,6 +4,7 @@
         --baseline-dir DIR [--window-end latest|YYYY-MM-DD] [--test-weeks 4
         --validation-weeks 4 --train-months 6]
         [--train-end YYYY-MM-DD --validation-end YYYY-MM-DD --test-end YYYY-MM-DD]
+        [--min-weather-match 0.9 --min-plane-match 0.7]
 
 Features follow feature_schema: only what is known when the flight is scheduled. Weather is
 joined point-in-time: the latest observation at the origin known at or before the scheduled
@@ -359,7 +360,8 @@ def parse_args(argv: list[str] | None) -> Any:
             f"--min-{what}-match",
             type=float,
             default=default,
-            help=f"least share (0-1) of each split's flights that must find their {what}",
+            help=f"least share (above 0, at most 1) of each split's flights that must find "
+            f"their {what}",
         )
     return parser.parse_args(argv)
 

@@ -203,9 +203,11 @@ def run_local(
     progress: Progress = print,
     cdk_out: Path | None = None,
     clock: Clock = utc_now,
+    stop_after: str | None = None,
 ) -> RunSummary:
     """Synthesize (unless cdk_out is given), load the training pipeline of env_name (default:
-    the config's training environment), stage assets and data, run, return the summary."""
+    the config's training environment), stage assets and data, run (up to stop_after, if
+    given), return the summary."""
     repo_root = Path(repo_root).resolve()
     out_dir = Path(out_dir).resolve()
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -242,4 +244,5 @@ def run_local(
         pipeline_name=source.pipeline_name,
         region=source.region,
         clock=clock,
+        stop_after=stop_after,
     )
