@@ -74,4 +74,4 @@ bench: install
 	$(BIN)/python bench/run_all.py
 
 clean:
-	rm -rf cdk.out local-runs .pytest_cache .mypy_cache .ruff_cache
+	rm -rf cdk.out local-runs .pytest_cache .mypy_cache .ruff_cache .cache

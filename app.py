@@ -5,6 +5,9 @@ MLOPS_CONFIG     path of the environments file (default config/environments.yaml
 MLOPS_RELEASES   path of the release manifest (default config/releases.yaml)
 -c env=NAME      synthesize one environment only (e.g. sandbox, bound to your AWS identity)
 -c training-only=true   only the training pipeline's stacks (what `mlops local run` reads)
+MLOPS_VALIDATION_CACHE  where CDK's CloudFormation validation records each template's findings
+                 (default .cache/cfn-validate; mlops/cfn_validation.py)
+CDK_VALIDATION=false    (or `cdk synth --no-validation`) skips that validation, as in any CDK app
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from pathlib import Path
 import aws_cdk as cdk
 
 from mlops.app_builder import AppOptions, build_app
+from mlops.cfn_validation import add_cached_cfn_validation
 from mlops.config import ConfigError, load_config
 from mlops.nag import report_policy_violations
 from mlops.release_manifest import ManifestError, load_manifest
@@ -24,7 +28,9 @@ ROOT = Path(__file__).resolve().parent
 
 
 def main() -> int:
-    app = cdk.App()
+    # CDK's default CloudFormation rules run through the cache (same plugin, same rules),
+    # not built in: unchanged templates are not validated again on every synth.
+    app = cdk.App(builtin_cloud_formation_validation=False)
     try:
         platform = load_config(
             Path(os.environ.get("MLOPS_CONFIG", ROOT / "config/environments.yaml"))
@@ -43,6 +49,9 @@ def main() -> int:
             training_only=str(app.node.try_get_context("training-only")) == "true",
         )
         build_app(app, platform, releases, options)
+        if os.environ.get("CDK_VALIDATION") != "false":
+            cache = os.environ.get("MLOPS_VALIDATION_CACHE", ROOT / ".cache" / "cfn-validate")
+            add_cached_cfn_validation(app, Path(cache))
     except (ConfigError, ManifestError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -8,13 +8,22 @@ its children (python app.py and the jsii node process), from os.wait4: on a shar
 CPU time is steadier than wall time. The cases run interleaved, round after round, and the
 median of each is printed with its ratio to the empty app's median:
 
-    empty app            bench/empty_app.py: one stack, one resource (the baseline)
+    empty app            bench/empty_app.py: one stack, one resource (the baseline), with
+                         CDK's built-in CloudFormation validation like any CDK app
+    empty app, no CFN validation   the same with CDK_VALIDATION=false (for reference: what
+                         the baseline spends outside CDK's validation engine)
     full app             app.py: every stage and the delivery pipeline (`make synth`)
     prod, N stage(s)     -c env=prod with prod's regions cut or extended to N (1, 3, 6):
                          the cost of one more (environment, region) stage is (t6 - t1) / 5
     mlops local run      -c env=dev -c training-only=true (what `mlops local run` synthesizes)
     --compare DIR        app.py of another checkout (e.g. main before a change), same CLI:
                          the full app and -c env=dev (what `mlops local run` used to synth)
+
+app.py validates each distinct template once (mlops/cfn_validation.py), so each app case
+runs twice: "cold" with an empty validation cache on every run (a clean clone, CI, the
+pipeline's first synth) and "warm" with the cache of an identical earlier synth (a second
+`make synth`, `mlops local run` after the first); the warm cache is filled once, untimed,
+before the rounds.
 
 Asserts nothing about time.
 """
@@ -29,7 +38,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import yaml
@@ -48,6 +57,7 @@ class Case:
     context: dict[str, str] = field(default_factory=dict)
     env: dict[str, str] = field(default_factory=dict)
     cwd: Path = ROOT
+    cache: str | None = None  # "cold" or "warm": app.py's validation cache (see above)
     cpu: list[float] = field(default_factory=list)
     wall: list[float] = field(default_factory=list)
 
@@ -64,6 +74,9 @@ def prod_config(folder: Path, stages: int) -> Path:
 def synth_once(case: Case, output: Path) -> tuple[float, float]:
     """(cpu seconds of the CLI and its children, wall seconds) of one `cdk synth`."""
     shutil.rmtree(output, ignore_errors=True)
+    cache = output.parent / f"validation-cache-{case.name}"
+    if case.cache == "cold":
+        shutil.rmtree(cache, ignore_errors=True)
     command = [str(CLI), "synth", "--quiet", "--app", case.app, "--output", str(output)]
     for key, value in case.context.items():
         command += ["-c", f"{key}={value}"]
@@ -73,6 +86,7 @@ def synth_once(case: Case, output: Path) -> tuple[float, float]:
         "CDK_DISABLE_CLI_TELEMETRY": "true",
         "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20",
         "JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION": "1",
+        **({"MLOPS_VALIDATION_CACHE": str(cache)} if case.cache else {}),
         **case.env,
     }
     started = time.perf_counter()
@@ -90,13 +104,15 @@ def synth_once(case: Case, output: Path) -> tuple[float, float]:
 
 def cases(folder: Path, compare: Path | None) -> list[Case]:
     app = f"{PYTHON} app.py"
+    empty = f"{PYTHON} {ROOT / 'bench' / 'empty_app.py'}"
     found = [
-        Case("empty app (baseline)", f"{PYTHON} {ROOT / 'bench' / 'empty_app.py'}"),
-        Case("full app (make synth)", app),
+        Case("empty app (baseline)", empty),
+        Case("empty app, no CFN validation", empty, env={"CDK_VALIDATION": "false"}),
     ]
+    apps = [Case("full app (make synth)", app)]
     for stages in STAGE_COUNTS:
         config = prod_config(folder, stages)
-        found.append(
+        apps.append(
             Case(
                 f"prod, {stages} stage{'s' if stages > 1 else ''}",
                 app,
@@ -104,7 +120,12 @@ def cases(folder: Path, compare: Path | None) -> list[Case]:
                 {"MLOPS_CONFIG": str(config)},
             )
         )
-    found.append(Case("mlops local run's synth", app, {"env": "dev", "training-only": "true"}))
+    apps.append(Case("mlops local run's synth", app, {"env": "dev", "training-only": "true"}))
+    for cache in ("cold", "warm"):
+        found += [
+            replace(case, name=f"{case.name}, {cache}", cache=cache, cpu=[], wall=[])
+            for case in apps
+        ]
     if compare is not None:
         found.append(Case(f"full app of {compare.name}", f"{PYTHON} app.py", cwd=compare))
         # Before -c training-only, `mlops local run` synthesized the whole environment.
@@ -127,6 +148,9 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="bench-synth-") as tmp:
         folder = Path(tmp)
         runs = cases(folder, args.compare.resolve() if args.compare else None)
+        for case in runs:
+            if case.cache == "warm":
+                synth_once(case, folder / "cdk.out")  # fills its cache; not timed
         for round_number in range(args.rounds):
             for case in runs:  # interleaved: load changes hit every case alike
                 cpu, wall = synth_once(case, folder / "cdk.out")
@@ -138,17 +162,20 @@ def main(argv: list[str] | None = None) -> int:
         f"bench_synth: median of {args.rounds} interleaved runs; load average "
         f"{load:.1f} -> {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"
     )
-    print(f"{'case':<34}{'cpu s':>8}{'x empty':>9}{'wall s':>9}")
+    print(f"{'case':<40}{'cpu s':>8}{'x empty':>9}{'wall s':>9}")
     for case in runs:
         cpu = statistics.median(case.cpu)
         wall = statistics.median(case.wall)
-        print(f"{case.name:<34}{cpu:>8.2f}{cpu / base:>8.2f}x{wall:>9.1f}")
+        print(f"{case.name:<40}{cpu:>8.2f}{cpu / base:>8.2f}x{wall:>9.1f}")
     by_name = {case.name: statistics.median(case.cpu) for case in runs}
-    first, last = by_name["prod, 1 stage"], by_name[f"prod, {STAGE_COUNTS[-1]} stages"]
-    print(
-        f"per added stage: {(last - first) / (STAGE_COUNTS[-1] - 1):.2f} s cpu "
-        f"((prod 6 stages - prod 1 stage) / 5)"
-    )
+    for cache in ("cold", "warm"):
+        first = by_name[f"prod, 1 stage, {cache}"]
+        last = by_name[f"prod, {STAGE_COUNTS[-1]} stages, {cache}"]
+        print(
+            f"per added stage, {cache} validation cache: "
+            f"{(last - first) / (STAGE_COUNTS[-1] - 1):.2f} s cpu "
+            "((prod 6 stages - prod 1 stage) / 5)"
+        )
     return 0
 
 

@@ -66,13 +66,21 @@ def test_the_blue_fleet_waits_one_bake_and_rollback_watches_errors_and_latency(
         env.deployment.bake_minutes * 60
     )
     alarms = {k: r["Properties"] for k, r in resources.items() if r["Type"].endswith("::Alarm")}
-    watched = {
-        alarms[ref["AlarmName"]["Ref"]]["MetricName"]: alarms[ref["AlarmName"]["Ref"]]
+    watched = sorted(
+        (alarms[ref["AlarmName"]["Ref"]]["MetricName"], alarms[ref["AlarmName"]["Ref"]]["Period"])
         for ref in config["AutoRollbackConfiguration"]["Alarms"]
-    }
-    assert sorted(watched) == ["Invocation5XXErrors", "ModelLatency"]
-    assert watched["Invocation5XXErrors"]["Threshold"] == env.alarms.error_rate_5xx
-    assert watched["ModelLatency"]["Threshold"] == env.alarms.latency_p99_ms * 1000  # µs
+    )
+    periods = sorted({60, env.alarms.rollback_metric_seconds})  # 10: the fast alarms too
+    assert watched == sorted(
+        (m, p) for m in ("Invocation5XXErrors", "ModelLatency") for p in periods
+    )
+    for ref in config["AutoRollbackConfiguration"]["Alarms"]:
+        props = alarms[ref["AlarmName"]["Ref"]]
+        expected = {
+            "Invocation5XXErrors": env.alarms.error_rate_5xx,
+            "ModelLatency": env.alarms.latency_p99_ms * 1000,  # µs
+        }
+        assert props["Threshold"] == expected[props["MetricName"]]
 
 
 def _linear(step: int, bake: int) -> DeploymentConfig:

@@ -210,7 +210,7 @@ def test_rollback_alarms_the_role_cannot_describe_are_found(rehearsal: Assembly)
     findings = rollback_alarms_describable(
         _edited(rehearsal, "prod-us-east-1-Serving", _drop_statement("DescribeRollbackAlarms"))
     )
-    assert len(findings) == 2  # the 5xx-rate and the latency alarm
+    assert len(findings) == 4  # 5xx rate and latency, on 1-minute and on 10-second metrics
     assert all("cloudwatch:DescribeAlarms" in f.message for f in findings)
 
 

@@ -136,6 +136,7 @@ def test_alarms_use_one_minute_metrics_and_rates(templates: dict[str, Any]) -> N
         for a in of_type(resources, "AWS::CloudWatch::Alarm")
         if a["Properties"]["Namespace"] != "AWS/Lambda"  # FailureAlerts (test_failure_alerts)
         and a["Properties"]["Namespace"] != "AWS/SQS"
+        and a["Properties"]["Period"] != 10  # the fast rollback alarms (test below)
     }
     assert set(alarms) == {
         "ModelLatency",
@@ -158,6 +159,52 @@ def test_alarms_use_one_minute_metrics_and_rates(templates: dict[str, Any]) -> N
     assert len(of_type(resources, "AWS::CloudWatch::Dashboard")) == 1
 
 
+def _fast_alarms(resources: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {
+        a["Properties"]["MetricName"]: a["Properties"]
+        for a in of_type(resources, "AWS::CloudWatch::Alarm")
+        if a["Properties"].get("Period") == 10
+    }
+
+
+def test_prod_rolls_back_on_a_minute_of_ten_second_breaches(templates: dict[str, Any]) -> None:
+    """prod sets alarms.rollback_metric_seconds: 10: its endpoint configs publish invocation
+    metrics every 10 s and two high-resolution alarms need 6 of 6 breaching datapoints."""
+    resources = _resources(templates, "prod-us-east-1")
+    fast = _fast_alarms(resources)
+    assert set(fast) == {"Invocation5XXErrors", "ModelLatency"}
+    for props in fast.values():
+        assert (props["EvaluationPeriods"], props["DatapointsToAlarm"]) == (6, 6)
+        assert props["TreatMissingData"] == "notBreaching"
+        assert props["Dimensions"] == [
+            {"Name": "EndpointName", "Value": "flightdelay-prod"},
+            {"Name": "VariantName", "Value": "primary"},
+        ]
+    assert fast["Invocation5XXErrors"]["Threshold"] == 0.005
+    assert fast["ModelLatency"]["Threshold"] == 150_000
+    configs = of_type(resources, "AWS::SageMaker::EndpointConfig")
+    assert configs and all(
+        c["Properties"]["MetricsConfig"]
+        == {"EnableEnhancedMetrics": True, "MetricPublishFrequencyInSeconds": 10}
+        for c in configs
+    )
+    (endpoint,) = of_type(resources, "AWS::SageMaker::Endpoint")
+    watched = endpoint["Properties"]["DeploymentConfig"]["AutoRollbackConfiguration"]["Alarms"]
+    fast_ids = {
+        k
+        for k, r in resources.items()
+        if r["Type"] == "AWS::CloudWatch::Alarm" and r["Properties"].get("Period") == 10
+    }
+    assert fast_ids <= {ref["AlarmName"]["Ref"] for ref in watched}
+
+
+def test_staging_keeps_one_minute_metrics_only(templates: dict[str, Any]) -> None:
+    resources = _resources(templates, "staging-us-east-1")
+    assert _fast_alarms(resources) == {}
+    configs = of_type(resources, "AWS::SageMaker::EndpointConfig")
+    assert configs and all("MetricsConfig" not in c["Properties"] for c in configs)
+
+
 def test_rollback_lambda_listens_to_this_endpoints_alarms(templates: dict[str, Any]) -> None:
     resources = _resources(templates, "prod-eu-west-1")
     (function,) = [
@@ -174,7 +221,7 @@ def test_rollback_lambda_listens_to_this_endpoints_alarms(templates: dict[str, A
     (rule,) = [r for r in rules if r["Properties"]["EventPattern"]["source"] == ["aws.cloudwatch"]]
     pattern = rule["Properties"]["EventPattern"]
     assert pattern["detail"] == {"state": {"value": ["ALARM"]}}
-    assert len(pattern["resources"]) == 2
+    assert len(pattern["resources"]) == 4  # 1-minute and 10-second error rate and latency
     statements = [
         s
         for p in of_type(resources, "AWS::IAM::Policy")

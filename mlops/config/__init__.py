@@ -17,6 +17,7 @@ from mlops.config.limits import (
     ISO_DURATION,
     KNOWN_INSTANCE_FAMILIES,
     KNOWN_REGIONS,
+    ROLLBACK_METRIC_SECONDS,
     SERVERLESS_MEMORY_MB,
     VCPUS_BY_SIZE,
 )
@@ -49,6 +50,7 @@ __all__ = [
     "ISO_DURATION",
     "KNOWN_INSTANCE_FAMILIES",
     "KNOWN_REGIONS",
+    "ROLLBACK_METRIC_SECONDS",
     "SERVERLESS_MEMORY_MB",
     "VCPUS_BY_SIZE",
     "AlarmConfig",

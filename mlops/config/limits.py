@@ -67,3 +67,9 @@ DRIFT_ALARM_METRICS: dict[str, str] = {
     "OutOfRangeShare": "GreaterThanOrEqualToThreshold",  # see drift.py
     "ModelAUC": "LessThanThreshold",  # ground truth, where labels arrive
 }
+
+
+# Periods the fast rollback alarms can use: SageMaker publishes invocation metrics every
+# 10 s with enhanced metrics on (MetricsConfig.MetricPublishFrequencyInSeconds); 60 keeps
+# the 1-minute metrics and alarms only.
+ROLLBACK_METRIC_SECONDS = (10, 60)

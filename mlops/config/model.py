@@ -96,6 +96,10 @@ class AlarmConfig:
     latency_p99_ms: int
     error_rate_5xx: float
     min_invocations_per_minute: int
+    # 10: the endpoint publishes its invocation metrics every 10 s (SageMaker enhanced
+    # metrics) and two more rollback alarms watch them, firing on one unbroken minute of
+    # breach; the 1-minute alarms stay (README "Breach to rollback"). 60: 1-minute only.
+    rollback_metric_seconds: int = 60
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -14,6 +14,7 @@ from mlops.config.limits import (
     ISO_DURATION,
     KNOWN_INSTANCE_FAMILIES,
     KNOWN_REGIONS,
+    ROLLBACK_METRIC_SECONDS,
     SERVERLESS_MEMORY_MB,
     VCPUS_BY_SIZE,
 )
@@ -158,7 +159,14 @@ def _alarms(r: Reader) -> AlarmConfig:
         latency_p99_ms=r.number("latency_p99_ms", int, 1, 60_000),
         error_rate_5xx=r.number("error_rate_5xx", float, 0.0001, 1.0),
         min_invocations_per_minute=r.number("min_invocations_per_minute", int, 0, 1_000_000),
+        rollback_metric_seconds=r.typed("rollback_metric_seconds", int, 60),
     )
+    if cfg.rollback_metric_seconds not in ROLLBACK_METRIC_SECONDS:
+        r.fail(
+            f"must be one of {', '.join(map(str, ROLLBACK_METRIC_SECONDS))}, "
+            f"got {cfg.rollback_metric_seconds}",
+            "rollback_metric_seconds",
+        )
     r.done()
     return cfg
 
@@ -246,6 +254,9 @@ def _environment(name: str, r: Reader) -> EnvironmentConfig:
         drift=_drift(r.child("drift")),
         routing=_routing(routing_reader) if routing_reader else None,
     )
+    if env.serving.serverless and env.alarms.rollback_metric_seconds != 60:
+        # Enhanced metrics (MetricsConfig) are documented for instance-backed endpoints only.
+        r.fail("must be 60 for a serverless endpoint", "alarms.rollback_metric_seconds")
     r.done()
     return env
 

@@ -1,5 +1,7 @@
 """CloudWatch alarms on an endpoint's 1-minute metrics, the SNS topic they notify, and the
-two alarms the blue/green deployment watches for auto-rollback."""
+alarms the blue/green deployment and the rollback Lambda watch: 5xx error rate and p99
+latency on 1-minute metrics, plus the same two on 10-second metrics when the environment
+asks for them (alarms.rollback_metric_seconds: 10)."""
 
 from __future__ import annotations
 
@@ -18,6 +20,10 @@ PERIOD = cdk.Duration.minutes(1)
 # A sustained breach, not a blip: 3 of 3 one-minute datapoints.
 EVALUATION_PERIODS = 3
 DATAPOINTS_TO_ALARM = 3
+# The fast rollback alarms: one unbroken minute of breach, 6 of 6 ten-second datapoints
+# (a period of 10 s makes them high-resolution alarms, evaluated every 10 s).
+FAST_PERIOD = cdk.Duration.seconds(10)
+FAST_DATAPOINTS = 6
 CPU_ALARM_FRACTION = 0.8  # of all cores (CPUUtilization is summed over cores: 100% per core)
 MEMORY_ALARM_PERCENT = 85
 
@@ -43,13 +49,18 @@ class EndpointAlarms(Construct):
         )
         dimensions = {"EndpointName": endpoint_name, "VariantName": variant_name}
 
-        def metric(name: str, statistic: str, namespace: str = NAMESPACE) -> cloudwatch.Metric:
+        def metric(
+            name: str,
+            statistic: str,
+            namespace: str = NAMESPACE,
+            period: cdk.Duration = PERIOD,
+        ) -> cloudwatch.Metric:
             return cloudwatch.Metric(
                 namespace=namespace,
                 metric_name=name,
                 dimensions_map=dimensions,
                 statistic=statistic,
-                period=PERIOD,
+                period=period,
             )
 
         self.latency_metric = metric("ModelLatency", "p99")
@@ -70,6 +81,29 @@ class EndpointAlarms(Construct):
             description=f"5xx error rate above {thresholds.error_rate_5xx:.2%}",
         )
         self.alarms = [self.latency, self.error_rate]
+        self.fast_alarms: list[cloudwatch.Alarm] = []
+        if thresholds.rollback_metric_seconds == 10:
+            self.fast_alarms = [
+                self._alarm(
+                    "ErrorRate5xxFast",
+                    metric("Invocation5XXErrors", "Average", period=FAST_PERIOD),
+                    threshold=thresholds.error_rate_5xx,
+                    description=f"5xx error rate above {thresholds.error_rate_5xx:.2%} "
+                    "for a minute (10-second metrics)",
+                    datapoints=FAST_DATAPOINTS,
+                    evaluation_periods=FAST_DATAPOINTS,
+                ),
+                self._alarm(
+                    "ModelLatencyP99Fast",
+                    metric("ModelLatency", "p99", period=FAST_PERIOD),
+                    threshold=thresholds.latency_p99_ms * 1000,
+                    description=f"p99 model latency above {thresholds.latency_p99_ms} ms "
+                    "for a minute (10-second metrics)",
+                    datapoints=FAST_DATAPOINTS,
+                    evaluation_periods=FAST_DATAPOINTS,
+                ),
+            ]
+            self.alarms += self.fast_alarms
         if thresholds.min_invocations_per_minute > 0:
             self.alarms.append(
                 self._alarm(
@@ -104,8 +138,10 @@ class EndpointAlarms(Construct):
 
     @property
     def rollback_alarms(self) -> list[cloudwatch.Alarm]:
-        """What the blue/green deployment and the rollback Lambda watch."""
-        return [self.error_rate, self.latency]
+        """What the blue/green deployment and the rollback Lambda watch. The 1-minute alarms
+        stay beside the fast ones: at low traffic a 10-second window is often empty (counted
+        as not breaching), so 6 of 6 may never be met while 3 bad minutes still are."""
+        return [self.error_rate, self.latency, *self.fast_alarms]
 
     def _alarm(
         self,
@@ -116,14 +152,16 @@ class EndpointAlarms(Construct):
         description: str,
         comparison: cloudwatch.ComparisonOperator = cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
         missing: cloudwatch.TreatMissingData = cloudwatch.TreatMissingData.NOT_BREACHING,
+        datapoints: int = DATAPOINTS_TO_ALARM,
+        evaluation_periods: int = EVALUATION_PERIODS,
     ) -> cloudwatch.Alarm:
         return cloudwatch.Alarm(
             self,
             construct_id,
             metric=metric,
             threshold=threshold,
-            evaluation_periods=EVALUATION_PERIODS,
-            datapoints_to_alarm=DATAPOINTS_TO_ALARM,
+            evaluation_periods=evaluation_periods,
+            datapoints_to_alarm=datapoints,
             comparison_operator=comparison,
             treat_missing_data=missing,
             alarm_description=description,

@@ -91,6 +91,7 @@ class ServingStack(cdk.Stack):
             capture_bucket=buckets.data,
             encryption_key=data.key,
             rollback_alarm_names=[alarm.alarm_name for alarm in self.alarms.rollback_alarms],
+            metric_publish_seconds=environment.alarms.rollback_metric_seconds,
             artifact_versions={
                 r.version: staging.staged_version(r) for r in (current, release.previous) if r
             },

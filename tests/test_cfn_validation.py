@@ -1,0 +1,175 @@
+"""CDK's default CloudFormation rules, run once per distinct template (mlops/cfn_validation.py):
+a finding fails synth whether the engine ran or the finding was replayed, templates and the
+validation report are those of CDK's built-in path, and a changed input is validated again."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import aws_cdk as cdk
+import pytest
+from aws_cdk import aws_s3 as s3
+from conftest import cdk_json_context
+
+from mlops.cfn_validation import CachedCloudFormationValidation, add_cached_cfn_validation
+from mlops.nag import report_policy_violations
+
+ACCOUNT = "123456789012"
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _app(
+    outdir: Path,
+    cache: Path | None,
+    *,
+    overrides: dict[str, object] | None = None,
+    region: str = "us-east-1",
+) -> tuple[cdk.App, CachedCloudFormationValidation | None]:
+    """One stack with one bucket; cache None: CDK's built-in validation, as tests use it."""
+    app = cdk.App(
+        # The CLI turns version reporting on: the stack gets its AWS::CDK::Metadata.
+        context={**cdk_json_context(), "aws:cdk:version-reporting": True},
+        outdir=str(outdir),
+        builtin_cloud_formation_validation=cache is None,
+    )
+    plugin = add_cached_cfn_validation(app, cache) if cache is not None else None
+    stack = cdk.Stack(app, "Shop", env=cdk.Environment(account=ACCOUNT, region=region))
+    bucket = s3.CfnBucket(stack, "Bucket")
+    for path, value in (overrides or {}).items():
+        bucket.add_property_override(path, value)
+    return app, plugin
+
+
+def _synth(
+    outdir: Path, cache: Path | None, **kwargs: object
+) -> CachedCloudFormationValidation | None:
+    app, plugin = _app(outdir, cache, **kwargs)  # type: ignore[arg-type]
+    app.synth()
+    return plugin
+
+
+def test_an_error_fails_synth_when_validated_and_when_replayed(tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    unknown_property = {"NoSuchProperty": "x"}  # F3002: not in the resource schema
+    with pytest.raises(RuntimeError, match="ValidationFailed"):
+        _synth(tmp_path / "first", cache, overrides=unknown_property)
+    assert len(list(cache.glob("*.json"))) == 1  # the finding is recorded
+    app, plugin = _app(tmp_path / "second", cache, overrides=unknown_property)
+    assert plugin is not None
+    with pytest.raises(RuntimeError, match=r"(?s)ValidationFailed.*NoSuchProperty"):
+        app.synth()
+    assert plugin.validated == [] and len(plugin.replayed) == 1
+
+
+def test_a_warning_is_reported_like_the_built_in_plugin_reports_it(tmp_path: Path) -> None:
+    """W3030 (a value outside the schema's enum) is a warning: CDK writes it into the report
+    and app.py's report_policy_violations fails synth on it (exit 1)."""
+    bad_status = {"VersioningConfiguration.Status": "Sometimes"}
+    _synth(tmp_path / "builtin", None, overrides=bad_status)
+    cache = tmp_path / "cache"
+    fresh = _synth(tmp_path / "fresh", cache, overrides=bad_status)
+    replayed = _synth(tmp_path / "replayed", cache, overrides=bad_status)
+    assert fresh is not None and len(fresh.validated) == 1
+    assert replayed is not None and replayed.validated == [] and len(replayed.replayed) == 1
+    expected = (tmp_path / "builtin" / "validation-report.json").read_text()
+    assert "W3030" in expected
+    for folder in ("fresh", "replayed"):
+        assert (tmp_path / folder / "validation-report.json").read_text() == expected
+        assert report_policy_violations(tmp_path / folder) == 1
+
+
+def test_templates_are_byte_identical_to_the_built_in_path(tmp_path: Path) -> None:
+    """CDK lists explicitly added plugins in AWS::CDK::Metadata; the cached one is added late
+    so that the stack's metadata (and every other byte) stays as with the built-in plugin."""
+    _synth(tmp_path / "builtin", None)
+    _synth(tmp_path / "cached", tmp_path / "cache")
+    template = "Shop.template.json"
+    builtin = (tmp_path / "builtin" / template).read_text()
+    assert "AWS::CDK::Metadata" in builtin
+    assert (tmp_path / "cached" / template).read_text() == builtin
+    report = "validation-report.json"
+    assert (tmp_path / "cached" / report).read_text() == (tmp_path / "builtin" / report).read_text()
+
+
+def test_a_clean_template_is_validated_once(tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    first = _synth(tmp_path / "a", cache)
+    second = _synth(tmp_path / "b", cache)
+    assert first is not None and len(first.validated) == 1 and first.replayed == []
+    assert second is not None and second.validated == [] and len(second.replayed) == 1
+    assert report_policy_violations(tmp_path / "b") == 0
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"overrides": {"VersioningConfiguration.Status": "Enabled"}},  # the template's bytes
+        {"region": "eu-west-1"},  # what the engine resolves pseudo parameters with
+    ],
+)
+def test_a_changed_input_is_validated_again(tmp_path: Path, change: dict[str, object]) -> None:
+    cache = tmp_path / "cache"
+    _synth(tmp_path / "a", cache)
+    again = _synth(tmp_path / "b", cache, **change)  # type: ignore[arg-type]
+    assert again is not None and len(again.validated) == 1 and again.replayed == []
+
+
+def test_an_unreadable_entry_is_validated_again(tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    _synth(tmp_path / "a", cache)
+    [entry] = cache.glob("*.json")
+    entry.write_text("{not json")
+    again = _synth(tmp_path / "b", cache)
+    assert again is not None and len(again.validated) == 1
+    assert json.loads(entry.read_text())["violations"] == []  # rewritten whole
+
+
+# app.py as `cdk synth` runs it (training-only dev: the smallest real app), with one more
+# stack whose resource has a property CloudFormation does not know (nothing cdk-nag checks).
+APP_WITH_A_BAD_TEMPLATE = textwrap.dedent(
+    """
+    import runpy, sys
+    import aws_cdk as cdk
+    from aws_cdk import aws_s3 as s3
+    import mlops.app_builder as builder
+
+    build = builder.build_app
+
+    def build_with_a_bad_template(app, *args, **kwargs):
+        build(app, *args, **kwargs)
+        stack = cdk.Stack(app, "Bad", env=cdk.Environment(account="123456789012", region="us-east-1"))
+        cdk.CfnWaitConditionHandle(stack, "Handle").add_property_override("NoSuchProperty", "x")
+
+    builder.build_app = build_with_a_bad_template
+    sys.argv = ["app.py"]
+    runpy.run_path("app.py", run_name="__main__")
+    """
+)
+
+
+def test_app_py_fails_synth_on_a_template_cloudformation_would_refuse(tmp_path: Path) -> None:
+    context = json.loads((ROOT / "cdk.json").read_text())["context"]
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLOPS_", "CDK_"))}
+    env.update(
+        CDK_OUTDIR=str(tmp_path / "cdk.out"),
+        CDK_CONTEXT_JSON=json.dumps({**context, "env": "dev", "training-only": "true"}),
+        MLOPS_VALIDATION_CACHE=str(tmp_path / "cache"),
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", APP_WITH_A_BAD_TEMPLATE],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 1, result.stderr[-2000:]
+    assert "F3002" in result.stderr and "Bad/Handle" in result.stderr, result.stderr[-2000:]
+    assert "Traceback" not in result.stderr
+    # The training stacks were validated (and recorded) too, not only the bad one.
+    assert len(list((tmp_path / "cache").glob("*.json"))) >= 3
