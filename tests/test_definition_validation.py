@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from mlops.pipeline_definition.offline_join import OfflineTables
 from mlops.pipeline_definition.training_pipeline import (
     TrainingPipelineSpec,
     TuningSpec,
@@ -22,6 +23,8 @@ def make_spec(**overrides: Any) -> TrainingPipelineSpec:
         "artifact_bucket": "artifacts-bucket",
         "code_uri": "s3://artifacts-bucket/assets/0123abcd.tar.gz",
         "model_package_group_name": "flight-delay",
+        "offline_tables": OfflineTables(database="mlops_dev_features"),
+        "athena_workgroup": "mlops-dev-training",
         "find_incumbent_function_arn": (
             "arn:aws:lambda:us-east-1:123456789012:function:find-incumbent"
         ),

@@ -961,6 +961,7 @@ def real_slice(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def _our_pipeline(tmp_path: Path, raw: Path) -> tuple[dict[str, Any], Path]:
     """The project's own definition builder and step scripts, with a local code URI."""
+    from mlops.pipeline_definition.offline_join import OfflineTables
     from mlops.pipeline_definition.training_pipeline import TrainingPipelineSpec, build_definition
 
     s3_root = tmp_path / "s3"
@@ -977,6 +978,7 @@ def _our_pipeline(tmp_path: Path, raw: Path) -> tuple[dict[str, Any], Path]:
         code_uri="s3://assets/sourcedir.tar.gz",
         model_package_group_name="flights",
         find_incumbent_function_arn="arn:aws:lambda:eu-west-1:111111111111:function:find",
+        offline_tables=OfflineTables(database="local_features"),
         auc_threshold=0.55,
     )
     return build_definition(spec), s3_root

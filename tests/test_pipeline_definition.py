@@ -13,6 +13,7 @@ import pytest
 
 from mlops.pipeline_definition import expressions as ex
 from mlops.pipeline_definition import images
+from mlops.pipeline_definition.offline_join import OfflineTables
 from mlops.pipeline_definition.training_pipeline import (
     BOOTSTRAP,
     CODE_DIR,
@@ -40,6 +41,8 @@ def make_spec(**overrides: Any) -> TrainingPipelineSpec:
         "artifact_bucket": "artifacts-bucket",
         "code_uri": "s3://artifacts-bucket/assets/0123abcd.tar.gz",
         "model_package_group_name": "flight-delay",
+        "offline_tables": OfflineTables(database="mlops_dev_features"),
+        "athena_workgroup": "mlops-dev-training",
         "find_incumbent_function_arn": (
             "arn:aws:lambda:eu-west-1:123456789012:function:find-incumbent"
         ),

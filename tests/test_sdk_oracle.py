@@ -24,6 +24,7 @@ from typing import Any
 import pytest
 
 from mlops.pipeline_definition import images
+from mlops.pipeline_definition.offline_join import OfflineTables
 from mlops.pipeline_definition.training_pipeline import (
     AUC_PATH,
     BASELINE_DIR,
@@ -72,6 +73,8 @@ def make_spec(**overrides: Any) -> TrainingPipelineSpec:
         "artifact_bucket": BUCKET,
         "code_uri": CODE_URI,
         "model_package_group_name": "flight-delay",
+        "offline_tables": OfflineTables(database="mlops_dev_features"),
+        "athena_workgroup": "mlops-dev-training",
         "find_incumbent_function_arn": FIND_INCUMBENT_ARN,
         "s3_prefix": PREFIX,
         "hyperparameters": {"max_depth": 6, "eta": 0.1, "objective": "binary:logistic"},

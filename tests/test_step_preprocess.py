@@ -15,12 +15,12 @@ import preprocess
 import pytest
 import step_io
 from step_fixtures import (
-    reference_join,
-    write_joined,
     SLICE_DATES,
     preprocess_args,
     raw_tables,
     read_json,
+    reference_join,
+    write_joined,
     write_raw_slice,
     write_raw_tables,
 )

@@ -97,7 +97,9 @@ def _offline_view(table: OfflineStoreTable) -> str:
 
 
 def _csv_view(table: CsvTable) -> str:
-    files = sorted(p for p in table.folder.rglob("*") if p.is_file()) if table.folder.is_dir() else []
+    files = (
+        sorted(p for p in table.folder.rglob("*") if p.is_file()) if table.folder.is_dir() else []
+    )
     if not files:
         raise AthenaQueryError(f"table {table.name}: no files under {table.folder}")
     columns = ", ".join(f"{_quote(name)}: 'VARCHAR'" for name, _ in table.columns)
@@ -111,7 +113,7 @@ def _csv_view(table: CsvTable) -> str:
             for name, kind in table.columns
         )
         selects.append(
-            f"SELECT {values}, {_quote(location)} AS \"$path\" FROM read_csv({_quote(str(path))}, "
+            f'SELECT {values}, {_quote(location)} AS "$path" FROM read_csv({_quote(str(path))}, '
             f"header = false, skip = {table.skip_header_lines}, all_varchar = true, "
             f"null_padding = true, columns = {{{columns}}}, auto_detect = false, quote = '', "
             "escape = '', delim = ',')"
