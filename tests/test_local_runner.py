@@ -987,9 +987,30 @@ def _our_pipeline(tmp_path: Path, raw: Path) -> tuple[dict[str, Any], Path]:
 SLICE_SPLIT = {"TrainEnd": "2013-01-31", "ValidationEnd": "2013-02-28", "TestEnd": "2013-03-31"}
 
 
+def _local_catalog(tmp_path: Path, s3_root: Path) -> Any:
+    """The slice's weather and planes ingested into a local offline store, and the Glue
+    tables of _our_pipeline's database over it and over the staged raw folder."""
+    from datetime import UTC, datetime
+
+    from mlops.local.athena import CsvTable, LocalCatalog, OfflineStoreTable
+    from mlops.local.feature_store.ingest import ingest_folder
+    from mlops.local.feature_store.offline import data_dir
+    from mlops.pipeline_definition.offline_join import RAW_FLIGHT_COLUMNS
+
+    store, raw = tmp_path / "store", s3_root / "artifacts" / "raw"
+    ingest_folder(store, raw, clock=lambda: datetime(2026, 1, 1, tzinfo=UTC))
+    tables = (
+        OfflineStoreTable("weather", data_dir(store, "weather")),
+        OfflineStoreTable("plane", data_dir(store, "plane")),
+        CsvTable("raw_flights", raw, "s3://artifacts/raw/", RAW_FLIGHT_COLUMNS, "NA", 1),
+    )
+    return LocalCatalog({("AwsDataCatalog", "local_features"): tables})
+
+
 def _run_ours(tmp_path: Path, s3_root: Path, definition: dict[str, Any], name: str, **params):
     registry = LocalRegistry(tmp_path / "registry")
     repo = Path(__file__).resolve().parents[1]
+    catalog_dir = tmp_path / "catalog"
     return run_pipeline(
         definition,
         s3_root=s3_root,
@@ -999,6 +1020,7 @@ def _run_ours(tmp_path: Path, s3_root: Path, definition: dict[str, Any], name: s
         progress=lambda _: None,
         local_lambdas={"FindIncumbent": find_incumbent_lambda(repo, registry)},
         region="eu-west-1",
+        catalog=_local_catalog(catalog_dir, s3_root),
     ), registry
 
 
