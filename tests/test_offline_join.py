@@ -37,6 +37,7 @@ from mlops.pipeline_definition.offline_join import (
 )
 
 WRITTEN = datetime(2026, 1, 1, tzinfo=UTC)
+OFFLINE_COLUMNS = ["write_time", "api_invocation_time", "is_deleted"]
 TABLES = OfflineTables(database="mlops_test")
 RAW_LOCATION = "s3://data/raw/"
 
@@ -228,3 +229,20 @@ def test_an_empty_offline_store_is_a_clear_error(tmp_path: Path) -> None:
     raw, store = small_store(tmp_path, ["13:00"])
     with pytest.raises(AthenaQueryError, match="run `mlops local ingest` first"):
         query_frame(store, raw)
+
+
+def test_a_group_nothing_was_written_to_is_an_empty_table(tmp_path: Path) -> None:
+    """Athena answers an empty offline store with no rows; the local catalog too, when it
+    knows the group's feature definitions (from the assembly)."""
+    columns = (("flight_id", "String"), ("distance", "Fractional"))
+    table = OfflineStoreTable("flight", tmp_path / "nothing", columns)
+    catalog = LocalCatalog({("AwsDataCatalog", "db"): (table,)})
+    frame = run_query(catalog, "AwsDataCatalog", "db", "SELECT * FROM flight")
+    assert frame.empty
+    assert list(frame.columns) == ["flight_id", "distance", *OFFLINE_COLUMNS]
+
+
+def test_an_unknown_database_is_a_clear_error(tmp_path: Path) -> None:
+    catalog = LocalCatalog({("AwsDataCatalog", "db"): ()})
+    with pytest.raises(AthenaQueryError, match="no Glue database AwsDataCatalog.other"):
+        run_query(catalog, "AwsDataCatalog", "other", "SELECT 1")

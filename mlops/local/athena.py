@@ -44,10 +44,13 @@ class AthenaQueryError(ValueError):
 
 @dataclass(frozen=True)
 class OfflineStoreTable:
-    """A feature group's offline-store table: Parquet files under data_dir."""
+    """A feature group's offline-store table: Parquet files under data_dir. columns: the
+    group's feature definitions (name, Feature Store type), for the empty table of a group
+    nothing was written to yet (Athena then returns no rows, not an error)."""
 
     name: str
     data_dir: Path
+    columns: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -85,8 +88,23 @@ def _quote(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
+_FEATURE_TYPES = {"String": "VARCHAR", "Integral": "BIGINT", "Fractional": "DOUBLE"}
+# The columns Feature Store adds to every offline-store row.
+_OFFLINE_COLUMNS = (
+    ("write_time", "TIMESTAMP WITH TIME ZONE"),
+    ("api_invocation_time", "TIMESTAMP WITH TIME ZONE"),
+    ("is_deleted", "BOOLEAN"),
+)
+
+
 def _offline_view(table: OfflineStoreTable) -> str:
     files = sorted(table.data_dir.rglob("*.parquet")) if table.data_dir.is_dir() else []
+    if not files and table.columns:
+        typed = [(n, _FEATURE_TYPES.get(k, "VARCHAR")) for n, k in table.columns]
+        values = ", ".join(
+            f"CAST(NULL AS {kind}) AS {_ident(n)}" for n, kind in (*typed, *_OFFLINE_COLUMNS)
+        )
+        return f"SELECT {values} WHERE false"
     if not files:
         raise AthenaQueryError(
             f"table {table.name}: the local offline store {table.data_dir} has no Parquet "

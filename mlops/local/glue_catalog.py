@@ -51,7 +51,11 @@ def _offline_table(
     group = _GROUP_OF_IDENTIFIER.get(str(properties.get("RecordIdentifierFeatureName")))
     if not config or group is None:
         return None
-    table = OfflineStoreTable(str(config["TableName"]), data_dir(feature_store, group))
+    columns = tuple(
+        (str(d["FeatureName"]), str(d["FeatureType"]))
+        for d in properties.get("FeatureDefinitions", [])
+    )
+    table = OfflineStoreTable(str(config["TableName"]), data_dir(feature_store, group), columns)
     return str(config["Catalog"]), str(config["Database"]), table
 
 
