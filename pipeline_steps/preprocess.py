@@ -259,7 +259,7 @@ def _read_json_lines(path: Path) -> pd.DataFrame:
     with path.open("rb") as handle:
         compressed = handle.read(2) == _GZIP_MAGIC
     opener = gzip.open if compressed else open
-    with opener(path, "rt", encoding="utf-8") as text:  # type: ignore[operator]
+    with opener(path, "rt", encoding="utf-8") as text:
         lines = [line for line in text if line.strip()]
     if not lines:
         return pd.DataFrame(columns=list(JOINED_TYPES))

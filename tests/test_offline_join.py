@@ -244,5 +244,5 @@ def test_a_group_nothing_was_written_to_is_an_empty_table(tmp_path: Path) -> Non
 
 def test_an_unknown_database_is_a_clear_error(tmp_path: Path) -> None:
     catalog = LocalCatalog({("AwsDataCatalog", "db"): ()})
-    with pytest.raises(AthenaQueryError, match="no Glue database AwsDataCatalog.other"):
+    with pytest.raises(AthenaQueryError, match=r"no Glue database AwsDataCatalog\.other"):
         run_query(catalog, "AwsDataCatalog", "other", "SELECT 1")
