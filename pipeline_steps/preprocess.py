@@ -31,7 +31,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import gzip
-import io
+import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -259,16 +259,16 @@ def _read_json_lines(path: Path) -> pd.DataFrame:
     with path.open("rb") as handle:
         compressed = handle.read(2) == _GZIP_MAGIC
     opener = gzip.open if compressed else open
-    with opener(path, "rt", encoding="utf-8") as text:
-        lines = [line for line in text if line.strip()]
-    if not lines:
-        return pd.DataFrame(columns=list(JOINED_TYPES))
     try:
-        return pd.read_json(
-            io.StringIO("".join(lines)), lines=True, dtype=False, convert_dates=False
-        )
-    except ValueError as exc:
+        with opener(path, "rt", encoding="utf-8") as text:
+            lines = [line for line in text if line.strip()]
+        # One json.loads for the whole file: several times faster than pandas' read_json.
+        rows = json.loads("[" + ",".join(lines) + "]")
+    except (ValueError, OSError, EOFError) as exc:
         raise step_io.StepError(f"{path.name} is not JSON lines: {exc}") from None
+    if not all(isinstance(row, dict) for row in rows):
+        raise step_io.StepError(f"{path.name} is not JSON lines: a line is not an object")
+    return pd.DataFrame.from_records(rows, columns=list(JOINED_TYPES))
 
 
 def read_joined(folder: Path) -> pd.DataFrame:

@@ -17,6 +17,8 @@ OutputCompression GZIP or none; other formats are refused.
 
 from __future__ import annotations
 
+import gzip
+import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -200,14 +202,23 @@ def write_result(
             f"OutputCompression {compression} cannot be emulated locally (allowed: GZIP or none)"
         )
     folder.mkdir(parents=True, exist_ok=True)
+    plain = folder / f".{file_stem}.json.tmp"
     path = folder / (f"{file_stem}.gz" if compression == "GZIP" else file_stem)
-    options = "FORMAT json" + (", COMPRESSION gzip" if compression == "GZIP" else "")
     connection = _connect(catalog, catalog_name, database)
     try:
-        connection.execute(f"COPY ({query}) TO {_quote(str(path))} ({options})")
+        connection.execute(f"COPY ({query}) TO {_quote(str(plain))} (FORMAT json)")
+        if compression == "GZIP":
+            # DuckDB's own gzip writer is ~6x slower than level 1 here; mtime 0: the same
+            # result gives byte-identical files.
+            with plain.open("rb") as source, path.open("wb") as raw:
+                with gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=1, mtime=0) as target:
+                    shutil.copyfileobj(source, target, 1 << 20)
+            plain.unlink()
+        else:
+            plain.replace(path)
     except duckdb.Error as error:
-        path.unlink(missing_ok=True)  # never leave a half-written result behind
         raise AthenaQueryError(f"the query failed: {_first_line(error)}") from None
     finally:
         connection.close()
+        plain.unlink(missing_ok=True)  # never leave a half-written result behind
     return path
