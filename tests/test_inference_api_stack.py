@@ -70,14 +70,25 @@ def test_every_serving_stage_has_a_regional_api(templates: dict[str, Any], stage
 def test_the_lambda_serves_the_pinned_version_of_this_environment(
     templates: dict[str, Any],
 ) -> None:
-    for stage, version in (
-        ("prod-us-east-1", "3"),
-        ("staging-eu-west-1", "4"),
-        ("dev-us-east-1", "5"),
+    for stage, version, previous in (
+        ("prod-us-east-1", "3", "2"),
+        ("staging-eu-west-1", "4", "3"),
+        ("dev-us-east-1", "5", "4"),
     ):
-        _, function = _api_function(_serving(templates, stage))
-        variables = function["Properties"]["Environment"]["Variables"]
+        template = _serving(templates, stage)
+        _, function = _api_function(template)
+        variables = dict(function["Properties"]["Environment"]["Variables"])
         env = stage.split("-")[0]
+        # Both endpoint configs with the version each serves (the answer names the served one).
+        parts = variables.pop("ENDPOINT_CONFIG_VERSIONS")["Fn::Join"][1]
+        text = "".join(p if isinstance(p, str) else p["Fn::GetAtt"][0] for p in parts)
+        configs = json.loads(text)
+        endpoint = next(
+            r for r in template["Resources"].values() if r["Type"] == "AWS::SageMaker::Endpoint"
+        )
+        current = endpoint["Properties"]["EndpointConfigName"]["Fn::GetAtt"][0]
+        assert configs.pop(current) == version
+        assert list(configs.values()) == [previous]
         assert variables == {
             "POWERTOOLS_SERVICE_NAME": "inference_api",
             "ENDPOINT_NAME": f"flightdelay-{env}",
@@ -114,9 +125,12 @@ def test_the_lambda_role_reads_two_online_stores_and_invokes_one_endpoint(
     sagemaker_actions = sorted(a for a in by_action if a.startswith("sagemaker:"))
     assert sagemaker_actions == [
         "sagemaker:BatchGetRecord",
+        "sagemaker:DescribeEndpoint",
         "sagemaker:GetRecord",
         "sagemaker:InvokeEndpoint",
     ]
+    # Which config (model version) is served: only its own endpoint.
+    assert by_action["sagemaker:DescribeEndpoint"] == by_action["sagemaker:InvokeEndpoint"]
     rendered = json.dumps(by_action["sagemaker:BatchGetRecord"])
     assert "feature-group/flightdelay-prod-weather" in rendered
     assert "feature-group/flightdelay-prod-plane" in rendered

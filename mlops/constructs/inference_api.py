@@ -12,6 +12,7 @@ decrypts with the stage key (Feature Store's data-plane calls need kms:Decrypt).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import aws_cdk as cdk
@@ -53,7 +54,12 @@ class InferenceApi(Construct):
         plane_feature_group: str,
         encryption_key: kms.IKey,
         throttling: ApiThrottling | None = None,
+        config_versions: Mapping[str, str] | None = None,
     ) -> None:
+        """model_version: the release's; config_versions: endpoint config name (tokens allowed)
+        -> the model version it serves (the current and the previous release), so answers
+        name the version actually served after a rollback (lambda/inference_api/
+        served_version.py)."""
         super().__init__(scope, construct_id)
         stack = cdk.Stack.of(self)
         limits = throttling or ApiThrottling()
@@ -66,6 +72,7 @@ class InferenceApi(Construct):
             environment={
                 "ENDPOINT_NAME": endpoint_name,
                 "MODEL_VERSION": model_version,
+                "ENDPOINT_CONFIG_VERSIONS": stack.to_json_string(dict(config_versions or {})),
                 "WEATHER_FEATURE_GROUP": weather_feature_group,
                 "PLANE_FEATURE_GROUP": plane_feature_group,
             },
@@ -79,7 +86,11 @@ class InferenceApi(Construct):
             service="sagemaker", resource="endpoint", resource_name=endpoint_name.lower()
         )
         role.add_to_policy(
-            iam.PolicyStatement(actions=["sagemaker:InvokeEndpoint"], resources=[self.endpoint_arn])
+            iam.PolicyStatement(
+                # DescribeEndpoint: which endpoint config (model version) is served now.
+                actions=["sagemaker:InvokeEndpoint", "sagemaker:DescribeEndpoint"],
+                resources=[self.endpoint_arn],
+            )
         )
         self.feature_group_arns = [
             stack.format_arn(service="sagemaker", resource="feature-group", resource_name=name)

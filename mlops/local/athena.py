@@ -210,9 +210,12 @@ def write_result(
         if compression == "GZIP":
             # DuckDB's own gzip writer is ~6x slower than level 1 here; mtime 0: the same
             # result gives byte-identical files.
-            with plain.open("rb") as source, path.open("wb") as raw:
-                with gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=1, mtime=0) as target:
-                    shutil.copyfileobj(source, target, 1 << 20)
+            with (
+                plain.open("rb") as source,
+                path.open("wb") as raw,
+                gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=1, mtime=0) as target,
+            ):
+                shutil.copyfileobj(source, target, 1 << 20)
             plain.unlink()
         else:
             plain.replace(path)
