@@ -99,21 +99,24 @@ _OFFLINE_COLUMNS = (
 )
 
 
+def _offline_files(table: OfflineStoreTable) -> list[str]:
+    if not table.data_dir.is_dir():
+        return []
+    return sorted(str(p) for p in table.data_dir.rglob("*.parquet"))
+
+
 def _offline_view(table: OfflineStoreTable) -> str:
-    files = sorted(table.data_dir.rglob("*.parquet")) if table.data_dir.is_dir() else []
-    if not files and table.columns:
+    """The view of an offline store without files: empty with the group's columns."""
+    if table.columns:
         typed = [(n, _FEATURE_TYPES.get(k, "VARCHAR")) for n, k in table.columns]
         values = ", ".join(
             f"CAST(NULL AS {kind}) AS {_ident(n)}" for n, kind in (*typed, *_OFFLINE_COLUMNS)
         )
         return f"SELECT {values} WHERE false"
-    if not files:
-        raise AthenaQueryError(
-            f"table {table.name}: the local offline store {table.data_dir} has no Parquet "
-            "files; run `mlops local ingest` first"
-        )
-    pattern = _quote(str(table.data_dir / "**" / "*.parquet"))
-    return f"SELECT * FROM read_parquet({pattern}, hive_partitioning = false)"
+    raise AthenaQueryError(
+        f"table {table.name}: the local offline store {table.data_dir} has no Parquet "
+        "files; run `mlops local ingest` first"
+    )
 
 
 def _csv_view(table: CsvTable) -> str:
@@ -158,7 +161,16 @@ def _duckdb_type(table: str, column: str, kind: str) -> str:
 def _connect(catalog: LocalCatalog, catalog_name: str, database: str) -> Any:
     connection = duckdb.connect(":memory:")
     for table in catalog.tables(catalog_name, database):
-        view = _offline_view(table) if isinstance(table, OfflineStoreTable) else _csv_view(table)
+        if isinstance(table, OfflineStoreTable):
+            files = _offline_files(table)
+            if files:
+                # The file list, not a ** glob: listing ~9k hour folders once here is cheaper.
+                relation = connection.read_parquet(files, hive_partitioning=False)
+                relation.create_view(table.name)
+                continue
+            view = _offline_view(table)
+        else:
+            view = _csv_view(table)
         connection.execute(f"CREATE VIEW {_ident(table.name)} AS {view}")
     return connection
 
