@@ -167,3 +167,25 @@ def test_the_timeout_check_can_fail(templates: dict[str, Any]) -> None:
     logical_id, function = _api_function(resources)
     function["Properties"]["Timeout"] = 60
     assert slow_api_integrations(resources) == [f"{logical_id}: 60 s"]
+
+
+def test_only_a_stage_that_manages_it_sets_the_accounts_api_gateway_logging_role(
+    templates: dict[str, Any],
+) -> None:
+    """AWS::ApiGateway::Account is one setting per account and region: dev's config says
+    "managed" (the stack creates the role and sets it), prod and staging leave the default
+    "existing" (no Account resource, no role: the account's own setting is kept)."""
+    for stage, managed in (
+        ("dev-us-east-1", True),
+        ("staging-eu-west-1", False),
+        ("prod-us-east-1", False),
+    ):
+        resources = _serving(templates, stage)
+        accounts = [r for r in resources.values() if r["Type"] == "AWS::ApiGateway::Account"]
+        roles = [
+            r
+            for r in resources.values()
+            if r["Type"] == "AWS::IAM::Role"
+            and "AmazonAPIGatewayPushToCloudWatchLogs" in json.dumps(r["Properties"])
+        ]
+        assert len(accounts) == len(roles) == (1 if managed else 0), stage

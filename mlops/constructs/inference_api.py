@@ -55,11 +55,14 @@ class InferenceApi(Construct):
         encryption_key: kms.IKey,
         throttling: ApiThrottling | None = None,
         config_versions: Mapping[str, str] | None = None,
+        manage_logging_role: bool = False,
     ) -> None:
         """model_version: the release's; config_versions: endpoint config name (tokens allowed)
         -> the model version it serves (the current and the previous release), so answers
         name the version actually served after a rollback (lambda/inference_api/
-        served_version.py)."""
+        served_version.py). manage_logging_role: create API Gateway's account-wide CloudWatch
+        role and set it (AWS::ApiGateway::Account: one per account and region, replacing the
+        account's current setting); False expects the account to have one already."""
         super().__init__(scope, construct_id)
         stack = cdk.Stack.of(self)
         limits = throttling or ApiThrottling()
@@ -119,9 +122,12 @@ class InferenceApi(Construct):
             rest_api_name=api_name,
             description=f"Flight-delay predictions from endpoint {endpoint_name}.",
             endpoint_types=[apigw.EndpointType.REGIONAL],
-            # Execution logging needs the account's API Gateway CloudWatch role.
-            cloud_watch_role=True,
-            cloud_watch_role_removal_policy=cdk.RemovalPolicy.DESTROY,
+            # Access and execution logging need the account's API Gateway CloudWatch role:
+            # set here only when asked to (config serving.api_gateway_logging_role).
+            cloud_watch_role=manage_logging_role,
+            cloud_watch_role_removal_policy=(
+                cdk.RemovalPolicy.DESTROY if manage_logging_role else None
+            ),
             deploy_options=apigw.StageOptions(
                 stage_name=STAGE_NAME,
                 access_log_destination=apigw.LogGroupLogDestination(access_logs),

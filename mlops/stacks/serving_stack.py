@@ -169,6 +169,7 @@ class ServingStack(cdk.Stack):
                     else {}
                 ),
             },
+            manage_logging_role=environment.serving.api_gateway_logging_role == "managed",
             weather_feature_group=str(groups["weather"].feature_group_name),
             plane_feature_group=str(groups["plane"].feature_group_name),
             encryption_key=data.key,
