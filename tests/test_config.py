@@ -108,6 +108,31 @@ BAD_CONFIGS = {
         lambda d: d["environments"]["dev"]["training"].update(non_inferiority_margin=0.3),
         "environments.dev.training.non_inferiority_margin: must be between 0 and 0.2, got 0.3",
     ),
+    # Join minimums: a fraction in (0, 1]; just outside on both sides and the open edge.
+    "plane minimum 0 (checks nothing)": (
+        lambda d: d["environments"]["dev"]["training"].update(min_plane_match=0),
+        "environments.dev.training.min_plane_match: must be a fraction greater than 0 and at "
+        "most 1 (e.g. 0.9 = 90%), got 0",
+    ),
+    "plane minimum just below 0": (
+        lambda d: d["environments"]["dev"]["training"].update(min_plane_match=-0.01),
+        "environments.dev.training.min_plane_match: must be a fraction greater than 0 and at "
+        "most 1 (e.g. 0.9 = 90%), got -0.01",
+    ),
+    "weather minimum just above 1": (
+        lambda d: d["environments"]["sandbox"]["training"].update(min_weather_match=1.01),
+        "environments.sandbox.training.min_weather_match: must be a fraction greater than 0 "
+        "and at most 1 (e.g. 0.9 = 90%), got 1.01",
+    ),
+    "weather minimum as a percentage": (
+        lambda d: d["environments"]["dev"]["training"].update(min_weather_match=90),
+        "environments.dev.training.min_weather_match: must be a fraction greater than 0 and "
+        "at most 1 (e.g. 0.9 = 90%), got 90",
+    ),
+    "weather minimum as text": (
+        lambda d: d["environments"]["dev"]["training"].update(min_weather_match="90%"),
+        "environments.dev.training.min_weather_match: must be float, got str",
+    ),
     "zero-week test window": (
         lambda d: d["environments"]["dev"]["training"].update(test_weeks=0),
         "environments.dev.training.test_weeks: must be between 1 and 52, got 0",
@@ -257,3 +282,29 @@ def test_window_margin_and_drift_alarm_default_and_override() -> None:
     prod = parse_config(_mutated(psi_alarm), "cfg.yaml").environment("prod").drift.alarm
     assert (prod.metric, prod.threshold, prod.datapoints_to_alarm) == ("DriftScore", 2.0, 3)
     assert prod.comparison == "GreaterThanOrEqualToThreshold"
+
+
+@pytest.mark.parametrize("value", [1, 1.0, 0.001])
+def test_join_minimums_at_the_edges_are_accepted(value: float) -> None:
+    def edit(d: dict) -> None:  # type: ignore[type-arg]
+        d["environments"]["dev"]["training"].update(min_weather_match=value, min_plane_match=value)
+
+    training = parse_config(_mutated(edit), "cfg.yaml").environment("dev").training
+    assert training is not None
+    assert (training.min_weather_match, training.min_plane_match) == (value, value)
+
+
+def test_join_minimums_come_from_the_file_or_default_to_the_measured_ones() -> None:
+    config = parse_config(DEFAULT_TEXT, "environments.yaml")
+    for name in ("dev", "sandbox"):
+        training = config.environment(name).training
+        assert training is not None
+        assert (training.min_weather_match, training.min_plane_match) == (0.9, 0.7)
+
+    def strict(d: dict) -> None:  # type: ignore[type-arg]
+        d["environments"]["dev"]["training"].update(min_plane_match=0.95)
+        del d["environments"]["dev"]["training"]["min_weather_match"]
+
+    training = parse_config(_mutated(strict), "cfg.yaml").environment("dev").training
+    assert training is not None
+    assert (training.min_weather_match, training.min_plane_match) == (0.9, 0.95)

@@ -13,6 +13,7 @@ from mlops.config_rules import (
     TAG_VALUE_MAX,
     branch_problem,
     cron_problem,
+    fraction_problem,
     name_problem,
     rate_problem,
     schedule_problem,
@@ -169,3 +170,14 @@ def test_non_utf8_files_are_one_line_errors(tmp_path: Path) -> None:
     releases.write_bytes(b"# \xff\xfe\n{}\n")
     with pytest.raises(ManifestError, match=r"releases\.yaml: not UTF-8 text \(byte 0xff"):
         load_manifest(releases, ("dev",))
+
+
+@pytest.mark.parametrize("good", [1.0, 0.999, 0.7, 1e-9])
+def test_fractions_in_0_exclusive_to_1(good: float) -> None:
+    assert fraction_problem(good) is None
+
+
+@pytest.mark.parametrize("bad", [0.0, -1e-9, 1.000001, float("nan"), float("inf")])
+def test_fractions_outside_are_refused(bad: float) -> None:
+    problem = fraction_problem(bad)
+    assert problem is not None and problem.startswith("must be a fraction greater than 0")

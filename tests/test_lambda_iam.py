@@ -281,6 +281,46 @@ def test_retrain_gate_assumes_the_starter_role_and_starts_the_pipeline(
     )
 
 
+@pytest.mark.parametrize("drop", [False, True], ids=["policy", "without-steps"])
+def test_the_starter_role_may_read_the_steps_of_a_failed_run(
+    rehearsal: Assembly, drop: bool
+) -> None:
+    """moto has no ListPipelineExecutionSteps: Stubber answers (a run refused at the Fail
+    step), the evaluator judges the call on the execution's ARN."""
+    monitoring = rehearsal.by_name("prod-us-east-1-Monitoring")
+    training = rehearsal.by_name("dev-us-east-1-Training")
+    config = _gate_config(monitoring)
+    starter = _role_named(training, config.starter_role_arn)
+    if drop:
+        training = _without(training, "ReadThisPipelinesExecutionSteps")
+    arn = (
+        f"arn:aws:sagemaker:{config.pipeline_region}:{training.account}:pipeline/"
+        f"{config.pipeline_name}/execution/abc123"
+    )
+    now = datetime(2026, 6, 1, 12, tzinfo=UTC)
+    failed = {
+        "PipelineExecutionArn": arn,
+        "StartTime": now - timedelta(days=10),
+        "PipelineExecutionStatus": "Failed",
+    }
+    fail_step = {"StepName": "QualityGateFailed", "Metadata": {"Fail": {"ErrorMessage": "AUC"}}}
+    log = CallLog(training.account, role_statements(training, starter))
+    with recording(log):
+        sagemaker = boto3.client("sagemaker", region_name=config.pipeline_region)
+        with Stubber(sagemaker) as stub:
+            stub.add_response("list_pipeline_executions", {"PipelineExecutionSummaries": [failed]})
+            stub.add_response(
+                "list_pipeline_execution_steps", {"PipelineExecutionSteps": [fail_step]}
+            )
+            result = gate.handle_alarm_event(ALARM, config, sagemaker, now)
+    assert result["started"] is False and result["waiting_for_new_data"] is True
+    assert log.calls[-1] == ("sagemaker:ListPipelineExecutionSteps", arn)
+    if drop:
+        assert log.denied() == [f"sagemaker:ListPipelineExecutionSteps on {arn}"]
+    else:
+        assert log.denied() == []
+
+
 # --- rollback: no moto (it has no UpdateEndpoint); Stubber answers, the evaluator judges ------
 
 rollback = _load("rollback", "rollback_logic")

@@ -223,14 +223,16 @@ def test_the_hub_role_trusts_exactly_the_gates_and_starts_one_pipeline(
     )
     assert gates == expected
     assert trust["Principal"]["AWS"] == [f"arn:aws:iam::{a}:root" for a in accounts.values()]
-    (statement,) = _statements(resources, "RetrainStarter")
+    statement, steps = _statements(resources, "RetrainStarter")
     assert statement["Action"] == [
         "sagemaker:ListPipelineExecutions",
         "sagemaker:StartPipelineExecution",
     ]
-    assert statement["Resource"] == (
-        "arn:aws:sagemaker:us-east-1:222222222222:pipeline/flightdelay-dev-training"
-    )
+    pipeline = "arn:aws:sagemaker:us-east-1:222222222222:pipeline/flightdelay-dev-training"
+    assert statement["Resource"] == pipeline
+    # Steps of this pipeline's executions only: refused by the quality gate, or crashed.
+    assert steps["Action"] == "sagemaker:ListPipelineExecutionSteps"
+    assert steps["Resource"] == f"{pipeline}/execution/*"
 
 
 def test_every_instance_backed_serving_stage_is_monitored(templates: dict[str, Any]) -> None:

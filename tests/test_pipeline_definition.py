@@ -92,6 +92,29 @@ def test_steps_follow_the_contract() -> None:
     assert params["InputDataUrl"] == ("String", "s3://artifacts-bucket/raw/")
 
 
+def test_join_minimums_are_parameters_passed_to_preprocess() -> None:
+    """Config -> spec -> a Float parameter per minimum -> Preprocess's arguments, so an
+    operator can override them per execution."""
+    definition = build_definition(make_spec(min_weather_match=0.95, min_plane_match=0.8))
+    params = {p["Name"]: (p["Type"], p["DefaultValue"]) for p in definition["Parameters"]}
+    assert params["MinWeatherMatch"] == ("Float", 0.95)
+    assert params["MinPlaneMatch"] == ("Float", 0.8)
+    arguments = steps_by_name(definition)["Preprocess"]["Arguments"]["AppSpecification"][
+        "ContainerArguments"
+    ]
+    for flag, name in (
+        ("--min-weather-match", "MinWeatherMatch"),
+        ("--min-plane-match", "MinPlaneMatch"),
+    ):
+        value = arguments[arguments.index(flag) + 1]
+        assert value == {"Std:Join": {"On": "", "Values": [{"Get": f"Parameters.{name}"}]}}
+    defaults = build_definition(make_spec())["Parameters"]
+    assert {p["Name"]: p["DefaultValue"] for p in defaults if p["Name"].startswith("Min")} == {
+        "MinWeatherMatch": 0.9,
+        "MinPlaneMatch": 0.7,
+    }
+
+
 def test_processing_steps_run_scripts_through_bootstrap() -> None:
     steps = steps_by_name(build_definition(make_spec()))
     expected_images = {
@@ -420,6 +443,8 @@ def test_cdk_token_strings_are_embedded_verbatim() -> None:
         ({"approval_status": "Approve"}, "approval_status 'Approve' is not one of"),
         ({"test_weeks": 0}, "test_weeks must be from 1 to 520, got 0"),
         ({"non_inferiority_margin": 0.3}, "non_inferiority_margin must be from 0 to 0.2"),
+        ({"min_weather_match": 0.0}, r"min_weather_match must be in \(0, 1\], got 0.0"),
+        ({"min_plane_match": 1.01}, r"min_plane_match must be in \(0, 1\], got 1.01"),
         ({"cache_expire_after": "30 days"}, "not an ISO 8601 duration"),
         ({"hyperparameters": {"sagemaker_program": "x.py"}}, "reserved names"),
         ({"region": "mars-north-1"}, "mars-north-1"),

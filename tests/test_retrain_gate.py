@@ -64,12 +64,26 @@ LIST_PARAMS = {
 }
 
 
-def _stubbed(executions: list[dict[str, Any]], expect_start: bool) -> tuple[Any, Stubber]:
+def _stubbed(
+    executions: list[dict[str, Any]],
+    expect_start: bool,
+    steps: list[dict[str, Any]] | None = None,
+) -> tuple[Any, Stubber]:
+    """steps: the ListPipelineExecutionSteps pages the gate is expected to ask for."""
     client = boto3.client("sagemaker", region_name="us-east-1")
     stubber = Stubber(client)
     stubber.add_response(
         "list_pipeline_executions", {"PipelineExecutionSummaries": executions}, LIST_PARAMS
     )
+    token = None
+    for page in steps or []:
+        expected = {"PipelineExecutionArn": ANY, "SortOrder": "Descending"}
+        stubber.add_response(
+            "list_pipeline_execution_steps",
+            page,
+            {**expected, **({"NextToken": token} if token else {})},
+        )
+        token = page.get("NextToken")
     if expect_start:
         stubber.add_response(
             "start_pipeline_execution",
@@ -228,10 +242,49 @@ def test_handler_assumes_the_hub_role_and_calls_the_hub_region(
 
 # ---- Idempotency per window and retry after a failed run (issue 12) ----------------------
 
+# ListPipelineExecutionSteps of a Failed run, newest first: crashed in Train, or evaluated
+# and refused at the Fail step (the pipeline's QualityGateFailed, Metadata.Fail).
+STEP_TIME = NOW - timedelta(hours=99)
+CRASHED_STEPS = [
+    {
+        "StepName": "Train",
+        "StartTime": STEP_TIME,
+        "StepStatus": "Failed",
+        "FailureReason": "ClientError: Spot capacity not available",
+        "Metadata": {"TrainingJob": {"Arn": "arn:aws:sagemaker:us-east-1:222222222222:"
+                                            "training-job/pipelines-x-train"}},
+    },
+    {"StepName": "Preprocess", "StartTime": STEP_TIME, "StepStatus": "Succeeded", "Metadata": {}},
+]  # fmt: skip
+GATE_MESSAGE = "Quality gate failed: candidate AUC 0.66 (required >= 0.7); non-inferior = 0"
+REFUSED_STEPS = [
+    {
+        "StepName": "QualityGateFailed",
+        "StartTime": STEP_TIME,
+        "StepStatus": "Failed",
+        "FailureReason": GATE_MESSAGE,
+        "Metadata": {"Fail": {"ErrorMessage": GATE_MESSAGE}},
+    },
+    {
+        "StepName": "CheckQuality",
+        "StartTime": STEP_TIME,
+        "StepStatus": "Succeeded",
+        "Metadata": {"Condition": {"Outcome": "False"}},
+    },
+]
 
-def _started_with(executions: list[dict[str, Any]], event: dict[str, Any]) -> dict[str, Any]:
+
+def _steps(steps: list[dict[str, Any]], next_token: str | None = None) -> dict[str, Any]:
+    return {"PipelineExecutionSteps": steps, **({"NextToken": next_token} if next_token else {})}
+
+
+def _started_with(
+    executions: list[dict[str, Any]],
+    event: dict[str, Any],
+    steps: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
     """The StartPipelineExecution request the gate sends for `event`."""
-    client, stubber = _stubbed(executions, expect_start=True)
+    client, stubber = _stubbed(executions, expect_start=True, steps=steps)
     calls: list[dict[str, Any]] = []
     client.meta.events.register(
         "provide-client-params.sagemaker.StartPipelineExecution",
@@ -267,7 +320,7 @@ def test_a_failed_run_of_the_window_gets_a_new_token() -> None:
     today = "retrain-2026-11-26"
     fresh = _started_with([], _event())
     failed = [_execution(80, "Failed", name=today)]
-    retry = _started_with(failed, _event())
+    retry = _started_with(failed, _event(), [_steps(CRASHED_STEPS)])
     assert retry["ClientRequestToken"] != fresh["ClientRequestToken"]
     assert logic.attempt_of(failed, NOW.date()) == 1
     # Succeeded runs and other windows' failures are not attempts of this window.
@@ -310,7 +363,7 @@ def test_a_recheck_retries_after_the_run_for_the_alarm_failed() -> None:
     the next attempt once the rate limit allows."""
     since = NOW - timedelta(days=5)
     failed = [_execution(100, "Failed", name="retrain-2026-11-22")]
-    client, stubber = _stubbed(failed, expect_start=True)
+    client, stubber = _stubbed(failed, expect_start=True, steps=[_steps(CRASHED_STEPS)])
     result = logic.handle_alarm_event(RECHECK, CONFIG, client, NOW, _cloudwatch("ALARM", since))
     stubber.assert_no_pending_responses()
     assert result["started"] is True
@@ -398,3 +451,114 @@ def test_an_execution_without_start_time_counts_as_started_now(
         del execution["StartTime"]
     decision = logic.decide([execution], NOW, CONFIG.min_hours)
     assert decision.start is starts
+
+
+# ---- Refused by the quality gate is a decision, not a fault (issue 10's known limit) ---------
+
+
+def _held(
+    executions: list[dict[str, Any]], event: dict[str, Any], steps: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """The gate's answer when it must not start: every stubbed call made, no start."""
+    client, stubber = _stubbed(executions, expect_start=False, steps=steps)
+    cloudwatch = _cloudwatch("ALARM", NOW - timedelta(days=9))
+    result = logic.handle_alarm_event(event, CONFIG, client, NOW, cloudwatch)
+    stubber.assert_no_pending_responses()
+    assert result["started"] is False
+    return result
+
+
+@pytest.mark.parametrize("event", [RECHECK, _event()], ids=["recheck", "alarm"])
+def test_a_run_the_quality_gate_refused_is_not_retried_on_the_same_data(
+    event: dict[str, Any],
+) -> None:
+    """Beyond the rate limit, the alarm still in ALARM: the refused run's data has not
+    changed (no newer run), so a new run would be refused again."""
+    refused = [_execution(100, "Failed", name="retrain-2026-11-22")]
+    result = _held(refused, event, [_steps(REFUSED_STEPS)])
+    assert result["waiting_for_new_data"] is True
+    assert "exec1 was refused by the quality gate" in result["reason"]
+    assert GATE_MESSAGE in result["reason"] and "waits for new data" in result["reason"]
+
+
+def test_a_crashed_run_of_the_same_kind_is_retried_with_the_next_attempt() -> None:
+    """The other side: Failed without reaching the Fail step is a fault, retried."""
+    today = [_execution(100, "Failed", name="retrain-2026-11-26")]
+    retry = _started_with(today, _event(), [_steps(CRASHED_STEPS)])
+    first = _started_with([], _event())
+    assert retry["ClientRequestToken"] == logic.request_token(PIPELINE, NOW.date(), 1)
+    assert retry["ClientRequestToken"] != first["ClientRequestToken"]
+
+
+def test_a_stopped_run_is_retried_without_asking_for_its_steps() -> None:
+    stopped = [_execution(100, "Stopped", name="retrain-2026-11-26")]
+    retry = _started_with(stopped, _event())  # no ListPipelineExecutionSteps stub
+    assert retry["ClientRequestToken"] == logic.request_token(PIPELINE, NOW.date(), 1)
+
+
+def test_new_data_ends_the_wait_through_the_run_its_arrival_starts() -> None:
+    """A newer execution (the new-data trigger's, no display name) is judged instead of the
+    refusal: one second newer and crashed, the gate retries; refused too, it keeps waiting."""
+    refused = _execution(100, "Failed", n=1, name="retrain-2026-11-22")
+    newer = _execution(100 - 1 / 3600, "Failed", n=2)
+    del newer["PipelineExecutionDisplayName"]
+    call = _started_with([refused, newer], _event(), [_steps(CRASHED_STEPS)])
+    assert call["PipelineExecutionDisplayName"] == "retrain-2026-11-26"
+    result = _held([newer, refused], _event(), [_steps(REFUSED_STEPS)])
+    assert "exec2 was refused" in result["reason"]
+    # A crash one second older than the refusal: the refusal is the newest, and holds.
+    older_crash = _execution(100 + 1 / 3600, "Failed", n=2)
+    result = _held([older_crash, refused], _event(), [_steps(REFUSED_STEPS)])
+    assert "exec1 was refused" in result["reason"]
+
+
+def test_the_fail_step_is_found_on_any_page() -> None:
+    pages = [_steps(CRASHED_STEPS[1:], next_token="page-2"), _steps(REFUSED_STEPS)]
+    result = _held([_execution(100, "Failed")], _event(), pages)
+    assert result["waiting_for_new_data"] is True
+
+
+def test_inside_the_rate_limit_a_failed_run_costs_no_steps_call() -> None:
+    """The rate limit decides first; the steps are asked for only when they matter."""
+    result = _held([_execution(10, "Failed")], _event(), [])
+    assert "10.0 h ago" in result["reason"] and "waiting_for_new_data" not in result
+
+
+@pytest.mark.parametrize(
+    ("steps", "refusal"),
+    [
+        (REFUSED_STEPS, GATE_MESSAGE),
+        (
+            [{"StepName": "QualityGateFailed", "Metadata": {"Fail": {}}}],
+            "step QualityGateFailed failed the run",
+        ),
+        (CRASHED_STEPS, None),
+        # The condition chose the else branch but the Fail step has not run: not over.
+        (REFUSED_STEPS[1:], None),
+        ([{"StepName": "Odd", "Metadata": None}, {"StepName": "Odd2"}], None),
+        ([], None),
+    ],
+)
+def test_only_a_run_that_reached_the_fail_step_is_a_refusal(
+    steps: list[dict[str, Any]], refusal: str | None
+) -> None:
+    assert logic.quality_gate_refusal(steps) == refusal
+
+
+def test_decide_without_a_refusal_lookup_treats_failed_runs_as_faults() -> None:
+    failed = [_execution(100, "Failed")]
+    assert logic.decide(failed, NOW, 72).start is True
+    held = logic.decide(failed, NOW, 72, refusal=lambda e: "refused")
+    assert held.start is False and held.waiting_for_new_data is True
+
+
+@pytest.mark.parametrize(
+    ("result", "metric"),
+    [
+        ({"started": True}, "Started"),
+        ({"started": False, "reason": "rate limit"}, "HeldBack"),
+        ({"started": False, "waiting_for_new_data": True}, "WaitingForNewData"),
+    ],
+)
+def test_each_decision_has_its_own_metric(result: dict[str, Any], metric: str) -> None:
+    assert handler_mod.decision_metric(result) == metric

@@ -98,6 +98,8 @@ SPECS: dict[str, TrainingPipelineSpec] = {
         ),
         cache_expire_after=None,
         approval_status="Approved",
+        min_weather_match=0.95,
+        min_plane_match=0.8,
     ),
 }
 
@@ -373,6 +375,8 @@ def build_with_sdk(session: Any, spec: TrainingPipelineSpec) -> dict[str, Any]:
     validation_end = ParameterString("ValidationEnd", default_value="")
     test_end = ParameterString("TestEnd", default_value="")
     margin = ParameterFloat("NonInferiorityMargin", default_value=spec.non_inferiority_margin)
+    min_weather = ParameterFloat("MinWeatherMatch", default_value=spec.min_weather_match)
+    min_plane = ParameterFloat("MinPlaneMatch", default_value=spec.min_plane_match)
     parameters = [
         input_data_url,
         processing_type,
@@ -388,6 +392,8 @@ def build_with_sdk(session: Any, spec: TrainingPipelineSpec) -> dict[str, Any]:
         validation_end,
         test_end,
         margin,
+        min_weather,
+        min_plane,
     ]
 
     cache = (
@@ -510,6 +516,10 @@ def build_with_sdk(session: Any, spec: TrainingPipelineSpec) -> dict[str, Any]:
                 validation_end,
                 "--test-end",
                 test_end,
+                "--min-weather-match",
+                Join(values=[min_weather]),
+                "--min-plane-match",
+                Join(values=[min_plane]),
             ],
         ),
         depends_on=["ValidateData"],

@@ -7,8 +7,16 @@ import datetime as dt
 from pathlib import Path
 
 import pytest
+from helpers import load_lambda_module
 
-from mlops.local.simulate.cloud import AlarmEmulator, LocalS3, MetricStore, PipelineExecutions
+from mlops.local.runner import StepResult
+from mlops.local.simulate.cloud import (
+    AlarmEmulator,
+    LocalS3,
+    MetricStore,
+    PipelineExecutions,
+    pipeline_steps_of,
+)
 
 T0 = dt.datetime(2013, 7, 1, tzinfo=dt.UTC)
 
@@ -97,3 +105,55 @@ def test_the_metric_store_gives_the_period_datapoint() -> None:
     assert store.latest("DriftScore", {"EndpointName": "e"}, now[0]) == 2.0
     assert store.latest("DriftScore", {"EndpointName": "e"}, now[0] + dt.timedelta(1)) is None
     assert store.latest("ModelAUC", {"EndpointName": "e"}, T0) is None
+
+
+# ---- ListPipelineExecutionSteps from a local run: what the retrain gate reads ---------------
+
+gate = load_lambda_module("retrain_gate", "gate_logic", "simulate_cloud_gate_logic")
+REFUSED_RUN = [
+    StepResult("Evaluate", "Processing", "Succeeded"),
+    StepResult("CheckQuality", "Condition", "Succeeded", note="outcome false"),
+    StepResult("RegisterModel", "RegisterModel", "Skipped"),
+    StepResult("QualityGateFailed", "Fail", "Failed", failure_reason="Quality gate failed: AUC"),
+]
+CRASHED_RUN = [
+    StepResult("Preprocess", "Processing", "Failed", failure_reason="train split: only 0.0%"),
+    StepResult("Train", "Training", "NotStarted"),
+]
+
+
+def test_local_steps_are_listed_as_sagemaker_lists_them() -> None:
+    listed = pipeline_steps_of(REFUSED_RUN)
+    assert [s["StepName"] for s in listed] == ["QualityGateFailed", "CheckQuality", "Evaluate"]
+    assert listed[0]["Metadata"] == {"Fail": {"ErrorMessage": "Quality gate failed: AUC"}}
+    assert listed[1]["Metadata"] == {"Condition": {"Outcome": "False"}}
+    assert [s["StepName"] for s in pipeline_steps_of(CRASHED_RUN)] == ["Preprocess"]
+
+
+@pytest.mark.parametrize(
+    ("steps", "starts"), [(REFUSED_RUN, False), (CRASHED_RUN, True)], ids=["refused", "crashed"]
+)
+def test_the_gate_tells_a_refused_run_from_a_crashed_one_in_the_replay(
+    steps: list[StepResult], starts: bool
+) -> None:
+    """The gate's own decision against the replay's executions: a refusal waits for new
+    data, a crash is retried, both beyond the rate limit and with the alarm in ALARM."""
+
+    def run(execution: object) -> str:
+        execution.steps = pipeline_steps_of(steps)  # type: ignore[attr-defined]
+        return "Failed"
+
+    executions = PipelineExecutions("p", run)
+    executions.now = T0
+    executions.start_pipeline_execution(PipelineName="p", ClientRequestToken="t" * 32)
+    executions.now = later = T0 + dt.timedelta(days=2)
+    decision = gate.decide(
+        executions.list_pipeline_executions()["PipelineExecutionSummaries"],
+        later,
+        24,
+        refusal=gate.refusal_lookup(executions),
+    )
+    assert decision.start is starts
+    assert decision.waiting_for_new_data is not starts
+    with pytest.raises(ValueError, match="no pipeline execution nowhere"):
+        executions.list_pipeline_execution_steps(PipelineExecutionArn="nowhere")

@@ -56,10 +56,17 @@ def test_every_split_is_checked() -> None:
         data_quality.check_training_data(parts, MINIMUMS)
 
 
-@pytest.mark.parametrize("value", [-0.1, 1.01])
-def test_minimums_outside_0_to_1_are_refused(value: float) -> None:
-    with pytest.raises(step_io.StepError, match="must be between 0 and 1"):
+@pytest.mark.parametrize("value", [-0.1, 0.0, 1.01, float("nan")])
+def test_minimums_outside_0_exclusive_to_1_are_refused(value: float) -> None:
+    with pytest.raises(step_io.StepError, match="must be greater than 0 and at most 1"):
         data_quality.JoinMinimums(weather=value)
+    with pytest.raises(step_io.StepError, match="--min-plane-match must be greater than 0"):
+        data_quality.JoinMinimums(plane=value)
+
+
+@pytest.mark.parametrize("value", [0.001, 1.0])
+def test_minimums_at_the_edges_are_accepted(value: float) -> None:
+    assert data_quality.JoinMinimums(weather=value, plane=value).plane == value
 
 
 # --- through preprocess.py on the real January-February slice ---------------------------
@@ -93,11 +100,24 @@ def test_planes_that_match_no_tail_number_are_refused(
     assert code == 1 and "found their plane (minimum 70.0%)" in err
 
 
-def test_a_lower_configured_minimum_lets_it_through(tmp_path: Path) -> None:
+def test_a_lower_configured_minimum_lets_it_through(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     tables = raw_tables()
-    tables["planes"]["tailnum"] = "X" + tables["planes"]["tailnum"]
-    code = _run(tmp_path, tables, "--min-plane-match", "0")
-    assert code == 0
+    # Every other plane unknown: about 40% of flights find theirs.
+    tables["planes"] = tables["planes"].iloc[::2]
+    assert _run(tmp_path / "default", tables) == 1
+    assert "found their plane (minimum 70.0%)" in capsys.readouterr().err
+    assert _run(tmp_path / "lowered", tables, "--min-plane-match", "0.3") == 0
+
+
+def test_a_zero_minimum_is_one_line_not_a_check_that_cannot_fail(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = _run(tmp_path, raw_tables(), "--min-plane-match", "0")
+    err = capsys.readouterr().err
+    assert code != 0 and err.count("\n") == 1
+    assert "--min-plane-match must be greater than 0 and at most 1, got 0.0" in err
 
 
 def test_one_label_class_is_one_line_not_a_backtrace(

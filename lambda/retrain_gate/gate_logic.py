@@ -21,12 +21,24 @@ event comes; a schedule re-invokes the gate every RETRAIN_MIN_HOURS with a reche
 recheck asks CloudWatch for the alarm's state and starts a run (same rules as above) only
 while the alarm is in ALARM and no execution started since it entered ALARM has Succeeded.
 A succeeded retrain answers the alarm until it clears and fires again.
+
+Refused is not crashed. A run whose evaluation completed and whose candidate the quality
+gate refused reached the pipeline's Fail step: ListPipelineExecutionSteps shows a step with
+Metadata.Fail (its ErrorMessage says why). That is a decision on the data the run saw, and a
+run on the same data trains the same model and is refused again; so while the newest
+execution is such a refusal the gate starts nothing. New data ends the wait: its arrival
+starts a run of its own (the new-data trigger; the schedule too), which becomes the newest
+and is judged in turn. The gate's WindowEnd (the event's date) changes daily whether or not
+data arrived, and the resolved window is known only to Preprocess, so "a newer execution"
+is the sign of new data the gate can see. A crashed or stopped run (Failed without a Fail
+step, or Stopped) is still retried with the next attempt's token. The execution summary's
+FailureReason does not tell them apart: SageMaker reports a generic step failure there.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -87,6 +99,8 @@ class GateConfig:
 class Decision:
     start: bool
     reason: str
+    # Held because the newest run was refused by the quality gate (a decision, not a fault).
+    waiting_for_new_data: bool = False
 
 
 def display_name(window_end: date) -> str:
@@ -111,23 +125,75 @@ def attempt_of(executions: list[Mapping[str, Any]], window_end: date) -> int:
     )
 
 
+def started_at(execution: Mapping[str, Any], now: datetime) -> datetime:
+    """StartTime is optional in the API's summary (a run being created may lack it): such a
+    run counts as started now, so it blocks a second start instead of crashing."""
+    value = execution.get("StartTime")
+    return value if isinstance(value, datetime) else now
+
+
+def newest_execution(
+    executions: list[Mapping[str, Any]], now: datetime
+) -> Mapping[str, Any] | None:
+    return max(executions, key=lambda e: started_at(e, now)) if executions else None
+
+
+def quality_gate_refusal(steps: Iterable[Mapping[str, Any]]) -> str | None:
+    """The Fail step's message when the run reached the pipeline's Fail step (its evaluation
+    completed and the quality gate refused the candidate), else None (it crashed, was
+    stopped, or is not over)."""
+    for step in steps:
+        metadata = step.get("Metadata")
+        fail = metadata.get("Fail") if isinstance(metadata, Mapping) else None
+        if isinstance(fail, Mapping):
+            message = str(fail.get("ErrorMessage") or "").strip()
+            return message or f"step {step.get('StepName', '?')} failed the run"
+    return None
+
+
+def execution_steps(sagemaker: Any, execution_arn: str) -> list[Mapping[str, Any]]:
+    """Every step of one execution (ListPipelineExecutionSteps, all pages, newest first)."""
+    steps: list[Mapping[str, Any]] = []
+    request: dict[str, Any] = {"PipelineExecutionArn": execution_arn, "SortOrder": "Descending"}
+    while True:
+        response = sagemaker.list_pipeline_execution_steps(**request)
+        steps.extend(response.get("PipelineExecutionSteps", []))
+        token = response.get("NextToken")
+        if not token:
+            return steps
+        request["NextToken"] = token
+
+
+def refusal_lookup(sagemaker: Any) -> Callable[[Mapping[str, Any]], str | None]:
+    """For decide: the quality gate's message if a Failed execution ended at the Fail step.
+    Asks SageMaker only for a Failed execution, and only when decide needs to know."""
+
+    def refusal(execution: Mapping[str, Any]) -> str | None:
+        if execution.get("PipelineExecutionStatus") != "Failed":
+            return None
+        return quality_gate_refusal(
+            execution_steps(sagemaker, str(execution["PipelineExecutionArn"]))
+        )
+
+    return refusal
+
+
 def decide(
     executions: list[Mapping[str, Any]],
     now: datetime,
     min_hours: int,
     alarm_since: datetime | None = None,
+    refusal: Callable[[Mapping[str, Any]], str | None] | None = None,
 ) -> Decision:
     """Whether to start, given the newest executions (any order) of the pipeline.
 
     alarm_since (rechecks only): when the alarm entered ALARM; a run started since then that
-    Succeeded has answered it.
+    Succeeded has answered it. refusal (see refusal_lookup): the quality gate's message for
+    a run it refused, else None; while the newest execution is such a run, nothing starts.
     """
 
     def started(execution: Mapping[str, Any]) -> datetime:
-        # StartTime is optional in the API's summary (a run being created may lack it):
-        # such a run counts as started now, so it blocks a second start instead of crashing.
-        value = execution.get("StartTime")
-        return value if isinstance(value, datetime) else now
+        return started_at(execution, now)
 
     busy = [e for e in executions if e.get("PipelineExecutionStatus") in BUSY_STATUSES]
     if busy:
@@ -144,8 +210,8 @@ def decide(
                 f"execution {answered[0]['PipelineExecutionArn']} succeeded since the alarm "
                 f"entered ALARM at {alarm_since.isoformat()}",
             )
-    if executions:
-        newest = max(executions, key=started)
+    newest = newest_execution(executions, now)
+    if newest is not None:
         age = now - started(newest)
         if age < timedelta(hours=min_hours):
             hours = age.total_seconds() / 3600
@@ -153,6 +219,15 @@ def decide(
                 False,
                 f"execution {newest['PipelineExecutionArn']} started {hours:.1f} h ago "
                 f"(less than {min_hours} h)",
+            )
+        message = refusal(newest) if refusal else None
+        if message is not None:
+            return Decision(
+                False,
+                f"execution {newest['PipelineExecutionArn']} was refused by the quality gate "
+                f"({message}); the same data would be refused again, so the next run waits "
+                "for new data (its arrival starts one)",
+                waiting_for_new_data=True,
             )
     return Decision(True, f"no execution within {min_hours} h and none running")
 
@@ -223,9 +298,10 @@ def handle_alarm_event(
         if state != "ALARM":  # the rule filters on ALARM; a hand-made test event may not
             return {"started": False, "reason": f"alarm state is {state!r}, not 'ALARM'"}
     executions = recent_executions(sagemaker, config.pipeline_name)
-    decision = decide(executions, now, config.min_hours, alarm_since)
+    decision = decide(executions, now, config.min_hours, alarm_since, refusal_lookup(sagemaker))
     if not decision.start:
-        return {"started": False, "reason": decision.reason}
+        held = {"waiting_for_new_data": True} if decision.waiting_for_new_data else {}
+        return {"started": False, "reason": decision.reason, **held}
     window_end = event_time(event, now).date()
     attempt = attempt_of(executions, window_end)
     response = sagemaker.start_pipeline_execution(

@@ -33,6 +33,14 @@ def is_alarm_event(event: Any) -> bool:
     return isinstance(detail, dict) and isinstance(detail.get("state"), dict)
 
 
+def decision_metric(result: dict[str, Any]) -> str:
+    """One metric per decision: the pipeline was started, the gate held it back, or it waits
+    for new data because the newest run was refused by the quality gate."""
+    if result["started"]:
+        return "Started"
+    return "WaitingForNewData" if result.get("waiting_for_new_data") else "HeldBack"
+
+
 @metrics.log_metrics
 @logger.inject_lambda_context(clear_state=True)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
@@ -51,8 +59,5 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     cloudwatch = boto3.client("cloudwatch", config=BOTO_CONFIG)
     result = handle_alarm_event(event, config, sagemaker, clock(), cloudwatch)
     logger.info("retrain gate", extra=result)
-    # One metric per decision: the pipeline was started, or the gate held it back.
-    metrics.add_metric(
-        name="Started" if result["started"] else "HeldBack", unit=MetricUnit.Count, value=1
-    )
+    metrics.add_metric(name=decision_metric(result), unit=MetricUnit.Count, value=1)
     return result

@@ -3,13 +3,15 @@ pipeline in the hub (training home account and region), rate-limited.
 
 Serving side (RetrainGate): an EventBridge rule on the drift alarm entering ALARM invokes the
 retrain-gate Lambda, whose role has a physical name so the hub can trust it. Hub side
-(RetrainStarterRole): a named role that may only list and start the one training pipeline,
-trusted by exactly the gate roles of the stages serving from this hub. The gate always
-assumes it, also from the hub's own account: one path to test and to audit.
+(RetrainStarterRole): a named role that may only list and start the one training pipeline
+and read its executions' steps, trusted by exactly the gate roles of the stages serving from
+this hub. The gate always assumes it, also from the hub's own account: one path to test and
+to audit.
 
 A second rule re-invokes the gate every `min_hours` with a recheck event: an alarm that stays
-in ALARM after its retrain failed sends no new state change, and the recheck (which reads the
-alarm's state itself) retries it. See lambda/retrain_gate/gate_logic.py.
+in ALARM after its retrain crashed sends no new state change, and the recheck (which reads the
+alarm's state itself) retries it; a retrain the quality gate refused waits for new data. See
+lambda/retrain_gate/gate_logic.py.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from aws_cdk import aws_kms as kms
 from constructs import Construct
 
 from mlops.constructs.python_function import PythonFunction
+from mlops.nag import acknowledge_wildcard_resource
 
 
 @dataclass(frozen=True)
@@ -156,4 +159,19 @@ class RetrainStarterRole(Construct):
                 actions=["sagemaker:ListPipelineExecutions", "sagemaker:StartPipelineExecution"],
                 resources=[pipeline_arn],
             )
+        )
+        # The gate tells a run the quality gate refused (it reached the Fail step) from a
+        # crashed one by its steps; the pipeline-execution ARN is pipeline/<name>/execution/<id>.
+        executions_arn = f"{pipeline_arn}/execution/*"
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                sid="ReadThisPipelinesExecutionSteps",
+                actions=["sagemaker:ListPipelineExecutionSteps"],
+                resources=[executions_arn],
+            )
+        )
+        acknowledge_wildcard_resource(
+            self.role,
+            executions_arn,
+            "Execution ids are generated per run; reads the steps of this one pipeline's runs.",
         )

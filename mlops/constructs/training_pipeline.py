@@ -144,6 +144,8 @@ class TrainingPipeline(Construct):
             validation_weeks=training.validation_weeks,
             train_months=training.train_months,
             non_inferiority_margin=training.non_inferiority_margin,
+            min_weather_match=training.min_weather_match,
+            min_plane_match=training.min_plane_match,
             approval_status="Approved" if training.auto_approve else "PendingManualApproval",
             use_spot=training.use_spot,
             tuning=TuningSpec() if training.tuning else None,

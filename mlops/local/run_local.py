@@ -207,11 +207,13 @@ def run_local(
     cdk_out: Path | None = None,
     clock: Clock = utc_now,
     feature_store: Path | None = None,
+    stop_after: str | None = None,
 ) -> RunSummary:
     """Synthesize (unless cdk_out is given), load the training pipeline of env_name (default:
     the config's training environment), stage assets and data, ingest the data's weather and
     planes into the local feature store (as the ingestion Lambda does with new raw data in
-    AWS), run, return the summary. Preprocess's Athena input then queries that store."""
+    AWS), run (up to stop_after, if given), return the summary. Preprocess's Athena input
+    then queries that store."""
     repo_root = Path(repo_root).resolve()
     out_dir = Path(out_dir).resolve()
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -258,4 +260,5 @@ def run_local(
         region=source.region,
         clock=clock,
         catalog=catalog,
+        stop_after=stop_after,
     )

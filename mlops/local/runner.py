@@ -353,16 +353,22 @@ def run_pipeline(
     execution_id: str | None = None,
     clock: Clock = utc_now,
     catalog: athena.LocalCatalog | None = None,
+    stop_after: str | None = None,
 ) -> RunSummary:
     """Run every step of `definition` locally; write and return the run summary.
 
     local_lambdas: step name, function name or function ARN -> callable(arguments) -> dict.
     catalog: the Glue tables an Athena dataset definition input may query (mlops/local/athena).
+    stop_after: end the run (status Stopped) once this step has succeeded, e.g. to check
+    what Preprocess makes of some data without training on it.
     """
     started = time.perf_counter()
     started_at = clock().astimezone(UTC)
     nodes = parse_steps(definition)
     values = resolve_parameters(definition, parameters)
+    if stop_after is not None and stop_after not in {n.name for n in nodes}:
+        known = ", ".join(n.name for n in nodes)
+        raise LocalRunError(f"stop_after: no step {stop_after!r} (steps: {known})")
     work_dir = Path(work_dir).resolve()
     s3_root = Path(s3_root).resolve()
     work_dir.mkdir(parents=True, exist_ok=True)
@@ -398,6 +404,7 @@ def run_pipeline(
     )
     results = {n.name: StepResult(n.name, n.type) for n in nodes}
     failure: tuple[str | None, str] | None = None
+    stopped = False
     progress(f"Pipeline {pipeline_name}: execution {exec_id}, {len(nodes)} steps, in {work_dir}")
 
     refusal = preflight(nodes, ctx)
@@ -420,10 +427,14 @@ def run_pipeline(
         progress(f"{label} ... {result.seconds:.1f} s {_outcome(node, run, result)}")
         if result.status == "Failed":
             failure = (node.name, result.failure_reason or "failed")
+        elif node.name == stop_after:
+            stopped = True
+            progress(f"stopped after {node.name} (stop_after)")
+            break
 
     seconds = time.perf_counter() - started
     summary = RunSummary(
-        status="Failed" if failure else "Succeeded",
+        status="Failed" if failure else "Stopped" if stopped else "Succeeded",
         pipeline=pipeline_name,
         execution_id=exec_id,
         started_at=started_at.isoformat(timespec="seconds"),

@@ -228,6 +228,10 @@ class TrainingPipelineSpec:
     # The quality gate passes a candidate whose AUC is at most this much below the
     # incumbent's (lower bound of the paired-bootstrap 95% CI of the difference).
     non_inferiority_margin: float = 0.025
+    # Preprocess refuses data where a smaller share of a split's flights found their weather
+    # observation or their plane (pipeline parameters MinWeatherMatch, MinPlaneMatch).
+    min_weather_match: float = 0.9
+    min_plane_match: float = 0.7
     kms_key_arn: str | None = None
     # ISO 8601 duration, or None for no step caching. Caching keys on the input URIs, not
     # on the data behind them: give new data a new InputDataUrl or it is not retrained on.
@@ -261,6 +265,9 @@ class TrainingPipelineSpec:
             raise ValueError(
                 f"non_inferiority_margin must be from 0 to 0.2, got {self.non_inferiority_margin}"
             )
+        for name in ("min_weather_match", "min_plane_match"):
+            if not 0.0 < getattr(self, name) <= 1.0:
+                raise ValueError(f"{name} must be in (0, 1], got {getattr(self, name)}")
         if self.cache_expire_after is not None and not ISO_DURATION.match(self.cache_expire_after):
             raise ValueError(
                 f"cache_expire_after {self.cache_expire_after!r} is not an ISO 8601 duration "
@@ -292,6 +299,8 @@ class PipelineParameters:
     validation_end: Parameter
     test_end: Parameter
     non_inferiority_margin: Parameter
+    min_weather_match: Parameter
+    min_plane_match: Parameter
 
     def all(self) -> list[Parameter]:
         return [
@@ -309,6 +318,8 @@ class PipelineParameters:
             self.validation_end,
             self.test_end,
             self.non_inferiority_margin,
+            self.min_weather_match,
+            self.min_plane_match,
         ]
 
 
@@ -336,6 +347,8 @@ def pipeline_parameters(spec: TrainingPipelineSpec) -> PipelineParameters:
         non_inferiority_margin=Parameter(
             "NonInferiorityMargin", f, float(spec.non_inferiority_margin)
         ),
+        min_weather_match=Parameter("MinWeatherMatch", f, float(spec.min_weather_match)),
+        min_plane_match=Parameter("MinPlaneMatch", f, float(spec.min_plane_match)),
     )
 
 
@@ -840,6 +853,10 @@ def build_definition(spec: TrainingPipelineSpec) -> dict[str, Any]:
             params.validation_end.ref,
             "--test-end",
             params.test_end.ref,
+            "--min-weather-match",
+            join([params.min_weather_match.ref]),  # arguments are strings
+            "--min-plane-match",
+            join([params.min_plane_match.ref]),  # arguments are strings
         ],
         instance_count=params.processing_instance_count.ref,
     )

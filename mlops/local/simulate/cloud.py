@@ -7,15 +7,16 @@
   datapoints_to_alarm of the last evaluation_periods datapoints breach; TreatMissingData=ignore:
   an evaluation range with no datapoint keeps the state, one with gaps is filled from older
   datapoints (CloudWatch looks back further when datapoints are missing).
-- PipelineExecutions: ListPipelineExecutions/StartPipelineExecution as the retrain gate calls
-  them, with StartPipelineExecution's idempotency (one execution per ClientRequestToken).
+- PipelineExecutions: ListPipelineExecutions/StartPipelineExecution/ListPipelineExecutionSteps
+  as the retrain gate calls them, with StartPipelineExecution's idempotency (one execution per
+  ClientRequestToken); the steps come from the local run's summary (pipeline_steps_of).
 """
 
 from __future__ import annotations
 
 import operator
 import shutil
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -131,6 +132,7 @@ class Execution:
     parameters: dict[str, str]
     token: str | None
     trigger: str
+    steps: list[dict[str, Any]] = field(default_factory=list)  # ListPipelineExecutionSteps
 
 
 class PipelineExecutions:
@@ -156,6 +158,12 @@ class PipelineExecutions:
                 for e in newest
             ]
         }
+
+    def list_pipeline_execution_steps(self, PipelineExecutionArn: str, **_: Any) -> dict[str, Any]:
+        for execution in self.executions:
+            if execution.arn == PipelineExecutionArn:
+                return {"PipelineExecutionSteps": list(execution.steps)}
+        raise ValueError(f"no pipeline execution {PipelineExecutionArn}")
 
     def start_pipeline_execution(
         self,
@@ -184,3 +192,23 @@ class PipelineExecutions:
         self.executions.append(execution)
         execution.status = self._run(execution)
         return {"PipelineExecutionArn": execution.arn}
+
+
+def pipeline_steps_of(steps: Iterable[Any]) -> list[dict[str, Any]]:
+    """ListPipelineExecutionSteps' view of a local run's steps (StepResult), newest first:
+    only steps that ran; a Fail step carries Metadata.Fail.ErrorMessage, a condition its
+    outcome, as SageMaker reports them."""
+    listed: list[dict[str, Any]] = []
+    for step in steps:
+        if step.status not in ("Succeeded", "Failed"):
+            continue  # NotStarted and Skipped steps are not listed
+        entry: dict[str, Any] = {"StepName": step.name, "StepStatus": step.status}
+        if step.failure_reason:
+            entry["FailureReason"] = step.failure_reason
+        if step.type == "Fail":
+            entry["Metadata"] = {"Fail": {"ErrorMessage": step.failure_reason or ""}}
+        elif step.type == "Condition" and step.note:
+            outcome = step.note.removeprefix("outcome ")
+            entry["Metadata"] = {"Condition": {"Outcome": outcome.capitalize()}}
+        listed.append(entry)
+    return listed[::-1]

@@ -39,6 +39,7 @@ from mlops.local.simulate.cloud import (
     LocalS3,
     MetricStore,
     PipelineExecutions,
+    pipeline_steps_of,
 )
 from mlops.local.simulate.traffic import Endpoint, ServedModel, auc, serve_hour, year_of_flights
 from mlops.naming import endpoint_name, training_pipeline_name
@@ -155,6 +156,7 @@ class Replay:
         )
         self.landed_through: int | None = None  # month of the newest landed data
         self.runs_by_data: dict[int, tuple[str, int | None]] = {}
+        self.steps_by_data: dict[int, list[dict[str, Any]]] = {}
         self.served: ServedModel | None = None
         self.never_retrained: ServedModel | None = None
         self.run_count = 0
@@ -192,6 +194,7 @@ class Replay:
         data = self.landed_through
         if data in self.runs_by_data:
             status, version = self.runs_by_data[data]
+            execution.steps = self.steps_by_data[data]
             self.event(
                 "pipeline_reused",
                 trigger=execution.trigger,
@@ -238,6 +241,8 @@ class Replay:
             + (f": registered v{version}" if version else f": {summary.failure_reason}")
         )
         self.runs_by_data[data] = (summary.status, version)
+        # What the gate reads to tell a quality-gate refusal from a crash.
+        execution.steps = self.steps_by_data[data] = pipeline_steps_of(summary.steps)
         if version is not None and report:
             self.test_auc[int(version)] = float(
                 report["binary_classification_metrics"]["auc"]["value"]
