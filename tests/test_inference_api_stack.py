@@ -83,9 +83,7 @@ def test_the_lambda_serves_the_pinned_version_of_this_environment(
         parts = variables.pop("ENDPOINT_CONFIG_VERSIONS")["Fn::Join"][1]
         text = "".join(p if isinstance(p, str) else p["Fn::GetAtt"][0] for p in parts)
         configs = json.loads(text)
-        endpoint = next(
-            r for r in template.values() if r["Type"] == "AWS::SageMaker::Endpoint"
-        )
+        endpoint = next(r for r in template.values() if r["Type"] == "AWS::SageMaker::Endpoint")
         current = endpoint["Properties"]["EndpointConfigName"]["Fn::GetAtt"][0]
         assert configs.pop(current) == version
         assert list(configs.values()) == [previous]
