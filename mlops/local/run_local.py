@@ -239,8 +239,9 @@ def run_local(
     raw_dir = Path(s3_root, bucket, *key.split("/"))
     stage_raw_data(data_dir or bundled_data_dir(), raw_dir)
     store = Path(feature_store) if feature_store is not None else out_dir / "feature-store"
+    written_at = clock()  # one reading: the whole ingestion is one write time
     try:
-        for result in ingest_folder(store, raw_dir, clock=clock):
+        for result in ingest_folder(store, raw_dir, clock=lambda: written_at):
             what = "already ingested" if result.skipped else f"{result.records} records"
             progress(f"Features: {Path(result.file).name} -> {result.feature_group}: {what}")
         catalog = catalog_from_assembly(Path(cdk_out), source, s3_root=s3_root, feature_store=store)
