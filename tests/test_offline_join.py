@@ -246,3 +246,11 @@ def test_an_unknown_database_is_a_clear_error(tmp_path: Path) -> None:
     catalog = LocalCatalog({("AwsDataCatalog", "db"): ()})
     with pytest.raises(AthenaQueryError, match=r"no Glue database AwsDataCatalog\.other"):
         run_query(catalog, "AwsDataCatalog", "other", "SELECT 1")
+
+
+def test_the_query_returns_exactly_the_columns_preprocess_reads() -> None:
+    """The contract between the definition (mlops) and the step (pipeline_steps)."""
+    assert list(JOINED_COLUMNS) == list(preprocess.JOINED_TYPES)
+    select = join_query(TABLES).rsplit("SELECT ", 1)[1].split("\nFROM", 1)[0]
+    named = [part.strip().split(" AS ")[-1] for part in select.split(",")]
+    assert named == list(JOINED_COLUMNS)
