@@ -5,6 +5,7 @@
     mlops local drift [--baseline FILE] [--data DIR] [--out DIR] [--registry DIR]
     mlops local simulate [--data DIR] [--out DIR] [--env ENV] [--seed-months 6]
                       [--end-month 12] [--promotion auto|never] [--parameter NAME=VALUE ...]
+                      [--inject-fault MONTH:errors|latency]
     mlops local ingest [--data DIR] [--feature-store DIR]
     mlops local serve [--port N] [--host H] [--registry DIR] [--feature-store DIR]
                       [--group G --version N]
@@ -263,6 +264,7 @@ def local_simulate(args: argparse.Namespace) -> int:
         end_month=args.end_month,
         promotion=args.promotion,
         parameters=dict(args.parameter),
+        fault=args.inject_fault,
         progress=lambda line: print(line, flush=True),
     )
     try:
@@ -272,8 +274,20 @@ def local_simulate(args: argparse.Namespace) -> int:
     print(result["table"])
     truth = result["summary"]["truth"]
     print(json.dumps(truth, indent=1))
+    summary = result["summary"]
+    print(f"Cost: {summary['seconds']} s wall, {summary['cpu_seconds']} s CPU (per phase: "
+          "summary.json)")  # fmt: skip
     print(f"Outputs: {out}/timeline.json, months.md, months.json, summary.json, simulation.png")
     return 0
+
+
+def _fault(value: str) -> object:
+    from mlops.local.simulate.endpoint import parse_fault
+
+    try:
+        return parse_fault(value)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def _month(value: str) -> int:
@@ -381,6 +395,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="auto: serve every approved model; never: keep the first")  # fmt: skip
     sim.add_argument("--parameter", type=_parameter, action="append", default=[],
                      metavar="NAME=VALUE", help="pipeline parameter override for every run")  # fmt: skip
+    sim.add_argument("--inject-fault", type=_fault, metavar="MONTH:KIND",
+                     help="the release serving on the 15th of MONTH, 12:00-18:00 UTC, answers "
+                          "with 5xx (errors) or slowly (latency): its alarms roll it back")  # fmt: skip
     sim.set_defaults(handler=local_simulate)
 
     ingest = local_commands.add_parser("ingest", help="raw weather/planes -> local feature store")

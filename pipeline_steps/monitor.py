@@ -3,6 +3,7 @@
     python3 monitor.py --bucket B --endpoint-name E --variant V --scheduled-time T
         --window-hours H --baseline FILE --work-dir DIR --report-dir DIR
         --metrics-namespace NS [--psi-threshold 0.2] [--label-lookback-hours 168]
+        [--drift-workers N]
 
 EventBridge Scheduler starts it with T = <aws.scheduler.scheduled-time>. A processing input
 cannot select a time window, so the job lists the hourly partitions itself, memory and disk
@@ -93,10 +94,15 @@ def parse_args(argv: Sequence[str]) -> Any:
     parser.add_argument("--work-dir", required=True, type=Path)
     parser.add_argument("--report-dir", required=True, type=Path)
     parser.add_argument("--psi-threshold", default="0.2")
+    # drift.py's --workers (default: the cores). A caller with small windows and a large
+    # process (the local simulation) passes 1: forking it per job costs more than it saves.
+    parser.add_argument("--drift-workers", type=int, default=None)
     parser.add_argument("--region", default=os.environ.get("AWS_REGION"))
     args = parser.parse_args(argv)
     if args.window_hours < 1 or args.label_lookback_hours < 0:
         raise StepError("--window-hours must be >= 1 and --label-lookback-hours >= 0")
+    if args.drift_workers is not None and args.drift_workers < 1:
+        raise StepError(f"--drift-workers must be at least 1, got {args.drift_workers}")
     return args
 
 
@@ -124,6 +130,7 @@ def run(argv: Sequence[str], s3: Any = None) -> int:
             "--baseline", str(baseline), "--capture", str(window),
             "--report-dir", str(args.report_dir / "drift"),
             "--psi-threshold", args.psi_threshold, *publish,
+            *(["--workers", str(args.drift_workers)] if args.drift_workers else []),
         ]
     )  # fmt: skip
     labels_dir = args.work_dir / "labels"

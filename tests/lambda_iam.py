@@ -21,6 +21,7 @@ from typing import Any
 from unittest import mock
 
 import boto3
+import botocore.session
 from moto.core import set_initial_no_auth_action_count
 
 from mlops.rehearsal.assembly import Stack
@@ -166,12 +167,19 @@ def recording(log: CallLog) -> Iterator[None]:
 
 
 def run_as_role(
-    stack: Stack, role: str, region: str, body: Callable[[], Any]
+    stack: Stack,
+    role: str,
+    region: str,
+    body: Callable[[], Any],
+    *,
+    statements: list[dict[str, Any]] | None = None,
 ) -> tuple[Any, CallLog]:
     """Inside mock_aws (set up by the caller): run body with every boto3 client it creates
     calling as `role` of `stack`, IAM enforced from the first request. Returns body's result
-    (or the exception it raised) and the log of its calls."""
-    statements = role_statements(stack, role)
+    (or the exception it raised) and the log of its calls. statements: the role's policy
+    instead of the template's (a role the template does not have, or one an attacker widened)."""
+    if statements is None:
+        statements = role_statements(stack, role)
     log = CallLog(stack.account, statements)
     iam = boto3.client("iam", region_name=region)
     trust = {
@@ -207,9 +215,20 @@ def run_as_role(
         mock.patch.dict(os.environ, role_env),
         recording(log),
     ):
-        boto3.setup_default_session()  # the default session cached the setup credentials
+        _new_default_session()  # the default session cached the setup credentials
         try:
             result = enforced()
         finally:
-            boto3.setup_default_session()
+            _new_default_session()
     return result, log
+
+
+_LOADER = botocore.session.get_session().get_component("data_loader")
+
+
+def _new_default_session() -> None:
+    """A default session that reads credentials afresh but keeps the service models already
+    loaded (loading them again is most of a run's time)."""
+    session = botocore.session.get_session()
+    session.register_component("data_loader", _LOADER)
+    boto3.setup_default_session(botocore_session=session)

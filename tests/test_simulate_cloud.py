@@ -51,6 +51,24 @@ def test_missing_datapoints_keep_the_state_and_present_ones_decide() -> None:
     assert _feed(alarm, [0.9, None, 0.9]) == [None, None, "ALARM"]
 
 
+def test_not_breaching_missing_data_counts_as_good() -> None:
+    """The endpoint alarms: 3 of 3 one-minute datapoints, missing = not breaching."""
+    alarm = AlarmEmulator("e", "Invocation5XXErrors", 0.01, "GreaterThanThreshold", 3, 3,
+                          missing="notBreaching")  # fmt: skip
+    assert _feed(alarm, [1.0, 1.0, None, 1.0, 1.0]) == ["OK", None, None, None, None]
+    assert _feed(alarm, [1.0]) == ["ALARM"]  # three breaching minutes in a row
+    assert _feed(alarm, [None]) == ["OK"]  # a minute without requests is a good one
+    assert _feed(alarm, [1.0, 1.0, 0.01]) == [None, None, None]  # at the threshold: not above
+    assert _feed(alarm, [0.0100001]) == [None]  # 1.0, 0.01, 0.0100001: two of three
+    # 0.01, 0.0100001, 0.0100001: still two; then three just above the threshold.
+    assert _feed(alarm, [0.0100001, 0.0100001]) == [None, "ALARM"]
+
+
+def test_unknown_missing_data_treatment_is_refused() -> None:
+    with pytest.raises(ValueError, match="TreatMissingData"):
+        AlarmEmulator("e", "m", 1.0, "GreaterThanThreshold", 1, 1, missing="breaching")
+
+
 def test_a_lower_is_worse_metric_breaches_below_the_threshold() -> None:
     alarm = _alarm(m=1, n=1, comparison="LessThanThreshold")
     assert _feed(alarm, [0.5, 0.4999]) == ["OK", "ALARM"]
@@ -59,6 +77,15 @@ def test_a_lower_is_worse_metric_breaches_below_the_threshold() -> None:
 def test_datapoints_to_alarm_beyond_the_periods_is_refused() -> None:
     with pytest.raises(ValueError, match="datapoints_to_alarm"):
         _alarm(m=3, n=2)
+
+
+def test_the_endpoint_alarms_are_the_deployed_ones() -> None:
+    from mlops.constructs import endpoint_alarms
+    from mlops.local.simulate import endpoint
+
+    assert endpoint.EVALUATION_PERIODS == endpoint_alarms.EVALUATION_PERIODS
+    assert endpoint.DATAPOINTS_TO_ALARM == endpoint_alarms.DATAPOINTS_TO_ALARM
+    assert endpoint.PERIOD.total_seconds() == endpoint_alarms.PERIOD.to_seconds()
 
 
 def test_describe_alarms_answers_for_this_alarm_only() -> None:

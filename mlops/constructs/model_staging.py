@@ -141,17 +141,36 @@ class ModelStaging(Construct):
         return self.artifacts[index].get_att_string("VersionId")
 
 
+# Every S3 action that creates, replaces or removes an object version (CopyObject and
+# multipart uploads are authorized as s3:PutObject).
+STAGED_COPY_WRITES = (
+    "s3:PutObject",
+    "s3:PutObjectAcl",
+    "s3:PutObjectVersionAcl",
+    "s3:ReplicateObject",
+    "s3:ReplicateDelete",
+    "s3:RestoreObject",
+    "s3:DeleteObject",
+    "s3:DeleteObjectVersion",
+)
+
+
 def protect_staged_models(*, bucket: s3.Bucket, stager_role_arn: str) -> None:
-    """Serving side: only this region's model stager may write the content-addressed copies the
-    endpoints serve. Explicit deny, so no identity policy (the hub's replication role, a
-    training role, anyone in the serving account) can grant it back. Deletes stay possible
-    (a dev teardown empties the bucket): a missing copy stops a model, it cannot swap one."""
+    """Serving side: only this region's model stager may write or delete versions of the
+    content-addressed copies the endpoints serve. Explicit deny, so no identity policy (the
+    hub's replication role, a training role, anyone in the serving account) can grant it back.
+
+    This is what pins the served bytes: CloudFormation's AWS::SageMaker::Model cannot name an
+    object version or ETag, so SageMaker reads whatever version is current under the key. The
+    stager only writes bytes that hash to the digest in the key (and S3 checks the upload's
+    sha256), so every version any principal could make current holds the same bytes. Emptying
+    the bucket (a dev teardown) needs this statement removed first."""
     bucket.add_to_resource_policy(
         iam.PolicyStatement(
             sid="OnlyTheStagerWritesServedModels",
             effect=iam.Effect.DENY,
             principals=[iam.AnyPrincipal()],
-            actions=["s3:PutObject", "s3:PutObjectAcl", "s3:ReplicateObject", "s3:RestoreObject"],
+            actions=list(STAGED_COPY_WRITES),
             resources=[bucket.arn_for_objects(f"{STAGED_PREFIX}*")],
             conditions={"ArnNotEquals": {"aws:PrincipalArn": stager_role_arn}},
         )

@@ -26,6 +26,7 @@ package.json:
      "metric_files": {"ModelQuality-Statistics": "<absolute path>"},
      "created_at": "2026-11-26T10:00:00+00:00", "updated_at": "...",
      "approved_at": "..." (when the status became Approved, else absent),
+     "approval_description": "..." (UpdateModelPackage's ApprovalDescription, else absent),
      "model_package_arn": "arn:aws:sagemaker:local:000000000000:model-package/<group>/1",
      "sha256": "<hex digest of model.tar.gz>",
      "description": "...", "source": {...pipeline, execution id...}}
@@ -80,11 +81,14 @@ class ModelPackage:
     description: str = ""
     source: dict[str, Any] = field(default_factory=dict)
     approved_at: str | None = None
+    approval_description: str = ""  # SageMaker's ApprovalDescription (why approved/rejected)
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         if data["approved_at"] is None:
             del data["approved_at"]
+        if not data["approval_description"]:
+            del data["approval_description"]
         return data
 
     @classmethod
@@ -272,7 +276,10 @@ class LocalRegistry:
             if staging.exists():
                 shutil.rmtree(staging, ignore_errors=True)
 
-    def set_status(self, group: str, version: int, status: str) -> ModelPackage:
+    def set_status(
+        self, group: str, version: int, status: str, approval_description: str | None = None
+    ) -> ModelPackage:
+        """UpdateModelPackage: the approval status, and its ApprovalDescription when given."""
         check_status(status)
         self.get(group, version)  # raises a clear error for an unknown version
         folder = self._group_dir(group) / f"v{int(version)}"
@@ -280,6 +287,8 @@ class LocalRegistry:
         if status == "Approved" and data.get("status") != "Approved":
             data["approved_at"] = self._now()
         data["status"] = status
+        if approval_description is not None:
+            data["approval_description"] = approval_description
         data["updated_at"] = self._now()
         _write_json_atomic(folder / "package.json", data)
         return self._load(folder)

@@ -9,7 +9,10 @@ functions). At each month's end the month's raw data lands: the new-data trigger
 schedule start the training pipeline, run through the synthesized definition as in
 `mlops local run`; the quality gate decides, the promotion policy promotes.
 
-Modules: cloud (the AWS services the replay stands in for: S3 listing, CloudWatch metrics and
-alarms, pipeline executions), traffic (requests, capture, labels), replay (the clock and the
-triggers), report (timeline.json, the monthly table and chart).
+Modules: options (what is asked, checked), cloud (the AWS services the replay stands in for:
+S3 listing, CloudWatch metrics and alarms, pipeline executions), traffic (requests, capture,
+labels), endpoint (releases, the rollback alarms, a configured fault, the rollback Lambda's
+decision), ahead (pipeline runs started ahead on the second core, adopted when provably the
+same), replay (the clock and the triggers), report (the months, timeline.json, the monthly
+table and chart), cost (wall and CPU per phase).
 """

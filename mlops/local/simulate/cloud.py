@@ -4,9 +4,10 @@
   local S3 tree.
 - MetricStore: PutMetricData recorder (what the monitoring job publishes).
 - AlarmEmulator: a CloudWatch metric alarm: one datapoint per period, ALARM when at least
-  datapoints_to_alarm of the last evaluation_periods datapoints breach; TreatMissingData=ignore:
-  an evaluation range with no datapoint keeps the state, one with gaps is filled from older
-  datapoints (CloudWatch looks back further when datapoints are missing).
+  datapoints_to_alarm of the last evaluation_periods datapoints breach. TreatMissingData
+  ignore: an evaluation range with no datapoint keeps the state, one with gaps is filled from
+  older datapoints (CloudWatch looks back further when datapoints are missing);
+  notBreaching: a missing datapoint counts as a good one. Alarms: DescribeAlarms over several.
 - PipelineExecutions: ListPipelineExecutions/StartPipelineExecution/ListPipelineExecutionSteps
   as the retrain gate calls them, with StartPipelineExecution's idempotency (one execution per
   ClientRequestToken); the steps come from the local run's summary (pipeline_steps_of).
@@ -15,6 +16,7 @@
 from __future__ import annotations
 
 import operator
+import os
 import shutil
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -42,7 +44,13 @@ class LocalS3:
         yield {"Contents": [{"Key": key} for key in keys]}
 
     def download_file(self, bucket: str, key: str, target: str) -> None:
-        shutil.copyfile(self.root / bucket / key, target)
+        # A hard link is a copy the job cannot tell apart (it only reads it, then deletes its
+        # work folder), without copying the week of captures every daily job reads again.
+        Path(target).unlink(missing_ok=True)  # a download replaces what was there
+        try:
+            os.link(self.root / bucket / key, target)
+        except OSError:  # another file system
+            shutil.copyfile(self.root / bucket / key, target)
 
 
 @dataclass
@@ -84,6 +92,7 @@ class AlarmEmulator:
     comparison: str
     evaluation_periods: int
     datapoints_to_alarm: int
+    missing: str = "ignore"  # TreatMissingData: ignore or notBreaching
     state: str = "INSUFFICIENT_DATA"
     state_since: datetime | None = None
     history: list[float | None] = field(default_factory=list)
@@ -93,15 +102,22 @@ class AlarmEmulator:
             raise ValueError(f"unknown comparison {self.comparison}")
         if not 1 <= self.datapoints_to_alarm <= self.evaluation_periods:
             raise ValueError("datapoints_to_alarm must be from 1 to evaluation_periods")
+        if self.missing not in ("ignore", "notBreaching"):
+            raise ValueError(f"unsupported TreatMissingData {self.missing}")
 
     def evaluate(self, value: float | None, at: datetime) -> str | None:
         """Add one period's datapoint (None: missing); the new state when it changed."""
         self.history.append(value)
-        if all(v is None for v in self.history[-self.evaluation_periods :]):
+        breaches = COMPARISONS[self.comparison]
+        if self.missing == "notBreaching":
+            del self.history[: -self.evaluation_periods]  # only the range matters
+            recent = [v for v in self.history if v is not None]
+        elif all(v is None for v in self.history[-self.evaluation_periods :]):
             return None  # the whole evaluation range missing: ignore keeps the state
-        # Missing periods inside the range: CloudWatch looks further back for datapoints.
-        recent = [v for v in self.history if v is not None][-self.evaluation_periods :]
-        breaching = sum(COMPARISONS[self.comparison](v, self.threshold) for v in recent)
+        else:
+            # Missing periods inside the range: CloudWatch looks further back for datapoints.
+            recent = [v for v in self.history if v is not None][-self.evaluation_periods :]
+        breaching = sum(breaches(v, self.threshold) for v in recent)
         new_state = "ALARM" if breaching >= self.datapoints_to_alarm else "OK"
         if new_state == self.state:
             return None
@@ -118,9 +134,24 @@ class AlarmEmulator:
                     "AlarmName": self.name,
                     "StateValue": self.state,
                     "StateUpdatedTimestamp": self.state_since,
+                    "StateTransitionedTimestamp": self.state_since,
                 }
             ]
         }
+
+
+@dataclass
+class Alarms:
+    """CloudWatch's DescribeAlarms over a set of alarms (what the rollback Lambda asks)."""
+
+    alarms: list[AlarmEmulator]
+
+    def describe_alarms(self, AlarmNames: list[str], AlarmTypes: list[str]) -> dict[str, Any]:
+        found = [
+            alarm.describe_alarms(AlarmNames=AlarmNames, AlarmTypes=AlarmTypes)["MetricAlarms"]
+            for alarm in self.alarms
+        ]
+        return {"MetricAlarms": [a for part in found for a in part], "CompositeAlarms": []}
 
 
 @dataclass

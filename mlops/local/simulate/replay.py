@@ -22,17 +22,18 @@ import io
 import re
 import sys
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from mlops.config import EnvironmentConfig, PlatformConfig
 from mlops.local.registry import LocalRegistry
 from mlops.local.run_local import load_module, run_local, stage_raw_data, synthesize
+from mlops.local.runner import RunSummary
+from mlops.local.simulate import cost
+from mlops.local.simulate.ahead import RunsAhead, timed
 from mlops.local.simulate.cloud import (
     AlarmEmulator,
     Execution,
@@ -41,7 +42,17 @@ from mlops.local.simulate.cloud import (
     PipelineExecutions,
     pipeline_steps_of,
 )
-from mlops.local.simulate.traffic import Endpoint, ServedModel, auc, serve_hour, year_of_flights
+from mlops.local.simulate.endpoint import EndpointReplay, EndpointService
+from mlops.local.simulate.options import Options, SimulationError, check_options
+from mlops.local.simulate.report import Month
+from mlops.local.simulate.traffic import (
+    LABEL_DELAY,
+    Endpoint,
+    ServedModel,
+    requests_of,
+    write_day,
+    year_of_flights,
+)
 from mlops.naming import endpoint_name, training_pipeline_name
 
 _STEPS_DIR = str(Path(__file__).resolve().parents[3] / "pipeline_steps")
@@ -54,14 +65,11 @@ import step_io  # noqa: E402
 BUCKET = "simulated-data"
 VARIANT = "AllTraffic"
 NAMESPACE = "simulation/monitoring"
-PROMOTION_POLICIES = ("auto", "never")
 _RATE = re.compile(r"^rate\((\d+) (minute|minutes|hour|hours|day|days)\)$")
 _HOURS = {"minute": 1 / 60, "hour": 1, "day": 24}
+LABEL_LOOKBACK_HOURS = 24
+assert pd.Timedelta(hours=LABEL_LOOKBACK_HOURS) >= LABEL_DELAY
 RAW_FILES = {"flights": "flights.csv", "weather": "weather.csv", "planes": "planes.csv"}
-
-
-class SimulationError(ValueError):
-    """A bad argument or input: the CLI prints it as one line, exit 2."""
 
 
 def rate_hours(schedule: str) -> float | None:
@@ -69,40 +77,6 @@ def rate_hours(schedule: str) -> float | None:
     if not match:
         return None  # cron(...): not replayed
     return int(match.group(1)) * _HOURS[match.group(2).rstrip("s")]
-
-
-@dataclass(frozen=True)
-class Options:
-    repo_root: Path
-    out_dir: Path
-    platform: PlatformConfig
-    serving: EnvironmentConfig  # its drift monitoring, alarm and retrain gate
-    data_dir: Path
-    seed_months: int = 6
-    end_month: int = 12
-    promotion: str = "auto"
-    # Pipeline parameter overrides for every run (e.g. AucThreshold), as `mlops local run`.
-    parameters: dict[str, str] = field(default_factory=dict)
-    cdk_out: Path | None = None
-    progress: Callable[[str], None] = print
-
-
-@dataclass
-class Month:
-    """What happened in one served month (the truth the table reports)."""
-
-    month: str
-    served_versions: list[int] = field(default_factory=list)
-    labels: list[np.ndarray] = field(default_factory=list)
-    served_scores: list[np.ndarray] = field(default_factory=list)
-    baseline_scores: list[np.ndarray] = field(default_factory=list)
-    metrics: dict[str, list[float]] = field(default_factory=dict)
-    periods_in_alarm: int = 0
-    alarms_fired: int = 0
-    retrains_started: int = 0
-    pipeline_runs: int = 0
-    promotions: int = 0
-    rollbacks: int = 0
 
 
 class Replay:
@@ -156,16 +130,39 @@ class Replay:
         )
         self.landed_through: int | None = None  # month of the newest landed data
         self.runs_by_data: dict[int, tuple[str, int | None]] = {}
+        rollback_dir = options.repo_root / "lambda" / "rollback"
+        self.live = EndpointReplay(
+            EndpointService(self.endpoint.name, self.registry),
+            options.serving.alarms,
+            options.fault,
+            load_module(rollback_dir / "rollback_logic.py", "simulated_rollback_logic"),
+            options.serving.home_region,
+            self._endpoint_event,
+        )
         self.steps_by_data: dict[int, list[dict[str, Any]]] = {}
-        self.served: ServedModel | None = None
         self.never_retrained: ServedModel | None = None
+        self.phase = cost.Phases()
+        self.ahead = RunsAhead(self.registry, self.out / "ahead")
         self.run_count = 0
         self.test_auc: dict[int, float] = {}  # each version's AUC on its own test window
 
     # ---- events ---------------------------------------------------------------------------
 
-    def event(self, kind: str, **details: Any) -> None:
-        self.timeline.append({"time": self.now.isoformat(), "event": kind, **details})
+    def event(self, kind: str, at: dt.datetime | None = None, **details: Any) -> None:
+        self.timeline.append({"time": (at or self.now).isoformat(), "event": kind, **details})
+
+    def _endpoint_event(self, kind: str, at: dt.datetime, **details: Any) -> None:
+        month = self.month(at - dt.timedelta(seconds=1))  # the period's month
+        if kind == "endpoint_alarm" and details["state"] == "ALARM":
+            month.endpoint_alarms += 1
+        if kind == "rollback_decision" and details.get("updated_endpoint"):
+            month.rollbacks += 1
+        self.event(kind, at=at, **details)
+
+    @property
+    def served(self) -> ServedModel | None:
+        """What the endpoint serves now (a rollback changes it)."""
+        return self.live.service.serving
 
     def month(self, at: dt.datetime | None = None) -> Month:
         key = f"{at or self.now:%Y-%m}"
@@ -173,12 +170,21 @@ class Replay:
 
     # ---- the pipeline ---------------------------------------------------------------------
 
-    def land(self, raw: dict[str, pd.DataFrame], through: int) -> None:
+    def data_through(self, raw: dict[str, pd.DataFrame], through: int) -> Path:
+        """The raw files as they stand at the end of month `through` (written once)."""
         folder = self.out / "data" / f"through-2013-{through:02d}"
-        folder.mkdir(parents=True, exist_ok=True)
-        for name, frame in raw.items():
-            part = frame if name == "planes" else frame.loc[frame["month"].astype(int) <= through]
-            part.to_csv(folder / RAW_FILES[name], index=False)
+        if not folder.is_dir():
+            partial = folder.with_name(folder.name + ".partial")
+            partial.mkdir(parents=True, exist_ok=True)
+            for name, frame in raw.items():
+                months = frame["month"].astype(int) if name != "planes" else None
+                part = frame if months is None else frame.loc[months <= through]
+                part.to_csv(partial / RAW_FILES[name], index=False)
+            partial.rename(folder)
+        return folder
+
+    def land(self, raw: dict[str, pd.DataFrame], through: int) -> None:
+        folder = self.data_through(raw, through)
         self.landed_through = through
         self.event("data_landed", through=f"2013-{through:02d}", folder=str(folder))
 
@@ -190,7 +196,10 @@ class Replay:
 
     def _execute(self, execution: Execution) -> str:
         assert self.landed_through is not None
-        self.month().retrains_started += execution.trigger == "drift-gate"
+        # The gate acts on the monitoring window that just closed: at 00:00 on the 1st, that
+        # is the previous month's (the last one's, at the end of the span).
+        if execution.trigger == "drift-gate":
+            self.month(self.now - dt.timedelta(seconds=1)).retrains_started += 1
         data = self.landed_through
         if data in self.runs_by_data:
             status, version = self.runs_by_data[data]
@@ -206,22 +215,22 @@ class Replay:
             return status
         self.run_count += 1
         self.month().pipeline_runs += 1
-        folder = self.out / "runs" / f"run-{self.run_count:02d}-{execution.trigger}"
-        started = time.perf_counter()
+        folder = self.run_folder(data)
         self.o.progress(
             f"  {self.now:%Y-%m-%d} pipeline run {self.run_count} ({execution.trigger}) on data "
             f"through 2013-{data:02d} ..."
         )
-        summary = run_local(
-            self.o.repo_root,
-            self.out / "data" / f"through-2013-{data:02d}",
-            folder,
-            self.out / "registry",
-            self.hub.name,
-            parameters={**self.o.parameters, **execution.parameters},
-            progress=lambda _line: None,
-            cdk_out=self.o.cdk_out,
-        )
+        outcome, why = None, "started by a trigger with parameters of its own"
+        if not execution.parameters:
+            outcome, why = self.ahead.take(data)
+        ran_ahead = outcome is not None
+        if outcome is None:
+            if folder.exists():  # the discarded run ahead's
+                folder = folder.with_name(folder.name + "-again")
+            outcome = timed(lambda: self.run_pipeline(data, folder, self.out / "registry",
+                                                      execution.parameters))  # fmt: skip
+            self.phase.add("pipeline runs (inline)", outcome.seconds, outcome.cpu_seconds)
+        summary = outcome.summary
         registered = summary.registered_model or {}
         report = registered.get("metrics") or self._evaluation(folder)
         version = registered.get("version")
@@ -231,13 +240,16 @@ class Replay:
             execution=execution.arn,
             parameters=execution.parameters,
             status=summary.status,
-            seconds=round(time.perf_counter() - started, 1),
+            seconds=round(outcome.seconds, 1),
+            ran_ahead=ran_ahead,
+            ahead=why,
             registered_version=version,
             failure=summary.failure_reason,
             **_gate_facts(report),
         )
         self.o.progress(
-            f"    {summary.status} in {time.perf_counter() - started:.0f} s"
+            f"    {summary.status} in {outcome.seconds:.0f} s"
+            + (" (ran ahead)" if ran_ahead else "")
             + (f": registered v{version}" if version else f": {summary.failure_reason}")
         )
         self.runs_by_data[data] = (summary.status, version)
@@ -250,6 +262,36 @@ class Replay:
         if version is not None:
             self.promote(int(version), str(registered.get("status")))
         return summary.status
+
+    def run_folder(self, data: int) -> Path:
+        return self.out / "runs" / f"run-on-data-through-2013-{data:02d}"
+
+    def run_pipeline(
+        self, data: int, folder: Path, registry: Path, parameters: dict[str, str]
+    ) -> RunSummary:
+        """`mlops local run` of the synthesized definition on the data through `data`."""
+        return run_local(
+            self.o.repo_root,
+            self.out / "data" / f"through-2013-{data:02d}",
+            folder,
+            registry,
+            self.hub.name,
+            parameters={**self.o.parameters, **parameters},
+            progress=lambda _line: None,
+            cdk_out=self.o.cdk_out,
+        )
+
+    def run_ahead(self, raw: dict[str, pd.DataFrame], data: int) -> None:
+        """Start the run on the data through `data` now, on the second core (see ahead.py)."""
+        self.data_through(raw, data)
+
+        def run(registry: Path) -> RunSummary:
+            outcome = timed(lambda: self.run_pipeline(data, self.run_folder(data), registry, {}))
+            self.phase.add("pipeline runs (ahead, in parallel)", outcome.seconds,
+                           outcome.cpu_seconds)  # fmt: skip
+            return outcome.summary
+
+        self.ahead.start(data, run)
 
     def _evaluation(self, folder: Path) -> dict[str, Any] | None:
         found = sorted(folder.glob("s3/**/Evaluate/evaluation/evaluation.json"))
@@ -266,11 +308,10 @@ class Replay:
             self.event("not_promoted", version=version, status=status, policy=self.o.promotion)
             return
         package = self.registry.get(self.registry.groups()[0], version)
-        self.served = ServedModel.load(
-            Path(package.model_data_path), version, self.out / "served-models"
-        )
+        model = ServedModel.load(Path(package.model_data_path), version, self.out / "served-models")
+        self.live.release(model, package.model_package_arn)
         if first:
-            self.never_retrained = self.served
+            self.never_retrained = model
         self.month().promotions += 0 if first else 1
         self.event("promoted", version=version, policy=self.o.promotion, seed=first)
 
@@ -286,6 +327,11 @@ class Replay:
             "--baseline", str(self.served.archive), "--work-dir", str(work / "work"),
             "--report-dir", str(work / "report"), "--metrics-namespace", NAMESPACE,
             "--psi-threshold", str(self.o.serving.drift.psi_threshold), "--region", "local",
+            "--drift-workers", "1",  # a day of captures: forking this process costs more
+            # Labels arrive LABEL_DELAY after their prediction: a day of earlier captures holds
+            # every prediction the window's labels refer to, so the metrics are the 168 h
+            # default's, without linking a week of captures into every daily job.
+            "--label-lookback-hours", str(LABEL_LOOKBACK_HOURS),
         ]  # fmt: skip
         published = self.now
         original = step_io.cloudwatch_client
@@ -344,15 +390,19 @@ class Replay:
     def run(self) -> dict[str, Any]:
         o = self.o
         started = time.perf_counter()
-        raw = read_raw_text(o.data_dir)
-        staged = self.out / "data" / "full"
-        stage_raw_data(o.data_dir, staged)
-        o.progress("Building the year's traffic (features of every flown flight) ...")
-        flights = year_of_flights(staged)
-        if o.cdk_out is None:
-            o.progress(f"Synthesizing the app (environment {self.hub.name}) ...")
-            object.__setattr__(o, "cdk_out", synthesize(o.repo_root, self.out / "cdk.out",
-                                                        self.hub.name))  # fmt: skip
+        cpu = cost.cpu_seconds()
+        with self.phase("synth and traffic", children=True), ThreadPoolExecutor(1) as pool:
+            synth = None
+            if o.cdk_out is None:  # one synth for every run: a node process, in parallel
+                o.progress(f"Synthesizing the app (environment {self.hub.name}) ...")
+                synth = pool.submit(synthesize, o.repo_root, self.out / "cdk.out", self.hub.name)
+            raw = read_raw_text(o.data_dir)  # once: each landing writes a slice of it
+            staged = self.out / "data" / "full"
+            stage_raw_data(o.data_dir, staged)
+            o.progress("Building the year's traffic (features of every flown flight) ...")
+            flights = year_of_flights(staged)
+            if synth is not None:
+                object.__setattr__(o, "cdk_out", synth.result())
         schedule_hours = rate_hours(self.training.schedule)
         if schedule_hours is None:
             self.event("note", text=f"training schedule {self.training.schedule} not replayed")
@@ -361,55 +411,77 @@ class Replay:
         recheck = dt.timedelta(hours=self.gate_config.min_hours)
         next_recheck = self.now + recheck
         end = dt.datetime(2013 + o.end_month // 12, o.end_month % 12 + 1, 1, tzinfo=dt.UTC)
-        by_day = {day: part for day, part in flights.groupby(flights["hour"].dt.floor("D"))}
-        while self.now < end:
-            day = self.now
-            if day.day == 1:
-                self.land(raw, day.month - 1)
-                self.start("new-data")
-                if self.served is None:
-                    raise SimulationError(
-                        "the first pipeline run registered no approved model; see "
-                        f"{self.out / 'runs'} (a shorter --seed-months may be too little data)"
+        by_day = {day: part for day, part in flights.groupby(flights["minute"].dt.floor("D"))}
+        try:
+            while self.now < end:
+                day = self.now
+                if day.day == 1:
+                    with self.phase("pipeline runs (landing: waiting for the run or running it)"):
+                        self.land(raw, day.month - 1)
+                        self.start("new-data")
+                    if self.served is None:
+                        raise SimulationError(
+                            "the first pipeline run registered no approved model; see "
+                            f"{self.out / 'runs'} (a shorter --seed-months may be too little data)"
+                        )
+                    o.progress(
+                        f"{day:%Y-%m}: serving v{self.served.version} "
+                        f"({time.perf_counter() - started:.0f} s)"
                     )
-                o.progress(f"{day:%Y-%m}: serving v{self.served.version}")
-            self.month().served_versions.append(self.served.version)  # type: ignore[union-attr]
-            self.serve_day(by_day.get(pd.Timestamp(day), flights.iloc[0:0]))
-            tomorrow = day + dt.timedelta(days=1)
-            for when in sorted_times(next_job, next_schedule, next_recheck, tomorrow):
-                self.now = when
-                if when == next_job:
-                    self.monitoring_job()
-                    next_job += dt.timedelta(hours=self.period_hours)
-                if when == next_schedule:
-                    self.start("schedule")
-                    next_schedule += dt.timedelta(hours=schedule_hours or 1e9)
-                if when == next_recheck:
-                    self.invoke_gate({"gate": "recheck", "time": when.strftime("%Y-%m-%dT%H:%M:%SZ"),
-                                      "region": o.serving.home_region})  # fmt: skip
-                    next_recheck += recheck
-            self.now = tomorrow
+                    if day.month < o.end_month:  # this month's data lands on the next month's 1st
+                        self.run_ahead(raw, day.month)
+                self.month().served_versions.append(self.served.version)  # type: ignore[union-attr]
+                self.serve_day(day, by_day.get(pd.Timestamp(day), flights.iloc[0:0]))
+                tomorrow = day + dt.timedelta(days=1)
+                for when in sorted_times(next_job, next_schedule, next_recheck, tomorrow):
+                    self.now = when
+                    if when == next_job:
+                        with self.phase("monitoring jobs and alarms"):
+                            self.monitoring_job()
+                        next_job += dt.timedelta(hours=self.period_hours)
+                    if when == next_schedule:
+                        self.start("schedule")  # between landings: reuses the landing's run
+                        next_schedule += dt.timedelta(hours=schedule_hours or 1e9)
+                    if when == next_recheck:
+                        self.invoke_gate({"gate": "recheck", "time": when.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                                          "region": o.serving.home_region})  # fmt: skip
+                        next_recheck += recheck
+                self.now = tomorrow
+        finally:
+            self.ahead.close()
         seconds = time.perf_counter() - started
-        return {"seconds": round(seconds, 1), "pipeline_runs": self.run_count}
+        return {
+            "seconds": round(seconds, 1),
+            "cpu_seconds": round(cost.cpu_seconds() - cpu, 1),
+            "phases": self.phase.summary(),
+            "pipeline_runs": self.run_count,
+        }
 
-    def serve_day(self, flights: pd.DataFrame) -> None:
-        assert self.served is not None and self.never_retrained is not None
+    def serve_day(self, day: dt.datetime, flights: pd.DataFrame) -> None:
+        """The day's requests through the endpoint (and its alarms, and rollbacks), their
+        capture and labels; the month's truth: served and never-retrained scores."""
+        assert self.never_retrained is not None
+        with self.phase("serving and endpoint alarms"):
+            answered = self.live.serve_day(day, flights)
+        with self.phase("capture and labels"):
+            write_day(self.endpoint, flights, answered)
         month = self.month()
-        for hour, rows in flights.groupby("hour"):
-            scores = serve_hour(self.endpoint, self.served, rows, hour)
-            if self.never_retrained is self.served:
-                baseline = scores
-            else:
-                _, baseline = self.never_retrained.invoke(_body(rows))
-            month.labels.append(rows["delayed"].to_numpy())
-            month.served_scores.append(scores)
-            month.baseline_scores.append(baseline)
-
-
-def _body(rows: pd.DataFrame) -> str:
-    from mlops.local.simulate.traffic import request_body
-
-    return request_body(rows)
+        month.failed_requests += len(requests_of(flights)) - len(answered)
+        if not answered:
+            month.failed_flights += len(flights)
+            return
+        rows = np.concatenate([np.arange(a.request.start, a.request.stop) for a in answered])
+        month.failed_flights += len(flights) - len(rows)
+        served = np.concatenate([a.scores for a in answered])
+        if all(a.version == self.never_retrained.version for a in answered):
+            baseline = served
+        else:
+            with self.phase("never-retrained scoring"):
+                lines = [line for a in answered for line in a.lines]
+                _, baseline = self.never_retrained.invoke_batch(lines)
+        month.labels.append(flights["delayed"].to_numpy()[rows])
+        month.served_scores.append(served)
+        month.baseline_scores.append(baseline)
 
 
 def sorted_times(*times: dt.datetime) -> list[dt.datetime]:
@@ -444,55 +516,19 @@ def read_raw_text(data_dir: Path) -> dict[str, pd.DataFrame]:
     return tables
 
 
-def month_summary(month: Month) -> dict[str, Any]:
-    labels = np.concatenate(month.labels) if month.labels else np.array([])
-    served = np.concatenate(month.served_scores) if month.served_scores else np.array([])
-    base = np.concatenate(month.baseline_scores) if month.baseline_scores else np.array([])
-
-    def mean(name: str) -> float | None:
-        values = month.metrics.get(name)
-        return float(np.mean(values)) if values else None
-
-    return {
-        "month": month.month,
-        "served_versions": sorted(set(month.served_versions)),
-        "flights": len(labels),
-        "auc_served": auc(labels, served) if len(labels) else None,
-        "auc_never_retrained": auc(labels, base) if len(labels) else None,
-        "drift_score_mean": mean("DriftScore"),
-        "out_of_range_mean": mean("OutOfRangeShare"),
-        "drifted_features_mean": mean("DriftedFeatureCount"),
-        "monitored_auc_mean": mean("ModelAUC"),
-        "alarms_fired": month.alarms_fired,
-        "periods_in_alarm": month.periods_in_alarm,
-        "retrains_started": month.retrains_started,
-        "pipeline_runs": month.pipeline_runs,
-        "promotions": month.promotions,
-        "rollbacks": month.rollbacks,
-    }
-
-
 def simulate(options: Options) -> dict[str, Any]:
     """Run the replay and write its outputs; the summary (truth figures included)."""
     from mlops.local.simulate import report
 
-    if options.promotion not in PROMOTION_POLICIES:
-        raise SimulationError(
-            f"--promotion {options.promotion!r} is not a policy (allowed: "
-            f"{', '.join(PROMOTION_POLICIES)})"
-        )
-    if not 2 <= options.seed_months < options.end_month <= 12:
-        raise SimulationError(
-            f"--seed-months {options.seed_months} and --end-month {options.end_month}: need "
-            "2 <= seed months < end month <= 12 (the window needs 8 weeks and a training day)"
-        )
+    check_options(options)
+    fault = options.fault
     out = Path(options.out_dir)
     if out.exists() and any(out.iterdir()):
         raise SimulationError(f"--out {out} is not empty; give a new folder")
     out.mkdir(parents=True, exist_ok=True)
     replay = Replay(options)
     cost = replay.run()
-    months = [month_summary(m) for m in replay.months.values()]
+    months = [report.month_summary(m) for m in replay.months.values()]
     report.annotate_drops(months, replay.test_auc)
     summary = {
         **cost,
@@ -505,9 +541,25 @@ def simulate(options: Options) -> dict[str, Any]:
             "evaluation_periods": replay.drift_alarm.evaluation_periods,
             "period_hours": replay.period_hours,
         },
-        "auc_drop_definition": f"served AUC < its own test-window AUC - {report.AUC_DROP}",
-        "not_simulated": "endpoint deployment alarms (5xx, latency): no rollbacks are possible",
+        "auc_drop_definition": report.DROP_DEFINITION,
+        "endpoint_alarms": {
+            "alarms": [replay.live.errors.name, replay.live.latency.name],
+            "period_minutes": 1,
+            "datapoints_to_alarm": replay.live.errors.datapoints_to_alarm,
+            "evaluation_periods": replay.live.errors.evaluation_periods,
+            "treat_missing_data": replay.live.errors.missing,
+        },
+        "fault": None
+        if fault is None
+        else {
+            "month": fault.month,
+            "kind": fault.kind,
+            "span": [t.isoformat() for t in fault.span()],
+        },
+        "not_simulated": "the blue/green deployment's own bake-time auto-rollback (a fault "
+        "starts after it) and UpdateEndpoint's minutes of transition (effective next minute)",
         "truth": report.truth(months, replay.timeline),
     }
-    report.write_outputs(out, replay.timeline, months, summary)
+    timeline = sorted(replay.timeline, key=lambda e: e["time"])  # stable: causes stay first
+    report.write_outputs(out, timeline, months, summary)
     return {"summary": summary, "months": months, "table": report.monthly_table(months)}
