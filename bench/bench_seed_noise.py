@@ -21,10 +21,12 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "pipeline_steps"))
+sys.path.insert(0, str(ROOT / "tests"))
 
 import evaluate  # noqa: E402
 import preprocess  # noqa: E402
 import train  # noqa: E402
+from step_fixtures import reference_join, write_joined  # noqa: E402
 
 from mlops.local.run_local import bundled_data_dir, stage_raw_data  # noqa: E402
 
@@ -41,7 +43,8 @@ def main() -> int:
         work = Path(tmp)
         raw = work / "raw"
         stage_raw_data(bundled_data_dir(), raw)
-        argv = ["--input-dir", str(raw), "--window-end", args.window_end]
+        joined = write_joined(reference_join(raw), work / "joined")
+        argv = ["--joined-dir", str(joined), "--window-end", args.window_end]
         for name in ("train", "validation", "test", "baseline"):
             argv += [f"--{name}-dir", str(work / name)]
         assert preprocess.main(argv) == 0

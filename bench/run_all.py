@@ -18,6 +18,7 @@ BENCHMARKS = (
     ("Drift job (one million captured records)", "bench_drift.py"),
     ("Rollback handler (emulated AWS)", "bench_rollback.py"),
     ("Feature ingestion (a year of weather and planes)", "bench_ingest.py"),
+    ("Offline-store join (a year) vs. the pandas merge_asof it replaces", "bench_offline_join.py"),
     ("Inference front door: local serve vs. in-process scoring", "bench_serve.py"),
 )
 

@@ -93,14 +93,17 @@ def local_run(args: argparse.Namespace) -> int:
             args.env,
             parameters=dict(args.parameter),
             clock=clock,
+            # The new raw data feeds the feature groups first (in AWS: the ingestion Lambda);
+            # Preprocess's join reads the offline store, `mlops local serve` the online one.
+            feature_store=args.feature_store,
         )
     except (LocalRunError, RegistryError) as error:
         return _error(str(error))
     print(f"Run summary: {out / 'run-summary.json'}")
+    print(f"Feature store: {args.feature_store}")
     if summary.status != "Succeeded":
         return _error(f"the pipeline failed: {summary.failure_reason}", 1)
-    # The same new raw data feeds the feature groups (in AWS: the ingestion Lambda).
-    return _ingest(args.feature_store, args.data)
+    return 0
 
 
 # ---- mlops local ingest / serve ---------------------------------------------------------

@@ -43,6 +43,17 @@ def bucket_name(
     return name
 
 
+def feature_database_name(platform: PlatformConfig, environment: EnvironmentConfig) -> str:
+    """The Glue database of a stage's offline-store tables and raw flights table: the
+    training pipeline's Athena query names it (Glue names: lowercase, digits and _)."""
+    return f"{platform.project}_{environment.name}_features".replace("-", "_")
+
+
+def athena_workgroup_name(platform: PlatformConfig, environment: EnvironmentConfig) -> str:
+    """The workgroup the training pipeline's offline-store join runs in."""
+    return f"{platform.project}-{environment.name}-training"
+
+
 def replication_role_name(platform: PlatformConfig, hub: EnvironmentConfig) -> str:
     """The hub's S3 replication role: serving accounts trust it by name in bucket/key policies."""
     return f"{platform.project}-{hub.name}-model-replication"

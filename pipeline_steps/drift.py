@@ -62,6 +62,10 @@ MAX_WORKERS = 8
 # tiny bins make PSI noisy on small windows.
 MIN_CATEGORY_FRACTION = 0.01
 CAPTURE_SUFFIXES = (".jsonl", ".json")
+# The inference API's health check (Route 53 calls it through the real endpoint) sends a fixed
+# request with this InferenceId (lambda/inference_api/front_door.py HEALTH_INFERENCE_ID): it
+# is not traffic, so drift leaves it out.
+HEALTH_CHECK_INFERENCE_ID = "health-check"
 
 
 # ---- window accumulation -------------------------------------------------------------------
@@ -351,10 +355,12 @@ class InputTally:
     records: int = 0
     malformed: Counter[str] = field(default_factory=Counter)
     skipped_files: list[dict[str, str]] = field(default_factory=list)
+    health_checks: int = 0
 
     def merge(self, other: InputTally) -> None:
         self.files += other.files
         self.records += other.records
+        self.health_checks += other.health_checks
         self.malformed.update(other.malformed)
         self.skipped_files.extend(other.skipped_files)
 
@@ -365,6 +371,7 @@ class InputTally:
             "malformed": sum(self.malformed.values()),
             "malformed_by_reason": dict(sorted(self.malformed.items())),
             "skipped_files": self.skipped_files,
+            "health_checks_left_out": self.health_checks,
         }
 
 
@@ -505,6 +512,10 @@ def event_payload(event: Any, tally: InputTally) -> str | None:
         content_type = str(endpoint_input.get("observedContentType", "text/csv"))
     except (KeyError, TypeError, AttributeError):
         tally.malformed["bad_capture_json"] += 1
+        return None
+    metadata = event.get("eventMetadata")
+    if isinstance(metadata, dict) and metadata.get("inferenceId") == HEALTH_CHECK_INFERENCE_ID:
+        tally.health_checks += 1
         return None
     if "csv" not in content_type.lower() or not isinstance(data, str):
         tally.malformed["not_csv"] += 1

@@ -23,9 +23,9 @@ MISSING_VALUES = frozenset({"", "NA", "NaN", "nan", "null"})
 # Planes without a build year: known since before any flight in any data set.
 UNKNOWN_BUILD_EVENT_TIME = "1970-01-01T00:00:00Z"
 OBSERVED_AFTER_HOUR = timedelta(minutes=feature_schema.WEATHER_OBSERVATION_DELAY_MINUTES)
-# An observation older than this is no longer "the weather at departure" (preprocess.py's
-# WEATHER_TOLERANCE, which the step cannot import from here without pulling in pandas).
-WEATHER_MAX_AGE = timedelta(hours=3)
+# An observation older than this is no longer "the weather at departure" (the training join's
+# rule, mlops/pipeline_definition/offline_join.py).
+WEATHER_MAX_AGE = timedelta(hours=feature_schema.WEATHER_MAX_AGE_HOURS)
 
 WEATHER_GROUP = "weather"
 PLANE_GROUP = "plane"

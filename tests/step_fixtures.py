@@ -12,7 +12,10 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
+import preprocess
+import step_io
 from helpers import bundled_data_dir
 
 # January-February 2013 flights, and dates that split them like the default split does.
@@ -67,9 +70,40 @@ def slice_date_args() -> list[str]:
     ]
 
 
+def reference_join(raw: Path) -> pd.DataFrame:
+    """What the offline-store join returns for the raw tables in `raw`, computed with the
+    reference pandas join (merge_asof); tests/test_offline_join.py proves the two equal row
+    for row on the full year. The departure comes from time_hour, as in the query; flights
+    without one (or without a valid local time) get no features instead of failing here, so
+    preprocess's own checks see them."""
+    flights = step_io.read_table(raw, "flights")
+    weather = step_io.read_table(raw, "weather")
+    planes = step_io.read_table(raw, "planes")
+    minutes = pd.to_timedelta(flights["sched_dep_time"] % 100, unit="m")
+    flights["scheduled_departure"] = flights["time_hour"] + minutes
+    known = flights["scheduled_departure"].notna()
+    joined = preprocess.join_weather(flights.loc[known].reset_index(drop=True), weather)
+    joined = pd.concat([joined, flights.loc[~known]], ignore_index=True)
+    joined = preprocess.join_planes(joined, planes)
+    joined["departure"] = joined["scheduled_departure"].dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+    joined["observed_at"] = joined["observed_at"].dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return joined[list(preprocess.JOINED_TYPES)]
+
+
+def write_joined(frame: pd.DataFrame, folder: Path) -> Path:
+    """The joined rows as preprocess's --joined-dir reads them (JSON lines, nulls omitted)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rows = frame.replace({np.nan: None}).to_dict(orient="records")
+    lines = [json.dumps({k: v for k, v in row.items() if v is not None}) for row in rows]
+    (folder / "result.json").write_text("\n".join(lines) + "\n")
+    return folder
+
+
 def preprocess_args(raw: Path, out: Path) -> list[str]:
-    """Arguments for preprocess.main writing every output under `out`."""
-    args = ["--input-dir", str(raw)]
+    """Arguments for preprocess.main writing every output under `out`; its joined input is
+    the reference join of the raw tables in `raw` (out/joined)."""
+    joined = write_joined(reference_join(raw), out / "joined")
+    args = ["--joined-dir", str(joined)]
     for name in ("train", "validation", "test", "baseline"):
         args += [f"--{name}-dir", str(out / name)]
     return args + slice_date_args()

@@ -68,8 +68,8 @@ def test_run_folders_are_named_from_the_cli_clock_in_utc(
     monkeypatch.setattr(cli, "DEFAULT_RUNS", tmp_path / "runs")
     seen: dict[str, object] = {}
 
-    def fake_run_local(root, data, out, registry, env, *, parameters, clock):  # type: ignore[no-untyped-def]
-        seen.update(out=out, clock=clock, parameters=parameters)
+    def fake_run_local(root, data, out, registry, env, *, parameters, clock, feature_store):  # type: ignore[no-untyped-def]
+        seen.update(out=out, clock=clock, parameters=parameters, store=feature_store)
         return RunSummary(
             status="Succeeded",
             pipeline="p",
@@ -85,6 +85,7 @@ def test_run_folders_are_named_from_the_cli_clock_in_utc(
     assert cli.main(["local", "run", "--data", str(bundled_data_dir())]) == 0
     assert seen["out"] == tmp_path / "runs" / "run-20261126T120005Z"
     assert seen["clock"] is cli.clock  # the registry and the run read the same clock
+    assert seen["store"] == cli.DEFAULT_FEATURE_STORE  # the store `mlops local serve` reads
 
 
 def _data_folder(tmp_path: Path, flights_zip: bytes) -> Path:

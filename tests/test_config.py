@@ -170,6 +170,11 @@ BAD_CONFIGS = {
         lambda d: d["environments"].update({"qa-": d["environments"]["staging"]}),
         "environments.qa-: environment name 'qa-': must not end with '-'",
     ),
+    "unknown api gateway logging role mode": (
+        lambda d: d["environments"]["prod"]["serving"].update(api_gateway_logging_role="yes"),
+        "environments.prod.serving.api_gateway_logging_role: must be one of existing, managed; "
+        "got 'yes'",
+    ),
     "tag value with #": (
         lambda d: d.update(cost_centre="ml#1"),
         "cost_centre: character '#' is not allowed in a tag value",
@@ -246,6 +251,13 @@ def test_app_exits_2_with_one_line_and_no_traceback(tmp_path: Path) -> None:
         "(the first is the home region)"
     ]
     assert "Traceback" not in result.stderr + result.stdout
+
+
+def test_the_api_gateway_logging_role_is_left_alone_unless_a_stage_manages_it() -> None:
+    config = parse_config(DEFAULT_TEXT, "environments.yaml")
+    assert config.environment("dev").serving.api_gateway_logging_role == "managed"
+    # Not given: the safe default keeps the account's own setting.
+    assert config.environment("prod").serving.api_gateway_logging_role == "existing"
 
 
 def test_window_margin_and_drift_alarm_default_and_override() -> None:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import re
+
 import aws_cdk as cdk
 import pytest
 from aws_cdk.assertions import Match, Template
@@ -46,6 +49,8 @@ PINNED_LOGICAL_IDS = {
     "FeatureStoreFlightFeatureGroup3C4B59A1": "AWS::SageMaker::FeatureGroup",
     "FeatureStoreWeatherFeatureGroup504C7D20": "AWS::SageMaker::FeatureGroup",
     "FeatureStorePlaneFeatureGroup89252D7B": "AWS::SageMaker::FeatureGroup",
+    "OfflineCatalogDatabase": "AWS::Glue::Database",
+    "OfflineCatalogRawFlights": "AWS::Glue::Table",
 }
 
 
@@ -54,7 +59,18 @@ def test_stateful_logical_ids_are_pinned(prod: Template) -> None:
     stateful = {
         logical_id: resource["Type"]
         for logical_id, resource in resources.items()
-        if resource["Type"] in {"AWS::KMS::Key", "AWS::S3::Bucket", "AWS::SageMaker::FeatureGroup"}
+        if resource["Type"]
+        in {
+            "AWS::KMS::Key",
+            "AWS::S3::Bucket",
+            "AWS::SageMaker::FeatureGroup",
+            "AWS::Glue::Database",
+            "AWS::Glue::Table",
+        }
+    }
+    # CDK appends a hash to these two: compare without it.
+    stateful = {
+        re.sub(r"^(OfflineCatalog\w+?)[0-9A-F]{8}$", r"\1", k): v for k, v in stateful.items()
     }
     assert stateful == PINNED_LOGICAL_IDS
 
@@ -130,6 +146,28 @@ def test_feature_groups_come_from_the_one_schema(prod: Template) -> None:
         assert declared == list(feature_schema.feature_group_columns(spec))
     every_feature = {d["FeatureName"] for g in by_name.values() for d in g["FeatureDefinitions"]}
     assert set(feature_schema.FEATURE_ORDER) <= every_feature
+
+
+def test_offline_store_tables_are_named_in_the_stage_database(prod: Template) -> None:
+    """The training join names its tables: each group's Glue table is pinned by
+    DataCatalogConfig in the stage's database, next to the raw flights table over raw/."""
+    groups = prod.find_resources("AWS::SageMaker::FeatureGroup")
+    for group in groups.values():
+        catalog = group["Properties"]["OfflineStoreConfig"]["DataCatalogConfig"]
+        name = group["Properties"]["FeatureGroupName"].rsplit("-", 1)[1]
+        assert catalog == {
+            "Catalog": "AwsDataCatalog",
+            "Database": "flightdelay_prod_features",
+            "TableName": name,
+        }
+    (table,) = prod.find_resources("AWS::Glue::Table").values()
+    table_input = table["Properties"]["TableInput"]
+    assert table["Properties"]["DatabaseName"] == "flightdelay_prod_features"
+    assert table_input["Name"] == "raw_flights"
+    storage = table_input["StorageDescriptor"]
+    assert "/raw/" in json.dumps(storage["Location"])  # s3://<data bucket>/raw/
+    assert storage["SerdeInfo"]["Parameters"]["serialization.null.format"] == "NA"
+    assert table_input["Parameters"]["skip.header.line.count"] == "1"
 
 
 def test_feature_store_is_encrypted_online_and_offline(prod: Template) -> None:

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from mlops.pipeline_definition.offline_join import OfflineTables
 from mlops.pipeline_definition.training_pipeline import (
     TrainingPipelineSpec,
     TuningSpec,
@@ -22,6 +23,8 @@ def make_spec(**overrides: Any) -> TrainingPipelineSpec:
         "artifact_bucket": "artifacts-bucket",
         "code_uri": "s3://artifacts-bucket/assets/0123abcd.tar.gz",
         "model_package_group_name": "flight-delay",
+        "offline_tables": OfflineTables(database="mlops_dev_features"),
+        "athena_workgroup": "mlops-dev-training",
         "find_incumbent_function_arn": (
             "arn:aws:lambda:us-east-1:123456789012:function:find-incumbent"
         ),
@@ -66,12 +69,28 @@ def test_cdk_tokens_do_not_trip_the_literal_checks() -> None:
 
 def test_misspelt_field_is_reported_with_its_path() -> None:
     definition = build_definition(make_spec())
-    inputs = step(definition, "Preprocess")["Arguments"]["ProcessingInputs"]
+    inputs = step(definition, "Evaluate")["Arguments"]["ProcessingInputs"]
     inputs[0]["ProcessingInput"] = inputs[0].pop("S3Input")
     problems = validate_definition(definition)
     assert problems, "a misspelt member must be reported"
     assert any(
-        p.startswith("Preprocess: ") and "ProcessingInputs[0]" in p and '"ProcessingInput"' in p
+        p.startswith("Evaluate: ") and "ProcessingInputs[0]" in p and '"ProcessingInput"' in p
+        for p in problems
+    ), problems
+
+
+def test_the_athena_input_is_checked_against_the_service_model() -> None:
+    """Preprocess's DatasetDefinition is validated like every other member: a misspelt
+    Athena field is reported with its path (and the real one passes: see above)."""
+    definition = build_definition(make_spec())
+    inputs = step(definition, "Preprocess")["Arguments"]["ProcessingInputs"]
+    athena = inputs[0]["DatasetDefinition"]["AthenaDatasetDefinition"]
+    athena["Query"] = athena.pop("QueryString")
+    problems = validate_definition(definition)
+    assert any(
+        p.startswith("Preprocess: ")
+        and "DatasetDefinition.AthenaDatasetDefinition" in p
+        and '"Query"' in p
         for p in problems
     ), problems
 

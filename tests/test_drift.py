@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import importlib.util
 import json
 import shutil
 import sys
@@ -216,11 +217,47 @@ def test_empty_capture_folder_is_insufficient_data(tmp_path, months) -> None:
         "malformed": 0,
         "malformed_by_reason": {},
         "skipped_files": [],
+        "health_checks_left_out": 0,
     }
     assert report["overall"]["status"] == "insufficient_data"
 
 
 # ---- capture formats and malformed records ------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("inference_id", "counted"),
+    [("health-check", False), ("health-check-2", True), ("booking-1", True), (None, True)],
+)
+def test_health_check_records_are_left_out_of_drift(
+    tmp_path, months, inference_id: str | None, counted: bool
+) -> None:
+    """The routing health check's captured requests are not traffic: only the exact
+    inferenceId the inference API gives them is left out, and it is counted."""
+    baseline = _baseline_file(tmp_path, months["january"], months["vocabulary"])
+    path = _write_capture(tmp_path / "capture", months["july"].head(600))
+    lines = path.read_text().splitlines()
+    marked = []
+    for line in lines[:200]:
+        event = json.loads(line)
+        if inference_id is not None:
+            event["eventMetadata"]["inferenceId"] = inference_id
+        marked.append(json.dumps(event))
+    path.write_text("\n".join(marked + lines[200:]) + "\n")
+    report = _run(baseline, tmp_path / "capture", tmp_path / "report", "--min-records", "100")
+    assert report["records"]["valid"] == (600 if counted else 400)
+    assert report["records"]["health_checks_left_out"] == (0 if counted else 200)
+    assert report["records"]["malformed"] == 0
+
+
+def test_the_health_check_id_is_the_one_the_inference_api_sends() -> None:
+    folder = Path(__file__).resolve().parents[1] / "lambda" / "inference_api"
+    spec = importlib.util.spec_from_file_location("drift_front_door", folder / "front_door.py")
+    assert spec is not None and spec.loader is not None
+    front_door = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = front_door  # its dataclasses look the module up
+    spec.loader.exec_module(front_door)
+    assert drift.HEALTH_CHECK_INFERENCE_ID == front_door.HEALTH_INFERENCE_ID
 
 
 def test_base64_csv_and_batched_captures_read_the_same(tmp_path, months) -> None:

@@ -22,6 +22,7 @@ from botocore.stub import Stubber
 FOLDER = Path(__file__).resolve().parents[1] / "lambda" / "inference_api"
 sys.path.insert(0, str(FOLDER))
 import front_door  # noqa: E402
+import served_version  # noqa: E402
 
 _spec = importlib.util.spec_from_file_location("inference_api_handler", FOLDER / "handler.py")
 assert _spec is not None and _spec.loader is not None
@@ -394,3 +395,79 @@ def test_an_endpoint_that_times_out_or_cannot_be_reached(error: Exception, statu
     aws.lookup_returns(Records=_records())
     aws.runtime = _failing_client("sagemaker-runtime", "InvokeEndpoint", error)
     assert aws.call(REQUEST)["statusCode"] == status
+
+
+# ---- The version actually served ---------------------------------------------------------
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _served(clock: Clock) -> tuple[Any, Stubber, Any]:
+    client = boto3.client("sagemaker", region_name="us-east-1")
+    env = {**ENV, "ENDPOINT_CONFIG_VERSIONS": json.dumps({"cfg-current": "3", "cfg-previous": "2"})}
+    served = served_version.ServedVersion.from_environment(client, env, ttl_s=30.0, clock=clock)
+    return served, Stubber(client), client
+
+
+def _describe(stub: Stubber, config: str) -> None:
+    stub.add_response(
+        "describe_endpoint",
+        {
+            "EndpointName": ENV["ENDPOINT_NAME"],
+            "EndpointArn": "arn:aws:sagemaker:us-east-1:111111111111:endpoint/flightdelay-prod",
+            "EndpointConfigName": config,
+            "EndpointStatus": "InService",
+            "CreationTime": datetime(2026, 1, 1, tzinfo=UTC),
+            "LastModifiedTime": datetime(2026, 1, 1, tzinfo=UTC),
+        },
+        {"EndpointName": ENV["ENDPOINT_NAME"]},
+    )
+
+
+@pytest.mark.parametrize(("config", "version"), [("cfg-current", "3"), ("cfg-previous", "2")])
+def test_the_answer_names_the_version_the_endpoint_serves(config: str, version: str) -> None:
+    """After a rollback the endpoint serves the previous config: the answer says so."""
+    served, stub, _ = _served(Clock())
+    _describe(stub, config)
+    aws = Aws()
+    aws.lookup_returns(Records=_records())
+    aws.endpoint_returns(_row())
+    event = {"httpMethod": "POST", "resource": "/predict", "body": json.dumps(REQUEST)}
+    with stub, aws.store_stub, aws.runtime_stub:
+        result = handler.answer_event(event, aws.store, aws.runtime, ENV, None, served)
+    assert json.loads(result["body"])["model_version"] == version
+
+
+def test_the_served_version_is_asked_again_only_after_its_ttl() -> None:
+    clock = Clock()
+    served, stub, _ = _served(clock)
+    _describe(stub, "cfg-current")
+    _describe(stub, "cfg-previous")
+    with stub:
+        assert served.get() == "3"
+        clock.now = 29.9
+        assert served.get() == "3"  # cached: no second DescribeEndpoint yet
+        clock.now = 30.0
+        assert served.get() == "2"  # the rollback shows at the ttl
+        stub.assert_no_pending_responses()
+
+
+def test_an_unknown_config_or_a_failed_describe_falls_back_without_failing() -> None:
+    clock = Clock()
+    served, stub, _ = _served(clock)
+    stub.add_client_error("describe_endpoint", "ThrottlingException")
+    _describe(stub, "cfg-previous")
+    stub.add_client_error("describe_endpoint", "ThrottlingException")
+    _describe(stub, "cfg-being-deployed")
+    with stub:
+        assert served.get() == "3"  # nothing known yet: the release
+        assert served.get() == "2"
+        clock.now = 31.0
+        assert served.get() == "2"  # the last answer, not the release
+        assert served.get() == "3"  # a config it was not told about: the release

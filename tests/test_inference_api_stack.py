@@ -70,14 +70,23 @@ def test_every_serving_stage_has_a_regional_api(templates: dict[str, Any], stage
 def test_the_lambda_serves_the_pinned_version_of_this_environment(
     templates: dict[str, Any],
 ) -> None:
-    for stage, version in (
-        ("prod-us-east-1", "3"),
-        ("staging-eu-west-1", "4"),
-        ("dev-us-east-1", "5"),
+    for stage, version, previous in (
+        ("prod-us-east-1", "3", "2"),
+        ("staging-eu-west-1", "4", "3"),
+        ("dev-us-east-1", "5", "4"),
     ):
-        _, function = _api_function(_serving(templates, stage))
-        variables = function["Properties"]["Environment"]["Variables"]
+        template = _serving(templates, stage)
+        _, function = _api_function(template)
+        variables = dict(function["Properties"]["Environment"]["Variables"])
         env = stage.split("-")[0]
+        # Both endpoint configs with the version each serves (the answer names the served one).
+        parts = variables.pop("ENDPOINT_CONFIG_VERSIONS")["Fn::Join"][1]
+        text = "".join(p if isinstance(p, str) else p["Fn::GetAtt"][0] for p in parts)
+        configs = json.loads(text)
+        endpoint = next(r for r in template.values() if r["Type"] == "AWS::SageMaker::Endpoint")
+        current = endpoint["Properties"]["EndpointConfigName"]["Fn::GetAtt"][0]
+        assert configs.pop(current) == version
+        assert list(configs.values()) == [previous]
         assert variables == {
             "POWERTOOLS_SERVICE_NAME": "inference_api",
             "ENDPOINT_NAME": f"flightdelay-{env}",
@@ -114,9 +123,12 @@ def test_the_lambda_role_reads_two_online_stores_and_invokes_one_endpoint(
     sagemaker_actions = sorted(a for a in by_action if a.startswith("sagemaker:"))
     assert sagemaker_actions == [
         "sagemaker:BatchGetRecord",
+        "sagemaker:DescribeEndpoint",
         "sagemaker:GetRecord",
         "sagemaker:InvokeEndpoint",
     ]
+    # Which config (model version) is served: only its own endpoint.
+    assert by_action["sagemaker:DescribeEndpoint"] == by_action["sagemaker:InvokeEndpoint"]
     rendered = json.dumps(by_action["sagemaker:BatchGetRecord"])
     assert "feature-group/flightdelay-prod-weather" in rendered
     assert "feature-group/flightdelay-prod-plane" in rendered
@@ -153,3 +165,25 @@ def test_the_timeout_check_can_fail(templates: dict[str, Any]) -> None:
     logical_id, function = _api_function(resources)
     function["Properties"]["Timeout"] = 60
     assert slow_api_integrations(resources) == [f"{logical_id}: 60 s"]
+
+
+def test_only_a_stage_that_manages_it_sets_the_accounts_api_gateway_logging_role(
+    templates: dict[str, Any],
+) -> None:
+    """AWS::ApiGateway::Account is one setting per account and region: dev's config says
+    "managed" (the stack creates the role and sets it), prod and staging leave the default
+    "existing" (no Account resource, no role: the account's own setting is kept)."""
+    for stage, managed in (
+        ("dev-us-east-1", True),
+        ("staging-eu-west-1", False),
+        ("prod-us-east-1", False),
+    ):
+        resources = _serving(templates, stage)
+        accounts = [r for r in resources.values() if r["Type"] == "AWS::ApiGateway::Account"]
+        roles = [
+            r
+            for r in resources.values()
+            if r["Type"] == "AWS::IAM::Role"
+            and "AmazonAPIGatewayPushToCloudWatchLogs" in json.dumps(r["Properties"])
+        ]
+        assert len(accounts) == len(roles) == (1 if managed else 0), stage

@@ -961,6 +961,7 @@ def real_slice(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def _our_pipeline(tmp_path: Path, raw: Path) -> tuple[dict[str, Any], Path]:
     """The project's own definition builder and step scripts, with a local code URI."""
+    from mlops.pipeline_definition.offline_join import OfflineTables
     from mlops.pipeline_definition.training_pipeline import TrainingPipelineSpec, build_definition
 
     s3_root = tmp_path / "s3"
@@ -977,6 +978,7 @@ def _our_pipeline(tmp_path: Path, raw: Path) -> tuple[dict[str, Any], Path]:
         code_uri="s3://assets/sourcedir.tar.gz",
         model_package_group_name="flights",
         find_incumbent_function_arn="arn:aws:lambda:eu-west-1:111111111111:function:find",
+        offline_tables=OfflineTables(database="local_features"),
         auc_threshold=0.55,
     )
     return build_definition(spec), s3_root
@@ -985,9 +987,30 @@ def _our_pipeline(tmp_path: Path, raw: Path) -> tuple[dict[str, Any], Path]:
 SLICE_SPLIT = {"TrainEnd": "2013-01-31", "ValidationEnd": "2013-02-28", "TestEnd": "2013-03-31"}
 
 
+def _local_catalog(tmp_path: Path, s3_root: Path) -> Any:
+    """The slice's weather and planes ingested into a local offline store, and the Glue
+    tables of _our_pipeline's database over it and over the staged raw folder."""
+    from datetime import UTC, datetime
+
+    from mlops.local.athena import CsvTable, LocalCatalog, OfflineStoreTable
+    from mlops.local.feature_store.ingest import ingest_folder
+    from mlops.local.feature_store.offline import data_dir
+    from mlops.pipeline_definition.offline_join import RAW_FLIGHT_COLUMNS
+
+    store, raw = tmp_path / "store", s3_root / "artifacts" / "raw"
+    ingest_folder(store, raw, clock=lambda: datetime(2026, 1, 1, tzinfo=UTC))
+    tables = (
+        OfflineStoreTable("weather", data_dir(store, "weather")),
+        OfflineStoreTable("plane", data_dir(store, "plane")),
+        CsvTable("raw_flights", raw, "s3://artifacts/raw/", RAW_FLIGHT_COLUMNS, "NA", 1),
+    )
+    return LocalCatalog({("AwsDataCatalog", "local_features"): tables})
+
+
 def _run_ours(tmp_path: Path, s3_root: Path, definition: dict[str, Any], name: str, **params):
     registry = LocalRegistry(tmp_path / "registry")
     repo = Path(__file__).resolve().parents[1]
+    catalog_dir = tmp_path / "catalog"
     return run_pipeline(
         definition,
         s3_root=s3_root,
@@ -997,6 +1020,7 @@ def _run_ours(tmp_path: Path, s3_root: Path, definition: dict[str, Any], name: s
         progress=lambda _: None,
         local_lambdas={"FindIncumbent": find_incumbent_lambda(repo, registry)},
         region="eu-west-1",
+        catalog=_local_catalog(catalog_dir, s3_root),
     ), registry
 
 
@@ -1122,3 +1146,96 @@ def test_the_run_and_its_steps_read_time_from_the_clock_given(env: dict[str, Any
     # one reading for the start, one per step that ran
     ran = [s for s in summary.steps if s.status != "Skipped"]
     assert len(clock.readings) == 1 + len(ran)
+
+
+# ---- Athena dataset definition inputs ----------------------------------------------------
+
+
+def _with_athena_input(query: str, output_format: str = "JSON") -> dict[str, Any]:
+    definition = make_definition()
+    prep = next(s for s in definition["Steps"] if s["Name"] == "Prep")
+    athena_input = {
+        "Catalog": "AwsDataCatalog",
+        "Database": "db",
+        "QueryString": query,
+        "OutputS3Uri": "s3://work-bucket/athena/prep",
+        "OutputFormat": output_format,
+        "OutputCompression": "GZIP",
+    }
+    prep["Arguments"]["ProcessingInputs"].append(
+        {
+            "InputName": "joined",
+            "DatasetDefinition": {
+                "AthenaDatasetDefinition": athena_input,
+                "LocalPath": "/opt/ml/processing/input/joined",
+                "DataDistributionType": "FullyReplicated",
+                "InputMode": "File",
+            },
+        }
+    )
+    return definition
+
+
+def _numbers_catalog(tmp_path: Path) -> Any:
+    from mlops.local.athena import CsvTable, LocalCatalog
+
+    folder = tmp_path / "numbers-table"
+    folder.mkdir()
+    (folder / "numbers.csv").write_text("n,label\n1,a\n2,NA\nx,c\n")
+    table = CsvTable(
+        "numbers", folder, "s3://b/numbers/", (("n", "int"), ("label", "string")), "NA", 1
+    )
+    return LocalCatalog({("AwsDataCatalog", "db"): (table,)})
+
+
+def test_an_athena_input_runs_its_query_locally_and_reaches_the_job(
+    env: dict[str, Any],
+) -> None:
+    import gzip
+
+    summary = run_pipeline(
+        _with_athena_input('SELECT n, label, "$path" AS p FROM numbers ORDER BY n'),
+        s3_root=env["s3_root"],
+        work_dir=env["tmp"] / "athena",
+        registry=env["registry"],
+        progress=lambda _: None,
+        local_lambdas=env["lambdas"],
+        catalog=_numbers_catalog(env["tmp"]),
+    )
+    assert summary.status == "Succeeded", summary.failure_reason
+    delivered = list((env["tmp"] / "athena/steps/Prep/opt/ml/processing/input/joined").iterdir())
+    assert len(delivered) == 1 and delivered[0].suffix == ".gz"
+    rows = [json.loads(line) for line in gzip.decompress(delivered[0].read_bytes()).splitlines()]
+    # "x" is not an int (NULL, as LazySimpleSerDe reads it), "NA" is the null format.
+    assert rows == [
+        {"n": 1, "label": "a", "p": "s3://b/numbers/numbers.csv"},
+        {"n": 2, "label": None, "p": "s3://b/numbers/numbers.csv"},
+        {"n": None, "label": "c", "p": "s3://b/numbers/numbers.csv"},
+    ]
+    # The result also stays at OutputS3Uri, as Athena leaves it.
+    assert list((env["s3_root"] / "work-bucket/athena/prep").iterdir())
+
+
+@pytest.mark.parametrize(
+    ("catalog", "query", "output_format", "says"),
+    [
+        (False, "SELECT 1", "JSON", "has no local Glue catalog"),
+        (True, "SELECT nope FROM numbers", "JSON", "input joined: the query failed"),
+        (True, "SELECT n FROM numbers", "PARQUET", "OutputFormat PARQUET cannot be emulated"),
+    ],
+)
+def test_an_athena_input_that_cannot_run_fails_its_step_in_one_line(
+    env: dict[str, Any], catalog: bool, query: str, output_format: str, says: str
+) -> None:
+    summary = run_pipeline(
+        _with_athena_input(query, output_format),
+        s3_root=env["s3_root"],
+        work_dir=env["tmp"] / "athena",
+        registry=env["registry"],
+        progress=lambda _: None,
+        local_lambdas=env["lambdas"],
+        catalog=_numbers_catalog(env["tmp"]) if catalog else None,
+    )
+    assert summary.status == "Failed" and summary.failed_step == "Prep"
+    assert says in (summary.failure_reason or "")
+    assert "\n" not in (summary.failure_reason or "")

@@ -13,6 +13,7 @@ import pytest
 
 from mlops.pipeline_definition import expressions as ex
 from mlops.pipeline_definition import images
+from mlops.pipeline_definition.offline_join import OfflineTables, join_query
 from mlops.pipeline_definition.training_pipeline import (
     BOOTSTRAP,
     CODE_DIR,
@@ -40,6 +41,8 @@ def make_spec(**overrides: Any) -> TrainingPipelineSpec:
         "artifact_bucket": "artifacts-bucket",
         "code_uri": "s3://artifacts-bucket/assets/0123abcd.tar.gz",
         "model_package_group_name": "flight-delay",
+        "offline_tables": OfflineTables(database="mlops_dev_features"),
+        "athena_workgroup": "mlops-dev-training",
         "find_incumbent_function_arn": (
             "arn:aws:lambda:eu-west-1:123456789012:function:find-incumbent"
         ),
@@ -124,7 +127,9 @@ def test_processing_steps_run_scripts_through_bootstrap() -> None:
         assert app["ImageUri"] == image
         assert app["ContainerEntrypoint"][:4] == ["python3", "-c", BOOTSTRAP, CODE_DIR]
         inputs = {
-            i["InputName"]: i["S3Input"] for i in steps[name]["Arguments"]["ProcessingInputs"]
+            i["InputName"]: i["S3Input"]
+            for i in steps[name]["Arguments"]["ProcessingInputs"]
+            if "S3Input" in i
         }
         assert inputs["code"]["S3Uri"] == "s3://artifacts-bucket/assets/0123abcd.tar.gz"
         assert inputs["code"]["LocalPath"] == CODE_DIR
@@ -149,6 +154,52 @@ def test_processing_steps_run_scripts_through_bootstrap() -> None:
             "FilePath": "evaluation.json",
         }
     ]
+
+
+def test_preprocess_reads_the_offline_store_join_through_athena() -> None:
+    """Preprocess's only data input is the point-in-time join, run by Athena over the
+    stage's Glue tables before the job starts; the raw tables are ValidateData's."""
+    steps = {s["Name"]: s for s in build_definition(make_spec())["Steps"]}
+    arguments = steps["Preprocess"]["Arguments"]
+    inputs = {i["InputName"]: i for i in arguments["ProcessingInputs"]}
+    assert set(inputs) == {"joined", "code"}
+    dataset = inputs["joined"]["DatasetDefinition"]
+    assert "S3Input" not in inputs["joined"]
+    assert dataset["LocalPath"] == "/opt/ml/processing/input/joined"
+    assert (dataset["DataDistributionType"], dataset["InputMode"]) == ("FullyReplicated", "File")
+    athena = dataset["AthenaDatasetDefinition"]
+    assert athena["Catalog"] == "AwsDataCatalog"
+    assert athena["Database"] == "mlops_dev_features"
+    assert athena["WorkGroup"] == "mlops-dev-training"
+    assert athena["KmsKeyId"] == KMS
+    assert (athena["OutputFormat"], athena["OutputCompression"]) == ("JSON", "GZIP")
+    assert athena["QueryString"] == join_query(OfflineTables(database="mlops_dev_features"))
+    # Per execution, under the pipeline prefix: runs never read each other's results.
+    assert athena["OutputS3Uri"] == {
+        "Std:Join": {
+            "On": "/",
+            "Values": [
+                "s3:/",
+                "artifacts-bucket",
+                "training-pipeline",
+                {"Get": "Execution.PipelineExecutionId"},
+                "Preprocess",
+                "joined",
+            ],
+        }
+    }
+    container = arguments["AppSpecification"]["ContainerArguments"]
+    assert container[:2] == ["--joined-dir", "/opt/ml/processing/input/joined"]
+    assert "--input-dir" not in container
+    assert steps["Preprocess"]["DependsOn"] == ["ValidateData"]
+
+
+def test_without_a_key_or_workgroup_the_athena_input_names_neither() -> None:
+    spec = make_spec(kms_key_arn=None, athena_workgroup=None)
+    steps = {s["Name"]: s for s in build_definition(spec)["Steps"]}
+    inputs = steps["Preprocess"]["Arguments"]["ProcessingInputs"]
+    athena = inputs[0]["DatasetDefinition"]["AthenaDatasetDefinition"]
+    assert "KmsKeyId" not in athena and "WorkGroup" not in athena
 
 
 def test_same_spec_gives_byte_identical_json() -> None:

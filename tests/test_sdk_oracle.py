@@ -24,6 +24,7 @@ from typing import Any
 import pytest
 
 from mlops.pipeline_definition import images
+from mlops.pipeline_definition.offline_join import OfflineTables, join_query
 from mlops.pipeline_definition.training_pipeline import (
     AUC_PATH,
     BASELINE_DIR,
@@ -72,6 +73,8 @@ def make_spec(**overrides: Any) -> TrainingPipelineSpec:
         "artifact_bucket": BUCKET,
         "code_uri": CODE_URI,
         "model_package_group_name": "flight-delay",
+        "offline_tables": OfflineTables(database="mlops_dev_features"),
+        "athena_workgroup": "mlops-dev-training",
         "find_incumbent_function_arn": FIND_INCUMBENT_ARN,
         "s3_prefix": PREFIX,
         "hyperparameters": {"max_depth": 6, "eta": 0.1, "objective": "binary:logistic"},
@@ -321,6 +324,7 @@ def sdk_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SdkRun]:
 
 
 def build_with_sdk(session: Any, spec: TrainingPipelineSpec) -> dict[str, Any]:
+    from sagemaker.dataset_definition.inputs import AthenaDatasetDefinition, DatasetDefinition
     from sagemaker.inputs import TrainingInput
     from sagemaker.lambda_helper import Lambda
     from sagemaker.model import Model
@@ -439,6 +443,35 @@ def build_with_sdk(session: Any, spec: TrainingPipelineSpec) -> dict[str, Any]:
 
     code = ProcessingInput(input_name="code", source=spec.code_uri, destination=CODE_DIR)
     raw = ProcessingInput(input_name="raw", source=input_data_url, destination=RAW_DIR)
+    # The point-in-time join: SageMaker runs the query in Athena before the job starts.
+    joined = ProcessingInput(
+        input_name="joined",
+        dataset_definition=DatasetDefinition(
+            athena_dataset_definition=AthenaDatasetDefinition(
+                catalog="AwsDataCatalog",
+                database=spec.offline_tables.database,
+                query_string=join_query(spec.offline_tables),
+                work_group=spec.athena_workgroup,
+                output_s3_uri=Join(
+                    on="/",
+                    values=[
+                        "s3:/",
+                        BUCKET,
+                        PREFIX,
+                        ExecutionVariables.PIPELINE_EXECUTION_ID,
+                        "Preprocess",
+                        "joined",
+                    ],
+                ),
+                kms_key_id=spec.kms_key_arn,
+                output_format="JSON",
+                output_compression="GZIP",
+            ),
+            local_path="/opt/ml/processing/input/joined",
+            data_distribution_type="FullyReplicated",
+            input_mode="File",
+        ),
+    )
 
     validate = ProcessingStep(
         name="ValidateData",
@@ -453,14 +486,14 @@ def build_with_sdk(session: Any, spec: TrainingPipelineSpec) -> dict[str, Any]:
     preprocess = ProcessingStep(
         name="Preprocess",
         step_args=processor(sklearn_image, "preprocess.py", processing_count).run(
-            inputs=[raw, code],
+            inputs=[joined, code],
             outputs=[
                 *(output("Preprocess", n, p) for n, p in SPLIT_DIRS.items()),
                 output("Preprocess", "baseline", BASELINE_DIR),
             ],
             arguments=[
-                "--input-dir",
-                RAW_DIR,
+                "--joined-dir",
+                "/opt/ml/processing/input/joined",
                 "--train-dir",
                 SPLIT_DIRS["train"],
                 "--validation-dir",

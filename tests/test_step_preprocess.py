@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import filecmp
+import gzip
 import json
 from pathlib import Path
 
@@ -18,6 +19,8 @@ from step_fixtures import (
     preprocess_args,
     raw_tables,
     read_json,
+    reference_join,
+    write_joined,
     write_raw_slice,
     write_raw_tables,
 )
@@ -244,14 +247,57 @@ def test_bad_dates_give_one_error_line(
     assert message in err
 
 
-def test_missing_input_table_is_an_error(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+def test_an_empty_joined_input_is_an_error(
+    raw_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    tables = raw_tables()
-    del tables["planes"]
-    raw = write_raw_tables(tmp_path / "raw", tables)
-    assert preprocess.main(preprocess_args(raw, tmp_path / "out")) == 1
-    assert capsys.readouterr().err == f"ERROR: planes.csv not found in {raw}\n"
+    args = preprocess_args(raw_dir, tmp_path / "out")
+    joined = Path(args[args.index("--joined-dir") + 1])
+    for path in joined.iterdir():
+        path.unlink()
+    assert preprocess.main(args) == 1
+    assert capsys.readouterr().err == (
+        f"ERROR: --joined-dir {joined} holds no result files of the join\n"
+    )
+
+
+def test_a_joined_file_that_is_not_json_lines_is_an_error(
+    raw_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = preprocess_args(raw_dir, tmp_path / "out")
+    joined = Path(args[args.index("--joined-dir") + 1])
+    (joined / "part-0001").write_text("year,month\n2013,1\n")
+    assert preprocess.main(args) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("ERROR: part-0001 is not JSON lines") and err.count("\n") == 1
+
+
+def test_gzip_result_files_read_like_plain_ones(raw_dir: Path, tmp_path: Path) -> None:
+    """Athena compresses its result files (OutputCompression GZIP); names carry no suffix."""
+    plain = preprocess_args(raw_dir, tmp_path / "plain")
+    joined = Path(plain[plain.index("--joined-dir") + 1])
+    zipped = tmp_path / "zipped"
+    zipped.mkdir()
+    text = (joined / "result.json").read_bytes()
+    half = text.index(b"\n", len(text) // 2) + 1
+    (zipped / "20231201_000000_00001_abcde").write_bytes(gzip.compress(text[:half]))
+    (zipped / "20231201_000000_00001_fghij").write_bytes(gzip.compress(text[half:]))
+    frame_plain = preprocess.read_joined(joined)
+    frame_zipped = preprocess.read_joined(zipped)
+    pd.testing.assert_frame_equal(frame_plain, frame_zipped)
+
+
+def test_a_time_hour_that_disagrees_with_the_local_time_is_an_error(
+    raw_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = preprocess_args(raw_dir, tmp_path / "out")
+    joined = Path(args[args.index("--joined-dir") + 1]) / "result.json"
+    rows = [json.loads(line) for line in joined.read_text().splitlines()]
+    flown = next(r for r in rows if "arr_delay" in r)  # cancelled flights are dropped first
+    flown["departure"] = "2013-01-01T00:00:00Z"
+    joined.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    assert preprocess.main(args) == 1
+    err = capsys.readouterr().err
+    assert "flights: 1 rows have a time_hour that disagrees" in err
 
 
 def test_impossible_dates_are_an_error_not_a_traceback(
@@ -327,7 +373,8 @@ def test_months_before_clamps_to_the_end_of_a_shorter_month() -> None:
 
 def test_the_window_is_resolved_from_the_data_it_is_given(raw_dir: Path, tmp_path: Path) -> None:
     """No dates: the split is the window over the data (Jan-Feb slice, 1-week windows)."""
-    args = ["--input-dir", str(raw_dir), "--test-weeks", "1", "--validation-weeks", "1"]
+    joined = write_joined(reference_join(raw_dir), tmp_path / "joined")
+    args = ["--joined-dir", str(joined), "--test-weeks", "1", "--validation-weeks", "1"]
     args += ["--train-months", "1"]
     for name in ("train", "validation", "test", "baseline"):
         args += [f"--{name}-dir", str(tmp_path / name)]
@@ -358,7 +405,7 @@ def test_bad_window_arguments_give_one_error_line(
     extra: list[str],
     message: str,
 ) -> None:
-    args = ["--input-dir", str(raw_dir), *extra]
+    args = ["--joined-dir", str(write_joined(reference_join(raw_dir), tmp_path / "j")), *extra]
     for name in ("train", "validation", "test", "baseline"):
         args += [f"--{name}-dir", str(tmp_path / name)]
     code = preprocess.main(args)

@@ -69,6 +69,9 @@ class TrainingConfig:
     step_cache: str | None
 
 
+API_GATEWAY_LOGGING_ROLES = ("existing", "managed")
+
+
 @dataclass(frozen=True, kw_only=True)
 class ServingConfig:
     instance_type: InstanceType
@@ -81,6 +84,11 @@ class ServingConfig:
     # False removes the scalable target: the first of the two deploys that change the
     # instance type of an autoscaled variant (README "Changing the serving instance type").
     autoscaling: bool = True
+    # API Gateway's CloudWatch logging role is ONE setting per account and region
+    # (AWS::ApiGateway::Account): "existing" (default) leaves it alone and needs it set once
+    # (README "API Gateway logging role"); "managed" makes the serving stack create the role
+    # and set it, replacing whatever role the account had.
+    api_gateway_logging_role: Literal["existing", "managed"] = "existing"
 
 
 @dataclass(frozen=True, kw_only=True)

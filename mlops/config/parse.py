@@ -19,6 +19,7 @@ from mlops.config.limits import (
     VCPUS_BY_SIZE,
 )
 from mlops.config.model import (
+    API_GATEWAY_LOGGING_ROLES,
     DEFAULT_DRIFT_ALARM,
     DEFAULT_MIN_PLANE_MATCH,
     DEFAULT_MIN_WEATHER_MATCH,
@@ -126,6 +127,9 @@ def _serving(r: Reader) -> ServingConfig:
         serverless_memory_mb=r.typed("serverless_memory_mb", int, 2048),
         serverless_max_concurrency=r.number("serverless_max_concurrency", int, 1, 200, 5),
         autoscaling=r.typed("autoscaling", bool, True),
+        api_gateway_logging_role=r.choice(  # type: ignore[arg-type]
+            "api_gateway_logging_role", API_GATEWAY_LOGGING_ROLES, "existing"
+        ),
     )
     if cfg.min_capacity > cfg.max_capacity:
         r.fail(

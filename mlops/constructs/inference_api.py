@@ -12,6 +12,7 @@ decrypts with the stage key (Feature Store's data-plane calls need kms:Decrypt).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import aws_cdk as cdk
@@ -53,7 +54,15 @@ class InferenceApi(Construct):
         plane_feature_group: str,
         encryption_key: kms.IKey,
         throttling: ApiThrottling | None = None,
+        config_versions: Mapping[str, str] | None = None,
+        manage_logging_role: bool = False,
     ) -> None:
+        """model_version: the release's; config_versions: endpoint config name (tokens allowed)
+        -> the model version it serves (the current and the previous release), so answers
+        name the version actually served after a rollback (lambda/inference_api/
+        served_version.py). manage_logging_role: create API Gateway's account-wide CloudWatch
+        role and set it (AWS::ApiGateway::Account: one per account and region, replacing the
+        account's current setting); False expects the account to have one already."""
         super().__init__(scope, construct_id)
         stack = cdk.Stack.of(self)
         limits = throttling or ApiThrottling()
@@ -66,6 +75,7 @@ class InferenceApi(Construct):
             environment={
                 "ENDPOINT_NAME": endpoint_name,
                 "MODEL_VERSION": model_version,
+                "ENDPOINT_CONFIG_VERSIONS": stack.to_json_string(dict(config_versions or {})),
                 "WEATHER_FEATURE_GROUP": weather_feature_group,
                 "PLANE_FEATURE_GROUP": plane_feature_group,
             },
@@ -79,7 +89,11 @@ class InferenceApi(Construct):
             service="sagemaker", resource="endpoint", resource_name=endpoint_name.lower()
         )
         role.add_to_policy(
-            iam.PolicyStatement(actions=["sagemaker:InvokeEndpoint"], resources=[self.endpoint_arn])
+            iam.PolicyStatement(
+                # DescribeEndpoint: which endpoint config (model version) is served now.
+                actions=["sagemaker:InvokeEndpoint", "sagemaker:DescribeEndpoint"],
+                resources=[self.endpoint_arn],
+            )
         )
         self.feature_group_arns = [
             stack.format_arn(service="sagemaker", resource="feature-group", resource_name=name)
@@ -108,9 +122,12 @@ class InferenceApi(Construct):
             rest_api_name=api_name,
             description=f"Flight-delay predictions from endpoint {endpoint_name}.",
             endpoint_types=[apigw.EndpointType.REGIONAL],
-            # Execution logging needs the account's API Gateway CloudWatch role.
-            cloud_watch_role=True,
-            cloud_watch_role_removal_policy=cdk.RemovalPolicy.DESTROY,
+            # Access and execution logging need the account's API Gateway CloudWatch role:
+            # set here only when asked to (config serving.api_gateway_logging_role).
+            cloud_watch_role=manage_logging_role,
+            cloud_watch_role_removal_policy=(
+                cdk.RemovalPolicy.DESTROY if manage_logging_role else None
+            ),
             deploy_options=apigw.StageOptions(
                 stage_name=STAGE_NAME,
                 access_log_destination=apigw.LogGroupLogDestination(access_logs),

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import aws_cdk as cdk
+from aws_cdk import aws_athena as athena
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
@@ -13,6 +14,7 @@ from aws_cdk import aws_sagemaker as sagemaker
 from constructs import Construct
 
 from mlops.config import EnvironmentConfig, TrainingConfig
+from mlops.constructs.feature_store import OFFLINE_STORE_PREFIX
 from mlops.constructs.model_registry import ModelRegistry
 from mlops.constructs.python_function import PythonFunction
 from mlops.constructs.sagemaker_container_access import (
@@ -22,6 +24,7 @@ from mlops.constructs.sagemaker_container_access import (
 from mlops.constructs.step_scripts_bundle import StepScriptsBundle
 from mlops.nag import acknowledge, acknowledge_wildcard_resource
 from mlops.pipeline_definition import images
+from mlops.pipeline_definition.offline_join import OfflineTables
 from mlops.pipeline_definition.training_pipeline import (
     TrainingPipelineSpec,
     TuningSpec,
@@ -46,10 +49,36 @@ class TrainingPipeline(Construct):
         data_bucket: s3.IBucket,
         artifact_bucket: s3.IBucket,
         encryption_key: kms.IKey,
+        offline_tables: OfflineTables,
+        workgroup_name: str,
     ) -> None:
+        """offline_tables: the Glue tables Preprocess's Athena input queries (the data stack's
+        OfflineCatalog); workgroup_name: the Athena workgroup created here for it."""
         super().__init__(scope, construct_id)
         stack = cdk.Stack.of(self)
         self.pipeline_name = pipeline_name
+        self.workgroup = athena.CfnWorkGroup(
+            self,
+            "JoinWorkGroup",
+            name=workgroup_name,
+            description="The training pipeline's point-in-time join over the offline store.",
+            # Deleting the workgroup deletes its saved queries too (it has none of value).
+            recursive_delete_option=True,
+            work_group_configuration=athena.CfnWorkGroup.WorkGroupConfigurationProperty(
+                # Not enforced: SageMaker names each execution's result location
+                # (AthenaDatasetDefinition.OutputS3Uri, under the pipeline prefix).
+                enforce_work_group_configuration=False,
+                publish_cloud_watch_metrics_enabled=True,
+                result_configuration=athena.CfnWorkGroup.ResultConfigurationProperty(
+                    output_location=artifact_bucket.s3_url_for_object(
+                        f"{PIPELINE_PREFIX}/athena-results/"
+                    ),
+                    encryption_configuration=athena.CfnWorkGroup.EncryptionConfigurationProperty(
+                        encryption_option="SSE_KMS", kms_key=encryption_key.key_arn
+                    ),
+                ),
+            ),
+        )
         scripts = StepScriptsBundle(self, "StepScripts", source=STEP_SCRIPTS)
         self.find_incumbent = PythonFunction(
             self,
@@ -95,6 +124,7 @@ class TrainingPipeline(Construct):
             )
         )
         self.find_incumbent.function.grant_invoke(self.role)
+        self._grant_join_query(offline_tables, workgroup_name, data_bucket)
 
         spec = TrainingPipelineSpec(
             region=stack.region,
@@ -105,6 +135,8 @@ class TrainingPipeline(Construct):
             find_incumbent_function_arn=self.find_incumbent.function.function_arn,
             s3_prefix=PIPELINE_PREFIX,
             input_data_url=data_bucket.s3_url_for_object(RAW_PREFIX),
+            offline_tables=offline_tables,
+            athena_workgroup=workgroup_name,
             processing_instance_type=training.processing_instance_type.name,
             training_instance_type=training.training_instance_type.name,
             auc_threshold=training.auc_threshold,
@@ -133,6 +165,56 @@ class TrainingPipeline(Construct):
         self.pipeline.node.add_dependency(self.role)
         self.pipeline_arn = stack.format_arn(
             service="sagemaker", resource="pipeline", resource_name=pipeline_name.lower()
+        )
+
+    def _grant_join_query(
+        self, tables: OfflineTables, workgroup_name: str, data_bucket: s3.IBucket
+    ) -> None:
+        """Preprocess's Athena input runs as this role: the query in its one workgroup, reading
+        exactly the three tables of the join and the offline-store objects behind them (the raw
+        prefix and the result location under the pipeline prefix are granted already)."""
+        stack = cdk.Stack.of(self)
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                sid="RunTheJoinQuery",
+                actions=[
+                    "athena:StartQueryExecution",
+                    "athena:GetQueryExecution",
+                    "athena:GetQueryResults",
+                    "athena:StopQueryExecution",
+                    "athena:GetWorkGroup",
+                ],
+                resources=[
+                    stack.format_arn(
+                        service="athena", resource="workgroup", resource_name=workgroup_name
+                    )
+                ],
+            )
+        )
+
+        def glue_arn(resource: str, name: str | None = None) -> str:
+            return stack.format_arn(service="glue", resource=resource, resource_name=name)
+
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                sid="ReadTheJoinTables",
+                actions=["glue:GetDatabase", "glue:GetTable", "glue:GetPartitions"],
+                resources=[
+                    glue_arn("catalog"),
+                    glue_arn("database", tables.database),
+                    *(
+                        glue_arn("table", f"{tables.database}/{name}")
+                        for name in (tables.weather, tables.plane, tables.flights)
+                    ),
+                ],
+            )
+        )
+        data_bucket.grant_read(self.role, f"{OFFLINE_STORE_PREFIX}/*")
+        acknowledge_wildcard_resource(
+            self.role,
+            data_bucket.arn_for_objects(f"{OFFLINE_STORE_PREFIX}/*"),
+            "Athena reads the offline-store files Feature Store writes under its prefix; the "
+            "object keys are generated by the service.",
         )
 
     def _execution_role(
@@ -245,7 +327,8 @@ class TrainingPipeline(Construct):
         for resource, reason in wildcard_resources.items():
             acknowledge_wildcard_resource(role, resource, reason)
         reasons = {
-            "Action::s3:GetObject*": "Bucket grant read actions, limited to the raw/ and pipeline prefixes.",
+            "Action::s3:GetObject*": "Bucket grant read actions, limited to the raw/, offline-store "
+            "and pipeline prefixes.",
             "Action::s3:GetBucket*": "Bucket grant read actions, limited to the pipeline's buckets.",
             "Action::s3:List*": "Jobs list their input prefixes; limited to the pipeline's buckets.",
             "Action::s3:DeleteObject*": "Jobs overwrite their outputs under the pipeline prefix only.",

@@ -6,6 +6,7 @@ Layout of out_dir (one run):
     out_dir/cdk.out/           the assembly the definition came from
     out_dir/definition.json    the definition as run (intrinsics resolved)
     out_dir/s3/<bucket>/<key>  the local S3 tree (assets, raw data, step outputs, models)
+    out_dir/feature-store/     the local feature store, unless one is given (feature_store=)
     out_dir/steps/<step>/      each step's sandbox (opt/ml/..., logs/stdout.log, stderr.log)
     out_dir/run-summary.json   the run summary
 """
@@ -28,6 +29,8 @@ from typing import Any
 
 from mlops.clock import Clock, utc_now
 from mlops.local.definition_source import load_definition_from_assembly
+from mlops.local.feature_store.ingest import IngestionError, ingest_folder
+from mlops.local.glue_catalog import catalog_from_assembly
 from mlops.local.registry import LocalRegistry
 from mlops.local.runner import LocalRunError, Progress, RunSummary, run_pipeline
 
@@ -203,11 +206,14 @@ def run_local(
     progress: Progress = print,
     cdk_out: Path | None = None,
     clock: Clock = utc_now,
+    feature_store: Path | None = None,
     stop_after: str | None = None,
 ) -> RunSummary:
     """Synthesize (unless cdk_out is given), load the training pipeline of env_name (default:
-    the config's training environment), stage assets and data, run (up to stop_after, if
-    given), return the summary."""
+    the config's training environment), stage assets and data, ingest the data's weather and
+    planes into the local feature store (as the ingestion Lambda does with new raw data in
+    AWS), run (up to stop_after, if given), return the summary. Preprocess's Athena input
+    then queries that store."""
     repo_root = Path(repo_root).resolve()
     out_dir = Path(out_dir).resolve()
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -230,7 +236,17 @@ def run_local(
     input_url = default_url if default_url.startswith("s3://") else FALLBACK_INPUT_URL
     input_url = input_url if input_url.endswith("/") else input_url + "/"
     bucket, _, key = input_url[len("s3://") :].partition("/")
-    stage_raw_data(data_dir or bundled_data_dir(), Path(s3_root, bucket, *key.split("/")))
+    raw_dir = Path(s3_root, bucket, *key.split("/"))
+    stage_raw_data(data_dir or bundled_data_dir(), raw_dir)
+    store = Path(feature_store) if feature_store is not None else out_dir / "feature-store"
+    written_at = clock()  # one reading: the whole ingestion is one write time
+    try:
+        for result in ingest_folder(store, raw_dir, clock=lambda: written_at):
+            what = "already ingested" if result.skipped else f"{result.records} records"
+            progress(f"Features: {Path(result.file).name} -> {result.feature_group}: {what}")
+        catalog = catalog_from_assembly(Path(cdk_out), source, s3_root=s3_root, feature_store=store)
+    except (IngestionError, ValueError) as exc:
+        raise LocalRunError(str(exc)) from None
     registry = LocalRegistry(Path(registry_dir), clock)
     overrides = {"InputDataUrl": input_url, **(parameters or {})}
     return run_pipeline(
@@ -244,5 +260,6 @@ def run_local(
         pipeline_name=source.pipeline_name,
         region=source.region,
         clock=clock,
+        catalog=catalog,
         stop_after=stop_after,
     )

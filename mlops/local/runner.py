@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from mlops.clock import Clock, utc_now
-from mlops.local import contract
+from mlops.local import athena, contract
 from mlops.local.contract import ContractError
 from mlops.local.expressions import (
     EvalContext,
@@ -320,6 +320,7 @@ class _Run:
     pipeline: str
     execution_id: str
     clock: Clock
+    catalog: athena.LocalCatalog | None = None
     chosen: dict[str, bool] = field(default_factory=dict)
     registered: dict[str, Any] | None = None
 
@@ -351,11 +352,13 @@ def run_pipeline(
     region: str = "us-east-1",
     execution_id: str | None = None,
     clock: Clock = utc_now,
+    catalog: athena.LocalCatalog | None = None,
     stop_after: str | None = None,
 ) -> RunSummary:
     """Run every step of `definition` locally; write and return the run summary.
 
     local_lambdas: step name, function name or function ARN -> callable(arguments) -> dict.
+    catalog: the Glue tables an Athena dataset definition input may query (mlops/local/athena).
     stop_after: end the run (status Stopped) once this step has succeeded, e.g. to check
     what Preprocess makes of some data without training on it.
     """
@@ -397,6 +400,7 @@ def run_pipeline(
         pipeline_name,
         exec_id,
         clock,
+        catalog,
     )
     results = {n.name: StepResult(n.name, n.type) for n in nodes}
     failure: tuple[str | None, str] | None = None
@@ -550,9 +554,12 @@ def _run_processing(node: _Node, run: _Run, result: StepResult) -> None:
     sandbox = run.sandbox(node.name)
     job_name = run.job_name(node.name)
     for item in args.get("ProcessingInputs", []):
+        if "DatasetDefinition" in item:
+            _dataset_input(item, run, sandbox, job_name)
+            continue
         if "S3Input" not in item:
             raise StepFailure(
-                f"input {item.get('InputName')} is not an S3Input; only S3 inputs can be emulated"
+                f"input {item.get('InputName')} is neither an S3Input nor a DatasetDefinition"
             )
         s3 = item["S3Input"]
         if s3.get("S3DataType", "S3Prefix") != "S3Prefix":
@@ -603,6 +610,40 @@ def _run_processing(node: _Node, run: _Run, result: StepResult) -> None:
         "ProcessingJobStatus": "Completed",
         "ExitMessage": "",
     }
+
+
+def _dataset_input(item: Mapping[str, Any], run: _Run, sandbox: Path, job_name: str) -> None:
+    """An Athena dataset definition: the query runs in the local Athena (DuckDB over the local
+    catalog), its result lands under OutputS3Uri, and the job gets it at LocalPath, as
+    SageMaker runs it before the job starts."""
+    name = item.get("InputName")
+    dataset = item["DatasetDefinition"]
+    query = dataset.get("AthenaDatasetDefinition")
+    if query is None:
+        raise StepFailure(f"input {name}: only Athena dataset definitions can be emulated")
+    if run.catalog is None:
+        raise StepFailure(
+            f"input {name} queries Athena, but this run has no local Glue catalog "
+            "(`mlops local run` builds it from the assembly and the local feature store)"
+        )
+    output_uri = _uri(query.get("OutputS3Uri"), f"input {name} OutputS3Uri")
+    try:
+        athena.write_result(
+            run.catalog,
+            str(query.get("Catalog", "")),
+            str(query.get("Database", "")),
+            str(query.get("QueryString", "")),
+            contract.local_path_for_uri(output_uri, run.s3_root),
+            output_format=str(query.get("OutputFormat", "")),
+            compression=query.get("OutputCompression"),
+            file_stem=f"{job_name}-{name}",
+        )
+    except athena.AthenaQueryError as error:
+        raise StepFailure(f"input {name}: {error}") from None
+    local = contract.sandbox_path(
+        _uri(dataset.get("LocalPath"), f"input {name} LocalPath"), sandbox
+    )
+    contract.download(output_uri, local, run.s3_root)
 
 
 def _script_failure(script: contract.ScriptResult, message_file: Path) -> str:

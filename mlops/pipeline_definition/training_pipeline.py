@@ -33,6 +33,7 @@ from mlops.pipeline_definition.expressions import (
     processing_output_uri,
     tuning_training_job_name,
 )
+from mlops.pipeline_definition.offline_join import OfflineTables, join_query
 
 DEFINITION_VERSION = "2020-12-01"
 
@@ -48,6 +49,7 @@ STEP_FAIL = "QualityGateFailed"
 # Container paths (the local runner re-roots everything under /opt/ml/).
 CODE_DIR = "/opt/ml/processing/input/code"
 RAW_DIR = "/opt/ml/processing/input/raw"
+JOINED_DIR = "/opt/ml/processing/input/joined"
 REPORT_DIR = "/opt/ml/processing/report"
 SPLIT_DIRS: dict[str, str] = {
     "train": "/opt/ml/processing/train",
@@ -195,6 +197,10 @@ class TrainingPipelineSpec:
     code_uri: str
     model_package_group_name: str
     find_incumbent_function_arn: str
+    # Preprocess's input: the point-in-time join (offline_join.py) run by Athena over these
+    # Glue tables, in this workgroup (None: the account's primary workgroup).
+    offline_tables: OfflineTables
+    athena_workgroup: str | None = None
     s3_prefix: str = "training-pipeline"
     input_data_url: str | None = None  # default s3://<artifact_bucket>/raw/
     processing_instance_type: str = "ml.m5.xlarge"
@@ -391,6 +397,33 @@ def _s3_input(input_name: str, s3_uri: Value, local_path: str) -> dict[str, Any]
     }
 
 
+def _joined_input(spec: TrainingPipelineSpec) -> dict[str, Any]:
+    """The offline-store join as a dataset definition: SageMaker runs the query in Athena,
+    writes the result under OutputS3Uri and hands the files to the job at LocalPath."""
+    athena: dict[str, Any] = {
+        "Catalog": spec.offline_tables.catalog,
+        "Database": spec.offline_tables.database,
+        "QueryString": join_query(spec.offline_tables),
+        "OutputS3Uri": _processing_output_path(spec, STEP_PREPROCESS, "joined"),
+        "OutputFormat": "JSON",
+        "OutputCompression": "GZIP",
+    }
+    if spec.athena_workgroup:
+        athena["WorkGroup"] = spec.athena_workgroup
+    if spec.kms_key_arn:
+        athena["KmsKeyId"] = spec.kms_key_arn
+    return {
+        "InputName": "joined",
+        "AppManaged": False,
+        "DatasetDefinition": {
+            "AthenaDatasetDefinition": athena,
+            "LocalPath": JOINED_DIR,
+            "DataDistributionType": "FullyReplicated",
+            "InputMode": "File",
+        },
+    }
+
+
 def _processing_output_path(spec: TrainingPipelineSpec, step: str, output: str) -> Expression:
     # Per execution, so runs never mix files; caching ignores outputs (not in the cache key).
     return join(
@@ -417,6 +450,7 @@ def _processing_step(
     outputs: list[tuple[str, str]],
     arguments: list[Value],
     instance_count: Value,
+    dataset_inputs: tuple[dict[str, Any], ...] = (),
 ) -> dict[str, Any]:
     output_config: dict[str, Any] = {
         "Outputs": [
@@ -450,6 +484,7 @@ def _processing_step(
         "Environment": {"PYTHONUNBUFFERED": "1"},
         "ProcessingInputs": [
             *(_s3_input(n, uri, path) for n, uri, path in inputs),
+            *dataset_inputs,
             _s3_input("code", spec.code_uri, CODE_DIR),
         ],
         "ProcessingOutputConfig": output_config,
@@ -790,11 +825,12 @@ def build_definition(spec: TrainingPipelineSpec) -> dict[str, Any]:
         name=STEP_PREPROCESS,
         image_uri=sklearn,
         script="preprocess.py",
-        inputs=list(raw),
+        inputs=[],
+        dataset_inputs=(_joined_input(spec),),
         outputs=[*SPLIT_DIRS.items(), ("baseline", BASELINE_DIR)],
         arguments=[
-            "--input-dir",
-            RAW_DIR,
+            "--joined-dir",
+            JOINED_DIR,
             "--train-dir",
             SPLIT_DIRS["train"],
             "--validation-dir",
@@ -824,7 +860,7 @@ def build_definition(spec: TrainingPipelineSpec) -> dict[str, Any]:
         ],
         instance_count=params.processing_instance_count.ref,
     )
-    # Preprocess reads the raw data itself; order it after validation explicitly.
+    # Preprocess reads the join's result, not the validated files: order it explicitly.
     preprocess["DependsOn"] = [STEP_VALIDATE]
     train = (
         _training_step(spec, params)

@@ -21,12 +21,14 @@ from mlops.constructs.model_replication import (
     allow_hub_replication,
 )
 from mlops.constructs.model_staging import allow_model_stagers, protect_staged_models
+from mlops.constructs.offline_catalog import OfflineCatalog
 from mlops.constructs.sagemaker_log_groups import SageMakerLogGroup
 from mlops.constructs.secure_bucket import AccessLogsBucket, SecureBucket
 from mlops.constructs.training_pipeline import RAW_PREFIX
 from mlops.nag import acknowledge, acknowledge_lambda_without_vpc
 from mlops.naming import (
     bucket_name,
+    feature_database_name,
     model_key_alias,
     model_stager_role_name,
     replication_role_name,
@@ -151,14 +153,26 @@ class DataStack(cdk.Stack):
             self.artifact_bucket.node.default_child.node.add_dependency(  # type: ignore[union-attr]
                 self.model_bucket.node.default_child
             )
+        # The Glue database the training join queries (Athena): raw flights + offline stores.
+        self.offline_catalog = OfflineCatalog(
+            self,
+            "OfflineCatalog",
+            database_name=feature_database_name(platform, environment),
+            data_bucket=self.data_bucket,
+            raw_prefix=RAW_PREFIX,
+            retain=retain,
+        )
         self.feature_store = FeatureStore(
             self,
             "FeatureStore",
             name_prefix=f"{platform.project}-{environment.name}",
             offline_bucket=self.data_bucket,
             encryption_key=self.key,
+            catalog_database=self.offline_catalog.tables.database,
             retain=retain,
         )
+        for group in self.feature_store.feature_groups.values():
+            group.add_dependency(self.offline_catalog.database)
         for name in job_log_groups:
             SageMakerLogGroup(
                 self,

@@ -14,6 +14,7 @@ from mlops.constructs.pipeline_triggers import PipelineTriggers
 from mlops.constructs.retrain_trigger import RetrainStarterRole
 from mlops.constructs.training_pipeline import RAW_PREFIX, TrainingPipeline
 from mlops.naming import (
+    athena_workgroup_name,
     model_package_group_name,
     retrain_starter_role_name,
     training_pipeline_name,
@@ -59,6 +60,8 @@ class TrainingStack(cdk.Stack):
             data_bucket=buckets.data,
             artifact_bucket=buckets.artifacts,
             encryption_key=data.key,
+            offline_tables=data.offline_catalog.tables,
+            workgroup_name=athena_workgroup_name(platform, environment),
         )
         triggers = PipelineTriggers(
             self,

@@ -50,7 +50,9 @@ def write_offline(
         {
             **{
                 name: pa.array(
-                    frame[name].where(frame[name].notna(), None).tolist(), type=pa.string()
+                    # object first: a column no record has is float NaN, never None
+                    frame[name].astype(object).where(frame[name].notna(), None).tolist(),
+                    type=pa.string(),
                 ).cast(_ARROW_TYPES[kind])
                 for name, kind in columns
             },
