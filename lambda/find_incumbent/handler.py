@@ -82,7 +82,7 @@ def latest_approved_package(sagemaker: Any, group_name: str) -> dict[str, Any] |
 
 
 # The pipeline's Lambda step passes its Arguments as the event (see
-# mlops/pipeline_definition/training_pipeline.py, _find_incumbent_step).
+# mlops/pipeline_definition/gate_steps.py, find_incumbent_step).
 EVENT_KEYS = ("ModelPackageGroupName", "CandidateModelUrl")
 
 
