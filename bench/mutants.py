@@ -153,7 +153,7 @@ MUTANTS = [
     Mutant("expressions: Or is And", "mlops/local/expressions.py",
            'return any(evaluate_condition(c, ctx) for c in condition["Conditions"])',
            'return all(evaluate_condition(c, ctx) for c in condition["Conditions"])', EXPRESSIONS),
-    Mutant("runner: DependsOn ignored", "mlops/local/runner.py",
+    Mutant("runner: DependsOn ignored", "mlops/local/runner/plan.py",
            'refs |= set(spec.get("DependsOn", []))', "pass", ("tests/test_local_runner.py",),
            "depends or reference or branch or impossible or skipped"),
     # endpoint guardrails
