@@ -175,6 +175,15 @@ BAD_CONFIGS = {
         "environments.prod.serving.api_gateway_logging_role: must be one of existing, managed; "
         "got 'yes'",
     ),
+    "two stages manage one account's api gateway logging role": (
+        lambda d: (
+            d["environments"]["prod"].update(account="333333333333"),
+            d["environments"]["staging"]["serving"].update(api_gateway_logging_role="managed"),
+            d["environments"]["prod"]["serving"].update(api_gateway_logging_role="managed"),
+        ),
+        "environments.prod.serving.api_gateway_logging_role: managed here and in environment "
+        "'staging' for account 333333333333 region us-east-1",
+    ),
     "tag value with #": (
         lambda d: d.update(cost_centre="ml#1"),
         "cost_centre: character '#' is not allowed in a tag value",
@@ -258,6 +267,26 @@ def test_the_api_gateway_logging_role_is_left_alone_unless_a_stage_manages_it() 
     assert config.environment("dev").serving.api_gateway_logging_role == "managed"
     # Not given: the safe default keeps the account's own setting.
     assert config.environment("prod").serving.api_gateway_logging_role == "existing"
+
+
+def test_one_stage_per_account_and_region_may_manage_the_logging_role() -> None:
+    """The other side of the refusal above: one manager per account and region is fine, and
+    so are managers in different accounts."""
+
+    def managed(*names: str, prod_account: str):  # type: ignore[no-untyped-def]
+        def edit(d: dict) -> None:  # type: ignore[type-arg]
+            d["environments"]["prod"]["account"] = prod_account
+            for name in names:
+                d["environments"][name]["serving"]["api_gateway_logging_role"] = "managed"
+
+        return edit
+
+    one = parse_config(_mutated(managed("staging", prod_account="333333333333")), "cfg.yaml")
+    assert one.environment("prod").account == "333333333333"
+    both = parse_config(
+        _mutated(managed("staging", "prod", prod_account="444444444444")), "cfg.yaml"
+    )
+    assert both.environment("prod").serving.api_gateway_logging_role == "managed"
 
 
 def test_window_margin_and_drift_alarm_default_and_override() -> None:

@@ -467,7 +467,12 @@ def test_an_unknown_config_or_a_failed_describe_falls_back_without_failing() -> 
     _describe(stub, "cfg-being-deployed")
     with stub:
         assert served.get() == "3"  # nothing known yet: the release
+        clock.now = 29.9
+        assert served.get() == "3"  # the failure is remembered: no DescribeEndpoint per request
+        clock.now = 30.0
         assert served.get() == "2"
-        clock.now = 31.0
+        clock.now = 60.0
         assert served.get() == "2"  # the last answer, not the release
+        clock.now = 90.0
         assert served.get() == "3"  # a config it was not told about: the release
+        stub.assert_no_pending_responses()

@@ -187,3 +187,5 @@ def test_only_a_stage_that_manages_it_sets_the_accounts_api_gateway_logging_role
             and "AmazonAPIGatewayPushToCloudWatchLogs" in json.dumps(r["Properties"])
         ]
         assert len(accounts) == len(roles) == (1 if managed else 0), stage
+        # Kept when the stack goes: the account setting would still name a deleted role.
+        assert all(r.get("DeletionPolicy") == "Retain" for r in roles), stage

@@ -176,6 +176,9 @@ def test_options_are_checked_before_any_work(tmp_path: Path, platform: PlatformC
     for month in (6, 12):  # the last seed month, the month after the end
         with pytest.raises(SimulationError, match="is not a served month"):
             simulate(replace(served, fault=Fault(month, "errors")))
+    # The span is checked first: a fault outside a bad span names the span, not the fault.
+    with pytest.raises(SimulationError, match="--end-month 5: need"):
+        simulate(replace(served, end_month=5, fault=Fault(6, "errors")))
     busy = tmp_path / "busy"
     (busy / "x").mkdir(parents=True)
     for month in (7, 11):  # the first and last served months pass, up to the next check

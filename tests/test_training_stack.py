@@ -8,7 +8,12 @@ from typing import Any
 
 import pytest
 
+from mlops.config import PlatformConfig
+from mlops.constructs.training_pipeline import PROCESSING_DATABASE
+from mlops.naming import feature_database_name
 from mlops.pipeline_definition.validation import validate_definition
+from mlops.rehearsal.assembly import Stack, load_assembly
+from mlops.rehearsal.policy import Request, allows, role_statements
 from tests.conftest import of_type, stack_templates, synth_app
 
 
@@ -162,3 +167,63 @@ def test_two_synths_give_identical_templates(tmp_path: Path, platform: Any) -> N
 def test_step_cache_is_off_unless_configured(definition: dict[str, Any]) -> None:
     # Caching keys on input URIs, not data: a cached Preprocess would skip new raw data.
     assert all("CacheConfig" not in step for step in definition["Steps"])
+
+
+def _join_requests(stack: Stack, database: str) -> tuple[list[Request], list[Request]]:
+    """What Preprocess's Athena input makes the pipeline role do, and near misses it must not."""
+    glue = f"arn:aws:glue:{stack.region}:{stack.account}"
+    (workgroup,) = (w["Properties"]["Name"] for _, w in stack.of_type("AWS::Athena::WorkGroup"))
+    allowed = [
+        Request(
+            "athena:StartQueryExecution",
+            f"arn:aws:athena:{stack.region}:{stack.account}:workgroup/{workgroup}",
+        ),
+        *(
+            Request("glue:GetTable", f"{glue}:table/{database}/{t}")
+            for t in ("weather", "plane", "raw_flights")
+        ),
+        Request("glue:CreateDatabase", f"{glue}:catalog"),
+        Request("glue:CreateDatabase", f"{glue}:database/{PROCESSING_DATABASE}"),
+        Request("glue:CreateTable", f"{glue}:database/{PROCESSING_DATABASE}"),
+        Request("glue:CreateTable", f"{glue}:table/{PROCESSING_DATABASE}/input_1_1a2b"),
+        Request("glue:DeleteTable", f"{glue}:table/{PROCESSING_DATABASE}/input_1_1a2b"),
+    ]
+    refused = [
+        Request(
+            "athena:StartQueryExecution",
+            f"arn:aws:athena:{stack.region}:{stack.account}:workgroup/primary",
+        ),
+        Request("glue:GetTable", f"{glue}:table/{database}/other"),
+        Request("glue:CreateDatabase", f"{glue}:database/other"),
+        Request("glue:CreateTable", f"{glue}:table/{database}/weather"),
+        Request("glue:DeleteTable", f"{glue}:table/{database}/weather"),
+    ]
+    return allowed, refused
+
+
+def test_the_pipeline_role_can_run_preprocess_athena_input_and_nothing_near_it(
+    assembly_dir: Path, platform: PlatformConfig
+) -> None:
+    stack = next(
+        s for s in load_assembly(assembly_dir).stacks if s.path == "dev-us-east-1/Training"
+    )
+    (role,) = (
+        r
+        for r, _ in stack.of_type("AWS::IAM::Role")
+        if r.startswith("TrainingPipelineExecutionRole")
+    )
+    statements = role_statements(stack, role)
+    database = feature_database_name(platform, platform.environments["dev"])
+    allowed, refused = _join_requests(stack, database)
+    assert [str(r) for r in allowed if not allows(statements, r)] == []
+    assert [str(r) for r in refused if allows(statements, r)] == []
+    # The check can fail: without the statements for SageMaker's temporary table (the job's
+    # first Athena input would fail with AccessDenied on glue:CreateDatabase) it notices.
+    without = [s for s in statements if not str(s.get("Sid", "")).startswith("StageTheQueryResult")]
+    assert [r.action for r in allowed if not allows(without, r)] == [
+        "glue:CreateDatabase",
+        "glue:CreateDatabase",
+        "glue:CreateTable",
+        "glue:CreateTable",
+        "glue:DeleteTable",
+    ]

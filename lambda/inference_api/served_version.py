@@ -7,7 +7,8 @@ variant, and the variant name is the same in every config (retained across relea
 cannot tell them apart; DescribeEndpoint's EndpointConfigName can: the stack gives the API
 both configs' names with their versions (ENDPOINT_CONFIG_VERSIONS, JSON). Asked at most once
 per ttl_s per container; when DescribeEndpoint fails, the last answer (else the release) is
-used rather than failing the prediction.
+used rather than failing the prediction, and the failure is remembered for ttl_s too, so a
+throttled DescribeEndpoint is not called again by every request.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ class ServedVersion:
         self.release_version = release_version
         self.ttl_s, self.clock = ttl_s, clock
         self._version: str | None = None
-        self._at = 0.0
+        self._at: float | None = None  # when DescribeEndpoint was last asked
 
     @classmethod
     def from_environment(
@@ -53,8 +54,9 @@ class ServedVersion:
 
     def get(self) -> str:
         now = self.clock()
-        if self._version is not None and now - self._at < self.ttl_s:
-            return self._version
+        if self._at is not None and now - self._at < self.ttl_s:
+            return self._version or self.release_version
+        self._at = now
         try:
             config = self.client.describe_endpoint(EndpointName=self.endpoint_name)
         except (ClientError, BotoCoreError):
@@ -62,5 +64,4 @@ class ServedVersion:
         name = str(config.get("EndpointConfigName", ""))
         # A config we were not told about (a deployment in flight): the release's version.
         self._version = self.config_versions.get(name, self.release_version)
-        self._at = now
         return self._version

@@ -312,6 +312,7 @@ def parse_config(text: str, source: str) -> PlatformConfig:
         name: _environment(str(name), envs_reader.child(str(name))) for name in envs_reader.data
     }
     root.done()
+    _one_logging_role_per_account_region(envs_reader, environments)
     if training_environment not in environments:
         root.fail(
             f"names no environment (allowed: {', '.join(environments)})", "training_environment"
@@ -329,6 +330,29 @@ def parse_config(text: str, source: str) -> PlatformConfig:
         training_environment=training_environment,
         environments=environments,
     )
+
+
+def _one_logging_role_per_account_region(
+    envs_reader: Reader, environments: dict[str, EnvironmentConfig]
+) -> None:
+    """API Gateway has ONE CloudWatch logging role per account and region: two stages that
+    both set it would overwrite each other (an account resolved at deploy time is skipped)."""
+    managers: dict[tuple[str, str], str] = {}
+    for name, environment in environments.items():
+        if environment.serving.api_gateway_logging_role != "managed":
+            continue
+        for region in environment.regions:
+            key = (environment.account, region)
+            if FROM_CLI in key:
+                continue
+            if key in managers:
+                envs_reader.fail(
+                    f"managed here and in environment {managers[key]!r} for account "
+                    f"{key[0]} region {key[1]}: API Gateway has one logging role per account "
+                    "and region, so at most one of them may manage it (the other: existing)",
+                    f"{name}.serving.api_gateway_logging_role",
+                )
+            managers[key] = name
 
 
 def load_config(path: Path) -> PlatformConfig:

@@ -125,8 +125,10 @@ class InferenceApi(Construct):
             # Access and execution logging need the account's API Gateway CloudWatch role:
             # set here only when asked to (config serving.api_gateway_logging_role).
             cloud_watch_role=manage_logging_role,
+            # Retained: deleting the stack leaves the account setting naming this role, and
+            # every API in the account and region would lose its logs with it.
             cloud_watch_role_removal_policy=(
-                cdk.RemovalPolicy.DESTROY if manage_logging_role else None
+                cdk.RemovalPolicy.RETAIN if manage_logging_role else None
             ),
             deploy_options=apigw.StageOptions(
                 stage_name=STAGE_NAME,

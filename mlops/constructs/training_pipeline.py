@@ -36,6 +36,10 @@ RAW_PREFIX = "raw/"
 PIPELINE_PREFIX = "training-pipeline"
 
 
+# The Glue database SageMaker Processing creates for the temporary tables of Athena inputs.
+PROCESSING_DATABASE = "sagemaker_processing"
+
+
 class TrainingPipeline(Construct):
     def __init__(
         self,
@@ -208,6 +212,30 @@ class TrainingPipeline(Construct):
                     ),
                 ],
             )
+        )
+        # SageMaker Processing runs the dataset definition as a CTAS into a temporary table of
+        # a Glue database it names sagemaker_processing, creating the database on first use
+        # (aws/sagemaker-python-sdk#5176: AccessDenied on glue:CreateDatabase otherwise).
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                sid="StageTheQueryResult",
+                actions=["glue:CreateDatabase", "glue:GetDatabase"],
+                resources=[glue_arn("catalog"), glue_arn("database", PROCESSING_DATABASE)],
+            )
+        )
+        temporary_tables = glue_arn("table", f"{PROCESSING_DATABASE}/*")
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                sid="StageTheQueryResultTable",
+                actions=["glue:CreateTable", "glue:GetTable", "glue:DeleteTable"],
+                resources=[glue_arn("database", PROCESSING_DATABASE), temporary_tables],
+            )
+        )
+        acknowledge_wildcard_resource(
+            self.role,
+            temporary_tables,
+            "SageMaker Processing names the temporary result table of each Athena input itself, "
+            "inside its own sagemaker_processing database; no other database is writable.",
         )
         data_bucket.grant_read(self.role, f"{OFFLINE_STORE_PREFIX}/*")
         acknowledge_wildcard_resource(

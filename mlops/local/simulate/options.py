@@ -40,14 +40,14 @@ def check_options(options: Options) -> None:
             f"--promotion {options.promotion!r} is not a policy (allowed: "
             f"{', '.join(PROMOTION_POLICIES)})"
         )
+    if not 2 <= options.seed_months < options.end_month <= 12:
+        raise SimulationError(
+            f"--seed-months {options.seed_months} and --end-month {options.end_month}: need "
+            "2 <= seed months < end month <= 12 (the window needs 8 weeks and a training day)"
+        )
     fault = options.fault
     if fault is not None and not options.seed_months < fault.month <= options.end_month:
         raise SimulationError(
             f"--inject-fault month {fault.month} is not a served month (served: "
             f"{options.seed_months + 1} to {options.end_month})"
-        )
-    if not 2 <= options.seed_months < options.end_month <= 12:
-        raise SimulationError(
-            f"--seed-months {options.seed_months} and --end-month {options.end_month}: need "
-            "2 <= seed months < end month <= 12 (the window needs 8 weeks and a training day)"
         )

@@ -422,7 +422,9 @@ class Replay:
                     if self.served is None:
                         raise SimulationError(
                             "the first pipeline run registered no approved model; see "
-                            f"{self.out / 'runs'} (a shorter --seed-months may be too little data)"
+                            f"{self.out / 'runs'} (a few seed months may train a model below the "
+                            "quality bar: give more --seed-months, or lower it for a trial with "
+                            "--parameter AucThreshold=0.55)"
                         )
                     o.progress(
                         f"{day:%Y-%m}: serving v{self.served.version} "
