@@ -55,30 +55,30 @@ MUTANTS = [
     Mutant("evaluate: threshold exclusive", "pipeline_steps/evaluate.py",
            "predicted = (scores >= threshold)", "predicted = (scores > threshold)", EVALUATE),
     # drift verdicts
-    Mutant("drift: numeric psi exclusive", "pipeline_steps/drift.py",
+    Mutant("drift: numeric psi exclusive", "pipeline_steps/drift_scoring.py",
            "drifted = psi >= thresholds.psi or ks >= thresholds.distance",
            "drifted = psi > thresholds.psi or ks >= thresholds.distance", DRIFT, DRIFT_EDGES),
-    Mutant("drift: numeric distance exclusive", "pipeline_steps/drift.py",
+    Mutant("drift: numeric distance exclusive", "pipeline_steps/drift_scoring.py",
            "drifted = psi >= thresholds.psi or ks >= thresholds.distance",
            "drifted = psi >= thresholds.psi or ks > thresholds.distance", DRIFT, DRIFT_EDGES),
-    Mutant("drift: categorical needs both metrics", "pipeline_steps/drift.py",
+    Mutant("drift: categorical needs both metrics", "pipeline_steps/drift_scoring.py",
            "drifted = psi >= thresholds.psi or linf >= thresholds.distance",
            "drifted = psi >= thresholds.psi and linf >= thresholds.distance", DRIFT, DRIFT_EDGES),
-    Mutant("drift: min_records exclusive", "pipeline_steps/drift.py",
+    Mutant("drift: min_records exclusive", "pipeline_steps/drift_scoring.py",
            "if present < thresholds.min_records or stats[\"count\"] < thresholds.min_records:\n"
            "        return {\n            **result,\n            \"status\": \"insufficient_data\",\n"
            "            \"psi\": None,\n            \"ks\": None,",
            "if present <= thresholds.min_records or stats[\"count\"] < thresholds.min_records:\n"
            "        return {\n            **result,\n            \"status\": \"insufficient_data\",\n"
            "            \"psi\": None,\n            \"ks\": None,", DRIFT, DRIFT_EDGES),
-    Mutant("drift: baseline count ignored", "pipeline_steps/drift.py",
+    Mutant("drift: baseline count ignored", "pipeline_steps/drift_scoring.py",
            "if present < thresholds.min_records or stats[\"count\"] < thresholds.min_records:\n"
            "        return {\n            **result,\n            \"status\": \"insufficient_data\",\n"
            "            \"psi\": None,\n            \"l_infinity\": None,",
            "if present < thresholds.min_records:\n"
            "        return {\n            **result,\n            \"status\": \"insufficient_data\",\n"
            "            \"psi\": None,\n            \"l_infinity\": None,", DRIFT, DRIFT_EDGES),
-    Mutant("drift: ignored features still alarm", "pipeline_steps/drift.py",
+    Mutant("drift: ignored features still alarm", "pipeline_steps/drift_scoring.py",
            'features[name]["status"] = "ignored"', "pass", DRIFT, DRIFT_EDGES),
     # preprocess
     Mutant("preprocess: train end exclusive", "pipeline_steps/preprocess.py",

@@ -14,6 +14,7 @@ from typing import Any
 import baseline_stats
 import boto3
 import drift
+import drift_capture
 import feature_schema
 import numpy as np
 import pandas as pd
@@ -170,7 +171,7 @@ def test_streaming_in_small_chunks_gives_the_same_report(tmp_path, months, monke
     window = months["july"].iloc[:3000]
     _write_capture(tmp_path / "capture", window, rows_per_record=4)
     whole = _run(baseline, tmp_path / "capture", tmp_path / "whole")
-    monkeypatch.setattr(drift, "CHUNK_LINES", 37)
+    monkeypatch.setattr(drift_capture, "CHUNK_LINES", 37)
     chunked = _run(baseline, tmp_path / "capture", tmp_path / "chunked")
     for name, result in whole["features"].items():
         other = dict(chunked["features"][name])
