@@ -108,6 +108,43 @@ def cross_account_statements(
     return found
 
 
+# Resource policies the walk above does not read: none may appear until it does (a
+# cross-account grant there would otherwise pass unnoticed).
+UNREAD_POLICIES = {
+    "AWS::ECR::Repository": "RepositoryPolicyText",
+    "AWS::Events::EventBusPolicy": "Statement",
+    "AWS::SecretsManager::ResourcePolicy": "ResourcePolicy",
+    "AWS::Logs::ResourcePolicy": "PolicyDocument",
+    "AWS::ApiGateway::RestApi": "Policy",
+    "AWS::Lambda::LayerVersionPermission": "Principal",
+}
+
+
+def unread_policies(templates: dict[str, dict[str, Any]]) -> list[str]:
+    """Where a resource policy exists that cross_account_statements cannot judge: a policy
+    document that is not a JSON object (e.g. an Fn::Join string), a policy kind it does not
+    read, or a Lambda permission for anything but an AWS service."""
+    found = []
+    for path, template in templates.items():
+        for logical_id, resource in template.get("Resources", {}).items():
+            where = f"{path}/{logical_id}"
+            properties = resource.get("Properties", {})
+            for name in POLICY_PROPERTIES:
+                document = properties.get(name)
+                if name in properties and not (
+                    isinstance(document, dict) and "Statement" in document
+                ):
+                    found.append(f"{where}.{name}: not a JSON object the check can read")
+            unread = UNREAD_POLICIES.get(resource.get("Type", ""))
+            if unread and unread in properties:
+                found.append(f"{where}.{unread}: a resource policy the check does not read")
+            if resource.get("Type") == "AWS::Lambda::Permission":
+                principal = properties.get("Principal")
+                if not (isinstance(principal, str) and principal.endswith(".amazonaws.com")):
+                    found.append(f"{where}.Principal: not an AWS service ({principal})")
+    return found
+
+
 def _names_exact_roles(values: Any) -> bool:
     values = _listed(values)
     return bool(values) and all(
@@ -272,3 +309,43 @@ def test_the_walk_finds_every_foreign_principal_and_only_those() -> None:
     template = {"Resources": {"Key": key(*foreign, *local)}}
     found = cross_account_statements({"s": template}, {"s": own})
     assert [s for _, s in found] == foreign
+
+
+def test_every_resource_policy_is_one_the_check_reads(
+    templates: dict[str, dict[str, Any]],
+) -> None:
+    assert unread_policies(templates) == []
+
+
+def test_a_policy_the_check_cannot_read_is_reported() -> None:
+    joined_key = {
+        "Type": "AWS::KMS::Key",
+        "Properties": {"KeyPolicy": {"Fn::Join": ["", ['{"Statement": []}']]}},
+    }
+    repository = {
+        "Type": "AWS::ECR::Repository",
+        "Properties": {"RepositoryPolicyText": {"Statement": []}},
+    }
+    account_permission = {
+        "Type": "AWS::Lambda::Permission",
+        "Properties": {"Action": "lambda:InvokeFunction", "Principal": "444444444444"},
+    }
+    service_permission = {
+        "Type": "AWS::Lambda::Permission",
+        "Properties": {"Action": "lambda:InvokeFunction", "Principal": "events.amazonaws.com"},
+    }
+    read_key = {"Type": "AWS::KMS::Key", "Properties": {"KeyPolicy": {"Statement": []}}}
+    template = {
+        "Resources": {
+            "Joined": joined_key,
+            "Repo": repository,
+            "ToAccount": account_permission,
+            "ToService": service_permission,
+            "Read": read_key,
+        }
+    }
+    assert unread_policies({"s": template}) == [
+        "s/Joined.KeyPolicy: not a JSON object the check can read",
+        "s/Repo.RepositoryPolicyText: a resource policy the check does not read",
+        "s/ToAccount.Principal: not an AWS service (444444444444)",
+    ]
