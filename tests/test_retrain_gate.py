@@ -4,6 +4,8 @@ retry loop, and the handler's cross-account path (assume the hub role, call the 
 
 from __future__ import annotations
 
+import json
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 from typing import Any
@@ -23,9 +25,11 @@ ENV = {
     "RETRAIN_MIN_HOURS": "72",
     "ENVIRONMENT_NAME": "prod",
     "ALARM_NAME": ALARM,
+    "MODEL_PACKAGE_GROUP_NAME": "flightdelay-models",
 }
 
 
+refusal = load_lambda_module("retrain_gate", "gate_refusal", "gate_refusal")
 logic = load_lambda_module("retrain_gate", "gate_logic", "gate_logic")
 handler_mod = load_lambda_module("retrain_gate", "handler", "retrain_gate_handler")
 CONFIG = logic.GateConfig.from_env(ENV)
@@ -68,8 +72,10 @@ def _stubbed(
     executions: list[dict[str, Any]],
     expect_start: bool,
     steps: list[dict[str, Any]] | None = None,
+    standing: Standing | None = None,
 ) -> tuple[Any, Stubber]:
-    """steps: the ListPipelineExecutionSteps pages the gate is expected to ask for."""
+    """steps: the ListPipelineExecutionSteps pages the gate is expected to ask for; standing:
+    what it then reads about the refused run."""
     client = boto3.client("sagemaker", region_name="us-east-1")
     stubber = Stubber(client)
     stubber.add_response(
@@ -84,6 +90,8 @@ def _stubbed(
             {**expected, **({"NextToken": token} if token else {})},
         )
         token = page.get("NextToken")
+    if standing is not None:
+        _stub_standing(stubber, standing)
     if expect_start:
         stubber.add_response(
             "start_pipeline_execution",
@@ -245,6 +253,8 @@ def test_handler_assumes_the_hub_role_and_calls_the_hub_region(
 # ListPipelineExecutionSteps of a Failed run, newest first: crashed in Train, or evaluated
 # and refused at the Fail step (the pipeline's QualityGateFailed, Metadata.Fail).
 STEP_TIME = NOW - timedelta(hours=99)
+PACKAGES = "arn:aws:sagemaker:us-east-1:222222222222:model-package/flightdelay-models"
+INCUMBENT = f"{PACKAGES}/4"
 CRASHED_STEPS = [
     {
         "StepName": "Train",
@@ -271,6 +281,21 @@ REFUSED_STEPS = [
         "StepStatus": "Succeeded",
         "Metadata": {"Condition": {"Outcome": "False"}},
     },
+    {
+        "StepName": "FindIncumbent",
+        "StartTime": STEP_TIME,
+        "StepStatus": "Succeeded",
+        "Metadata": {
+            "Lambda": {
+                "Arn": "arn:aws:lambda:us-east-1:222222222222:function:find-incumbent",
+                "OutputParameters": [
+                    {"Name": "IncumbentModelUrl", "Value": "s3://models/v4/model.tar.gz"},
+                    {"Name": "HasIncumbent", "Value": "true"},
+                    {"Name": "IncumbentModelPackageArn", "Value": INCUMBENT},
+                ],
+            }
+        },
+    },
 ]
 
 
@@ -278,13 +303,85 @@ def _steps(steps: list[dict[str, Any]], next_token: str | None = None) -> dict[s
     return {"PipelineExecutionSteps": steps, **({"NextToken": next_token} if next_token else {})}
 
 
+# The deployed definition's parameters (DescribePipeline's PipelineDefinition), as synthesized.
+DEFINITION = {
+    "Version": "2020-12-01",
+    "Parameters": [
+        {"Name": "WindowEnd", "Type": "String", "DefaultValue": "latest"},
+        {"Name": "TestEnd", "Type": "String", "DefaultValue": ""},
+        {"Name": "AucThreshold", "Type": "Float", "DefaultValue": 0.7},
+        {"Name": "TrainMonths", "Type": "Integer", "DefaultValue": 6},
+    ],
+    "Steps": [],
+}
+CHECKS = ("definition", "parameters", "version", "incumbent")
+
+
+@dataclass(frozen=True)
+class Standing:
+    """What the gate reads about a refused run after its steps, answered in the order it asks
+    and through `until`, the check where it must stop (the first that lapses). The defaults
+    describe a refusal that holds: no parameters, version 3 of 3, incumbent v4 still approved."""
+
+    parameters: tuple[tuple[str, str], ...] = ()
+    definition: str = json.dumps(DEFINITION)
+    run_version: int | None = 3
+    current_version: int | None = 3
+    approved: str = INCUMBENT
+    until: str = "incumbent"
+
+
+HOLDS = Standing()
+
+
+def _stub_standing(stubber: Stubber, standing: Standing) -> None:
+    asked = CHECKS[: CHECKS.index(standing.until) + 1]
+    execution = {"PipelineExecutionArn": ANY}
+    stubber.add_response(
+        "describe_pipeline", {"PipelineDefinition": standing.definition}, {"PipelineName": PIPELINE}
+    )
+    if "parameters" in asked:
+        listed = [{"Name": n, "Value": v} for n, v in standing.parameters]
+        stubber.add_response(
+            "list_pipeline_parameters_for_execution", {"PipelineParameters": listed}, execution
+        )
+    if "version" in asked:
+        run = {} if standing.run_version is None else {"PipelineVersionId": standing.run_version}
+        stubber.add_response("describe_pipeline_execution", run, execution)
+        current = [] if standing.current_version is None else [
+            {"PipelineVersionId": standing.current_version}
+        ]  # fmt: skip
+        stubber.add_response(
+            "list_pipeline_versions",
+            {"PipelineVersionSummaries": current},
+            {"PipelineName": PIPELINE, "SortOrder": "Descending", "MaxResults": 1},
+        )
+    if "incumbent" in asked:
+        approved = [
+            {"ModelPackageArn": standing.approved, "CreationTime": STEP_TIME,
+             "ModelPackageStatus": "Completed"}
+        ] if standing.approved else []  # fmt: skip
+        stubber.add_response(
+            "list_model_packages",
+            {"ModelPackageSummaryList": approved},
+            {
+                "ModelPackageGroupName": "flightdelay-models",
+                "ModelApprovalStatus": "Approved",
+                "SortBy": "CreationTime",
+                "SortOrder": "Descending",
+                "MaxResults": 1,
+            },
+        )
+
+
 def _started_with(
     executions: list[dict[str, Any]],
     event: dict[str, Any],
     steps: list[dict[str, Any]] | None = None,
+    standing: Standing | None = None,
 ) -> dict[str, Any]:
     """The StartPipelineExecution request the gate sends for `event`."""
-    client, stubber = _stubbed(executions, expect_start=True, steps=steps)
+    client, stubber = _stubbed(executions, expect_start=True, steps=steps, standing=standing)
     calls: list[dict[str, Any]] = []
     client.meta.events.register(
         "provide-client-params.sagemaker.StartPipelineExecution",
@@ -457,10 +554,13 @@ def test_an_execution_without_start_time_counts_as_started_now(
 
 
 def _held(
-    executions: list[dict[str, Any]], event: dict[str, Any], steps: list[dict[str, Any]]
+    executions: list[dict[str, Any]],
+    event: dict[str, Any],
+    steps: list[dict[str, Any]],
+    standing: Standing | None = None,
 ) -> dict[str, Any]:
     """The gate's answer when it must not start: every stubbed call made, no start."""
-    client, stubber = _stubbed(executions, expect_start=False, steps=steps)
+    client, stubber = _stubbed(executions, expect_start=False, steps=steps, standing=standing)
     cloudwatch = _cloudwatch("ALARM", NOW - timedelta(days=9))
     result = logic.handle_alarm_event(event, CONFIG, client, NOW, cloudwatch)
     stubber.assert_no_pending_responses()
@@ -475,7 +575,7 @@ def test_a_run_the_quality_gate_refused_is_not_retried_on_the_same_data(
     """Beyond the rate limit, the alarm still in ALARM: the refused run's data has not
     changed (no newer run), so a new run would be refused again."""
     refused = [_execution(100, "Failed", name="retrain-2026-11-22")]
-    result = _held(refused, event, [_steps(REFUSED_STEPS)])
+    result = _held(refused, event, [_steps(REFUSED_STEPS)], HOLDS)
     assert result["waiting_for_new_data"] is True
     assert "exec1 was refused by the quality gate" in result["reason"]
     assert GATE_MESSAGE in result["reason"] and "waits for new data" in result["reason"]
@@ -504,17 +604,17 @@ def test_new_data_ends_the_wait_through_the_run_its_arrival_starts() -> None:
     del newer["PipelineExecutionDisplayName"]
     call = _started_with([refused, newer], _event(), [_steps(CRASHED_STEPS)])
     assert call["PipelineExecutionDisplayName"] == "retrain-2026-11-26"
-    result = _held([newer, refused], _event(), [_steps(REFUSED_STEPS)])
+    result = _held([newer, refused], _event(), [_steps(REFUSED_STEPS)], HOLDS)
     assert "exec2 was refused" in result["reason"]
     # A crash one second older than the refusal: the refusal is the newest, and holds.
     older_crash = _execution(100 + 1 / 3600, "Failed", n=2)
-    result = _held([older_crash, refused], _event(), [_steps(REFUSED_STEPS)])
+    result = _held([older_crash, refused], _event(), [_steps(REFUSED_STEPS)], HOLDS)
     assert "exec1 was refused" in result["reason"]
 
 
 def test_the_fail_step_is_found_on_any_page() -> None:
     pages = [_steps(CRASHED_STEPS[1:], next_token="page-2"), _steps(REFUSED_STEPS)]
-    result = _held([_execution(100, "Failed")], _event(), pages)
+    result = _held([_execution(100, "Failed")], _event(), pages, HOLDS)
     assert result["waiting_for_new_data"] is True
 
 
@@ -548,8 +648,11 @@ def test_only_a_run_that_reached_the_fail_step_is_a_refusal(
 def test_decide_without_a_refusal_lookup_treats_failed_runs_as_faults() -> None:
     failed = [_execution(100, "Failed")]
     assert logic.decide(failed, NOW, 72).start is True
-    held = logic.decide(failed, NOW, 72, refusal=lambda e: "refused")
+    held = logic.decide(failed, NOW, 72, refusal=lambda e: refusal.Refusal("refused"))
     assert held.start is False and held.waiting_for_new_data is True
+    lapsed = logic.decide(failed, NOW, 72, refusal=lambda e: refusal.Refusal("refused", "x"))
+    assert lapsed.start is True and lapsed.waiting_for_new_data is False
+    assert "was refused by the quality gate, but x" in lapsed.reason
 
 
 @pytest.mark.parametrize(

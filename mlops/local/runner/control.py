@@ -69,6 +69,7 @@ def _run_lambda(node: _Node, run: _Run, result: StepResult) -> None:
             )
         outputs[name] = _coerce_output(name, spec.get("OutputType", "String"), returned[name])
     run.ctx.steps[node.name] = {"OutputParameters": outputs}
+    result.outputs = {name: to_pipeline_string(value) for name, value in outputs.items()}
 
 
 def _run_condition(node: _Node, run: _Run, result: StepResult) -> None:

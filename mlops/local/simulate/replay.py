@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from mlops.local.definition_source import load_definition_from_assembly
 from mlops.local.registry import LocalRegistry
 from mlops.local.run_local import load_module, run_local, stage_raw_data, synthesize
 from mlops.local.runner import RunSummary
@@ -53,7 +54,7 @@ from mlops.local.simulate.traffic import (
     write_day,
     year_of_flights,
 )
-from mlops.naming import endpoint_name, training_pipeline_name
+from mlops.naming import endpoint_name, model_package_group_name, training_pipeline_name
 
 _STEPS_DIR = str(Path(__file__).resolve().parents[3] / "pipeline_steps")
 if _STEPS_DIR not in sys.path:
@@ -115,7 +116,10 @@ class Replay:
             datapoints_to_alarm=1,
         )
         pipeline = training_pipeline_name(options.platform, hub)
-        self.executions = PipelineExecutions(pipeline, self._execute)
+        self.executions = PipelineExecutions(
+            pipeline, self._execute, self.deployed_definition, self.approved_incumbent
+        )
+        self._definition: dict[str, Any] | None = None
         gate_dir = options.repo_root / "lambda" / "retrain_gate"
         if str(gate_dir) not in sys.path:
             sys.path.insert(0, str(gate_dir))
@@ -127,6 +131,7 @@ class Replay:
             min_hours=drift.retrain_min_hours,
             environment=options.serving.name,
             alarm_name=self.drift_alarm.name,
+            model_package_group=model_package_group_name(options.platform, hub),
         )
         self.landed_through: int | None = None  # month of the newest landed data
         self.runs_by_data: dict[int, tuple[str, int | None]] = {}
@@ -262,6 +267,27 @@ class Replay:
         if version is not None:
             self.promote(int(version), str(registered.get("status")))
         return summary.status
+
+    def deployed_definition(self) -> dict[str, Any]:
+        """The synthesized pipeline definition, its defaults as the replay deploys them (the
+        simulation's own --parameter values)."""
+        if self._definition is None:
+            assert self.o.cdk_out is not None
+            definition, _ = load_definition_from_assembly(Path(self.o.cdk_out), self.hub.name)
+            for parameter in definition.get("Parameters", []):
+                if parameter.get("Name") in self.o.parameters:
+                    parameter["DefaultValue"] = self.o.parameters[parameter["Name"]]
+            self._definition = definition
+        return self._definition
+
+    def approved_incumbent(self, group: str) -> str:
+        """What FindIncumbent would pick now: the newest Approved package's ARN, or ""."""
+        approved = (
+            self.registry.list_packages(group, "Approved")
+            if group in self.registry.groups()
+            else []
+        )
+        return approved[-1].model_package_arn if approved else ""
 
     def run_folder(self, data: int) -> Path:
         return self.out / "runs" / f"run-on-data-through-2013-{data:02d}"
