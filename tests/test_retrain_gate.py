@@ -665,3 +665,146 @@ def test_decide_without_a_refusal_lookup_treats_failed_runs_as_faults() -> None:
 )
 def test_each_decision_has_its_own_metric(result: dict[str, Any], metric: str) -> None:
     assert handler_mod.decision_metric(result) == metric
+
+
+# ---- A refusal holds only for the run a new one would repeat (issue 12/14's known limits) ---
+
+REFUSED_RUN = [_execution(100, "Failed", name="retrain-2026-11-22")]
+RUN_DAY = (NOW - timedelta(hours=100)).date()  # the refused run's UTC start date
+
+
+def _lapsed(standing: Standing, steps: list[dict[str, Any]] = REFUSED_STEPS) -> str:
+    """The reason of the run the gate starts because the refusal no longer holds."""
+    client, stubber = _stubbed(REFUSED_RUN, True, [_steps(steps)], standing)
+    result = logic.handle_alarm_event(_event(), CONFIG, client, now=NOW)
+    stubber.assert_no_pending_responses()
+    assert result["started"] is True and "waiting_for_new_data" not in result
+    reason: str = result["reason"]
+    assert "exec1 was refused by the quality gate, but " in reason
+    return reason
+
+
+def _holds(standing: Standing) -> None:
+    result = _held(REFUSED_RUN, _event(), [_steps(REFUSED_STEPS)], standing)
+    assert result["waiting_for_new_data"] is True
+
+
+@pytest.mark.parametrize(
+    ("parameters", "overridden"),
+    [
+        ((("TestEnd", "2026-06-30"),), "TestEnd"),  # an operator's backfill with explicit dates
+        ((("AucThreshold", "0.75"),), "AucThreshold"),  # a stricter threshold
+        ((("TrainMonths", "5"), ("AucThreshold", "0.7")), "TrainMonths"),
+        ((("WindowEnd", (RUN_DAY - timedelta(days=1)).isoformat()),), "WindowEnd"),
+        ((("WindowEnd", "last week"),), "WindowEnd"),
+        ((("NotInTheDefinition", "x"),), "NotInTheDefinition"),
+    ],
+)
+def test_a_refused_run_with_parameters_of_its_own_does_not_hold_the_gate(
+    parameters: tuple[tuple[str, str], ...], overridden: str
+) -> None:
+    reason = _lapsed(Standing(parameters=parameters, until="parameters"))
+    assert f"it ran with parameters of its own ({overridden})" in reason
+
+
+@pytest.mark.parametrize(
+    "parameters",
+    [
+        (),  # ListPipelineParametersForExecution lists overrides only: none
+        # ... or every value: the defaults, Float and Integer compared as numbers
+        (("WindowEnd", "latest"), ("TestEnd", ""), ("AucThreshold", "0.70"), ("TrainMonths", "6")),
+        (("WindowEnd", RUN_DAY.isoformat()),),  # the gate's own run: its start date (the edge)
+        (("WindowEnd", (RUN_DAY + timedelta(days=1)).isoformat()),),
+    ],
+)
+def test_a_refused_run_with_the_default_parameters_holds_the_gate(
+    parameters: tuple[tuple[str, str], ...],
+) -> None:
+    _holds(Standing(parameters=parameters))
+
+
+@pytest.mark.parametrize(
+    ("run_version", "current_version", "why"),
+    [
+        (2, 3, "it ran on pipeline version 2, the current one is 3"),
+        (None, 3, "the pipeline version it ran on is not known"),
+        (3, None, "the pipeline version it ran on is not known"),
+    ],
+)
+def test_a_refused_run_on_another_pipeline_version_does_not_hold_the_gate(
+    run_version: int | None, current_version: int | None, why: str
+) -> None:
+    standing = Standing(run_version=run_version, current_version=current_version, until="version")
+    assert why in _lapsed(standing)
+    _holds(Standing(run_version=7, current_version=7))  # the other side: the same version
+
+
+@pytest.mark.parametrize(
+    ("approved_now", "why"),
+    [
+        (f"{PACKAGES}/3", f"incumbent {INCUMBENT}, the approved one now is {PACKAGES}/3"),
+        (f"{PACKAGES}/5", f"the approved one now is {PACKAGES}/5"),  # a newer approval
+        ("", f"incumbent {INCUMBENT}, the approved one now is (none)"),  # every one rejected
+    ],
+    ids=["rolled-back", "newer-approved", "none-left"],
+)
+def test_a_refusal_against_an_incumbent_no_longer_approved_does_not_hold(
+    approved_now: str, why: str
+) -> None:
+    assert why in _lapsed(Standing(approved=approved_now))
+
+
+def _with_incumbent_output(value: str | None) -> list[dict[str, Any]]:
+    """REFUSED_STEPS with FindIncumbent's IncumbentModelPackageArn output set (None: absent)."""
+    steps = json.loads(json.dumps(REFUSED_STEPS, default=str))
+    outputs = steps[2]["Metadata"]["Lambda"]["OutputParameters"]
+    outputs[:] = [o for o in outputs if o["Name"] != "IncumbentModelPackageArn"]
+    if value is not None:
+        outputs.append({"Name": "IncumbentModelPackageArn", "Value": value})
+    return steps
+
+
+def test_a_refusal_without_an_incumbent_holds_while_there_is_still_none() -> None:
+    client, stubber = _stubbed(
+        REFUSED_RUN, False, [_steps(_with_incumbent_output(""))], Standing(approved="")
+    )
+    result = logic.handle_alarm_event(_event(), CONFIG, client, now=NOW)
+    stubber.assert_no_pending_responses()
+    assert result["waiting_for_new_data"] is True
+    reason = _lapsed(Standing(approved=INCUMBENT), _with_incumbent_output(""))
+    assert f"judged against incumbent (none), the approved one now is {INCUMBENT}" in reason
+
+
+def test_a_run_from_before_the_incumbent_output_does_not_hold() -> None:
+    reason = _lapsed(HOLDS, _with_incumbent_output(None))
+    assert "it does not say which incumbent it was judged against" in reason
+
+
+@pytest.mark.parametrize("definition", ["not json", "[]"])
+def test_an_unreadable_definition_does_not_hold_the_gate(definition: str) -> None:
+    reason = _lapsed(Standing(definition=definition, until="definition"))
+    assert "the pipeline's current definition cannot be read" in reason
+
+
+def test_a_lapsed_refusal_starts_the_next_attempt_of_its_window() -> None:
+    """Started as after a crash: a refused run of today's window counts as an attempt."""
+    today = [_execution(100, "Failed", name="retrain-2026-11-26")]
+    lapsed = replace(HOLDS, approved=f"{PACKAGES}/3")
+    call = _started_with(today, _event(), [_steps(REFUSED_STEPS)], lapsed)
+    assert call["ClientRequestToken"] == logic.request_token(PIPELINE, NOW.date(), 1)
+
+
+def test_parameter_values_are_compared_by_the_definitions_type() -> None:
+    defaults = refusal.parameter_defaults(json.dumps(DEFINITION))
+    assert defaults["AucThreshold"] == ("Float", 0.7)
+    same = {"AucThreshold": "0.700", "TrainMonths": "6", "TestEnd": "", "WindowEnd": "latest"}
+    assert refusal.overridden(same, defaults, RUN_DAY) == []
+    other = {"AucThreshold": "0.7001", "TrainMonths": "6.5", "TestEnd": " ", "WindowEnd": "x"}
+    assert refusal.overridden(other, defaults, RUN_DAY) == [
+        "AucThreshold", "TestEnd", "TrainMonths", "WindowEnd"
+    ]  # fmt: skip
+    # A WindowEnd date needs the run's start date to be read as `latest`.
+    assert refusal.overridden({"WindowEnd": RUN_DAY.isoformat()}, defaults, None) == ["WindowEnd"]
+    boolean = {"Flag": ("Boolean", True)}
+    assert refusal.overridden({"Flag": "TRUE"}, boolean, RUN_DAY) == []
+    assert refusal.overridden({"Flag": "false"}, boolean, RUN_DAY) == ["Flag"]
