@@ -43,6 +43,17 @@ from mlops.local.serve.served_model import start_model  # noqa: E402
 LABEL_DELAY = pd.Timedelta(hours=6)  # the flight has landed and its delay is known
 CAPTURE_PREFIX = "datacapture"
 LABELS_PREFIX = "ground-truth"
+RAW_FILES = {"flights": "flights.csv", "weather": "weather.csv", "planes": "planes.csv"}
+
+
+def read_raw_text(data_dir: Path) -> dict[str, pd.DataFrame]:
+    """The raw tables as text, exactly as the files have them (they are re-written per month)."""
+    tables = {}
+    for name, file in RAW_FILES.items():
+        path = Path(data_dir) / file
+        path = path if path.is_file() else Path(data_dir) / f"{file}.zip"
+        tables[name] = pd.read_csv(path, dtype=str, keep_default_na=False, na_filter=False)
+    return tables
 
 
 def year_of_flights(raw_dir: Path) -> pd.DataFrame:
