@@ -21,15 +21,8 @@ from step_fixtures import write_small_model
 from mlops.config import PlatformConfig
 from mlops.constructs.realtime_endpoint import MODEL_VERSION_ENV
 from tests.conftest import default_releases, of_type
+from tests.test_serving_stack import SERVING_STAGES
 
-SERVING_STAGES = [
-    "dev-us-east-1",
-    "staging-us-east-1",
-    "staging-eu-west-1",
-    "prod-us-east-1",
-    "prod-eu-west-1",
-    "prod-ap-southeast-1",
-]
 handler = load_lambda_module("inference_api", "handler", "served_version_handler")
 front_door = load_lambda_module("inference_api", "front_door", "served_version_front_door")
 
