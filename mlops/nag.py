@@ -31,11 +31,24 @@ class AcknowledgeRoleScopedPolicies:
 
     def visit(self, node: IConstruct) -> None:
         if isinstance(node, iam.CfnPolicy):
-            acknowledge(
-                node,
-                f"{NIST}-IAMNoInlinePolicy",
-                "A CDK grant policy attached to exactly one role; a managed policy adds reuse risk, not scope.",
-            )
+            _acknowledge_role_scoped_policy(node)
+
+
+def acknowledge_role_scoped_policies(scope: IConstruct) -> None:
+    """What AcknowledgeRoleScopedPolicies does, in one walk of a finished scope (one jsii
+    call) instead of an Aspect's callback per construct. A policy added to the scope after
+    the walk is not acknowledged: its finding fails synth, nothing is let through."""
+    for node in scope.node.find_all():
+        if isinstance(node, iam.CfnPolicy):
+            _acknowledge_role_scoped_policy(node)
+
+
+def _acknowledge_role_scoped_policy(policy: iam.CfnPolicy) -> None:
+    acknowledge(
+        policy,
+        f"{NIST}-IAMNoInlinePolicy",
+        "A CDK grant policy attached to exactly one role; a managed policy adds reuse risk, not scope.",
+    )
 
 
 def acknowledge_lambda_without_vpc(function: IConstruct) -> None:
