@@ -19,7 +19,6 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import io
-import re
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -45,11 +44,14 @@ from mlops.local.simulate.cloud import (
 )
 from mlops.local.simulate.endpoint import EndpointReplay, EndpointService
 from mlops.local.simulate.options import Options, SimulationError, check_options
-from mlops.local.simulate.report import Month
+from mlops.local.simulate.report import Month, gate_facts
+from mlops.local.simulate.schedule import rate_hours, sorted_times
 from mlops.local.simulate.traffic import (
     LABEL_DELAY,
+    RAW_FILES,
     Endpoint,
     ServedModel,
+    read_raw_text,
     requests_of,
     write_day,
     year_of_flights,
@@ -66,18 +68,8 @@ import step_io  # noqa: E402
 BUCKET = "simulated-data"
 VARIANT = "AllTraffic"
 NAMESPACE = "simulation/monitoring"
-_RATE = re.compile(r"^rate\((\d+) (minute|minutes|hour|hours|day|days)\)$")
-_HOURS = {"minute": 1 / 60, "hour": 1, "day": 24}
 LABEL_LOOKBACK_HOURS = 24
 assert pd.Timedelta(hours=LABEL_LOOKBACK_HOURS) >= LABEL_DELAY
-RAW_FILES = {"flights": "flights.csv", "weather": "weather.csv", "planes": "planes.csv"}
-
-
-def rate_hours(schedule: str) -> float | None:
-    match = _RATE.match(schedule)
-    if not match:
-        return None  # cron(...): not replayed
-    return int(match.group(1)) * _HOURS[match.group(2).rstrip("s")]
 
 
 class Replay:
@@ -250,7 +242,7 @@ class Replay:
             ahead=why,
             registered_version=version,
             failure=summary.failure_reason,
-            **_gate_facts(report),
+            **gate_facts(report),
         )
         self.o.progress(
             f"    {summary.status} in {outcome.seconds:.0f} s"
@@ -512,44 +504,11 @@ class Replay:
         month.baseline_scores.append(baseline)
 
 
-def sorted_times(*times: dt.datetime) -> list[dt.datetime]:
-    """The distinct times among `times` before the last one (the next day), in order."""
-    limit = times[-1]
-    return sorted({t for t in times[:-1] if t <= limit})
-
-
-def _gate_facts(report: dict[str, Any] | None) -> dict[str, Any]:
-    if not report:
-        return {}
-    metrics = report.get("binary_classification_metrics", {})
-    incumbent = report.get("incumbent", {})
-    comparison = report.get("comparison", {})
-    return {
-        "window": report.get("window"),
-        "auc": metrics.get("auc", {}).get("value"),
-        "incumbent_auc": incumbent.get("auc"),
-        "ci_lower": incumbent.get("auc_difference", {}).get("ci_lower"),
-        "non_inferior": comparison.get("non_inferior"),
-        "margin": comparison.get("margin"),
-    }
-
-
-def read_raw_text(data_dir: Path) -> dict[str, pd.DataFrame]:
-    """The raw tables as text, exactly as the files have them (they are re-written per month)."""
-    tables = {}
-    for name, file in RAW_FILES.items():
-        path = Path(data_dir) / file
-        path = path if path.is_file() else Path(data_dir) / f"{file}.zip"
-        tables[name] = pd.read_csv(path, dtype=str, keep_default_na=False, na_filter=False)
-    return tables
-
-
 def simulate(options: Options) -> dict[str, Any]:
     """Run the replay and write its outputs; the summary (truth figures included)."""
     from mlops.local.simulate import report
 
     check_options(options)
-    fault = options.fault
     out = Path(options.out_dir)
     if out.exists() and any(out.iterdir()):
         raise SimulationError(f"--out {out} is not empty; give a new folder")
@@ -558,36 +517,7 @@ def simulate(options: Options) -> dict[str, Any]:
     cost = replay.run()
     months = [report.month_summary(m) for m in replay.months.values()]
     report.annotate_drops(months, replay.test_auc)
-    summary = {
-        **cost,
-        "serving_environment": options.serving.name,
-        "promotion": options.promotion,
-        "drift_alarm": {
-            "metric": replay.drift_alarm.metric,
-            "threshold": replay.drift_alarm.threshold,
-            "datapoints_to_alarm": replay.drift_alarm.datapoints_to_alarm,
-            "evaluation_periods": replay.drift_alarm.evaluation_periods,
-            "period_hours": replay.period_hours,
-        },
-        "auc_drop_definition": report.DROP_DEFINITION,
-        "endpoint_alarms": {
-            "alarms": [replay.live.errors.name, replay.live.latency.name],
-            "period_minutes": 1,
-            "datapoints_to_alarm": replay.live.errors.datapoints_to_alarm,
-            "evaluation_periods": replay.live.errors.evaluation_periods,
-            "treat_missing_data": replay.live.errors.missing,
-        },
-        "fault": None
-        if fault is None
-        else {
-            "month": fault.month,
-            "kind": fault.kind,
-            "span": [t.isoformat() for t in fault.span()],
-        },
-        "not_simulated": "the blue/green deployment's own bake-time auto-rollback (a fault "
-        "starts after it) and UpdateEndpoint's minutes of transition (effective next minute)",
-        "truth": report.truth(months, replay.timeline),
-    }
+    summary = report.run_summary(replay, options, cost, months)
     timeline = sorted(replay.timeline, key=lambda e: e["time"])  # stable: causes stay first
     report.write_outputs(out, timeline, months, summary)
     return {"summary": summary, "months": months, "table": report.monthly_table(months)}
