@@ -74,26 +74,27 @@ def capture_csv_text(lines: list[str], tally: Tally) -> str:
 # Escapes that can hide neither a quote nor a backslash, and what they stand for.
 _SIMPLE_ESCAPES = {"n": "\n", "r": "\r", "t": "\t", "/": "/", "b": "\b", "f": "\f"}
 _SIMPLE_ESCAPE_BYTES = np.frombuffer("".join(_SIMPLE_ESCAPES).encode(), dtype=np.uint8)
-_QUOTE, _BACKSLASH, _NEWLINE, _SPACE = 0x22, 0x5C, 0x0A, 0x20
+_QUOTE, _BACKSLASH, _SPACE = 0x22, 0x5C, 0x20
 
 
 def uniform_chunk_text(lines: list[str]) -> str | None:
     """The CSV rows of a chunk whose lines all share the first line's layout, that line being
-    a CSV event (not a health check) that EVENT matches; None for any other chunk (its lines
-    are then read one by one) or when a line in it is a health check or lacks a final newline.
+    a CSV event that EVENT matches; None for any other chunk (its lines are then read one by
+    one), or when a line in it is a health check or a data payload lacks its final newline.
 
     Why it is exact: the first line is valid JSON (EVENT). A line with the same bytes outside
     its value strings (keys, punctuation, whitespace, and the content type and encoding
-    values), whose value strings hold only printable ASCII and escapes that hide no quote or
-    backslash, is valid JSON with the same keys, content type and encoding.
+    values), whose value strings hold only ASCII characters that are not control characters
+    and escapes that hide no quote or backslash, is valid JSON with the same keys, content
+    type and encoding.
     """
     first = EVENT.fullmatch(lines[0]) if lines else None
-    if first is None or "\\" in first.group(1) + first.group(3) + first.group(4):
+    if first is None:
         return None
-    content_type, _, encoding, metadata = first.groups()
+    # The escapes allowed below (\n \r \t \/ \b \f) neither make nor hide "csv",
+    # nor spell the health check's id: the raw bodies decide as the decoded ones would.
+    content_type, _, encoding, _ = first.groups()
     if encoding.upper() != "CSV" or "csv" not in content_type.lower():
-        return None
-    if _is_health_check(metadata):
         return None
     text = "".join(lines)
     if not text.isascii():
@@ -112,11 +113,12 @@ def uniform_chunk_text(lines: list[str]) -> str | None:
     # So every quote delimits a string. The same number on each line, within the line:
     quotes = np.flatnonzero(raw == _QUOTE)
     per_line = lines[0].count('"')
-    if per_line == 0 or len(quotes) != per_line * len(lines):
+    if len(quotes) != per_line * len(lines):
         return None
     quotes = quotes.reshape(len(lines), per_line)
     line_ends = np.cumsum(lengths)
     line_starts = line_ends - lengths
+    # (The segment checks below would refuse a misaligned chunk too; this says why.)
     if (quotes[:, 0] < line_starts).any() or (quotes[:, -1] >= line_ends).any():
         return None
     layout = _layout(lines[0], quotes[0] - line_starts[0], first)
