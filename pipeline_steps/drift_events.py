@@ -74,7 +74,7 @@ def capture_csv_text(lines: list[str], tally: Tally) -> str:
 # Escapes that can hide neither a quote nor a backslash, and what they stand for.
 _SIMPLE_ESCAPES = {"n": "\n", "r": "\r", "t": "\t", "/": "/", "b": "\b", "f": "\f"}
 _SIMPLE_ESCAPE_BYTES = np.frombuffer("".join(_SIMPLE_ESCAPES).encode(), dtype=np.uint8)
-_QUOTE, _BACKSLASH, _SPACE = 0x22, 0x5C, 0x20
+_QUOTE, _BACKSLASH, _NEWLINE, _SPACE = 0x22, 0x5C, 0x0A, 0x20
 
 
 def uniform_chunk_text(lines: list[str]) -> str | None:
@@ -104,8 +104,10 @@ def uniform_chunk_text(lines: list[str]) -> str | None:
         text += "\n"
         lengths[-1] += 1
     raw = np.frombuffer(text.encode("ascii"), dtype=np.uint8)
+    line_ends = np.cumsum(lengths)
+    line_starts = line_ends - lengths
     # Each line ends in its only newline; no other control character may appear.
-    if np.count_nonzero(raw < _SPACE) != len(lines):
+    if (raw[line_ends - 1] != _NEWLINE).any() or np.count_nonzero(raw < _SPACE) != len(lines):
         return None
     backslashes = np.flatnonzero(raw == _BACKSLASH)
     if not np.isin(raw[backslashes + 1], _SIMPLE_ESCAPE_BYTES).all():
@@ -116,8 +118,6 @@ def uniform_chunk_text(lines: list[str]) -> str | None:
     if len(quotes) != per_line * len(lines):
         return None
     quotes = quotes.reshape(len(lines), per_line)
-    line_ends = np.cumsum(lengths)
-    line_starts = line_ends - lengths
     # (The segment checks below would refuse a misaligned chunk too; this says why.)
     if (quotes[:, 0] < line_starts).any() or (quotes[:, -1] >= line_ends).any():
         return None
