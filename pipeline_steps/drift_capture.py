@@ -171,7 +171,8 @@ def parse_csv_text(text: str, names: Sequence[str], tally: InputTally) -> pd.Dat
     """Parse header-less CSV rows ending in newlines; blank rows are ignored, rows with a wrong
     field count or a non-number dropped and counted. The field count is checked on the bytes
     with numpy, so the common all-good chunk goes to the CSV parser untouched."""
-    data = text.encode("utf-8")
+    # A lone surrogate (valid JSON escape, no UTF-8) becomes "?": a non-number, not a crash.
+    data = text.encode("utf-8", errors="replace")
     if data and not data.endswith(b"\n"):
         data += b"\n"
     raw = np.frombuffer(data, dtype=np.uint8)

@@ -321,6 +321,8 @@ def test_malformed_records_are_skipped_and_counted(tmp_path, months) -> None:
         json.dumps({"captureData": {"endpointInput": {"data": "%%%", "encoding": "BASE64"}}}),
         # One batched record: two good rows and one bad one; the good ones are kept.
         _capture_line("\n".join([rows[4], short_row, rows[5]])),
+        # A lone surrogate escape is valid JSON but no UTF-8: a non-number, not a crash.
+        _capture_line(_with_field(rows[6], FEATURES.index("temp"), "\ud800")),
     ]
     folder = tmp_path / "capture"
     folder.mkdir()
@@ -334,11 +336,11 @@ def test_malformed_records_are_skipped_and_counted(tmp_path, months) -> None:
     assert report["records"]["malformed_by_reason"] == {
         "bad_base64": 1,
         "bad_capture_json": 2,
-        "non_numeric": 2,
+        "non_numeric": 3,
         "not_csv": 1,
         "wrong_column_count": 3,
     }
-    assert report["records"]["malformed"] == 9
+    assert report["records"]["malformed"] == 10
     assert report["overall"]["status"] == "drift"
 
 
