@@ -6,8 +6,8 @@ the start of a sustained breach to the rollback's UpdateEndpoint call.
         [--datapoints-to-alarm 6] [--metric-delay 20] [--evaluation-interval 10]
         [--cold-start 2.0] ...
 
-The defaults are prod's fast rollback alarms (alarms.rollback_metric_seconds: 10); staging's
-and dev's 1-minute alarms are --period 60 --evaluation-periods 3 --datapoints-to-alarm 3
+The defaults are staging's and prod's fast rollback alarms (alarms.rollback_metric_seconds:
+10); dev's and the fallback 1-minute alarms are --period 60 --evaluation-periods 3 --datapoints-to-alarm 3
 --metric-delay 60 --evaluation-interval 60 (also listed under "Designs compared").
 
 Prints figures only; the emulator time is our code plus moto, not AWS API latency.
@@ -100,9 +100,7 @@ class Design:
 # with MetricPublishFrequencyInSeconds=10 (SageMaker MetricsConfig); a 10-second alarm period
 # on a 1-minute metric only sees INSUFFICIENT_DATA (CloudWatch PutMetricAlarm, Period).
 DESIGNS = (
-    Design(
-        "1-min, 3 of 3 (staging; prod fallback)", 60, 3, 3, 60.0, 60.0, "never: needs 3 bad minutes"
-    ),
+    Design("1-min, 3 of 3 (dev; fallback)", 60, 3, 3, 60.0, 60.0, "never: needs 3 bad minutes"),
     Design("1-min metrics, 2 of 3", 60, 3, 2, 60.0, 60.0, "2 bad minutes in 3 alarm"),
     Design("1-min metrics, 1 of 1", 60, 1, 1, 60.0, 60.0, "any one bad minute alarms"),
     Design(

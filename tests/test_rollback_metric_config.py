@@ -20,11 +20,12 @@ def _parse(env: str, **alarms: object) -> int:
     return config.environment(env).alarms.rollback_metric_seconds
 
 
-def test_the_default_is_one_minute_and_prod_asks_for_ten_seconds() -> None:
+def test_the_default_is_one_minute_and_staging_and_prod_ask_for_ten_seconds() -> None:
     data = yaml.safe_load(yaml.safe_dump(DEFAULT))
     data["environments"]["staging"]["alarms"].pop("rollback_metric_seconds", None)
     config = parse_config(yaml.safe_dump(data, sort_keys=False), "cfg.yaml")
     assert config.environment("staging").alarms.rollback_metric_seconds == 60
+    assert _parse("staging") == 10  # the example config sets it, as for prod
     assert config.environment("prod").alarms.rollback_metric_seconds == 10
 
 

@@ -198,8 +198,26 @@ def test_prod_rolls_back_on_a_minute_of_ten_second_breaches(templates: dict[str,
     assert fast_ids <= {ref["AlarmName"]["Ref"] for ref in watched}
 
 
-def test_staging_keeps_one_minute_metrics_only(templates: dict[str, Any]) -> None:
-    resources = _resources(templates, "staging-us-east-1")
+def test_staging_rehearses_prods_ten_second_alarms(templates: dict[str, Any]) -> None:
+    """Staging deploys before prod: the 10-second series and alarms are seen there first."""
+    for stage in ("staging-us-east-1", "staging-eu-west-1"):
+        resources = _resources(templates, stage)
+        assert set(_fast_alarms(resources)) == {"Invocation5XXErrors", "ModelLatency"}
+        configs = of_type(resources, "AWS::SageMaker::EndpointConfig")
+        assert configs and all(
+            c["Properties"]["MetricsConfig"]["MetricPublishFrequencyInSeconds"] == 10
+            for c in configs
+        )
+
+
+def test_one_minute_metrics_add_no_fast_alarms(tmp_path: Path, platform: PlatformConfig) -> None:
+    staging = platform.environment("staging")
+    one_minute = replace(staging, alarms=replace(staging.alarms, rollback_metric_seconds=60))
+    config = replace(platform, environments={**platform.environments, "staging": one_minute})
+    options = AppOptions(only_environment="staging", with_delivery_pipeline=False)
+    resources = _resources(
+        stack_templates(Path(synth_app(config, tmp_path, options).directory)), "staging-us-east-1"
+    )
     assert _fast_alarms(resources) == {}
     configs = of_type(resources, "AWS::SageMaker::EndpointConfig")
     assert configs and all("MetricsConfig" not in c["Properties"] for c in configs)
