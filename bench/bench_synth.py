@@ -18,8 +18,9 @@ median of each is printed with its ratio to the empty app's median:
     prod, N stage(s)     -c env=prod with prod's regions cut or extended to N (1, 3, 6):
                          the cost of one more (environment, region) stage is (t6 - t1) / 5
     mlops local run      -c env=dev -c training-only=true (what `mlops local run` synthesizes)
-    --compare DIR        app.py of another checkout (e.g. main before a change), same CLI:
-                         the full app and -c env=dev (what `mlops local run` used to synth)
+    --compare DIR        app.py of another checkout (e.g. main before a change), same CLI,
+                         empty validation cache: the full app and -c env=dev (what
+                         `mlops local run` used to synth)
 
 app.py runs aws-cdk-lib on scripts/jsii-node (mlops/jsii_node.py) and validates each
 distinct template once (mlops/cfn_validation.py), so each app case runs twice: "cold" with
@@ -131,10 +132,20 @@ def cases(folder: Path, compare: Path | None) -> list[Case]:
             for case in apps
         ]
     if compare is not None:
-        found.append(Case(f"full app of {compare.name}", f"{PYTHON} app.py", cwd=compare))
+        # Cold like a clean clone: a checkout with the validation cache would otherwise use
+        # whatever its own .cache/cfn-validate holds.
+        found.append(
+            Case(f"full app of {compare.name}", f"{PYTHON} app.py", cwd=compare, cache="cold")
+        )
         # Before -c training-only, `mlops local run` synthesized the whole environment.
         found.append(
-            Case(f"-c env=dev of {compare.name}", f"{PYTHON} app.py", {"env": "dev"}, cwd=compare)
+            Case(
+                f"-c env=dev of {compare.name}",
+                f"{PYTHON} app.py",
+                {"env": "dev"},
+                cwd=compare,
+                cache="cold",
+            )
         )
     return found
 
