@@ -14,6 +14,10 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 BENCHMARKS = (
     ("Synth (full app, 1/3/6 stages, mlops local run) vs. an empty app", "bench_synth.py"),
+    (
+        "Synth outside CloudFormation validation: Python/node split, jsii calls",
+        "bench_synth_app.py",
+    ),
     ("Local pipeline run (full bundled data)", "bench_local_run.py"),
     ("Drift job (one million captured records)", "bench_drift.py"),
     ("Rollback handler (emulated AWS)", "bench_rollback.py"),

@@ -31,11 +31,24 @@ class AcknowledgeRoleScopedPolicies:
 
     def visit(self, node: IConstruct) -> None:
         if isinstance(node, iam.CfnPolicy):
-            acknowledge(
-                node,
-                f"{NIST}-IAMNoInlinePolicy",
-                "A CDK grant policy attached to exactly one role; a managed policy adds reuse risk, not scope.",
-            )
+            _acknowledge_role_scoped_policy(node)
+
+
+def acknowledge_role_scoped_policies(scope: IConstruct) -> None:
+    """What AcknowledgeRoleScopedPolicies does, in one walk of a finished scope (one jsii
+    call) instead of an Aspect's callback per construct. A policy added to the scope after
+    the walk is not acknowledged: its finding fails synth, nothing is let through."""
+    for node in scope.node.find_all():
+        if isinstance(node, iam.CfnPolicy):
+            _acknowledge_role_scoped_policy(node)
+
+
+def _acknowledge_role_scoped_policy(policy: iam.CfnPolicy) -> None:
+    acknowledge(
+        policy,
+        f"{NIST}-IAMNoInlinePolicy",
+        "A CDK grant policy attached to exactly one role; a managed policy adds reuse risk, not scope.",
+    )
 
 
 def acknowledge_lambda_without_vpc(function: IConstruct) -> None:
@@ -45,8 +58,7 @@ def acknowledge_lambda_without_vpc(function: IConstruct) -> None:
         "LambdaConcurrency": "Reserving concurrency fails in accounts with the default quota of 10; one rule or step invokes it at a time.",
         "LambdaDLQ": "Async invocations fail over to an SQS on-failure destination (FailureAlerts), which keeps request and response; synchronous callers get the error.",
     }
-    for rule, reason in reasons.items():
-        acknowledge(function, f"{NIST}-{rule}", reason)
+    acknowledge_each(function, {f"{NIST}-{rule}": reason for rule, reason in reasons.items()})
 
 
 def acknowledge(scope: IConstruct, rule_id: str, reason: str) -> None:
@@ -54,9 +66,18 @@ def acknowledge(scope: IConstruct, rule_id: str, reason: str) -> None:
 
     IAM5 findings need the detailed id, e.g. "AwsSolutions-IAM5[Action::s3:Abort*]".
     """
-    if len(reason) < 20:
-        raise ValueError(f"acknowledgment of {rule_id} needs a specific reason")
-    cdk.Validations.of(scope).acknowledge(cdk.Acknowledgment(id=rule_id, reason=reason))
+    acknowledge_each(scope, {rule_id: reason})
+
+
+def acknowledge_each(scope: IConstruct, reasons: dict[str, str]) -> None:
+    """acknowledge() for each (rule id, reason) on the same scope, in order, in one jsii
+    call instead of two per finding (CDK records each one as before)."""
+    for rule_id, reason in reasons.items():
+        if len(reason) < 20:
+            raise ValueError(f"acknowledgment of {rule_id} needs a specific reason")
+    cdk.Validations.of(scope).acknowledge(
+        *(cdk.Acknowledgment(id=rule_id, reason=reason) for rule_id, reason in reasons.items())
+    )
 
 
 def render_for_finding(scope: IConstruct, value: str) -> str:
@@ -93,12 +114,14 @@ def acknowledge_wildcard_resource(scope: IConstruct, resource: str, reason: str)
 
 def acknowledge_key_grant(scope: IConstruct) -> None:
     """The KMS grant CDK writes (GenerateDataKey*, ReEncrypt*) on the stage's own key."""
-    for action in ("kms:GenerateDataKey*", "kms:ReEncrypt*"):
-        acknowledge(
-            scope,
-            f"AwsSolutions-IAM5[Action::{action}]",
-            "CDK's standard encrypt/decrypt grant, on the stage's own key only.",
-        )
+    reason = "CDK's standard encrypt/decrypt grant, on the stage's own key only."
+    acknowledge_each(
+        scope,
+        {
+            f"AwsSolutions-IAM5[Action::{action}]": reason
+            for action in ("kms:GenerateDataKey*", "kms:ReEncrypt*")
+        },
+    )
 
 
 def report_policy_violations(assembly_dir: Path) -> int:

@@ -23,7 +23,7 @@ from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from mlops.constructs.python_function import PythonFunction
-from mlops.nag import NIST, acknowledge
+from mlops.nag import NIST, acknowledge, acknowledge_each
 
 STAGE_NAME = "v1"
 PREDICT_PATH = "predict"
@@ -202,12 +202,12 @@ class InferenceApi(Construct):
             "AwsSolutions-APIG3",
             "IAM auth on /predict and method throttling on the unauthenticated /health; no WAF until a public, unauthenticated route exists.",
         )
-        for rule, reason in {
+        reasons = {
             "APIGWAssociatedWithWAF": "IAM auth and stage/method throttling; see AwsSolutions-APIG3.",
             "APIGWCacheEnabledAndEncrypted": "Predictions depend on fresh online features; responses are not cached.",
             "APIGWSSLEnabled": "The backend is a Lambda proxy integration, not an HTTP backend that a client certificate would authenticate.",
-        }.items():
-            acknowledge(stage, f"{NIST}-{rule}", reason)
+        }
+        acknowledge_each(stage, {f"{NIST}-{rule}": reason for rule, reason in reasons.items()})
         cloud_watch_role = self.api.node.try_find_child("CloudWatchRole")
         if cloud_watch_role is not None:
             acknowledge(

@@ -22,7 +22,7 @@ from mlops.constructs.sagemaker_container_access import (
     grant_volume_key,
 )
 from mlops.constructs.step_scripts_bundle import StepScriptsBundle
-from mlops.nag import acknowledge, acknowledge_wildcard_resource
+from mlops.nag import acknowledge_each, acknowledge_wildcard_resource
 from mlops.pipeline_definition import images
 from mlops.pipeline_definition.offline_join import OfflineTables
 from mlops.pipeline_definition.training_pipeline import (
@@ -366,5 +366,6 @@ class TrainingPipeline(Construct):
             "Resource::*": "ecr:GetAuthorizationToken has no resource scope; PutMetricData is "
             "limited by a namespace condition.",
         }
-        for finding, reason in reasons.items():
-            acknowledge(role, f"AwsSolutions-IAM5[{finding}]", reason)
+        acknowledge_each(
+            role, {f"AwsSolutions-IAM5[{finding}]": reason for finding, reason in reasons.items()}
+        )

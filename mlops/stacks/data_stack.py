@@ -223,8 +223,10 @@ class DataStack(cdk.Stack):
         """CDK's notifications custom resource has no ServiceTimeout: a hung handler would
         hold the stack for CloudFormation's default hour (its Lambda times out at 300 s)."""
         for child in self.node.find_all():
+            # An L1 class (CfnBucket...) has its own fixed type: only a plain CfnResource is
+            # asked for its type, one jsii call each.
             if (
-                isinstance(child, cdk.CfnResource)
+                type(child) is cdk.CfnResource
                 and child.cfn_resource_type == "Custom::S3BucketNotifications"
             ):
                 child.add_property_override("ServiceTimeout", 360)

@@ -25,7 +25,7 @@ from mlops.constructs.pipeline_keys import (
     retain_artifact_keys,
 )
 from mlops.constructs.pipeline_nag import AcknowledgePipelineGrants
-from mlops.nag import NIST, acknowledge
+from mlops.nag import NIST, acknowledge_each
 from mlops.stacks.stage import PlatformStage
 
 APPROVAL_REQUIRED = ("prod",)
@@ -130,15 +130,17 @@ class DeliveryStack(cdk.Stack):
             support.replication_bucket
             for support in self.pipeline.pipeline.cross_region_support.values()
         ]
-        for bucket in buckets:
-            acknowledge(bucket, "AwsSolutions-S1", reason)
+        rules = ["AwsSolutions-S1"] + [
+            f"{NIST}-{rule}"
             for rule in (
                 "S3BucketLoggingEnabled",
                 "S3BucketVersioningEnabled",
                 "S3BucketReplicationEnabled",
                 "S3DefaultEncryptionKMS",
-            ):
-                acknowledge(bucket, f"{NIST}-{rule}", reason)
+            )
+        ]
+        for bucket in buckets:
+            acknowledge_each(bucket, dict.fromkeys(rules, reason))
 
     @staticmethod
     def _post_deploy_steps(

@@ -12,9 +12,9 @@ from mlops.constructs.model_replication import ReplicaDestination
 from mlops.constructs.sagemaker_log_groups import (
     PROCESSING_JOBS,
     TRAINING_JOBS,
-    RetainLogGroups,
+    retain_log_groups,
 )
-from mlops.nag import AcknowledgeRoleScopedPolicies
+from mlops.nag import acknowledge_role_scoped_policies
 from mlops.naming import (
     bucket_name,
     model_key_alias,
@@ -168,9 +168,10 @@ class PlatformStage(cdk.Stage):
             )
         if environment.retain_data:
             # Lambda, endpoint and job logs outlive a stack deletion where data does.
-            cdk.Aspects.of(self).add(RetainLogGroups())
-        # Aspects do not cross Stage boundaries: the app-level one does not reach in here.
-        cdk.Aspects.of(self).add(AcknowledgeRoleScopedPolicies())
+            retain_log_groups(self)
+        # The app-level Aspect does not cross Stage boundaries; the stage is complete here
+        # (CDK Pipelines synthesizes it when the delivery pipeline adds it).
+        acknowledge_role_scoped_policies(self)
         for key, value in (
             ("project", platform.project),
             ("environment", environment.name),

@@ -1,0 +1,134 @@
+"""The cheaper forms of the stage-wide rules (no Python Aspect, fewer jsii calls) lose nothing:
+a policy the walk did not see still fails synth, batched acknowledgements are each recorded,
+and only log groups are retained."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import aws_cdk as cdk
+import pytest
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_s3 as s3
+from cdk_nag import NIST80053R5Checks
+
+from mlops.constructs.sagemaker_log_groups import retain_log_groups
+from mlops.nag import NIST, acknowledge_each, acknowledge_role_scoped_policies
+
+ENV = cdk.Environment(account="123456789012", region="eu-west-1")
+INLINE = f"{NIST}-IAMNoInlinePolicy"
+
+
+def _granted_role(stack: cdk.Stack, name: str) -> iam.Role:
+    """A role whose grant renders a CfnPolicy (RoleDefaultPolicy...) and nothing else NIST
+    flags: one action on one ARN."""
+    role = iam.Role(stack, name, assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"))
+    role.add_to_principal_policy(
+        iam.PolicyStatement(
+            actions=["sqs:SendMessage"],
+            resources=[f"arn:aws:sqs:eu-west-1:123456789012:{name.lower()}"],
+        )
+    )
+    return role
+
+
+def _violations(outdir: Path) -> list[tuple[str, str]]:
+    report = json.loads((outdir / "validation-report.json").read_text())
+    return sorted(
+        (violation["ruleName"], construct["constructPath"])
+        for plugin in report["pluginReports"]
+        for violation in plugin["violations"]
+        for construct in violation["violatingConstructs"]
+    )
+
+
+def test_policies_present_at_the_walk_are_acknowledged_and_a_later_one_fails_synth(
+    tmp_path: Path,
+) -> None:
+    app = cdk.App(outdir=str(tmp_path))
+    cdk.Validations.of(app).add_plugins(NIST80053R5Checks(app))
+    stage = cdk.Stage(app, "Place", env=ENV)
+    stack = cdk.Stack(stage, "Roles")
+    _granted_role(stack, "Early")
+    acknowledge_role_scoped_policies(stage)
+    _granted_role(stack, "Late")  # after the walk: nobody acknowledged its policy
+    with pytest.raises(RuntimeError, match="ValidationFailed"):
+        app.synth()
+    assert _violations(tmp_path) == [(INLINE, "Place/Roles/Late/DefaultPolicy/Resource")]
+
+
+def test_a_walked_stage_synthesizes_without_an_inline_policy_finding(tmp_path: Path) -> None:
+    app = cdk.App(outdir=str(tmp_path))
+    cdk.Validations.of(app).add_plugins(NIST80053R5Checks(app))
+    stage = cdk.Stage(app, "Place", env=ENV)
+    stack = cdk.Stack(stage, "Roles")
+    _granted_role(stack, "Early")
+    _granted_role(stack, "Other")
+    acknowledge_role_scoped_policies(stage)
+    app.synth()
+    assert not (tmp_path / "validation-report.json").exists() or _violations(tmp_path) == []
+
+
+def _acknowledged(construct: Any) -> list[tuple[str, str]]:
+    return [
+        next(iter(entry.data.items()))
+        for entry in construct.node.metadata
+        if entry.type == cdk.Validations.ACKNOWLEDGED_RULES_METADATA_KEY
+    ]
+
+
+def test_acknowledge_each_records_every_rule_in_order() -> None:
+    stack = cdk.Stack(cdk.App(), "Stack", env=ENV)
+    bucket = s3.Bucket(stack, "Bucket")
+    acknowledge_each(
+        bucket,
+        {
+            "AwsSolutions-S1": "The access log bucket itself; it cannot log into itself.",
+            f"{NIST}-S3BucketLoggingEnabled": "Same bucket, same reason as AwsSolutions-S1 here.",
+        },
+    )
+    assert _acknowledged(bucket) == [
+        ("Annotation::AwsSolutions-S1", "The access log bucket itself; it cannot log into itself."),
+        (
+            f"Annotation::{NIST}-S3BucketLoggingEnabled",
+            "Same bucket, same reason as AwsSolutions-S1 here.",
+        ),
+    ]
+
+
+def test_acknowledge_each_refuses_a_vague_reason_and_records_nothing() -> None:
+    stack = cdk.Stack(cdk.App(), "Stack", env=ENV)
+    bucket = s3.Bucket(stack, "Bucket")
+    with pytest.raises(ValueError, match=f"{NIST}-S3BucketLoggingEnabled needs a specific"):
+        acknowledge_each(
+            bucket,
+            {
+                "AwsSolutions-S1": "The access log bucket itself; it cannot log into itself.",
+                f"{NIST}-S3BucketLoggingEnabled": "same",
+            },
+        )
+    assert _acknowledged(bucket) == []
+
+
+def test_retain_log_groups_retains_log_groups_only(tmp_path: Path) -> None:
+    app = cdk.App(outdir=str(tmp_path))
+    kept = cdk.Stage(app, "Kept", env=ENV)
+    plain = cdk.Stage(app, "Plain", env=ENV)
+    for stage in (kept, plain):
+        stack = cdk.Stack(stage, "Logs")
+        logs.LogGroup(stack, "Group", removal_policy=cdk.RemovalPolicy.DESTROY)
+        s3.Bucket(stack, "Scratch", removal_policy=cdk.RemovalPolicy.DESTROY)
+    retain_log_groups(kept)
+    assembly = app.synth()
+    policies = {}
+    for stage_name in ("Kept", "Plain"):
+        template = assembly.get_nested_assembly(f"assembly-{stage_name}").stacks[0].template
+        policies[stage_name] = {
+            resource["Type"]: resource.get("DeletionPolicy")
+            for resource in template["Resources"].values()
+        }
+    assert policies["Kept"] == {"AWS::Logs::LogGroup": "Retain", "AWS::S3::Bucket": "Delete"}
+    assert policies["Plain"] == {"AWS::Logs::LogGroup": "Delete", "AWS::S3::Bucket": "Delete"}
