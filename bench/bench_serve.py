@@ -151,9 +151,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             model.invoke(row)
             post(body)
         baseline = timed(model.invoke, rows)
-        in_process = timed(
-            lambda b: api.predict(b, server.lookup, server.invoke, model.version), bodies
-        )
+        in_process = timed(lambda b: api.predict(b, server.lookup, server.invoke), bodies)
         over_http = timed(post, bodies)
         print(
             f"{args.requests} real booking requests, model v{model.version}, online store {store}"

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import re
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -76,7 +75,8 @@ def check_endpoint(
 
 
 def invoke_sample(runtime_client: Any, endpoint_name: str, sample_csv: str) -> CheckResult:
-    """Send CSV rows (no header, features in inference order); expect one probability each."""
+    """Send CSV rows (no header, features in inference order); expect one answer line each,
+    its probability first (then the model's version: pipeline_steps/inference.py)."""
     rows = [line for line in sample_csv.splitlines() if line.strip()]
     if not rows:
         return CheckResult(False, "sample file has no rows")
@@ -87,9 +87,9 @@ def invoke_sample(runtime_client: Any, endpoint_name: str, sample_csv: str) -> C
         Body="\n".join(rows).encode("utf-8"),
     )
     text = response["Body"].read().decode("utf-8").strip()
-    tokens = [t for t in re.split(r"[,\s]+", text) if t]
+    lines = [line for line in text.splitlines() if line.strip()]
     try:
-        scores = [float(t) for t in tokens]
+        scores = [float(line.split(",")[0]) for line in lines]
     except ValueError:
         return CheckResult(False, f"endpoint {endpoint_name} returned non-numeric {text[:80]!r}")
     if len(scores) != len(rows):

@@ -19,11 +19,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 import feature_schema
+import gate_defaults
 import pandas as pd
 import step_io
 
-DEFAULT_MIN_WEATHER_MATCH = 0.9
-DEFAULT_MIN_PLANE_MATCH = 0.7
+DEFAULT_MIN_WEATHER_MATCH = gate_defaults.MIN_WEATHER_MATCH
+DEFAULT_MIN_PLANE_MATCH = gate_defaults.MIN_PLANE_MATCH
 # What a joined row has when its join found a match (preprocess.build_features' columns).
 WEATHER_MATCHED = "observed_at"
 PLANE_MATCHED = "seats"

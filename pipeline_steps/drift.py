@@ -30,7 +30,8 @@ CloudWatch metrics (--publish-metrics), namespace --metrics-namespace:
   OutOfRangeShare (the largest FeatureOutOfRange of the scored numeric features),
   DriftedFeatureCount, RecordCount, MalformedRecordCount
 
-Split by responsibility: drift_capture.py reads the inputs, drift_window.py counts them,
+Split by responsibility: drift_capture.py reads the inputs (drift_events.py the capture
+lines), drift_window.py counts them,
 drift_scoring.py scores them and gives the verdicts; this file: baseline, report, metrics, CLI.
 """
 
@@ -44,10 +45,10 @@ from typing import Any
 
 import numpy as np
 import step_io
+from drift_capture import MAX_WORKERS, InputTally, count_window
 
 # `X as X` re-exports: the local monthly report and the tests use drift.<name>.
-from drift_capture import HEALTH_CHECK_INFERENCE_ID as HEALTH_CHECK_INFERENCE_ID
-from drift_capture import MAX_WORKERS, InputTally, count_window
+from drift_events import HEALTH_CHECK_INFERENCE_ID as HEALTH_CHECK_INFERENCE_ID
 from drift_scoring import DEFAULT_IGNORED, Thresholds, score_window
 from drift_scoring import score_frame as score_frame
 from drift_window import Window

@@ -2,32 +2,25 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 import io
 import itertools
-import json
 import multiprocessing
 import os
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
-from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
+from drift_events import capture_csv_text
 from drift_window import Window
 
 CHUNK_LINES = 20_000
 MAX_WORKERS = 8
 CAPTURE_SUFFIXES = (".jsonl", ".json")
-# The inference API's health check (Route 53 calls it through the real endpoint) sends a fixed
-# request with this InferenceId (lambda/inference_api/front_door.py HEALTH_INFERENCE_ID): it
-# is not traffic, so drift leaves it out.
-HEALTH_CHECK_INFERENCE_ID = "health-check"
 
 
 # Categorical columns may arrive as raw values ("UA") or as vocabulary codes, like the
@@ -171,59 +164,7 @@ def read_capture_file(
 ) -> Iterator[pd.DataFrame]:
     with path.open("r", encoding="utf-8", errors="replace") as lines:
         while chunk := list(itertools.islice(lines, CHUNK_LINES)):
-            payloads = [
-                p for p in map(partial(event_payload, tally=tally), events(chunk, tally)) if p
-            ]
-            yield parse_csv_text(
-                "".join(p if p.endswith("\n") else p + "\n" for p in payloads),
-                feature_order,
-                tally,
-            )
-
-
-def events(lines: list[str], tally: InputTally) -> list[Any]:
-    """Decoded JSON lines; one json.loads for the whole chunk unless some line is broken."""
-    lines = [line for line in lines if not line.isspace()]
-    try:
-        return list(json.loads("[" + ",".join(lines) + "]"))
-    except ValueError:
-        pass  # a bad or blank line somewhere: decode line by line to keep the good ones
-    decoded = []
-    for line in lines:
-        try:
-            decoded.append(json.loads(line))
-        except ValueError:
-            tally.malformed["bad_capture_json"] += 1
-    return decoded
-
-
-def event_payload(event: Any, tally: InputTally) -> str | None:
-    """The CSV text of one data capture event's endpointInput, or None (counted) if unusable."""
-    try:
-        endpoint_input = event["captureData"]["endpointInput"]
-        data = endpoint_input["data"]
-        encoding = str(endpoint_input.get("encoding", "CSV")).upper()
-        content_type = str(endpoint_input.get("observedContentType", "text/csv"))
-    except (KeyError, TypeError, AttributeError):
-        tally.malformed["bad_capture_json"] += 1
-        return None
-    metadata = event.get("eventMetadata")
-    if isinstance(metadata, dict) and metadata.get("inferenceId") == HEALTH_CHECK_INFERENCE_ID:
-        tally.health_checks += 1
-        return None
-    if "csv" not in content_type.lower() or not isinstance(data, str):
-        tally.malformed["not_csv"] += 1
-        return None
-    if encoding == "BASE64":
-        try:
-            return base64.b64decode(data, validate=True).decode("utf-8")
-        except (binascii.Error, UnicodeDecodeError):
-            tally.malformed["bad_base64"] += 1
-            return None
-    if encoding != "CSV":
-        tally.malformed["not_csv"] += 1
-        return None
-    return data
+            yield parse_csv_text(capture_csv_text(chunk, tally), feature_order, tally)
 
 
 def parse_csv_text(text: str, names: Sequence[str], tally: InputTally) -> pd.DataFrame:

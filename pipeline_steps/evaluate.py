@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 import feature_schema
+import gate_defaults
 import numpy as np
 import pandas as pd
 import step_io
@@ -48,7 +49,7 @@ CALIBRATION_BINS = 10
 CONFIDENCE = 0.95
 # Bootstrap resamples per vectorised batch: bounds memory to batch x test rows weights.
 BOOTSTRAP_BATCH = 50
-DEFAULT_MARGIN = 0.025
+DEFAULT_MARGIN = gate_defaults.NON_INFERIORITY_MARGIN
 
 
 @dataclass(frozen=True)

@@ -7,8 +7,12 @@ runs with network isolation).
 
 Request: text/csv, one flight per line, the columns of feature_schema.FEATURE_ORDER, no
 header. Categorical columns take either the raw value ("UA", "JFK") or the integer code of
-the model's own vocabulary; empty means missing. Response: text/csv, one probability of an
-arrival delay of 15 minutes or more per line.
+the model's own vocabulary; empty means missing. Response: text/csv, one line per flight: the
+probability of an arrival delay of 15 minutes or more, then, when the container's environment
+names the release (MODEL_VERSION, set on every model the serving stack creates), that version:
+"0.119273,3". Each answer names the model that made it, whichever fleet served it (a canary, or
+the previous release after a rollback). Without MODEL_VERSION (a batch transform, a model
+deployed from the registry by hand) the line is the probability alone.
 """
 
 from __future__ import annotations
@@ -17,8 +21,11 @@ import csv
 import io
 import json
 import math
+import os
+import re
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import xgboost as xgb
@@ -26,6 +33,9 @@ import xgboost as xgb
 MODEL_FILE = "xgboost-model"
 METADATA_FILE = "feature_metadata.json"
 CONTENT_TYPE = "text/csv"
+# The container environment variable naming the served release (realtime_endpoint.py sets it).
+VERSION_ENV = "MODEL_VERSION"
+_VERSION = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
 
 class RequestError(ValueError):
@@ -42,9 +52,18 @@ def _client_error(error: RequestError) -> Exception:
     return GenericInferenceToolkitError(400, str(error))
 
 
+class Predictions(NamedTuple):
+    """predict_fn's result: one probability per row, and the version that scored them.
+    (Not a dataclass: loaders that exec this file outside sys.modules must still work.)"""
+
+    probabilities: np.ndarray
+    model_version: str  # "" when the environment names none
+
+
 class FlightDelayModel:
-    def __init__(self, booster: xgb.Booster, metadata: dict[str, Any]) -> None:
+    def __init__(self, booster: xgb.Booster, metadata: dict[str, Any], version: str = "") -> None:
         self.booster = booster
+        self.version = version
         self.feature_order: list[str] = list(metadata["feature_order"])
         vocabulary: dict[str, list[str]] = metadata["categorical_vocabulary"]
         self.codes = {
@@ -80,12 +99,12 @@ class FlightDelayModel:
         return np.asarray(self.booster.inplace_predict(self.encode(rows)), dtype=np.float64)
 
 
-def load(model_dir: str | Path) -> FlightDelayModel:
+def load(model_dir: str | Path, version: str = "") -> FlightDelayModel:
     folder = Path(model_dir)
     booster = xgb.Booster()
     booster.load_model(str(folder / MODEL_FILE))
     metadata = json.loads((folder / METADATA_FILE).read_text())
-    return FlightDelayModel(booster, metadata)
+    return FlightDelayModel(booster, metadata, version)
 
 
 def parse_csv(body: str) -> list[list[str]]:
@@ -98,8 +117,18 @@ def parse_csv(body: str) -> list[list[str]]:
 # ---- The four functions the SageMaker XGBoost container calls ----------------------------
 
 
+def served_version(environ: Mapping[str, str]) -> str:
+    """The release the environment names, "" for none; it becomes a CSV column, so a value
+    that could break the line stops the container at start-up instead."""
+    version = environ.get(VERSION_ENV, "").strip()
+    if version and not _VERSION.match(version):
+        raise ValueError(f"{VERSION_ENV} {version!r} must be 1-64 letters, digits, '.', '_' or '-'")
+    return version
+
+
 def model_fn(model_dir: str) -> FlightDelayModel:
-    return load(model_dir)
+    # Read once at start-up: the environment is the model's (one release per container).
+    return load(model_dir, served_version(os.environ))
 
 
 def input_fn(request_body: bytes | bytearray | str, content_type: str) -> list[list[str]]:
@@ -119,12 +148,13 @@ def input_fn(request_body: bytes | bytearray | str, content_type: str) -> list[l
         raise _client_error(RequestError(str(error))) from None
 
 
-def predict_fn(rows: list[list[str]], model: FlightDelayModel) -> np.ndarray:
+def predict_fn(rows: list[list[str]], model: FlightDelayModel) -> Predictions:
     try:
-        return model.predict(rows)
+        return Predictions(model.predict(rows), model.version)
     except RequestError as error:
         raise _client_error(error) from None
 
 
-def output_fn(prediction: np.ndarray, accept: str) -> tuple[str, str]:
-    return "\n".join(f"{p:.6f}" for p in prediction) + "\n", CONTENT_TYPE
+def output_fn(prediction: Predictions, accept: str) -> tuple[str, str]:
+    suffix = f",{prediction.model_version}" if prediction.model_version else ""
+    return "".join(f"{p:.6f}{suffix}\n" for p in prediction.probabilities), CONTENT_TYPE

@@ -60,6 +60,22 @@ OPERATIONS: dict[tuple[str, str], tuple[str, ArnOf]] = {
         "sagemaker:ListPipelineExecutionSteps",
         lambda p, r, a: p["PipelineExecutionArn"],
     ),
+    ("sagemaker", "DescribePipelineExecution"): (
+        "sagemaker:DescribePipelineExecution",
+        lambda p, r, a: p["PipelineExecutionArn"],
+    ),
+    ("sagemaker", "ListPipelineParametersForExecution"): (
+        "sagemaker:ListPipelineParametersForExecution",
+        lambda p, r, a: p["PipelineExecutionArn"],
+    ),
+    ("sagemaker", "DescribePipeline"): (
+        "sagemaker:DescribePipeline",
+        lambda p, r, a: f"arn:aws:sagemaker:{r}:{a}:pipeline/{p['PipelineName'].lower()}",
+    ),
+    ("sagemaker", "ListPipelineVersions"): (
+        "sagemaker:ListPipelineVersions",
+        lambda p, r, a: f"arn:aws:sagemaker:{r}:{a}:pipeline/{p['PipelineName'].lower()}",
+    ),
     ("sts", "AssumeRole"): ("sts:AssumeRole", lambda p, r, a: p["RoleArn"]),
     ("sagemaker", "DescribeEndpoint"): (
         "sagemaker:DescribeEndpoint",

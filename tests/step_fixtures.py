@@ -7,16 +7,22 @@ a second conftest. Slices keep the raw text exactly as the bundled files have it
 from __future__ import annotations
 
 import json
+import shutil
 import tarfile
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+import feature_schema
 import numpy as np
 import pandas as pd
 import preprocess
 import step_io
+import train
+import xgboost as xgb
 from helpers import bundled_data_dir
+
+STEPS = Path(__file__).resolve().parents[1] / "pipeline_steps"
 
 # January-February 2013 flights, and dates that split them like the default split does.
 SLICE_MONTHS = (1, 2)
@@ -117,6 +123,34 @@ def pack_model(model_dir: Path, archive_dir: Path) -> Path:
         for path in sorted(model_dir.iterdir()):
             tar.add(path, arcname=path.name)
     return archive
+
+
+def write_small_model(folder: Path) -> Path:
+    """A model folder laid out as train.py writes it: a small real booster (5 rounds on random
+    rows where temp matters), feature_metadata.json, and code/ with pipeline_steps' serving
+    code (inference.py, feature_schema.py)."""
+    rng = np.random.default_rng(7)
+    features = rng.normal(size=(400, len(feature_schema.FEATURE_ORDER)))
+    labels = (features[:, 9] + rng.normal(size=400) > 0).astype(int)  # temp matters
+    booster = xgb.train(
+        {"objective": "binary:logistic", "max_depth": 2},
+        xgb.DMatrix(features, label=labels, feature_names=list(feature_schema.FEATURE_ORDER)),
+        num_boost_round=5,
+    )
+    (folder / "xgboost-model").write_bytes(bytes(booster.save_raw(raw_format="ubj")))
+    vocabulary = {"carrier": ["AA", "UA"], "origin": ["EWR", "JFK", "LGA"], "dest": ["IAH"]}
+    (folder / "feature_metadata.json").write_text(
+        json.dumps(
+            {
+                "feature_order": list(feature_schema.FEATURE_ORDER),
+                "categorical_vocabulary": vocabulary,
+            }
+        )
+    )
+    (folder / "code").mkdir()
+    for name in train.SERVING_CODE:
+        shutil.copyfile(STEPS / name, folder / "code" / name)
+    return folder
 
 
 def read_json(path: Path) -> dict[str, Any]:

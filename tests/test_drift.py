@@ -5,9 +5,11 @@ from __future__ import annotations
 import base64
 import importlib.util
 import json
+import os
 import shutil
 import sys
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -676,3 +678,112 @@ def test_out_of_range_share_is_the_worst_scored_numeric_feature() -> None:
     assert drift.out_of_range_share(report) is None
     names = {d["MetricName"] for d in drift.metric_data(report, "e")}
     assert "OutOfRangeShare" not in names
+
+
+# ---- the report of a fixed capture set, pinned -------------------------------------------
+
+GOLDEN_REPORT = Path(__file__).parent / "fixtures" / "drift_golden_report.json"
+
+
+def _golden_capture(folder: Path, july: pd.DataFrame) -> None:
+    """Every input path of the reader: compact SageMaker lines, json.dumps spacing, BASE64,
+    batched rows, escapes, another key order, health checks, malformed lines, plain CSV."""
+    rows = _csv_rows(july.iloc[:4000])
+    hour = folder / "AllTraffic" / "2013" / "07" / "01"
+
+    def compact(payload: str, encoding: str = "CSV", metadata: str = "") -> str:
+        event = json.loads(_capture_line(payload, encoding))
+        if metadata:
+            event["eventMetadata"]["inferenceId"] = metadata
+        return json.dumps(event, separators=(",", ":"))
+
+    lines = [compact(r + "\n") for r in rows[:1000]]
+    lines[10:20] = [compact(r + "\n", metadata="health-check") for r in rows[10:20]]
+    lines[20:30] = [compact(r + "\n", metadata=f"booking-{i}") for i, r in enumerate(rows[20:30])]
+    lines[30:35] = [  # the health check's id written with a JSON escape is still the id
+        compact(r + "\n", metadata="health-check").replace("h-c", "h\\u002dc") for r in rows[30:35]
+    ]
+    (hour / "00").mkdir(parents=True)
+    (hour / "00" / "a.jsonl").write_text("\n".join(lines) + "\n")
+
+    spaced = [_capture_line(r + "\n", "BASE64") for r in rows[1000:1500]]
+    escaped = [line.replace("/", "\\/") for line in spaced[:100]]  # \/ in base64 and type
+    unicode = [
+        _capture_line(r + "\n").replace(
+            json.dumps(r + "\n"), '"' + "".join(f"\\u{ord(c):04x}" for c in r + "\n") + '"'
+        )
+        for r in rows[1500:1600]
+    ]
+    reordered = []
+    for r in rows[1600:1700]:
+        event = json.loads(_capture_line(r))
+        reordered.append(
+            json.dumps(
+                {
+                    "eventVersion": "0",
+                    "eventMetadata": {**event["eventMetadata"], "inferenceId": "health\u002dx"},
+                    "captureData": {
+                        "endpointInput": dict(
+                            reversed(event["captureData"]["endpointInput"].items())
+                        )
+                    },
+                },
+                indent=1,
+            ).replace("\n", " ")
+        )
+    (hour / "01").mkdir()
+    (hour / "01" / "b.jsonl").write_text(
+        "\r\n".join(escaped + spaced[100:] + unicode + reordered) + "\r\n"
+    )
+
+    batched = [
+        compact("\n".join(rows[i : i + 5]) + ("\n" if i % 2 else "")) for i in range(1700, 3000, 5)
+    ]
+    short_row = ",".join(rows[0].split(",")[:-1])
+    malformed = [
+        "{not json",
+        json.dumps({"captureData": {}}),
+        compact(short_row),
+        compact(rows[2] + ",1.0"),
+        compact(_with_field(rows[1], FEATURES.index("distance"), "far")),
+        compact(_with_field(rows[3], FEATURES.index("temp"), "inf")),
+        _capture_line('{"instances": [1, 2]}', content_type="application/json"),
+        json.dumps({"captureData": {"endpointInput": {"data": "%%%", "encoding": "BASE64"}}}),
+        compact(rows[4]).replace('"CSV"', '"JSON"', 1),
+        compact(rows[5])[:-40],  # truncated
+        compact(rows[6]).replace(",", ",\x01", 1),  # a control character outside a string
+        compact(rows[7]).replace('"mode"', '"mode" ', 1).replace('"data":"', '"data":"\t', 1),
+        "   ",
+    ]
+    (hour / "02").mkdir()
+    (hour / "02" / "c.json").write_text("\n".join(batched[:100] + malformed + batched[100:]))
+
+    plain = july.iloc[3000:4000][["delayed", *FEATURES]] if "delayed" in july else None
+    frame = july.iloc[3000:4000][FEATURES] if plain is None else plain
+    frame.to_csv(folder / "plain.csv", index=False, na_rep="")
+
+
+def test_the_report_of_a_fixed_capture_set_is_pinned(tmp_path, months) -> None:
+    """Pinned before the capture reader's fast path: any change to what is read, counted or
+    scored shows here. Regenerate (on purpose only) with MLOPS_UPDATE_GOLDEN=1."""
+    baseline = _baseline_file(tmp_path, months["january"], months["vocabulary"])
+    _golden_capture(tmp_path / "capture", months["july"])
+    reports = []
+    for workers in ("1", "2"):
+        args = ["--baseline", str(baseline), "--capture", str(tmp_path / "capture")]
+        report_dir = tmp_path / f"r{workers}"
+        assert drift.run([*args, "--report-dir", str(report_dir), "--workers", workers],
+                         clock=lambda: datetime(2026, 11, 26, 12, 0, tzinfo=UTC)) == 0  # fmt: skip
+        report = json.loads((report_dir / drift.REPORT_FILE).read_text())
+        report.pop("baseline"), report.pop("capture")
+        reports.append(report)
+    if os.environ.get("MLOPS_UPDATE_GOLDEN") == "1":
+        GOLDEN_REPORT.parent.mkdir(exist_ok=True)
+        GOLDEN_REPORT.write_text(json.dumps(reports[0], indent=1, sort_keys=True) + "\n")
+    assert reports[0] == json.loads(GOLDEN_REPORT.read_text())
+    assert reports[0]["records"]["valid"] > 3000
+    assert reports[0]["records"]["health_checks_left_out"] == 15
+    # In parallel only the float sum behind each mean is grouped differently.
+    means = [{n: f.pop("mean", None) for n, f in r["features"].items()} for r in reports]
+    assert means[1] == pytest.approx(means[0])
+    assert reports[1] == reports[0]

@@ -22,7 +22,6 @@ from botocore.stub import Stubber
 FOLDER = Path(__file__).resolve().parents[1] / "lambda" / "inference_api"
 sys.path.insert(0, str(FOLDER))
 import front_door  # noqa: E402
-import served_version  # noqa: E402
 
 _spec = importlib.util.spec_from_file_location("inference_api_handler", FOLDER / "handler.py")
 assert _spec is not None and _spec.loader is not None
@@ -31,7 +30,6 @@ _spec.loader.exec_module(handler)
 
 ENV = {
     "ENDPOINT_NAME": "flightdelay-prod",
-    "MODEL_VERSION": "3",
     "WEATHER_FEATURE_GROUP": "flightdelay-prod-weather",
     "PLANE_FEATURE_GROUP": "flightdelay-prod-plane",
 }
@@ -120,7 +118,7 @@ class Aws:
         )
 
     def endpoint_returns(
-        self, row: str, probability: str = "0.270000\n", inference_id: str | None = None
+        self, row: str, probability: str = "0.270000,3\n", inference_id: str | None = None
     ) -> None:
         expected = {
             "EndpointName": ENV["ENDPOINT_NAME"],
@@ -334,6 +332,10 @@ def test_health_runs_the_real_path_and_fails_when_the_endpoint_does() -> None:
     assert aws.call(None, "GET", "/health")["json"] == {"status": "healthy", "model_version": "3"}
     aws = Aws()
     aws.lookup_returns(Records=_records())
+    aws.endpoint_returns(_row(), "0.270000,2\n", front_door.HEALTH_INFERENCE_ID)
+    assert aws.call(None, "GET", "/health")["json"]["model_version"] == "2"  # the model's
+    aws = Aws()
+    aws.lookup_returns(Records=_records())
     aws.runtime_stub.add_client_error("invoke_endpoint", "ModelError", http_status_code=424)
     answer = aws.call(None, "GET", "/health")
     assert answer["statusCode"] == 503 and "ModelError" in answer["json"]["reason"]
@@ -397,82 +399,61 @@ def test_an_endpoint_that_times_out_or_cannot_be_reached(error: Exception, statu
     assert aws.call(REQUEST)["statusCode"] == status
 
 
-# ---- The version actually served ---------------------------------------------------------
+# ---- The version: the model's own answer ---------------------------------------------------
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def _served(clock: Clock) -> tuple[Any, Stubber, Any]:
-    client = boto3.client("sagemaker", region_name="us-east-1")
-    env = {**ENV, "ENDPOINT_CONFIG_VERSIONS": json.dumps({"cfg-current": "3", "cfg-previous": "2"})}
-    served = served_version.ServedVersion.from_environment(client, env, ttl_s=30.0, clock=clock)
-    return served, Stubber(client), client
-
-
-def _describe(stub: Stubber, config: str) -> None:
-    stub.add_response(
-        "describe_endpoint",
-        {
-            "EndpointName": ENV["ENDPOINT_NAME"],
-            "EndpointArn": "arn:aws:sagemaker:us-east-1:111111111111:endpoint/flightdelay-prod",
-            "EndpointConfigName": config,
-            "EndpointStatus": "InService",
-            "CreationTime": datetime(2026, 1, 1, tzinfo=UTC),
-            "LastModifiedTime": datetime(2026, 1, 1, tzinfo=UTC),
-        },
-        {"EndpointName": ENV["ENDPOINT_NAME"]},
-    )
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("0.270000,3\n", (0.27, "3")),
+        ("0.270000,3", (0.27, "3")),
+        ("0.270000,v3.1-rc_2\r\n", (0.27, "v3.1-rc_2")),
+        ("0.270000\n", (0.27, None)),  # a model trained before models named themselves
+        ("0.270000, \n", (0.27, None)),
+        ("0,3\n", (0.0, "3")),
+        ("1,3\n", (1.0, "3")),
+    ],
+)
+def test_the_models_answer_gives_the_probability_and_its_version(
+    text: str, expected: tuple[float, str | None]
+) -> None:
+    assert front_door.parse_answer(text) == expected
 
 
-@pytest.mark.parametrize(("config", "version"), [("cfg-current", "3"), ("cfg-previous", "2")])
-def test_the_answer_names_the_version_the_endpoint_serves(config: str, version: str) -> None:
-    """After a rollback the endpoint serves the previous config: the answer says so."""
-    served, stub, _ = _served(Clock())
-    _describe(stub, config)
+@pytest.mark.parametrize(
+    "text", ["", "\n", "0.27,3,4\n", "three,3\n", ",3\n", "1.000001,3\n", "-0.1,3\n"]
+)
+def test_a_model_answer_without_a_probability_first_is_a_502(text: str) -> None:
+    with pytest.raises(front_door.ApiError) as raised:
+        front_door.parse_answer(text)
+    assert raised.value.status == 502
+
+
+def test_each_answer_names_the_version_that_scored_it_at_once() -> None:
+    """One warm Lambda, three requests: the new fleet answers (v3), then the old one (a canary
+    splits traffic, or a rollback just happened), then the new one again. Each answer carries
+    the version of the container that scored it, with no other AWS call (the stubs would
+    fail on one) and nothing cached."""
+    aws = Aws()
+    for answer in ("0.270000,3\n", "0.310000,2\n", "0.270000,3\n"):
+        aws.lookup_returns(Records=_records())
+        aws.endpoint_returns(_row(), answer)
+    event = {"httpMethod": "POST", "resource": "/predict", "body": json.dumps(REQUEST)}
+    with aws.store_stub, aws.runtime_stub:
+        bodies = [
+            json.loads(handler.answer_event(event, aws.store, aws.runtime, ENV)["body"])
+            for _ in range(3)
+        ]
+        aws.runtime_stub.assert_no_pending_responses()
+    assert [(b["model_version"], b["probability_delayed"]) for b in bodies] == [
+        ("3", 0.27),
+        ("2", 0.31),
+        ("3", 0.27),
+    ]
+
+
+def test_an_answer_without_a_version_is_null_not_a_guess() -> None:
     aws = Aws()
     aws.lookup_returns(Records=_records())
-    aws.endpoint_returns(_row())
-    event = {"httpMethod": "POST", "resource": "/predict", "body": json.dumps(REQUEST)}
-    with stub, aws.store_stub, aws.runtime_stub:
-        result = handler.answer_event(event, aws.store, aws.runtime, ENV, None, served)
-    assert json.loads(result["body"])["model_version"] == version
-
-
-def test_the_served_version_is_asked_again_only_after_its_ttl() -> None:
-    clock = Clock()
-    served, stub, _ = _served(clock)
-    _describe(stub, "cfg-current")
-    _describe(stub, "cfg-previous")
-    with stub:
-        assert served.get() == "3"
-        clock.now = 29.9
-        assert served.get() == "3"  # cached: no second DescribeEndpoint yet
-        clock.now = 30.0
-        assert served.get() == "2"  # the rollback shows at the ttl
-        stub.assert_no_pending_responses()
-
-
-def test_an_unknown_config_or_a_failed_describe_falls_back_without_failing() -> None:
-    clock = Clock()
-    served, stub, _ = _served(clock)
-    stub.add_client_error("describe_endpoint", "ThrottlingException")
-    _describe(stub, "cfg-previous")
-    stub.add_client_error("describe_endpoint", "ThrottlingException")
-    _describe(stub, "cfg-being-deployed")
-    with stub:
-        assert served.get() == "3"  # nothing known yet: the release
-        clock.now = 29.9
-        assert served.get() == "3"  # the failure is remembered: no DescribeEndpoint per request
-        clock.now = 30.0
-        assert served.get() == "2"
-        clock.now = 60.0
-        assert served.get() == "2"  # the last answer, not the release
-        clock.now = 90.0
-        assert served.get() == "3"  # a config it was not told about: the release
-        stub.assert_no_pending_responses()
+    aws.endpoint_returns(_row(), "0.270000\n")
+    assert aws.call(REQUEST)["json"]["model_version"] is None

@@ -67,30 +67,19 @@ def test_every_serving_stage_has_a_regional_api(templates: dict[str, Any], stage
     assert stage_resource["Properties"]["TracingEnabled"] is True
 
 
-def test_the_lambda_serves_the_pinned_version_of_this_environment(
+def test_the_lambda_knows_no_release_the_models_name_themselves(
     templates: dict[str, Any],
 ) -> None:
-    for stage, version, previous in (
-        ("prod-us-east-1", "3", "2"),
-        ("staging-eu-west-1", "4", "3"),
-        ("dev-us-east-1", "5", "4"),
-    ):
+    """The answer's version comes from the model's own answer (each model's container names
+    its release: test_served_version.py), so deploying a release leaves the function alone."""
+    for stage in ("prod-us-east-1", "staging-eu-west-1", "dev-us-east-1"):
         template = _serving(templates, stage)
         _, function = _api_function(template)
         variables = dict(function["Properties"]["Environment"]["Variables"])
         env = stage.split("-")[0]
-        # Both endpoint configs with the version each serves (the answer names the served one).
-        parts = variables.pop("ENDPOINT_CONFIG_VERSIONS")["Fn::Join"][1]
-        text = "".join(p if isinstance(p, str) else p["Fn::GetAtt"][0] for p in parts)
-        configs = json.loads(text)
-        endpoint = next(r for r in template.values() if r["Type"] == "AWS::SageMaker::Endpoint")
-        current = endpoint["Properties"]["EndpointConfigName"]["Fn::GetAtt"][0]
-        assert configs.pop(current) == version
-        assert list(configs.values()) == [previous]
         assert variables == {
             "POWERTOOLS_SERVICE_NAME": "inference_api",
             "ENDPOINT_NAME": f"flightdelay-{env}",
-            "MODEL_VERSION": version,
             "WEATHER_FEATURE_GROUP": f"flightdelay-{env}-weather",
             "PLANE_FEATURE_GROUP": f"flightdelay-{env}-plane",
         }
@@ -123,12 +112,9 @@ def test_the_lambda_role_reads_two_online_stores_and_invokes_one_endpoint(
     sagemaker_actions = sorted(a for a in by_action if a.startswith("sagemaker:"))
     assert sagemaker_actions == [
         "sagemaker:BatchGetRecord",
-        "sagemaker:DescribeEndpoint",
         "sagemaker:GetRecord",
         "sagemaker:InvokeEndpoint",
     ]
-    # Which config (model version) is served: only its own endpoint.
-    assert by_action["sagemaker:DescribeEndpoint"] == by_action["sagemaker:InvokeEndpoint"]
     rendered = json.dumps(by_action["sagemaker:BatchGetRecord"])
     assert "feature-group/flightdelay-prod-weather" in rendered
     assert "feature-group/flightdelay-prod-plane" in rendered

@@ -281,44 +281,76 @@ def test_retrain_gate_assumes_the_starter_role_and_starts_the_pipeline(
     )
 
 
-@pytest.mark.parametrize("drop", [False, True], ids=["policy", "without-steps"])
-def test_the_starter_role_may_read_the_steps_of_a_failed_run(
-    rehearsal: Assembly, drop: bool
+# Each statement the gate needs to judge a refused run, and the call it allows.
+JUDGING_A_REFUSAL = {
+    "ReadThisPipelinesExecutionSteps": "sagemaker:ListPipelineExecutionSteps",
+    "ReadThisPipelinesCurrentDefinition": "sagemaker:DescribePipeline",
+    "FindThisGroupsApprovedIncumbent": "sagemaker:ListModelPackages",
+}
+
+
+@pytest.mark.parametrize("drop", [None, *JUDGING_A_REFUSAL])
+def test_the_starter_role_may_judge_whether_a_refused_run_holds(
+    rehearsal: Assembly, drop: str | None
 ) -> None:
-    """moto has no ListPipelineExecutionSteps: Stubber answers (a run refused at the Fail
-    step), the evaluator judges the call on the execution's ARN."""
+    """moto has none of these pipeline calls: Stubber answers (a run refused at the Fail step
+    that still holds), the evaluator judges every call on its resource."""
     monitoring = rehearsal.by_name("prod-us-east-1-Monitoring")
     training = rehearsal.by_name("dev-us-east-1-Training")
     config = _gate_config(monitoring)
     starter = _role_named(training, config.starter_role_arn)
     if drop:
-        training = _without(training, "ReadThisPipelinesExecutionSteps")
-    arn = (
-        f"arn:aws:sagemaker:{config.pipeline_region}:{training.account}:pipeline/"
-        f"{config.pipeline_name}/execution/abc123"
-    )
+        training = _without(training, drop)
+    region, account = config.pipeline_region, training.account
+    arn = f"arn:aws:sagemaker:{region}:{account}:pipeline/{config.pipeline_name}/execution/abc123"
+    package = f"arn:aws:sagemaker:{region}:{account}:model-package/{config.model_package_group}/4"
     now = datetime(2026, 6, 1, 12, tzinfo=UTC)
     failed = {
         "PipelineExecutionArn": arn,
         "StartTime": now - timedelta(days=10),
         "PipelineExecutionStatus": "Failed",
     }
-    fail_step = {"StepName": "QualityGateFailed", "Metadata": {"Fail": {"ErrorMessage": "AUC"}}}
-    log = CallLog(training.account, role_statements(training, starter))
+    steps = [
+        {"StepName": "QualityGateFailed", "Metadata": {"Fail": {"ErrorMessage": "AUC"}}},
+        {
+            "StepName": "FindIncumbent",
+            "Metadata": {
+                "Lambda": {"OutputParameters": [{"Name": "IncumbentModelPackageArn",
+                                                 "Value": package}]}
+            },
+        },
+    ]  # fmt: skip
+    log = CallLog(account, role_statements(training, starter))
     with recording(log):
-        sagemaker = boto3.client("sagemaker", region_name=config.pipeline_region)
+        sagemaker = boto3.client("sagemaker", region_name=region)
         with Stubber(sagemaker) as stub:
             stub.add_response("list_pipeline_executions", {"PipelineExecutionSummaries": [failed]})
-            stub.add_response(
-                "list_pipeline_execution_steps", {"PipelineExecutionSteps": [fail_step]}
-            )
+            stub.add_response("list_pipeline_execution_steps", {"PipelineExecutionSteps": steps})
+            stub.add_response("describe_pipeline", {"PipelineDefinition": '{"Parameters": []}'})
+            stub.add_response("list_pipeline_parameters_for_execution", {"PipelineParameters": []})
+            stub.add_response("describe_pipeline_execution", {"PipelineVersionId": 2})
+            stub.add_response("list_pipeline_versions", {"PipelineVersionSummaries": [
+                {"PipelineVersionId": 2}]})  # fmt: skip
+            stub.add_response("list_model_packages", {"ModelPackageSummaryList": [
+                {"ModelPackageArn": package, "CreationTime": now,
+                 "ModelPackageStatus": "Completed"}]})  # fmt: skip
             result = gate.handle_alarm_event(ALARM, config, sagemaker, now)
-    assert result["started"] is False and result["waiting_for_new_data"] is True
-    assert log.calls[-1] == ("sagemaker:ListPipelineExecutionSteps", arn)
-    if drop:
-        assert log.denied() == [f"sagemaker:ListPipelineExecutionSteps on {arn}"]
+    assert result["started"] is False and result["waiting_for_new_data"] is True, result
+    pipeline = f"arn:aws:sagemaker:{region}:{account}:pipeline/{config.pipeline_name}"
+    group = f"arn:aws:sagemaker:{region}:{account}:model-package-group/{config.model_package_group}"
+    assert log.calls[1:] == [
+        ("sagemaker:ListPipelineExecutionSteps", arn),
+        ("sagemaker:DescribePipeline", pipeline),
+        ("sagemaker:ListPipelineParametersForExecution", arn),
+        ("sagemaker:DescribePipelineExecution", arn),
+        ("sagemaker:ListPipelineVersions", pipeline),
+        ("sagemaker:ListModelPackages", group),
+    ]
+    denied = log.denied()
+    if drop is None:
+        assert denied == []
     else:
-        assert log.denied() == []
+        assert any(d.startswith(JUDGING_A_REFUSAL[drop]) for d in denied), denied
 
 
 # --- rollback: no moto (it has no UpdateEndpoint); Stubber answers, the evaluator judges ------

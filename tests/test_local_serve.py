@@ -4,8 +4,8 @@ on an ephemeral port, answering with the model's own inference.py."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
-import tarfile
 import threading
 import urllib.error
 import urllib.request
@@ -14,13 +14,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import feature_schema
-import numpy as np
 import pandas as pd
 import pytest
-import train
-import xgboost as xgb
-from step_fixtures import bundled_data_dir
+from step_fixtures import bundled_data_dir, pack_model, write_small_model
 
 from mlops import cli
 from mlops.local.feature_store.ingest import IngestionError, ingest_file, ingest_folder
@@ -59,32 +55,8 @@ def store(raw: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 def registry(tmp_path_factory: pytest.TempPathFactory) -> LocalRegistry:
     """An Approved package whose model.tar.gz is laid out as train.py packs it: a small real
     booster, feature_metadata.json, and code/inference.py from pipeline_steps."""
-    folder = tmp_path_factory.mktemp("model")
-    rng = np.random.default_rng(7)
-    features = rng.normal(size=(400, len(feature_schema.FEATURE_ORDER)))
-    labels = (features[:, 9] + rng.normal(size=400) > 0).astype(int)  # temp matters
-    booster = xgb.train(
-        {"objective": "binary:logistic", "max_depth": 2},
-        xgb.DMatrix(features, label=labels, feature_names=list(feature_schema.FEATURE_ORDER)),
-        num_boost_round=5,
-    )
-    (folder / "xgboost-model").write_bytes(bytes(booster.save_raw(raw_format="ubj")))
-    vocabulary = {"carrier": ["AA", "UA"], "origin": ["EWR", "JFK", "LGA"], "dest": ["IAH"]}
-    (folder / "feature_metadata.json").write_text(
-        json.dumps(
-            {
-                "feature_order": list(feature_schema.FEATURE_ORDER),
-                "categorical_vocabulary": vocabulary,
-            }
-        )
-    )
-    (folder / "code").mkdir()
-    for name in train.SERVING_CODE:
-        shutil.copyfile(ROOT / "pipeline_steps" / name, folder / "code" / name)
-    archive = tmp_path_factory.mktemp("artifact") / "model.tar.gz"
-    with tarfile.open(archive, "w:gz") as tar:
-        for path in sorted(folder.iterdir()):
-            tar.add(path, arcname=path.name)
+    folder = write_small_model(tmp_path_factory.mktemp("model"))
+    archive = pack_model(folder, tmp_path_factory.mktemp("artifact"))
     local = LocalRegistry(tmp_path_factory.mktemp("registry"))
     local.register(group="flightdelay-dev", model_data=archive, status="Approved")
     local.register(group="flightdelay-dev", model_data=archive, status="Rejected")
@@ -200,8 +172,33 @@ def test_predict_over_http_equals_scoring_the_model_in_process(
         "N14228",
     )
     row = api.feature_row(api.parse_request(json.dumps(REQUEST)), online)
-    direct = float(server.model.module.predict_fn([row.strip().split(",")], server.model.model)[0])
-    assert body["probability_delayed"] == pytest.approx(direct, abs=1e-6)
+    direct = server.model.module.predict_fn([row.strip().split(",")], server.model.model)
+    assert body["probability_delayed"] == pytest.approx(direct.probabilities[0], abs=1e-6)
+
+
+def test_each_version_answers_with_its_own_label_from_the_model(
+    registry: LocalRegistry, store: Path, tmp_path: Path
+) -> None:
+    """As on AWS: the model is started with MODEL_VERSION and names itself in each answer;
+    the server passes that through. Two versions of the same bytes, two labels."""
+    labels = []
+    for version in (1, 2):
+        model = load_served_model(
+            registry.get("flightdelay-dev", version), tmp_path / f"v{version}"
+        )
+        assert model.invoke(_row_of(REQUEST)).rstrip("\n").endswith(f",{version}")
+        running = InferenceServer(("127.0.0.1", 0), model, store)
+        try:
+            labels.append(running.answer("POST", "/predict", json.dumps(REQUEST).encode()))
+        finally:
+            running.server_close()
+    assert [a.body["model_version"] for a in labels] == ["1", "2"]
+    assert "MODEL_VERSION" not in os.environ  # set only while each model started
+
+
+def _row_of(request: dict[str, Any]) -> str:
+    api = front_door()
+    return str(api.feature_row(api.parse_request(json.dumps(request)), api.OnlineFeatures()))
 
 
 def test_unknown_plane_and_weather_take_the_missing_value_path(server: InferenceServer) -> None:

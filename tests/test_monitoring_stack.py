@@ -223,16 +223,32 @@ def test_the_hub_role_trusts_exactly_the_gates_and_starts_one_pipeline(
     )
     assert gates == expected
     assert trust["Principal"]["AWS"] == [f"arn:aws:iam::{a}:root" for a in accounts.values()]
-    statement, steps = _statements(resources, "RetrainStarter")
-    assert statement["Action"] == [
-        "sagemaker:ListPipelineExecutions",
-        "sagemaker:StartPipelineExecution",
-    ]
+    statements = {s["Sid"]: s for s in _statements(resources, "RetrainStarter")}
     pipeline = "arn:aws:sagemaker:us-east-1:222222222222:pipeline/flightdelay-dev-training"
-    assert statement["Resource"] == pipeline
-    # Steps of this pipeline's executions only: refused by the quality gate, or crashed.
-    assert steps["Action"] == "sagemaker:ListPipelineExecutionSteps"
-    assert steps["Resource"] == f"{pipeline}/execution/*"
+    group = "arn:aws:sagemaker:us-east-1:222222222222:model-package-group/flightdelay-dev"
+    # Each call only on its own resource; nothing else (the Sids are the whole policy).
+    assert {sid: (st["Action"], st["Resource"]) for sid, st in statements.items()} == {
+        "ListAndStartThisPipeline": (
+            ["sagemaker:ListPipelineExecutions", "sagemaker:StartPipelineExecution"],
+            pipeline,
+        ),
+        # Whether a refused run still holds: the current definition's defaults and version.
+        "ReadThisPipelinesCurrentDefinition": (
+            ["sagemaker:DescribePipeline", "sagemaker:ListPipelineVersions"],
+            pipeline,
+        ),
+        # Steps, parameters and version of this pipeline's executions only.
+        "ReadThisPipelinesExecutionSteps": (
+            [
+                "sagemaker:DescribePipelineExecution",
+                "sagemaker:ListPipelineExecutionSteps",
+                "sagemaker:ListPipelineParametersForExecution",
+            ],
+            f"{pipeline}/execution/*",
+        ),
+        # The incumbent a new run would be judged against.
+        "FindThisGroupsApprovedIncumbent": ("sagemaker:ListModelPackages", group),
+    }
 
 
 def test_every_instance_backed_serving_stage_is_monitored(templates: dict[str, Any]) -> None:

@@ -382,6 +382,7 @@ def test_find_incumbent_is_a_lambda_step_with_string_outputs() -> None:
     assert step["OutputParameters"] == [
         {"OutputName": "IncumbentModelUrl", "OutputType": "String"},
         {"OutputName": "HasIncumbent", "OutputType": "String"},
+        {"OutputName": "IncumbentModelPackageArn", "OutputType": "String"},
     ]
 
 

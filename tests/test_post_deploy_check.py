@@ -132,10 +132,12 @@ def runtime_with(body: str, rows: str = "1,2\n3,4\n") -> tuple[Any, Stubber]:
 @pytest.mark.parametrize(
     ("body", "ok", "fragment"),
     [
-        ("0.12,0.87", True, "scored 2 sample rows"),
-        ("0.12\n0.87\n", True, "scored 2 sample rows"),
-        ("0.12,1.7", False, "returned 1.7, not a probability"),
-        ("0.12,nan", False, "returned nan"),
+        # One line per row: the probability, then the version that scored it.
+        ("0.120000,3\n0.870000,3\n", True, "scored 2 sample rows"),
+        ("0.12\n0.87\n", True, "scored 2 sample rows"),  # a model that names no version
+        ("0.12,3\n1.7,3\n", False, "returned 1.7, not a probability"),
+        ("0.12\nnan\n", False, "returned nan"),
+        ("0.12,0.87", False, "returned 1 scores for 2 rows"),  # the version is not a score
         ("0.12", False, "returned 1 scores for 2 rows"),
         ("<html>", False, "non-numeric"),
     ],
@@ -155,7 +157,7 @@ def test_main_ok_and_one_line_errors(
     stub.add_response("describe_endpoint", describe("InService"))
     sample = tmp_path / "sample.csv"
     sample.write_text("1,2\n3,4\n")
-    runtime, runtime_stub = runtime_with("0.1,0.2")
+    runtime, runtime_stub = runtime_with("0.100000,2\n0.200000,2\n")
     argv = ["--endpoint-name", NAME, "--expected-config", EXPECTED, "--invoke-sample", str(sample)]
     assert main(argv, sagemaker_client=c, runtime_client=runtime) == 0
     assert capsys.readouterr().out == f"OK: endpoint {NAME} scored 2 sample rows\n"

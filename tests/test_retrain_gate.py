@@ -4,6 +4,8 @@ retry loop, and the handler's cross-account path (assume the hub role, call the 
 
 from __future__ import annotations
 
+import json
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 from typing import Any
@@ -23,9 +25,11 @@ ENV = {
     "RETRAIN_MIN_HOURS": "72",
     "ENVIRONMENT_NAME": "prod",
     "ALARM_NAME": ALARM,
+    "MODEL_PACKAGE_GROUP_NAME": "flightdelay-models",
 }
 
 
+refusal = load_lambda_module("retrain_gate", "gate_refusal", "gate_refusal")
 logic = load_lambda_module("retrain_gate", "gate_logic", "gate_logic")
 handler_mod = load_lambda_module("retrain_gate", "handler", "retrain_gate_handler")
 CONFIG = logic.GateConfig.from_env(ENV)
@@ -68,8 +72,10 @@ def _stubbed(
     executions: list[dict[str, Any]],
     expect_start: bool,
     steps: list[dict[str, Any]] | None = None,
+    standing: Standing | None = None,
 ) -> tuple[Any, Stubber]:
-    """steps: the ListPipelineExecutionSteps pages the gate is expected to ask for."""
+    """steps: the ListPipelineExecutionSteps pages the gate is expected to ask for; standing:
+    what it then reads about the refused run."""
     client = boto3.client("sagemaker", region_name="us-east-1")
     stubber = Stubber(client)
     stubber.add_response(
@@ -84,6 +90,8 @@ def _stubbed(
             {**expected, **({"NextToken": token} if token else {})},
         )
         token = page.get("NextToken")
+    if standing is not None:
+        _stub_standing(stubber, standing)
     if expect_start:
         stubber.add_response(
             "start_pipeline_execution",
@@ -245,6 +253,8 @@ def test_handler_assumes_the_hub_role_and_calls_the_hub_region(
 # ListPipelineExecutionSteps of a Failed run, newest first: crashed in Train, or evaluated
 # and refused at the Fail step (the pipeline's QualityGateFailed, Metadata.Fail).
 STEP_TIME = NOW - timedelta(hours=99)
+PACKAGES = "arn:aws:sagemaker:us-east-1:222222222222:model-package/flightdelay-models"
+INCUMBENT = f"{PACKAGES}/4"
 CRASHED_STEPS = [
     {
         "StepName": "Train",
@@ -271,6 +281,21 @@ REFUSED_STEPS = [
         "StepStatus": "Succeeded",
         "Metadata": {"Condition": {"Outcome": "False"}},
     },
+    {
+        "StepName": "FindIncumbent",
+        "StartTime": STEP_TIME,
+        "StepStatus": "Succeeded",
+        "Metadata": {
+            "Lambda": {
+                "Arn": "arn:aws:lambda:us-east-1:222222222222:function:find-incumbent",
+                "OutputParameters": [
+                    {"Name": "IncumbentModelUrl", "Value": "s3://models/v4/model.tar.gz"},
+                    {"Name": "HasIncumbent", "Value": "true"},
+                    {"Name": "IncumbentModelPackageArn", "Value": INCUMBENT},
+                ],
+            }
+        },
+    },
 ]
 
 
@@ -278,13 +303,85 @@ def _steps(steps: list[dict[str, Any]], next_token: str | None = None) -> dict[s
     return {"PipelineExecutionSteps": steps, **({"NextToken": next_token} if next_token else {})}
 
 
+# The deployed definition's parameters (DescribePipeline's PipelineDefinition), as synthesized.
+DEFINITION = {
+    "Version": "2020-12-01",
+    "Parameters": [
+        {"Name": "WindowEnd", "Type": "String", "DefaultValue": "latest"},
+        {"Name": "TestEnd", "Type": "String", "DefaultValue": ""},
+        {"Name": "AucThreshold", "Type": "Float", "DefaultValue": 0.7},
+        {"Name": "TrainMonths", "Type": "Integer", "DefaultValue": 6},
+    ],
+    "Steps": [],
+}
+CHECKS = ("definition", "parameters", "version", "incumbent")
+
+
+@dataclass(frozen=True)
+class Standing:
+    """What the gate reads about a refused run after its steps, answered in the order it asks
+    and through `until`, the check where it must stop (the first that lapses). The defaults
+    describe a refusal that holds: no parameters, version 3 of 3, incumbent v4 still approved."""
+
+    parameters: tuple[tuple[str, str], ...] = ()
+    definition: str = json.dumps(DEFINITION)
+    run_version: int | None = 3
+    current_version: int | None = 3
+    approved: str = INCUMBENT
+    until: str = "incumbent"
+
+
+HOLDS = Standing()
+
+
+def _stub_standing(stubber: Stubber, standing: Standing) -> None:
+    asked = CHECKS[: CHECKS.index(standing.until) + 1]
+    execution = {"PipelineExecutionArn": ANY}
+    stubber.add_response(
+        "describe_pipeline", {"PipelineDefinition": standing.definition}, {"PipelineName": PIPELINE}
+    )
+    if "parameters" in asked:
+        listed = [{"Name": n, "Value": v} for n, v in standing.parameters]
+        stubber.add_response(
+            "list_pipeline_parameters_for_execution", {"PipelineParameters": listed}, execution
+        )
+    if "version" in asked:
+        run = {} if standing.run_version is None else {"PipelineVersionId": standing.run_version}
+        stubber.add_response("describe_pipeline_execution", run, execution)
+        current = [] if standing.current_version is None else [
+            {"PipelineVersionId": standing.current_version}
+        ]  # fmt: skip
+        stubber.add_response(
+            "list_pipeline_versions",
+            {"PipelineVersionSummaries": current},
+            {"PipelineName": PIPELINE, "SortOrder": "Descending", "MaxResults": 1},
+        )
+    if "incumbent" in asked:
+        approved = [
+            {"ModelPackageArn": standing.approved, "CreationTime": STEP_TIME,
+             "ModelPackageStatus": "Completed"}
+        ] if standing.approved else []  # fmt: skip
+        stubber.add_response(
+            "list_model_packages",
+            {"ModelPackageSummaryList": approved},
+            {
+                "ModelPackageGroupName": "flightdelay-models",
+                "ModelApprovalStatus": "Approved",
+                "SortBy": "CreationTime",
+                "SortOrder": "Descending",
+                "MaxResults": 1,
+            },
+        )
+
+
 def _started_with(
     executions: list[dict[str, Any]],
     event: dict[str, Any],
     steps: list[dict[str, Any]] | None = None,
+    standing: Standing | None = None,
 ) -> dict[str, Any]:
     """The StartPipelineExecution request the gate sends for `event`."""
-    client, stubber = _stubbed(executions, expect_start=True, steps=steps)
+    client, stubber = _stubbed(executions, expect_start=True, steps=steps, standing=standing)
     calls: list[dict[str, Any]] = []
     client.meta.events.register(
         "provide-client-params.sagemaker.StartPipelineExecution",
@@ -457,10 +554,13 @@ def test_an_execution_without_start_time_counts_as_started_now(
 
 
 def _held(
-    executions: list[dict[str, Any]], event: dict[str, Any], steps: list[dict[str, Any]]
+    executions: list[dict[str, Any]],
+    event: dict[str, Any],
+    steps: list[dict[str, Any]],
+    standing: Standing | None = None,
 ) -> dict[str, Any]:
     """The gate's answer when it must not start: every stubbed call made, no start."""
-    client, stubber = _stubbed(executions, expect_start=False, steps=steps)
+    client, stubber = _stubbed(executions, expect_start=False, steps=steps, standing=standing)
     cloudwatch = _cloudwatch("ALARM", NOW - timedelta(days=9))
     result = logic.handle_alarm_event(event, CONFIG, client, NOW, cloudwatch)
     stubber.assert_no_pending_responses()
@@ -475,7 +575,7 @@ def test_a_run_the_quality_gate_refused_is_not_retried_on_the_same_data(
     """Beyond the rate limit, the alarm still in ALARM: the refused run's data has not
     changed (no newer run), so a new run would be refused again."""
     refused = [_execution(100, "Failed", name="retrain-2026-11-22")]
-    result = _held(refused, event, [_steps(REFUSED_STEPS)])
+    result = _held(refused, event, [_steps(REFUSED_STEPS)], HOLDS)
     assert result["waiting_for_new_data"] is True
     assert "exec1 was refused by the quality gate" in result["reason"]
     assert GATE_MESSAGE in result["reason"] and "waits for new data" in result["reason"]
@@ -504,17 +604,17 @@ def test_new_data_ends_the_wait_through_the_run_its_arrival_starts() -> None:
     del newer["PipelineExecutionDisplayName"]
     call = _started_with([refused, newer], _event(), [_steps(CRASHED_STEPS)])
     assert call["PipelineExecutionDisplayName"] == "retrain-2026-11-26"
-    result = _held([newer, refused], _event(), [_steps(REFUSED_STEPS)])
+    result = _held([newer, refused], _event(), [_steps(REFUSED_STEPS)], HOLDS)
     assert "exec2 was refused" in result["reason"]
     # A crash one second older than the refusal: the refusal is the newest, and holds.
     older_crash = _execution(100 + 1 / 3600, "Failed", n=2)
-    result = _held([older_crash, refused], _event(), [_steps(REFUSED_STEPS)])
+    result = _held([older_crash, refused], _event(), [_steps(REFUSED_STEPS)], HOLDS)
     assert "exec1 was refused" in result["reason"]
 
 
 def test_the_fail_step_is_found_on_any_page() -> None:
     pages = [_steps(CRASHED_STEPS[1:], next_token="page-2"), _steps(REFUSED_STEPS)]
-    result = _held([_execution(100, "Failed")], _event(), pages)
+    result = _held([_execution(100, "Failed")], _event(), pages, HOLDS)
     assert result["waiting_for_new_data"] is True
 
 
@@ -548,8 +648,11 @@ def test_only_a_run_that_reached_the_fail_step_is_a_refusal(
 def test_decide_without_a_refusal_lookup_treats_failed_runs_as_faults() -> None:
     failed = [_execution(100, "Failed")]
     assert logic.decide(failed, NOW, 72).start is True
-    held = logic.decide(failed, NOW, 72, refusal=lambda e: "refused")
+    held = logic.decide(failed, NOW, 72, refusal=lambda e: refusal.Refusal("refused"))
     assert held.start is False and held.waiting_for_new_data is True
+    lapsed = logic.decide(failed, NOW, 72, refusal=lambda e: refusal.Refusal("refused", "x"))
+    assert lapsed.start is True and lapsed.waiting_for_new_data is False
+    assert "was refused by the quality gate, but x" in lapsed.reason
 
 
 @pytest.mark.parametrize(
@@ -562,3 +665,146 @@ def test_decide_without_a_refusal_lookup_treats_failed_runs_as_faults() -> None:
 )
 def test_each_decision_has_its_own_metric(result: dict[str, Any], metric: str) -> None:
     assert handler_mod.decision_metric(result) == metric
+
+
+# ---- A refusal holds only for the run a new one would repeat (issue 12/14's known limits) ---
+
+REFUSED_RUN = [_execution(100, "Failed", name="retrain-2026-11-22")]
+RUN_DAY = (NOW - timedelta(hours=100)).date()  # the refused run's UTC start date
+
+
+def _lapsed(standing: Standing, steps: list[dict[str, Any]] = REFUSED_STEPS) -> str:
+    """The reason of the run the gate starts because the refusal no longer holds."""
+    client, stubber = _stubbed(REFUSED_RUN, True, [_steps(steps)], standing)
+    result = logic.handle_alarm_event(_event(), CONFIG, client, now=NOW)
+    stubber.assert_no_pending_responses()
+    assert result["started"] is True and "waiting_for_new_data" not in result
+    reason: str = result["reason"]
+    assert "exec1 was refused by the quality gate, but " in reason
+    return reason
+
+
+def _holds(standing: Standing) -> None:
+    result = _held(REFUSED_RUN, _event(), [_steps(REFUSED_STEPS)], standing)
+    assert result["waiting_for_new_data"] is True
+
+
+@pytest.mark.parametrize(
+    ("parameters", "overridden"),
+    [
+        ((("TestEnd", "2026-06-30"),), "TestEnd"),  # an operator's backfill with explicit dates
+        ((("AucThreshold", "0.75"),), "AucThreshold"),  # a stricter threshold
+        ((("TrainMonths", "5"), ("AucThreshold", "0.7")), "TrainMonths"),
+        ((("WindowEnd", (RUN_DAY - timedelta(days=1)).isoformat()),), "WindowEnd"),
+        ((("WindowEnd", "last week"),), "WindowEnd"),
+        ((("NotInTheDefinition", "x"),), "NotInTheDefinition"),
+    ],
+)
+def test_a_refused_run_with_parameters_of_its_own_does_not_hold_the_gate(
+    parameters: tuple[tuple[str, str], ...], overridden: str
+) -> None:
+    reason = _lapsed(Standing(parameters=parameters, until="parameters"))
+    assert f"it ran with parameters of its own ({overridden})" in reason
+
+
+@pytest.mark.parametrize(
+    "parameters",
+    [
+        (),  # ListPipelineParametersForExecution lists overrides only: none
+        # ... or every value: the defaults, Float and Integer compared as numbers
+        (("WindowEnd", "latest"), ("TestEnd", ""), ("AucThreshold", "0.70"), ("TrainMonths", "6")),
+        (("WindowEnd", RUN_DAY.isoformat()),),  # the gate's own run: its start date (the edge)
+        (("WindowEnd", (RUN_DAY + timedelta(days=1)).isoformat()),),
+    ],
+)
+def test_a_refused_run_with_the_default_parameters_holds_the_gate(
+    parameters: tuple[tuple[str, str], ...],
+) -> None:
+    _holds(Standing(parameters=parameters))
+
+
+@pytest.mark.parametrize(
+    ("run_version", "current_version", "why"),
+    [
+        (2, 3, "it ran on pipeline version 2, the current one is 3"),
+        (None, 3, "the pipeline version it ran on is not known"),
+        (3, None, "the pipeline version it ran on is not known"),
+    ],
+)
+def test_a_refused_run_on_another_pipeline_version_does_not_hold_the_gate(
+    run_version: int | None, current_version: int | None, why: str
+) -> None:
+    standing = Standing(run_version=run_version, current_version=current_version, until="version")
+    assert why in _lapsed(standing)
+    _holds(Standing(run_version=7, current_version=7))  # the other side: the same version
+
+
+@pytest.mark.parametrize(
+    ("approved_now", "why"),
+    [
+        (f"{PACKAGES}/3", f"incumbent {INCUMBENT}, the approved one now is {PACKAGES}/3"),
+        (f"{PACKAGES}/5", f"the approved one now is {PACKAGES}/5"),  # a newer approval
+        ("", f"incumbent {INCUMBENT}, the approved one now is (none)"),  # every one rejected
+    ],
+    ids=["rolled-back", "newer-approved", "none-left"],
+)
+def test_a_refusal_against_an_incumbent_no_longer_approved_does_not_hold(
+    approved_now: str, why: str
+) -> None:
+    assert why in _lapsed(Standing(approved=approved_now))
+
+
+def _with_incumbent_output(value: str | None) -> list[dict[str, Any]]:
+    """REFUSED_STEPS with FindIncumbent's IncumbentModelPackageArn output set (None: absent)."""
+    steps = json.loads(json.dumps(REFUSED_STEPS, default=str))
+    outputs = steps[2]["Metadata"]["Lambda"]["OutputParameters"]
+    outputs[:] = [o for o in outputs if o["Name"] != "IncumbentModelPackageArn"]
+    if value is not None:
+        outputs.append({"Name": "IncumbentModelPackageArn", "Value": value})
+    return steps
+
+
+def test_a_refusal_without_an_incumbent_holds_while_there_is_still_none() -> None:
+    client, stubber = _stubbed(
+        REFUSED_RUN, False, [_steps(_with_incumbent_output(""))], Standing(approved="")
+    )
+    result = logic.handle_alarm_event(_event(), CONFIG, client, now=NOW)
+    stubber.assert_no_pending_responses()
+    assert result["waiting_for_new_data"] is True
+    reason = _lapsed(Standing(approved=INCUMBENT), _with_incumbent_output(""))
+    assert f"judged against incumbent (none), the approved one now is {INCUMBENT}" in reason
+
+
+def test_a_run_from_before_the_incumbent_output_does_not_hold() -> None:
+    reason = _lapsed(HOLDS, _with_incumbent_output(None))
+    assert "it does not say which incumbent it was judged against" in reason
+
+
+@pytest.mark.parametrize("definition", ["not json", "[]"])
+def test_an_unreadable_definition_does_not_hold_the_gate(definition: str) -> None:
+    reason = _lapsed(Standing(definition=definition, until="definition"))
+    assert "the pipeline's current definition cannot be read" in reason
+
+
+def test_a_lapsed_refusal_starts_the_next_attempt_of_its_window() -> None:
+    """Started as after a crash: a refused run of today's window counts as an attempt."""
+    today = [_execution(100, "Failed", name="retrain-2026-11-26")]
+    lapsed = replace(HOLDS, approved=f"{PACKAGES}/3")
+    call = _started_with(today, _event(), [_steps(REFUSED_STEPS)], lapsed)
+    assert call["ClientRequestToken"] == logic.request_token(PIPELINE, NOW.date(), 1)
+
+
+def test_parameter_values_are_compared_by_the_definitions_type() -> None:
+    defaults = refusal.parameter_defaults(json.dumps(DEFINITION))
+    assert defaults["AucThreshold"] == ("Float", 0.7)
+    same = {"AucThreshold": "0.700", "TrainMonths": "6", "TestEnd": "", "WindowEnd": "latest"}
+    assert refusal.overridden(same, defaults, RUN_DAY) == []
+    other = {"AucThreshold": "0.7001", "TrainMonths": "6.5", "TestEnd": " ", "WindowEnd": "x"}
+    assert refusal.overridden(other, defaults, RUN_DAY) == [
+        "AucThreshold", "TestEnd", "TrainMonths", "WindowEnd"
+    ]  # fmt: skip
+    # A WindowEnd date needs the run's start date to be read as `latest`.
+    assert refusal.overridden({"WindowEnd": RUN_DAY.isoformat()}, defaults, None) == ["WindowEnd"]
+    boolean = {"Flag": ("Boolean", True)}
+    assert refusal.overridden({"Flag": "TRUE"}, boolean, RUN_DAY) == []
+    assert refusal.overridden({"Flag": "false"}, boolean, RUN_DAY) == ["Flag"]

@@ -613,6 +613,8 @@ def build_with_sdk(session: Any, spec: TrainingPipelineSpec) -> dict[str, Any]:
 
     incumbent_url = LambdaOutput("IncumbentModelUrl", LambdaOutputTypeEnum.String)
     has_incumbent = LambdaOutput("HasIncumbent", LambdaOutputTypeEnum.String)
+    # Read by no step: the retrain gate reads it from a refused run's step metadata.
+    incumbent_arn = LambdaOutput("IncumbentModelPackageArn", LambdaOutputTypeEnum.String)
     find_incumbent = LambdaStep(
         name="FindIncumbent",
         lambda_func=Lambda(function_arn=spec.find_incumbent_function_arn, session=session),
@@ -620,7 +622,7 @@ def build_with_sdk(session: Any, spec: TrainingPipelineSpec) -> dict[str, Any]:
             "ModelPackageGroupName": spec.model_package_group_name,
             "CandidateModelUrl": candidate,
         },
-        outputs=[incumbent_url, has_incumbent],
+        outputs=[incumbent_url, has_incumbent, incumbent_arn],
     )
     incumbent_url_value = find_incumbent.properties.Outputs["IncumbentModelUrl"]
     has_incumbent_value = find_incumbent.properties.Outputs["HasIncumbent"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
+from typing import Any
 
 import pytest
 from helpers import load_lambda_module
@@ -137,7 +138,14 @@ def test_the_metric_store_gives_the_period_datapoint() -> None:
 # ---- ListPipelineExecutionSteps from a local run: what the retrain gate reads ---------------
 
 gate = load_lambda_module("retrain_gate", "gate_logic", "simulate_cloud_gate_logic")
+INCUMBENT = "arn:aws:sagemaker:local:000000000000:model-package/g/1"
 REFUSED_RUN = [
+    StepResult(
+        "FindIncumbent",
+        "Lambda",
+        "Succeeded",
+        outputs={"HasIncumbent": "true", "IncumbentModelPackageArn": INCUMBENT},
+    ),
     StepResult("Evaluate", "Processing", "Succeeded"),
     StepResult("CheckQuality", "Condition", "Succeeded", note="outcome false"),
     StepResult("RegisterModel", "RegisterModel", "Skipped"),
@@ -151,34 +159,50 @@ CRASHED_RUN = [
 
 def test_local_steps_are_listed_as_sagemaker_lists_them() -> None:
     listed = pipeline_steps_of(REFUSED_RUN)
-    assert [s["StepName"] for s in listed] == ["QualityGateFailed", "CheckQuality", "Evaluate"]
+    names = [s["StepName"] for s in listed]
+    assert names == ["QualityGateFailed", "CheckQuality", "Evaluate", "FindIncumbent"]
     assert listed[0]["Metadata"] == {"Fail": {"ErrorMessage": "Quality gate failed: AUC"}}
     assert listed[1]["Metadata"] == {"Condition": {"Outcome": "False"}}
+    assert listed[3]["Metadata"] == {"Lambda": {"OutputParameters": [
+        {"Name": "HasIncumbent", "Value": "true"},
+        {"Name": "IncumbentModelPackageArn", "Value": INCUMBENT},
+    ]}}  # fmt: skip
     assert [s["StepName"] for s in pipeline_steps_of(CRASHED_RUN)] == ["Preprocess"]
 
 
 @pytest.mark.parametrize(
-    ("steps", "starts"), [(REFUSED_RUN, False), (CRASHED_RUN, True)], ids=["refused", "crashed"]
+    ("steps", "approved", "parameters", "starts"),
+    [
+        (REFUSED_RUN, INCUMBENT, None, False),
+        (CRASHED_RUN, INCUMBENT, None, True),
+        (REFUSED_RUN, "", None, True),  # its incumbent rolled back since
+        (REFUSED_RUN, INCUMBENT, [{"Name": "AucThreshold", "Value": "0.9"}], True),
+    ],
+    ids=["refused", "crashed", "incumbent-rolled-back", "operator-trial"],
 )
 def test_the_gate_tells_a_refused_run_from_a_crashed_one_in_the_replay(
-    steps: list[StepResult], starts: bool
+    steps: list[StepResult], approved: str, parameters: Any, starts: bool
 ) -> None:
-    """The gate's own decision against the replay's executions: a refusal waits for new
-    data, a crash is retried, both beyond the rate limit and with the alarm in ALARM."""
+    """The gate's own decision against the replay's executions: a refusal that holds waits
+    for new data; a crash, or a refusal no new run would repeat, starts one; all beyond the
+    rate limit and with the alarm in ALARM."""
 
     def run(execution: object) -> str:
         execution.steps = pipeline_steps_of(steps)  # type: ignore[attr-defined]
         return "Failed"
 
-    executions = PipelineExecutions("p", run)
+    definition = {"Parameters": [{"Name": "AucThreshold", "Type": "Float", "DefaultValue": 0.6}]}
+    executions = PipelineExecutions("p", run, lambda: definition, {"g": approved}.__getitem__)
     executions.now = T0
-    executions.start_pipeline_execution(PipelineName="p", ClientRequestToken="t" * 32)
+    executions.start_pipeline_execution(
+        PipelineName="p", ClientRequestToken="t" * 32, PipelineParameters=parameters
+    )
     executions.now = later = T0 + dt.timedelta(days=2)
     decision = gate.decide(
         executions.list_pipeline_executions()["PipelineExecutionSummaries"],
         later,
         24,
-        refusal=gate.refusal_lookup(executions),
+        refusal=gate.refusal_lookup(executions, "p", "g"),
     )
     assert decision.start is starts
     assert decision.waiting_for_new_data is not starts

@@ -219,12 +219,28 @@ def test_the_served_model_scores_raw_and_encoded_rows_alike(sm_env: Path, channe
     by_name = inference.predict_fn(
         inference.input_fn(bytearray(raw_body.encode()), "text/csv; charset=utf-8"), model
     )
-    np.testing.assert_allclose(by_code, by_name)
+    np.testing.assert_allclose(by_code.probabilities, by_name.probabilities)
     booster = xgb.Booster(model_file=str(sm_env / "model" / "xgboost-model"))
     expected = booster.predict(xgb.DMatrix(encoded.to_numpy(dtype=float), missing=np.nan))
-    np.testing.assert_allclose(by_code, expected, rtol=1e-6)
+    np.testing.assert_allclose(by_code.probabilities, expected, rtol=1e-6)
     body, content_type = inference.output_fn(by_code, "text/csv")
     assert content_type == "text/csv" and len(body.splitlines()) == 20
+    assert body.splitlines()[0] == f"{expected[0]:.6f}"  # no MODEL_VERSION: no version column
+
+
+def test_the_served_model_names_the_version_its_environment_gives(
+    sm_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert train.main(["--num_round", "5"]) == 0
+    monkeypatch.setenv("MODEL_VERSION", "7")
+    model = inference.model_fn(str(sm_env / "model"))
+    monkeypatch.setenv("MODEL_VERSION", "8")  # read once, at start-up
+    body = "0,,,,,,,,,,,,,,,,\n1,,,,,,,,,,,,,,,,\n"  # features missing: still scored
+    prediction = inference.predict_fn(inference.input_fn(body, "text/csv"), model)
+    answer, _ = inference.output_fn(prediction, "text/csv")
+    lines = answer.splitlines()
+    assert [line.split(",")[1] for line in lines] == ["7", "7"]
+    assert float(lines[0].split(",")[0]) == pytest.approx(prediction.probabilities[0], abs=1e-6)
 
 
 @pytest.mark.parametrize(

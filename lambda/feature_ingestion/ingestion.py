@@ -58,7 +58,7 @@ def put_records(
     put_record: Callable[..., Any],
     feature_group_name: str,
     records: Iterable[Mapping[str, str]],
-    workers: int = WORKERS,
+    workers: int | None = None,
 ) -> None:
     """PutRecord each record, `workers` at a time; raise with the first failures."""
 
@@ -70,7 +70,8 @@ def put_records(
             return f"{next(iter(record.values()))}: {code}"
         return None
 
-    with ThreadPoolExecutor(max_workers=workers) as pool:
+    # WORKERS is read at call time (None), so a test or caller that changes it is heard.
+    with ThreadPoolExecutor(max_workers=workers or WORKERS) as pool:
         failures = [f for f in pool.map(put, records) if f is not None]
     if failures:
         shown = "; ".join(failures[:MAX_FAILURES_REPORTED])
@@ -87,7 +88,7 @@ def ingest_object(
     key: str,
     feature_group_names: Mapping[str, str],
     ledger_prefix: str,
-    workers: int = WORKERS,
+    workers: int | None = None,
 ) -> IngestionResult | None:
     """Ingest one raw object; None when it feeds no feature group."""
     group = group_of_key(key)

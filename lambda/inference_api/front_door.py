@@ -10,7 +10,10 @@ Request (JSON): {"carrier": "UA", "flight": 1545, "origin": "EWR", "dest": "IAH"
 hour, weekday and month are features; its instant picks the weather.
 Response: 200 {"probability_delayed": 0.27, "model_version": "3",
 "features": {"weather": "found" | "missing" | "unavailable", "plane": ...}}; errors are
-{"error": "<one line>"} with 400, 404, 405, 413, 429, 502, 503 or 504.
+{"error": "<one line>"} with 400, 404, 405, 413, 429, 502, 503 or 504. model_version is the
+model's own: its container answers "probability,version" (pipeline_steps/inference.py), so it
+names the model that scored this request; null for a model that does not name itself (one
+trained before models did).
 """
 
 from __future__ import annotations
@@ -85,7 +88,7 @@ class Answer:
 # The online store: (weather ids, newest first; tail number or None) -> features.
 Lookup = Callable[[list[str], str | None], OnlineFeatures]
 # The model: (one CSV line in feature_schema.FEATURE_ORDER, inference id or None) -> the
-# response body (probability).
+# response body ("probability,version" or "probability").
 Invoke = Callable[[str, str | None], str]
 # Marks the health check's requests in data capture, so the drift job can leave them out.
 HEALTH_INFERENCE_ID = "health-check"
@@ -193,14 +196,19 @@ def feature_row(request: BookingRequest, online: OnlineFeatures) -> str:
     return out.getvalue()
 
 
-def parse_probability(text: str) -> float:
+def parse_answer(text: str) -> tuple[float, str | None]:
+    """The model's line: (probability, the version that scored it, or None if unnamed)."""
     try:
-        value = float(text.strip().splitlines()[0])
+        fields = text.strip().splitlines()[0].split(",")
+        if len(fields) > 2:
+            raise ValueError
+        value = float(fields[0])
     except (ValueError, IndexError):
         raise ApiError(502, "the model answered with something other than a probability") from None
     if not 0.0 <= value <= 1.0:
         raise ApiError(502, f"the model answered {value}, not a probability")
-    return value
+    version = fields[1].strip() if len(fields) == 2 else ""
+    return value, version or None
 
 
 # ---- The API ------------------------------------------------------------------------------
@@ -210,7 +218,6 @@ def predict(
     body: bytes | str | None,
     lookup: Lookup,
     invoke: Invoke,
-    model_version: str,
     inference_id: str | None = None,
 ) -> Answer:
     """Request -> online lookup -> model -> answer. Every failure is an ApiError answer."""
@@ -220,7 +227,9 @@ def predict(
         online = lookup(
             feature_records.weather_candidates(request.origin, departure), request.tailnum
         )
-        probability = parse_probability(invoke(feature_row(request, online), inference_id))
+        probability, model_version = parse_answer(
+            invoke(feature_row(request, online), inference_id)
+        )
     except ApiError as error:
         headers = {"Retry-After": str(error.retry_after)} if error.retry_after else {}
         return Answer(error.status, {"error": error.message}, headers)
@@ -241,12 +250,12 @@ def predict(
     )
 
 
-def health(lookup: Lookup, invoke: Invoke, model_version: str) -> Answer:
+def health(lookup: Lookup, invoke: Invoke) -> Answer:
     """The real path with a fixed request: 200 only when the store and the model answer."""
-    answer = predict(json.dumps(HEALTH_REQUEST), lookup, invoke, model_version, HEALTH_INFERENCE_ID)
+    answer = predict(json.dumps(HEALTH_REQUEST), lookup, invoke, HEALTH_INFERENCE_ID)
     if answer.status != 200:
         return Answer(503, {"status": "unhealthy", "reason": answer.body.get("error", "")})
-    return Answer(200, {"status": "healthy", "model_version": model_version})
+    return Answer(200, {"status": "healthy", "model_version": answer.body["model_version"]})
 
 
 class HealthCache:
@@ -271,7 +280,6 @@ def route(
     body: bytes | str | None,
     lookup: Lookup,
     invoke: Invoke,
-    version: str,
     health_cache: HealthCache | None = None,
 ) -> Answer:
     """The API's two resources (API Gateway's proxy event, or the local server)."""
@@ -279,11 +287,11 @@ def route(
     if resource == "/predict":
         if method != "POST":
             return Answer(405, {"error": "use POST /predict"}, {"Allow": "POST"})
-        return predict(body, lookup, invoke, version)
+        return predict(body, lookup, invoke)
     if resource == "/health":
         if method != "GET":
             return Answer(405, {"error": "use GET /health"}, {"Allow": "GET"})
         if health_cache is None:
-            return health(lookup, invoke, version)
-        return health_cache.answer(lambda: health(lookup, invoke, version))
+            return health(lookup, invoke)
+        return health_cache.answer(lambda: health(lookup, invoke))
     return Answer(404, {"error": f"no resource {resource}: use POST /predict or GET /health"})

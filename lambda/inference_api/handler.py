@@ -1,9 +1,9 @@
 """API Gateway (REST, proxy integration) -> front_door: POST /predict, GET /health.
 
 Thin: builds the two clients once per container and passes the online lookup and the
-endpoint call to front_door's plain functions. Environment: ENDPOINT_NAME, MODEL_VERSION (the
-release), ENDPOINT_CONFIG_VERSIONS (JSON: endpoint config name -> model version, for the
-version actually served: served_version.py), WEATHER_FEATURE_GROUP, PLANE_FEATURE_GROUP.
+endpoint call to front_door's plain functions. Environment: ENDPOINT_NAME,
+WEATHER_FEATURE_GROUP, PLANE_FEATURE_GROUP. The answer's model_version is the model's own
+(its container names its release in every answer), so the function needs no release.
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ import boto3
 import front_door
 import online_store
 from botocore.config import Config
-from served_version import ServedVersion
 
 # Inside API Gateway's 29 s and the function's 25 s, even at the worst: the online lookup
 # gives up after 2 x (1 + 1) s (then the features are "unavailable"), the endpoint call
@@ -33,8 +32,6 @@ _RUNTIME_CONFIG = Config(
 # Per warm container: at most one real health check every 15 s (Route 53 checks every 30 s
 # from each of its checker regions).
 HEALTH_CACHE = front_door.HealthCache(15.0, time.monotonic)
-# DescribeEndpoint at most every 30 s per container: a rollback shows within 30 s.
-SERVED_VERSION_TTL_S = 30.0
 
 
 @functools.cache
@@ -45,24 +42,13 @@ def _clients() -> tuple[Any, Any]:
     )
 
 
-@functools.cache
-def _served_version() -> ServedVersion:
-    client = boto3.client("sagemaker", config=_STORE_CONFIG)
-    return ServedVersion.from_environment(
-        client, dict(os.environ), ttl_s=SERVED_VERSION_TTL_S, clock=time.monotonic
-    )
-
-
 def answer_event(
     event: dict[str, Any],
     store: Any,
     runtime: Any,
     env: dict[str, str],
     health_cache: front_door.HealthCache | None = None,
-    served_version: ServedVersion | None = None,
 ) -> dict[str, Any]:
-    """served_version None: answer with the release's MODEL_VERSION."""
-
     def lookup(weather_ids: list[str], tailnum: str | None) -> front_door.OnlineFeatures:
         return online_store.lookup_online(
             store,
@@ -84,7 +70,6 @@ def answer_event(
         body,
         lookup,
         invoke,
-        served_version.get() if served_version is not None else env["MODEL_VERSION"],
         health_cache,
     )
     return {
@@ -96,4 +81,4 @@ def answer_event(
 
 def handler(event: dict[str, Any], _context: Any) -> dict[str, Any]:
     store, runtime = _clients()
-    return answer_event(event, store, runtime, dict(os.environ), HEALTH_CACHE, _served_version())
+    return answer_event(event, store, runtime, dict(os.environ), HEALTH_CACHE)

@@ -24,26 +24,30 @@ A succeeded retrain answers the alarm until it clears and fires again.
 
 Refused is not crashed. A run whose evaluation completed and whose candidate the quality
 gate refused reached the pipeline's Fail step: ListPipelineExecutionSteps shows a step with
-Metadata.Fail (its ErrorMessage says why). That is a decision on the data the run saw, and a
-run on the same data trains the same model and is refused again; so while the newest
-execution is such a refusal the gate starts nothing. New data ends the wait: its arrival
-starts a run of its own (the new-data trigger; the schedule too), which becomes the newest
-and is judged in turn. The gate's WindowEnd (the event's date) changes daily whether or not
-data arrived, and the resolved window is known only to Preprocess, so "a newer execution"
-is the sign of new data the gate can see. A crashed or stopped run (Failed without a Fail
-step, or Stopped) is still retried with the next attempt's token. The execution summary's
-FailureReason does not tell them apart: SageMaker reports a generic step failure there.
+Metadata.Fail (its ErrorMessage says why). That is a decision on the data the run saw: while
+the newest execution is such a refusal, and it still holds (it ran with the pipeline's
+default parameters, on its current definition, against the incumbent still approved: see
+gate_refusal.py), a new run would be refused again and the gate starts nothing. New data ends
+the wait: its arrival starts a run of its own (the new-data trigger; the schedule too), which
+becomes the newest and is judged in turn. The gate's WindowEnd (the event's date) changes
+daily whether or not data arrived, and the resolved window is known only to Preprocess, so
+"a newer execution" is the sign of new data the gate can see. A refusal that no longer holds,
+a crashed or stopped run (Failed without a Fail step, or Stopped) is retried with the next
+attempt's token. The execution summary's FailureReason does not tell them apart: SageMaker
+reports a generic step failure there.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
 from botocore.config import Config
+from gate_refusal import WINDOW_PARAMETER, Refusal, refusal_lookup
+from gate_refusal import quality_gate_refusal as quality_gate_refusal  # re-exported
 
 # Standard mode retries throttling and transient errors with jittered exponential backoff;
 # 5 retries back off at most ~1+2+4+8+16 s, inside the 60 s Lambda timeout.
@@ -53,7 +57,6 @@ BOTO_CONFIG = Config(
 BUSY_STATUSES = frozenset({"Executing", "Stopping"})
 RETRYABLE_STATUSES = frozenset({"Failed", "Stopped"})
 RECHECK = "recheck"  # the schedule's event: {"gate": "recheck"}
-WINDOW_PARAMETER = "WindowEnd"
 # A pipeline whose newest execution is older than the window needs one page; a busy
 # execution further back than this many is beyond any realistic concurrency.
 RECENT_EXECUTIONS = 10
@@ -72,11 +75,14 @@ class GateConfig:
     min_hours: int
     environment: str
     alarm_name: str
+    # The hub's model package group: a refusal holds only against its current incumbent.
+    model_package_group: str
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> GateConfig:
         names = ("PIPELINE_NAME", "PIPELINE_REGION", "STARTER_ROLE_ARN", "RETRAIN_MIN_HOURS")
-        missing = [n for n in (*names, "ENVIRONMENT_NAME", "ALARM_NAME") if not env.get(n)]
+        required = (*names, "ENVIRONMENT_NAME", "ALARM_NAME", "MODEL_PACKAGE_GROUP_NAME")
+        missing = [n for n in required if not env.get(n)]
         if missing:
             raise GateConfigError(f"environment variable {missing[0]} is not set")
         try:
@@ -92,6 +98,7 @@ class GateConfig:
             min_hours=min_hours,
             environment=env["ENVIRONMENT_NAME"],
             alarm_name=env["ALARM_NAME"],
+            model_package_group=env["MODEL_PACKAGE_GROUP_NAME"],
         )
 
 
@@ -138,58 +145,19 @@ def newest_execution(
     return max(executions, key=lambda e: started_at(e, now)) if executions else None
 
 
-def quality_gate_refusal(steps: Iterable[Mapping[str, Any]]) -> str | None:
-    """The Fail step's message when the run reached the pipeline's Fail step (its evaluation
-    completed and the quality gate refused the candidate), else None (it crashed, was
-    stopped, or is not over)."""
-    for step in steps:
-        metadata = step.get("Metadata")
-        fail = metadata.get("Fail") if isinstance(metadata, Mapping) else None
-        if isinstance(fail, Mapping):
-            message = str(fail.get("ErrorMessage") or "").strip()
-            return message or f"step {step.get('StepName', '?')} failed the run"
-    return None
-
-
-def execution_steps(sagemaker: Any, execution_arn: str) -> list[Mapping[str, Any]]:
-    """Every step of one execution (ListPipelineExecutionSteps, all pages, newest first)."""
-    steps: list[Mapping[str, Any]] = []
-    request: dict[str, Any] = {"PipelineExecutionArn": execution_arn, "SortOrder": "Descending"}
-    while True:
-        response = sagemaker.list_pipeline_execution_steps(**request)
-        steps.extend(response.get("PipelineExecutionSteps", []))
-        token = response.get("NextToken")
-        if not token:
-            return steps
-        request["NextToken"] = token
-
-
-def refusal_lookup(sagemaker: Any) -> Callable[[Mapping[str, Any]], str | None]:
-    """For decide: the quality gate's message if a Failed execution ended at the Fail step.
-    Asks SageMaker only for a Failed execution, and only when decide needs to know."""
-
-    def refusal(execution: Mapping[str, Any]) -> str | None:
-        if execution.get("PipelineExecutionStatus") != "Failed":
-            return None
-        return quality_gate_refusal(
-            execution_steps(sagemaker, str(execution["PipelineExecutionArn"]))
-        )
-
-    return refusal
-
-
 def decide(
     executions: list[Mapping[str, Any]],
     now: datetime,
     min_hours: int,
     alarm_since: datetime | None = None,
-    refusal: Callable[[Mapping[str, Any]], str | None] | None = None,
+    refusal: Callable[[Mapping[str, Any]], Refusal | None] | None = None,
 ) -> Decision:
     """Whether to start, given the newest executions (any order) of the pipeline.
 
     alarm_since (rechecks only): when the alarm entered ALARM; a run started since then that
-    Succeeded has answered it. refusal (see refusal_lookup): the quality gate's message for
-    a run it refused, else None; while the newest execution is such a run, nothing starts.
+    Succeeded has answered it. refusal (see gate_refusal.refusal_lookup): the Refusal of a
+    run the quality gate refused, else None; while the newest execution is a refusal that
+    still holds, nothing starts.
     """
 
     def started(execution: Mapping[str, Any]) -> datetime:
@@ -220,14 +188,20 @@ def decide(
                 f"execution {newest['PipelineExecutionArn']} started {hours:.1f} h ago "
                 f"(less than {min_hours} h)",
             )
-        message = refusal(newest) if refusal else None
-        if message is not None:
+        refused = refusal(newest) if refusal else None
+        if refused is not None and refused.lapsed is None:
             return Decision(
                 False,
                 f"execution {newest['PipelineExecutionArn']} was refused by the quality gate "
-                f"({message}); the same data would be refused again, so the next run waits "
-                "for new data (its arrival starts one)",
+                f"({refused.message}); the same data would be refused again, so the next run "
+                "waits for new data (its arrival starts one)",
                 waiting_for_new_data=True,
+            )
+        if refused is not None:
+            return Decision(
+                True,
+                f"execution {newest['PipelineExecutionArn']} was refused by the quality gate, "
+                f"but {refused.lapsed}: a new run may decide otherwise, so one starts",
             )
     return Decision(True, f"no execution within {min_hours} h and none running")
 
@@ -298,7 +272,8 @@ def handle_alarm_event(
         if state != "ALARM":  # the rule filters on ALARM; a hand-made test event may not
             return {"started": False, "reason": f"alarm state is {state!r}, not 'ALARM'"}
     executions = recent_executions(sagemaker, config.pipeline_name)
-    decision = decide(executions, now, config.min_hours, alarm_since, refusal_lookup(sagemaker))
+    refusal = refusal_lookup(sagemaker, config.pipeline_name, config.model_package_group)
+    decision = decide(executions, now, config.min_hours, alarm_since, refusal)
     if not decision.start:
         held = {"waiting_for_new_data": True} if decision.waiting_for_new_data else {}
         return {"started": False, "reason": decision.reason, **held}

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from mlops.config.limits import DRIFT_ALARM_METRICS, INSTANCE_STORE_FAMILIES, VCPUS_BY_SIZE
+from pipeline_steps import gate_defaults
 
 
 class ConfigError(ValueError):
@@ -34,9 +35,11 @@ class InstanceType:
         return self.family not in INSTANCE_STORE_FAMILIES
 
 
-# Preprocess's join minimums when training gives none (see TrainingConfig).
-DEFAULT_MIN_WEATHER_MATCH = 0.9
-DEFAULT_MIN_PLANE_MATCH = 0.7
+# When training gives none: the steps' own defaults (pipeline_steps/gate_defaults.py, the
+# single source; see TrainingConfig).
+DEFAULT_MIN_WEATHER_MATCH = gate_defaults.MIN_WEATHER_MATCH
+DEFAULT_MIN_PLANE_MATCH = gate_defaults.MIN_PLANE_MATCH
+DEFAULT_NON_INFERIORITY_MARGIN = gate_defaults.NON_INFERIORITY_MARGIN
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -53,15 +56,11 @@ class TrainingConfig:
     test_weeks: int
     validation_weeks: int
     train_months: int
-    # Non-inferiority margin of the quality gate (AUC). Default 0.025: six seeds on the same
-    # window scatter with sd 0.0097 (bench/bench_seed_noise.py), so two equally good models
-    # differ with sd 0.014; 1.645 x 0.014 + the paired CI half-width 0.003 = 0.025 passes 95%.
+    # Non-inferiority margin of the quality gate (AUC; default and why: gate_defaults.py).
     non_inferiority_margin: float
     # Least share of each split's flights that must find their weather observation and their
-    # plane, else Preprocess refuses the data (pipeline_steps/data_quality.py). Measured on the
-    # bundled data: weather 99.8% (97% in the worst month), planes 85.2% (84% in the worst
-    # month; bench/join_match_rates.py); 0.9 and 0.7 leave room for that and refuse a broken
-    # join.
+    # plane, else Preprocess refuses the data (pipeline_steps/data_quality.py; defaults and
+    # the measurements behind them: gate_defaults.py).
     min_weather_match: float
     min_plane_match: float
     # ISO 8601 duration, or None: SageMaker caches on input URIs, not on the data behind them,

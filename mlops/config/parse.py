@@ -23,6 +23,7 @@ from mlops.config.model import (
     DEFAULT_DRIFT_ALARM,
     DEFAULT_MIN_PLANE_MATCH,
     DEFAULT_MIN_WEATHER_MATCH,
+    DEFAULT_NON_INFERIORITY_MARGIN,
     AlarmConfig,
     ConfigError,
     DeploymentConfig,
@@ -106,7 +107,9 @@ def _training(r: Reader) -> TrainingConfig:
         test_weeks=r.number("test_weeks", int, 1, 52, 4),
         validation_weeks=r.number("validation_weeks", int, 1, 52, 4),
         train_months=r.number("train_months", int, 1, 120, 6),
-        non_inferiority_margin=r.number("non_inferiority_margin", float, 0.0, 0.2, 0.025),
+        non_inferiority_margin=r.number(
+            "non_inferiority_margin", float, 0.0, 0.2, DEFAULT_NON_INFERIORITY_MARGIN
+        ),
         min_weather_match=r.fraction("min_weather_match", DEFAULT_MIN_WEATHER_MATCH),
         min_plane_match=r.fraction("min_plane_match", DEFAULT_MIN_PLANE_MATCH),
         step_cache=_optional_duration(r, "step_cache"),

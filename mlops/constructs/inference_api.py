@@ -7,12 +7,13 @@ weather and plane features in the online Feature Store and invokes this region's
                     runs the real path (store + endpoint) with a fixed request and no input.
 
 The Lambda's role reads only the two groups' online records, invokes only this endpoint and
-decrypts with the stage key (Feature Store's data-plane calls need kms:Decrypt).
+decrypts with the stage key (Feature Store's data-plane calls need kms:Decrypt). The answer's
+model version is the model's own (each model container names its release), so the function
+knows no release and is not changed by deploying one.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 
 import aws_cdk as cdk
@@ -49,20 +50,15 @@ class InferenceApi(Construct):
         *,
         api_name: str,
         endpoint_name: str,
-        model_version: str,
         weather_feature_group: str,
         plane_feature_group: str,
         encryption_key: kms.IKey,
         throttling: ApiThrottling | None = None,
-        config_versions: Mapping[str, str] | None = None,
         manage_logging_role: bool = False,
     ) -> None:
-        """model_version: the release's; config_versions: endpoint config name (tokens allowed)
-        -> the model version it serves (the current and the previous release), so answers
-        name the version actually served after a rollback (lambda/inference_api/
-        served_version.py). manage_logging_role: create API Gateway's account-wide CloudWatch
-        role and set it (AWS::ApiGateway::Account: one per account and region, replacing the
-        account's current setting); False expects the account to have one already."""
+        """manage_logging_role: create API Gateway's account-wide CloudWatch role and set it
+        (AWS::ApiGateway::Account: one per account and region, replacing the account's current
+        setting); False expects the account to have one already."""
         super().__init__(scope, construct_id)
         stack = cdk.Stack.of(self)
         limits = throttling or ApiThrottling()
@@ -74,8 +70,6 @@ class InferenceApi(Construct):
             encryption_key=encryption_key,
             environment={
                 "ENDPOINT_NAME": endpoint_name,
-                "MODEL_VERSION": model_version,
-                "ENDPOINT_CONFIG_VERSIONS": stack.to_json_string(dict(config_versions or {})),
                 "WEATHER_FEATURE_GROUP": weather_feature_group,
                 "PLANE_FEATURE_GROUP": plane_feature_group,
             },
@@ -90,8 +84,7 @@ class InferenceApi(Construct):
         )
         role.add_to_policy(
             iam.PolicyStatement(
-                # DescribeEndpoint: which endpoint config (model version) is served now.
-                actions=["sagemaker:InvokeEndpoint", "sagemaker:DescribeEndpoint"],
+                actions=["sagemaker:InvokeEndpoint"],
                 resources=[self.endpoint_arn],
             )
         )

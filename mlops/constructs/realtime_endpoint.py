@@ -36,6 +36,9 @@ INFERENCE_ENVIRONMENT = {
     "SAGEMAKER_SUBMIT_DIRECTORY": "/opt/ml/model/code",
     "SAGEMAKER_CONTAINER_LOG_LEVEL": "20",
 }
+# Each model's container names its release; inference.py adds it to every answer, so the
+# inference API reports the version that scored the request (canary and rollback included).
+MODEL_VERSION_ENV = "MODEL_VERSION"
 # BlueGreenUpdatePolicy.MaximumExecutionTimeoutInSeconds: 600-28800 s.
 # https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_BlueGreenUpdatePolicy.html
 MIN_EXECUTION_TIMEOUT_S, MAX_EXECUTION_TIMEOUT_S = 600, 28800
@@ -252,7 +255,10 @@ class RealtimeEndpoint(Construct):
                 image=release.image_uri(image_registry),
                 # The verified, content-addressed copy only the region's stager may write.
                 model_data_url=model_bucket.s3_url_for_object(release.staged_key),
-                environment=INFERENCE_ENVIRONMENT,
+                environment={
+                    **INFERENCE_ENVIRONMENT,
+                    MODEL_VERSION_ENV: str(release.version),
+                },
             ),
             tags=[
                 cdk.CfnTag(key="model-package-arn", value=release.model_package_arn),

@@ -3,8 +3,9 @@ pipeline in the hub (training home account and region), rate-limited.
 
 Serving side (RetrainGate): an EventBridge rule on the drift alarm entering ALARM invokes the
 retrain-gate Lambda, whose role has a physical name so the hub can trust it. Hub side
-(RetrainStarterRole): a named role that may only list and start the one training pipeline
-and read its executions' steps, trusted by exactly the gate roles of the stages serving from
+(RetrainStarterRole): a named role that may only list and start the one training pipeline,
+read its definition, versions and executions' steps and parameters, and list its group's
+approved model packages, trusted by exactly the gate roles of the stages serving from
 this hub. The gate always assumes it, also from the hub's own account: one path to test and
 to audit.
 
@@ -38,6 +39,8 @@ class HubPipeline:
     region: str
     pipeline_name: str
     starter_role_name: str
+    # A refused run holds the gate only while its incumbent is still this group's approved one.
+    model_package_group_name: str
 
     def starter_role_arn(self, partition: str) -> str:
         return f"arn:{partition}:iam::{self.account}:role/{self.starter_role_name}"
@@ -74,6 +77,7 @@ class RetrainGate(Construct):
                 "RETRAIN_MIN_HOURS": str(min_hours),
                 "ENVIRONMENT_NAME": environment_name,
                 "ALARM_NAME": alarm.alarm_name,
+                "MODEL_PACKAGE_GROUP_NAME": hub.model_package_group_name,
             },
         )
         # The hub trusts this role by name (a generated name is unknowable there).
@@ -125,7 +129,8 @@ class RetrainGate(Construct):
 
 
 class RetrainStarterRole(Construct):
-    """Hub side: list and start one pipeline, for the named gate roles only."""
+    """Hub side: list and start one pipeline and read what decides whether a refused run
+    still holds the gate, for the named gate roles only."""
 
     def __init__(
         self,
@@ -134,6 +139,7 @@ class RetrainStarterRole(Construct):
         *,
         role_name: str,
         pipeline_arn: str,
+        model_package_group_arn: str,
         gate_roles: list[tuple[str, str]],
     ) -> None:
         """gate_roles: (account, role name) of every serving stage's retrain gate."""
@@ -160,18 +166,40 @@ class RetrainStarterRole(Construct):
                 resources=[pipeline_arn],
             )
         )
+        # Whether a refusal still holds: the current definition's defaults and version.
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                sid="ReadThisPipelinesCurrentDefinition",
+                actions=["sagemaker:DescribePipeline", "sagemaker:ListPipelineVersions"],
+                resources=[pipeline_arn],
+            )
+        )
         # The gate tells a run the quality gate refused (it reached the Fail step) from a
-        # crashed one by its steps; the pipeline-execution ARN is pipeline/<name>/execution/<id>.
+        # crashed one by its steps, and reads the refused run's parameters and version; the
+        # pipeline-execution ARN is pipeline/<name>/execution/<id>.
         executions_arn = f"{pipeline_arn}/execution/*"
         self.role.add_to_policy(
             iam.PolicyStatement(
                 sid="ReadThisPipelinesExecutionSteps",
-                actions=["sagemaker:ListPipelineExecutionSteps"],
+                actions=[
+                    "sagemaker:ListPipelineExecutionSteps",
+                    "sagemaker:DescribePipelineExecution",
+                    "sagemaker:ListPipelineParametersForExecution",
+                ],
                 resources=[executions_arn],
             )
         )
         acknowledge_wildcard_resource(
             self.role,
             executions_arn,
-            "Execution ids are generated per run; reads the steps of this one pipeline's runs.",
+            "Execution ids are generated per run; reads the steps, parameters and version of "
+            "this one pipeline's runs.",
+        )
+        # ... and the incumbent a new run would be judged against (the group's newest Approved).
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                sid="FindThisGroupsApprovedIncumbent",
+                actions=["sagemaker:ListModelPackages"],
+                resources=[model_package_group_arn],
+            )
         )

@@ -17,7 +17,7 @@ from typing import Any
 
 from mlops.local.athena import CsvTable, LocalCatalog, OfflineStoreTable
 from mlops.local.contract import local_path_for_uri
-from mlops.local.definition_source import PipelineSource, _resolver_for, list_stacks
+from mlops.local.definition_source import PipelineSource, list_stacks, resolver_for
 from mlops.local.feature_store.offline import data_dir
 from pipeline_steps import feature_schema
 
@@ -72,7 +72,7 @@ def catalog_from_assembly(
     ]
     databases: dict[tuple[str, str], list[OfflineStoreTable | CsvTable]] = {}
     for stack in siblings:
-        resolver = _resolver_for(stack, stacks)
+        resolver = resolver_for(stack, stacks)
         for resource in stack.template().get("Resources", {}).values():
             kind = resource.get("Type")
             if kind not in ("AWS::Glue::Table", "AWS::SageMaker::FeatureGroup"):

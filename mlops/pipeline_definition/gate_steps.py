@@ -45,6 +45,9 @@ def find_incumbent_step(spec: TrainingPipelineSpec) -> dict[str, Any]:
         "OutputParameters": [
             {"OutputName": "IncumbentModelUrl", "OutputType": "String"},
             {"OutputName": "HasIncumbent", "OutputType": "String"},
+            # Not used by a step: the retrain gate reads it from a refused run's step
+            # metadata to know which incumbent refused it ("" for none).
+            {"OutputName": "IncumbentModelPackageArn", "OutputType": "String"},
         ],
     }
 

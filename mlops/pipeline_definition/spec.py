@@ -5,7 +5,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from mlops.config import ISO_DURATION
+from mlops.config import (
+    DEFAULT_MIN_PLANE_MATCH,
+    DEFAULT_MIN_WEATHER_MATCH,
+    DEFAULT_NON_INFERIORITY_MARGIN,
+    ISO_DURATION,
+)
 from mlops.pipeline_definition import images
 from mlops.pipeline_definition.contract import APPROVAL_STATUSES
 from mlops.pipeline_definition.offline_join import OfflineTables
@@ -115,11 +120,11 @@ class TrainingPipelineSpec:
     train_months: int = 6
     # The quality gate passes a candidate whose AUC is at most this much below the
     # incumbent's (lower bound of the paired-bootstrap 95% CI of the difference).
-    non_inferiority_margin: float = 0.025
+    non_inferiority_margin: float = DEFAULT_NON_INFERIORITY_MARGIN
     # Preprocess refuses data where a smaller share of a split's flights found their weather
     # observation or their plane (pipeline parameters MinWeatherMatch, MinPlaneMatch).
-    min_weather_match: float = 0.9
-    min_plane_match: float = 0.7
+    min_weather_match: float = DEFAULT_MIN_WEATHER_MATCH
+    min_plane_match: float = DEFAULT_MIN_PLANE_MATCH
     kms_key_arn: str | None = None
     # ISO 8601 duration, or None for no step caching. Caching keys on the input URIs, not
     # on the data behind them: give new data a new InputDataUrl or it is not retrained on.

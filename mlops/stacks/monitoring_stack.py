@@ -20,6 +20,7 @@ from mlops.constructs.realtime_endpoint import VARIANT_NAME
 from mlops.constructs.retrain_trigger import HubPipeline, RetrainGate
 from mlops.naming import (
     endpoint_name,
+    model_package_group_name,
     retrain_gate_role_name,
     retrain_starter_role_name,
     training_pipeline_name,
@@ -46,6 +47,7 @@ def hub_pipeline(platform: PlatformConfig, environment: EnvironmentConfig) -> Hu
         region=hub.home_region,
         pipeline_name=training_pipeline_name(platform, hub),
         starter_role_name=retrain_starter_role_name(platform, hub),
+        model_package_group_name=model_package_group_name(platform, hub),
     )
 
 

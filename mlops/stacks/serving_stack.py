@@ -157,19 +157,6 @@ class ServingStack(cdk.Stack):
             "InferenceApi",
             api_name=f"{name}-inference",
             endpoint_name=name,
-            model_version=str(current.version),
-            config_versions={
-                self.endpoint.current_config.attr_endpoint_config_name: str(current.version),
-                **(
-                    {
-                        self.endpoint.previous_config.attr_endpoint_config_name: str(
-                            release.previous.version
-                        )
-                    }
-                    if self.endpoint.previous_config is not None and release.previous is not None
-                    else {}
-                ),
-            },
             manage_logging_role=environment.serving.api_gateway_logging_role == "managed",
             weather_feature_group=str(groups["weather"].feature_group_name),
             plane_feature_group=str(groups["plane"].feature_group_name),

@@ -77,6 +77,7 @@ class TrainingStack(cdk.Stack):
             "RetrainStarter",
             role_name=retrain_starter_role_name(platform, environment),
             pipeline_arn=self.training.pipeline_arn,
+            model_package_group_arn=self.registry.group_arn,
             gate_roles=retrain_gate_roles,
         )
         # Training has no endpoint topic: its failures go to a topic of its own.

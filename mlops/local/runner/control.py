@@ -12,12 +12,12 @@ from mlops.local.expressions import (
     evaluate_conditions,
     to_pipeline_string,
 )
-from mlops.local.runner.plan import _Node
+from mlops.local.runner.plan import StepNode
 from mlops.local.runner.records import StepFailure, StepResult
-from mlops.local.runner.state import _arguments, _Run
+from mlops.local.runner.state import RunState, step_arguments
 
 
-def _function_keys(node: _Node, run: _Run) -> list[str]:
+def _function_keys(node: StepNode, run: RunState) -> list[str]:
     keys = [node.name]
     arn = node.spec.get("FunctionArn")
     if arn is not None:
@@ -44,8 +44,8 @@ def _coerce_output(name: str, kind: str, value: Any) -> Any:
         raise StepFailure(f"Lambda output {name} is not a {kind}: {value!r}") from None
 
 
-def _run_lambda(node: _Node, run: _Run, result: StepResult) -> None:
-    args = _arguments(node, run)
+def run_lambda(node: StepNode, run: RunState, result: StepResult) -> None:
+    args = step_arguments(node, run)
     keys = _function_keys(node, run)
     function = next((run.local_lambdas[k] for k in keys if k in run.local_lambdas), None)
     if function is None:
@@ -69,9 +69,10 @@ def _run_lambda(node: _Node, run: _Run, result: StepResult) -> None:
             )
         outputs[name] = _coerce_output(name, spec.get("OutputType", "String"), returned[name])
     run.ctx.steps[node.name] = {"OutputParameters": outputs}
+    result.outputs = {name: to_pipeline_string(value) for name, value in outputs.items()}
 
 
-def _run_condition(node: _Node, run: _Run, result: StepResult) -> None:
+def run_condition(node: StepNode, run: RunState, result: StepResult) -> None:
     conditions = node.spec.get("Arguments", {}).get("Conditions", [])
     outcome = evaluate_conditions(conditions, run.ctx)
     run.chosen[node.name] = outcome
@@ -79,6 +80,6 @@ def _run_condition(node: _Node, run: _Run, result: StepResult) -> None:
     run.ctx.steps[node.name] = {"Outcome": outcome}
 
 
-def _run_fail(node: _Node, run: _Run, result: StepResult) -> None:
+def run_fail(node: StepNode, run: RunState, result: StepResult) -> None:
     message = evaluate(node.spec.get("Arguments", {}).get("ErrorMessage", ""), run.ctx)
     raise StepFailure(to_pipeline_string(message) or "the pipeline reached a Fail step")

@@ -15,10 +15,10 @@ from mlops.local import athena, contract
 from mlops.local.contract import ContractError
 from mlops.local.expressions import EvalContext, ExpressionError
 from mlops.local.registry import LocalRegistry, RegistryError
-from mlops.local.runner.control import _run_condition, _run_fail, _run_lambda
+from mlops.local.runner.control import run_condition, run_fail, run_lambda
 from mlops.local.runner.images import preflight
-from mlops.local.runner.plan import _Node, parse_steps, resolve_parameters
-from mlops.local.runner.processing import _run_processing
+from mlops.local.runner.plan import StepNode, parse_steps, resolve_parameters
+from mlops.local.runner.processing import run_processing
 from mlops.local.runner.records import (
     LocalRunError,
     RunSummary,
@@ -26,9 +26,9 @@ from mlops.local.runner.records import (
     StepResult,
     write_summary,
 )
-from mlops.local.runner.register import _run_register
-from mlops.local.runner.state import LocalLambda, Progress, _Run
-from mlops.local.runner.training import _run_training_step, _run_tuning
+from mlops.local.runner.register import run_register
+from mlops.local.runner.state import LocalLambda, Progress, RunState
+from mlops.local.runner.training import run_training_step, run_tuning
 
 
 def run_pipeline(
@@ -80,7 +80,7 @@ def run_pipeline(
         },
         read_json=lambda uri: _read_json(uri, s3_root),
     )
-    run = _Run(
+    run = RunState(
         definition,
         s3_root,
         work_dir,
@@ -150,7 +150,7 @@ def run_pipeline(
     return summary
 
 
-def _run_step(node: _Node, run: _Run, result: StepResult) -> None:
+def _run_step(node: StepNode, run: RunState, result: StepResult) -> None:
     """Run one step; every failure becomes the step's one-line reason, never a traceback
     that would lose the run's record."""
     started = time.perf_counter()
@@ -166,7 +166,7 @@ def _run_step(node: _Node, run: _Run, result: StepResult) -> None:
     result.seconds = time.perf_counter() - started
 
 
-def _outcome(node: _Node, run: _Run, result: StepResult) -> str:
+def _outcome(node: StepNode, run: RunState, result: StepResult) -> str:
     if result.status != "Succeeded":
         return f"FAILED: {result.failure_reason}"
     if node.type == "Condition" and node.name in run.chosen:
@@ -178,13 +178,13 @@ def _iso(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat(timespec="seconds")
 
 
-def _type_note(node: _Node) -> str:
+def _type_note(node: StepNode) -> str:
     if node.type == "Tuning":
         return ", one local trial at the midpoints of the hyperparameter ranges"
     return ""
 
 
-def _skip_reason(node: _Node, results: Mapping[str, StepResult], run: _Run) -> str | None:
+def _skip_reason(node: StepNode, results: Mapping[str, StepResult], run: RunState) -> str | None:
     if node.branch_of:
         condition, branch = node.branch_of
         chosen = run.chosen.get(condition)
@@ -206,14 +206,14 @@ def _read_json(uri: str, s3_root: Path) -> Any:
         raise ExpressionError(f"{uri} is not valid JSON: {exc}") from None
 
 
-def _execute(node: _Node, run: _Run, result: StepResult) -> None:
-    handlers: dict[str, Callable[[_Node, _Run, StepResult], None]] = {
-        "Processing": _run_processing,
-        "Training": _run_training_step,
-        "Tuning": _run_tuning,
-        "Lambda": _run_lambda,
-        "Condition": _run_condition,
-        "RegisterModel": _run_register,
-        "Fail": _run_fail,
+def _execute(node: StepNode, run: RunState, result: StepResult) -> None:
+    handlers: dict[str, Callable[[StepNode, RunState, StepResult], None]] = {
+        "Processing": run_processing,
+        "Training": run_training_step,
+        "Tuning": run_tuning,
+        "Lambda": run_lambda,
+        "Condition": run_condition,
+        "RegisterModel": run_register,
+        "Fail": run_fail,
     }
     handlers[node.type](node, run, result)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from mlops.local.expressions import EvalContext, ExpressionError, evaluate, to_pipeline_string
-from mlops.local.runner.plan import _Node
+from mlops.local.runner.plan import StepNode
 
 EMULATED_REPOSITORIES = ("sagemaker-scikit-learn", "sagemaker-xgboost")
 
@@ -27,7 +27,7 @@ SUPPORTED_TYPES = (
 )
 
 
-def _step_images(node: _Node, ctx: EvalContext) -> list[str]:
+def _step_images(node: StepNode, ctx: EvalContext) -> list[str]:
     args = node.spec.get("Arguments", {})
     if node.type == "Processing":
         specs = [args.get("AppSpecification", {}).get("ImageUri")]
@@ -57,7 +57,7 @@ def image_refusal(step: str, image: str) -> str | None:
     return f"step {step} uses image {shown}; the local runner can only emulate {allowed}"
 
 
-def preflight(nodes: list[_Node], ctx: EvalContext) -> str | None:
+def preflight(nodes: list[StepNode], ctx: EvalContext) -> str | None:
     """The first reason the run cannot start, or None."""
     for node in nodes:
         if node.type not in SUPPORTED_TYPES:

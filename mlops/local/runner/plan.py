@@ -11,7 +11,7 @@ from mlops.local.runner.records import LocalRunError
 
 
 @dataclass
-class _Node:
+class StepNode:
     name: str
     type: str
     spec: dict[str, Any]
@@ -20,11 +20,11 @@ class _Node:
     depends: set[str] = field(default_factory=set)
 
 
-def _flatten(steps: list[Any], branch_of: tuple[str, bool] | None, out: list[_Node]) -> None:
+def _flatten(steps: list[Any], branch_of: tuple[str, bool] | None, out: list[StepNode]) -> None:
     for spec in steps:
         if not isinstance(spec, dict) or "Name" not in spec or "Type" not in spec:
             raise LocalRunError(f"every step needs a Name and a Type, got {str(spec)[:80]}")
-        node = _Node(spec["Name"], spec["Type"], spec, len(out), branch_of)
+        node = StepNode(spec["Name"], spec["Type"], spec, len(out), branch_of)
         out.append(node)
         if node.type == "Condition":
             args = spec.get("Arguments", {})
@@ -32,7 +32,7 @@ def _flatten(steps: list[Any], branch_of: tuple[str, bool] | None, out: list[_No
             _flatten(args.get("ElseSteps", []), (node.name, False), out)
 
 
-def _dependencies(node: _Node) -> set[str]:
+def _dependencies(node: StepNode) -> set[str]:
     spec = node.spec
     if node.type == "Condition":
         refs = referenced_steps(spec.get("Arguments", {}).get("Conditions", []))
@@ -45,9 +45,9 @@ def _dependencies(node: _Node) -> set[str]:
     return refs
 
 
-def parse_steps(definition: Mapping[str, Any]) -> list[_Node]:
+def parse_steps(definition: Mapping[str, Any]) -> list[StepNode]:
     """All steps (branch steps included) in an order that respects every dependency."""
-    nodes: list[_Node] = []
+    nodes: list[StepNode] = []
     _flatten(list(definition.get("Steps", [])), None, nodes)
     names = [n.name for n in nodes]
     duplicates = sorted({n for n in names if names.count(n) > 1})
@@ -59,7 +59,7 @@ def parse_steps(definition: Mapping[str, Any]) -> list[_Node]:
         unknown = sorted(node.depends - by_name.keys())
         if unknown:
             raise LocalRunError(f"step {node.name} refers to unknown steps: {', '.join(unknown)}")
-    ordered: list[_Node] = []
+    ordered: list[StepNode] = []
     done: set[str] = set()
     pending = list(nodes)
     while pending:

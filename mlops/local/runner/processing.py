@@ -9,13 +9,13 @@ from typing import Any
 
 from mlops.local import athena, contract
 from mlops.local.expressions import PropertyFile, to_pipeline_string
-from mlops.local.runner.plan import _Node
+from mlops.local.runner.plan import StepNode
 from mlops.local.runner.records import StepFailure, StepResult
-from mlops.local.runner.state import _arguments, _Run, _script_failure, _uri
+from mlops.local.runner.state import RunState, require_uri, script_failure, step_arguments
 
 
-def _run_processing(node: _Node, run: _Run, result: StepResult) -> None:
-    args = _arguments(node, run)
+def run_processing(node: StepNode, run: RunState, result: StepResult) -> None:
+    args = step_arguments(node, run)
     sandbox = run.sandbox(node.name)
     job_name = run.job_name(node.name)
     for item in args.get("ProcessingInputs", []):
@@ -33,7 +33,7 @@ def _run_processing(node: _Node, run: _Run, result: StepResult) -> None:
             )
         local = contract.sandbox_path(s3["LocalPath"], sandbox)
         contract.download(
-            _uri(s3.get("S3Uri"), f"input {item.get('InputName')}"), local, run.s3_root
+            require_uri(s3.get("S3Uri"), f"input {item.get('InputName')}"), local, run.s3_root
         )
     outputs = args.get("ProcessingOutputConfig", {}).get("Outputs", [])
     for item in outputs:
@@ -60,12 +60,12 @@ def _run_processing(node: _Node, run: _Run, result: StepResult) -> None:
     )
     result.script_seconds = script.seconds
     if script.returncode != 0:
-        raise StepFailure(_script_failure(script, sandbox / "opt/ml/output/message"))
+        raise StepFailure(script_failure(script, sandbox / "opt/ml/output/message"))
     for item in outputs:
         s3 = item["S3Output"]
         local = contract.sandbox_path(s3["LocalPath"], sandbox)
         contract.upload(
-            local, _uri(s3.get("S3Uri"), f"output {item.get('OutputName')}"), run.s3_root
+            local, require_uri(s3.get("S3Uri"), f"output {item.get('OutputName')}"), run.s3_root
         )
     run.ctx.property_files[node.name] = _load_property_files(node, outputs, sandbox)
     run.ctx.steps[node.name] = {
@@ -77,7 +77,7 @@ def _run_processing(node: _Node, run: _Run, result: StepResult) -> None:
     }
 
 
-def _dataset_input(item: Mapping[str, Any], run: _Run, sandbox: Path, job_name: str) -> None:
+def _dataset_input(item: Mapping[str, Any], run: RunState, sandbox: Path, job_name: str) -> None:
     """An Athena dataset definition: the query runs in the local Athena (DuckDB over the local
     catalog), its result lands under OutputS3Uri, and the job gets it at LocalPath, as
     SageMaker runs it before the job starts."""
@@ -91,7 +91,7 @@ def _dataset_input(item: Mapping[str, Any], run: _Run, sandbox: Path, job_name: 
             f"input {name} queries Athena, but this run has no local Glue catalog "
             "(`mlops local run` builds it from the assembly and the local feature store)"
         )
-    output_uri = _uri(query.get("OutputS3Uri"), f"input {name} OutputS3Uri")
+    output_uri = require_uri(query.get("OutputS3Uri"), f"input {name} OutputS3Uri")
     try:
         athena.write_result(
             run.catalog,
@@ -106,13 +106,13 @@ def _dataset_input(item: Mapping[str, Any], run: _Run, sandbox: Path, job_name: 
     except athena.AthenaQueryError as error:
         raise StepFailure(f"input {name}: {error}") from None
     local = contract.sandbox_path(
-        _uri(dataset.get("LocalPath"), f"input {name} LocalPath"), sandbox
+        require_uri(dataset.get("LocalPath"), f"input {name} LocalPath"), sandbox
     )
     contract.download(output_uri, local, run.s3_root)
 
 
 def _load_property_files(
-    node: _Node, outputs: list[dict[str, Any]], sandbox: Path
+    node: StepNode, outputs: list[dict[str, Any]], sandbox: Path
 ) -> dict[str, PropertyFile]:
     local_by_output = {
         o.get("OutputName"): contract.sandbox_path(o["S3Output"]["LocalPath"], sandbox)

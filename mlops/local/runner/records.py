@@ -25,6 +25,8 @@ class StepResult:
     failure_reason: str | None = None
     script_seconds: float | None = None
     note: str | None = None
+    # A Lambda step's OutputParameters as SageMaker lists them in the step's metadata.
+    outputs: dict[str, str] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         data = {

@@ -10,15 +10,15 @@ from typing import Any
 from mlops.local import contract
 from mlops.local.expressions import to_pipeline_string
 from mlops.local.registry import group_name_from
-from mlops.local.runner.plan import _Node
+from mlops.local.runner.plan import StepNode
 from mlops.local.runner.records import StepFailure, StepResult
-from mlops.local.runner.state import _arguments, _Run, _uri
+from mlops.local.runner.state import RunState, require_uri, step_arguments
 
 METRIC_PARTS = ("Statistics", "Constraints", "Report", "PreTrainingReport", "PostTrainingReport")
 
 
 def _metric_documents(
-    model_metrics: Mapping[str, Any], run: _Run
+    model_metrics: Mapping[str, Any], run: RunState
 ) -> tuple[dict[str, Any], dict[str, Path]]:
     documents: dict[str, Any] = {}
     files: dict[str, Path] = {}
@@ -29,7 +29,7 @@ def _metric_documents(
             source = parts.get(part)
             if not isinstance(source, Mapping) or "S3Uri" not in source:
                 continue
-            uri = _uri(source["S3Uri"], f"ModelMetrics.{kind}.{part}.S3Uri")
+            uri = require_uri(source["S3Uri"], f"ModelMetrics.{kind}.{part}.S3Uri")
             path = contract.local_path_for_uri(uri, run.s3_root)
             if not path.is_file():
                 raise StepFailure(f"ModelMetrics.{kind}.{part}: no file at {uri}")
@@ -41,14 +41,14 @@ def _metric_documents(
     return documents, files
 
 
-def _run_register(node: _Node, run: _Run, result: StepResult) -> None:
-    args = _arguments(node, run)
+def run_register(node: StepNode, run: RunState, result: StepResult) -> None:
+    args = step_arguments(node, run)
     group = group_name_from(to_pipeline_string(args.get("ModelPackageGroupName", "")))
     containers = args.get("InferenceSpecification", {}).get("Containers", [])
     if not containers:
         raise StepFailure("InferenceSpecification.Containers is empty")
     container = containers[0]
-    model_url = _uri(container.get("ModelDataUrl"), "ModelDataUrl")
+    model_url = require_uri(container.get("ModelDataUrl"), "ModelDataUrl")
     model_path = contract.local_path_for_uri(model_url, run.s3_root)
     if not model_path.is_file():
         raise StepFailure(f"model artifact {model_url} does not exist (local {model_path})")

@@ -1,4 +1,4 @@
-"""One run's state (_Run) and the helpers every step type's handler shares."""
+"""One run's state (RunState) and the helpers every step type's handler shares."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from mlops.clock import Clock
 from mlops.local import athena, contract
 from mlops.local.expressions import EvalContext, evaluate
 from mlops.local.registry import LocalRegistry
-from mlops.local.runner.plan import _Node
+from mlops.local.runner.plan import StepNode
 from mlops.local.runner.records import StepFailure
 
 Progress = Callable[[str], None]
@@ -23,7 +23,7 @@ LocalLambda = Callable[[dict[str, Any]], Mapping[str, Any]]
 
 
 @dataclass
-class _Run:
+class RunState:
     definition: Mapping[str, Any]
     s3_root: Path
     work_dir: Path
@@ -54,20 +54,20 @@ class _Run:
         return path
 
 
-def _arguments(node: _Node, run: _Run) -> dict[str, Any]:
+def step_arguments(node: StepNode, run: RunState) -> dict[str, Any]:
     args = evaluate(node.spec.get("Arguments", {}), run.ctx)
     if not isinstance(args, dict):
         raise StepFailure("Arguments must be an object")
     return args
 
 
-def _uri(value: Any, what: str) -> str:
+def require_uri(value: Any, what: str) -> str:
     if not isinstance(value, str) or not value:
         raise StepFailure(f"{what} must be a URI string, got {value!r}")
     return value
 
 
-def _script_failure(script: contract.ScriptResult, message_file: Path) -> str:
+def script_failure(script: contract.ScriptResult, message_file: Path) -> str:
     """A script's own ERROR line stands alone; anything else points at the full log."""
     reason = contract.failure_reason(script, message_file)
     text = script.stderr.read_text(errors="replace")

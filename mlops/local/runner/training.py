@@ -13,9 +13,9 @@ from typing import Any
 
 from mlops.local import contract
 from mlops.local.expressions import to_pipeline_string
-from mlops.local.runner.plan import _Node
+from mlops.local.runner.plan import StepNode
 from mlops.local.runner.records import StepFailure, StepResult
-from mlops.local.runner.state import _arguments, _Run, _script_failure, _uri
+from mlops.local.runner.state import RunState, require_uri, script_failure, step_arguments
 
 
 @dataclass(frozen=True)
@@ -27,7 +27,11 @@ class _TrainingOutcome:
 
 
 def _run_training_job(
-    step: str, job: Mapping[str, Any], hyperparameters: Mapping[str, str], job_name: str, run: _Run
+    step: str,
+    job: Mapping[str, Any],
+    hyperparameters: Mapping[str, str],
+    job_name: str,
+    run: RunState,
 ) -> _TrainingOutcome:
     """One framework-mode training job under the sagemaker-training toolkit's contract."""
     sandbox = run.sandbox(step)
@@ -43,7 +47,7 @@ def _run_training_job(
                 f"channel {channel.get('ChannelName')}: only S3 data sources are emulated"
             )
         contract.download(
-            _uri(source.get("S3Uri"), f"channel {channel['ChannelName']}"),
+            require_uri(source.get("S3Uri"), f"channel {channel['ChannelName']}"),
             layout.channel_dir(channel["ChannelName"]),
             run.s3_root,
         )
@@ -78,7 +82,7 @@ def _run_training_job(
         checkpoint_dir = layout.path(checkpoint.get("LocalPath", "/opt/ml/checkpoints"))
         checkpoint_dir.mkdir(parents=True, exist_ok=True)
         existing = contract.local_path_for_uri(
-            _uri(checkpoint.get("S3Uri"), "CheckpointConfig.S3Uri"), run.s3_root
+            require_uri(checkpoint.get("S3Uri"), "CheckpointConfig.S3Uri"), run.s3_root
         )
         if existing.is_dir():
             shutil.copytree(existing, checkpoint_dir, dirs_exist_ok=True)
@@ -112,9 +116,9 @@ def _run_training_job(
         command, cwd=layout.code_dir, env=env, log_dir=sandbox / "logs", timeout=timeout
     )
     if script.returncode != 0:
-        reason = _script_failure(script, layout.path("/opt/ml/output/failure"))
+        reason = script_failure(script, layout.path("/opt/ml/output/failure"))
         raise _TrainingFailed(reason, script.seconds)
-    output_path = _uri(
+    output_path = require_uri(
         job.get("OutputDataConfig", {}).get("S3OutputPath"), "OutputDataConfig.S3OutputPath"
     )
     model_uri = contract.join_uri(output_path, job_name, "output", "model.tar.gz")
@@ -172,8 +176,8 @@ def _hyperparameter_strings(values: Mapping[str, Any]) -> dict[str, str]:
     return {str(k): to_pipeline_string(v) for k, v in values.items()}
 
 
-def _run_training_step(node: _Node, run: _Run, result: StepResult) -> None:
-    args = _arguments(node, run)
+def run_training_step(node: StepNode, run: RunState, result: StepResult) -> None:
+    args = step_arguments(node, run)
     job_name = run.job_name(node.name)
     try:
         outcome = _run_training_job(
@@ -213,8 +217,8 @@ def range_midpoints(ranges: Mapping[str, Any]) -> dict[str, str]:
     return chosen
 
 
-def _run_tuning(node: _Node, run: _Run, result: StepResult) -> None:
-    args = _arguments(node, run)
+def run_tuning(node: StepNode, run: RunState, result: StepResult) -> None:
+    args = step_arguments(node, run)
     config = args.get("HyperParameterTuningJobConfig", {})
     job = (args.get("TrainingJobDefinitions") or [args.get("TrainingJobDefinition", {})])[0]
     ranges = job.get("HyperParameterRanges") or config.get("ParameterRanges", {})

@@ -1,10 +1,13 @@
 """The model a local server serves: a registry package's artifact, unpacked, scored through
-the inference.py it carries (model_fn, input_fn, predict_fn, output_fn: the container's path).
+the inference.py it carries (model_fn, input_fn, predict_fn, output_fn: the container's path),
+started with the environment the serving stack gives its container (MODEL_VERSION: the
+package's version), so its answers name their version as the endpoint's do.
 """
 
 from __future__ import annotations
 
 import importlib.util
+import os
 import sys
 import tarfile
 import tempfile
@@ -17,6 +20,8 @@ from mlops.local.registry import LocalRegistry, ModelPackage, RegistryError
 
 CODE_DIR = "code"
 ENTRY_POINT = "inference.py"
+# What mlops/constructs/realtime_endpoint.py sets on every model's container.
+MODEL_VERSION_ENV = "MODEL_VERSION"
 
 
 @dataclass
@@ -66,6 +71,20 @@ def _load_module(path: Path) -> ModuleType:
     return module
 
 
+def start_model(module: ModuleType, model_dir: Path, version: int | str) -> Any:
+    """model_fn as the container runs it: with MODEL_VERSION in the environment (set only
+    for the call, as each model here shares one process with others)."""
+    before = os.environ.get(MODEL_VERSION_ENV)
+    os.environ[MODEL_VERSION_ENV] = str(version)
+    try:
+        return module.model_fn(str(model_dir))
+    finally:
+        if before is None:
+            os.environ.pop(MODEL_VERSION_ENV, None)
+        else:
+            os.environ[MODEL_VERSION_ENV] = before
+
+
 def load_served_model(package: ModelPackage, work_dir: Path | None = None) -> ServedModel:
     folder = Path(work_dir or tempfile.mkdtemp(prefix=f"serve-v{package.version}-"))
     with tarfile.open(package.model_data_path) as archive:
@@ -74,4 +93,5 @@ def load_served_model(package: ModelPackage, work_dir: Path | None = None) -> Se
     if not entry.is_file():
         raise RegistryError(f"{package.model_data_path} has no {CODE_DIR}/{ENTRY_POINT}")
     module = _load_module(entry)
-    return ServedModel(package=package, module=module, model=module.model_fn(str(folder)))
+    model = start_model(module, folder, package.version)
+    return ServedModel(package=package, module=module, model=model)

@@ -68,7 +68,7 @@ class InferenceServer(ThreadingHTTPServer):
             return self.model.invoke(row)
 
     def answer(self, method: str, path: str, body: bytes | None) -> Any:
-        return self.api.route(method, path, body, self.lookup, self.invoke, self.model.version)
+        return self.api.route(method, path, body, self.lookup, self.invoke)
 
     def server_close(self) -> None:
         super().server_close()

@@ -13,6 +13,7 @@ Modules: options (what is asked, checked), cloud (the AWS services the replay st
 S3 listing, CloudWatch metrics and alarms, pipeline executions), traffic (requests, capture,
 labels), endpoint (releases, the rollback alarms, a configured fault, the rollback Lambda's
 decision), ahead (pipeline runs started ahead on the second core, adopted when provably the
-same), replay (the clock and the triggers), report (the months, timeline.json, the monthly
-table and chart), cost (wall and CPU per phase).
+same), replay (the clock and the triggers), schedule (its time arithmetic), report (the
+months, timeline.json, summary.json, the monthly table and chart), cost (wall and CPU per
+phase).
 """

@@ -10,11 +10,16 @@
   notBreaching: a missing datapoint counts as a good one. Alarms: DescribeAlarms over several.
 - PipelineExecutions: ListPipelineExecutions/StartPipelineExecution/ListPipelineExecutionSteps
   as the retrain gate calls them, with StartPipelineExecution's idempotency (one execution per
-  ClientRequestToken); the steps come from the local run's summary (pipeline_steps_of).
+  ClientRequestToken); the steps come from the local run's summary (pipeline_steps_of). What
+  the gate reads to know whether a refusal still holds: ListPipelineParametersForExecution
+  (the parameters the trigger passed), DescribePipeline (the deployed definition),
+  DescribePipelineExecution/ListPipelineVersions (one version: the replay never redeploys)
+  and ListModelPackages (the newest Approved package, from `approved`).
 """
 
 from __future__ import annotations
 
+import json
 import operator
 import os
 import shutil
@@ -164,15 +169,28 @@ class Execution:
     token: str | None
     trigger: str
     steps: list[dict[str, Any]] = field(default_factory=list)  # ListPipelineExecutionSteps
+    version: int = 1  # PipelineVersionId
 
 
 class PipelineExecutions:
     """The pipeline's executions as SageMaker lists them; `run` executes a started one."""
 
-    def __init__(self, pipeline_name: str, run: Callable[[Execution], str]) -> None:
+    VERSION = 1
+
+    def __init__(
+        self,
+        pipeline_name: str,
+        run: Callable[[Execution], str],
+        definition: Callable[[], Mapping[str, Any]] = lambda: {"Parameters": []},
+        approved: Callable[[str], str] = lambda _group: "",
+    ) -> None:
+        """definition: the deployed pipeline definition; approved: a model package group's
+        newest Approved package ARN ("" for none)."""
         self.pipeline_name = pipeline_name
         self.executions: list[Execution] = []
         self._run = run
+        self._definition = definition
+        self._approved = approved
         self.trigger = "drift-gate"
         self.now: datetime | None = None
 
@@ -190,11 +208,40 @@ class PipelineExecutions:
             ]
         }
 
-    def list_pipeline_execution_steps(self, PipelineExecutionArn: str, **_: Any) -> dict[str, Any]:
+    def _execution(self, arn: str) -> Execution:
         for execution in self.executions:
-            if execution.arn == PipelineExecutionArn:
-                return {"PipelineExecutionSteps": list(execution.steps)}
-        raise ValueError(f"no pipeline execution {PipelineExecutionArn}")
+            if execution.arn == arn:
+                return execution
+        raise ValueError(f"no pipeline execution {arn}")
+
+    def _check(self, pipeline_name: str) -> None:
+        if pipeline_name != self.pipeline_name:
+            raise ValueError(f"no pipeline {pipeline_name}")
+
+    def list_pipeline_execution_steps(self, PipelineExecutionArn: str, **_: Any) -> dict[str, Any]:
+        return {"PipelineExecutionSteps": list(self._execution(PipelineExecutionArn).steps)}
+
+    def list_pipeline_parameters_for_execution(
+        self, PipelineExecutionArn: str, **_: Any
+    ) -> dict[str, Any]:
+        parameters = self._execution(PipelineExecutionArn).parameters
+        return {"PipelineParameters": [{"Name": k, "Value": v} for k, v in parameters.items()]}
+
+    def describe_pipeline_execution(self, PipelineExecutionArn: str) -> dict[str, Any]:
+        execution = self._execution(PipelineExecutionArn)
+        return {"PipelineExecutionArn": execution.arn, "PipelineVersionId": execution.version}
+
+    def describe_pipeline(self, PipelineName: str) -> dict[str, Any]:
+        self._check(PipelineName)
+        return {"PipelineName": PipelineName, "PipelineDefinition": json.dumps(self._definition())}
+
+    def list_pipeline_versions(self, PipelineName: str, **_: Any) -> dict[str, Any]:
+        self._check(PipelineName)
+        return {"PipelineVersionSummaries": [{"PipelineVersionId": self.VERSION}]}
+
+    def list_model_packages(self, ModelPackageGroupName: str, **_: Any) -> dict[str, Any]:
+        arn = self._approved(ModelPackageGroupName)
+        return {"ModelPackageSummaryList": [{"ModelPackageArn": arn}] if arn else []}
 
     def start_pipeline_execution(
         self,
@@ -204,8 +251,7 @@ class PipelineExecutions:
         PipelineExecutionDisplayName: str | None = None,
         **_: Any,
     ) -> dict[str, Any]:
-        if PipelineName != self.pipeline_name:
-            raise ValueError(f"no pipeline {PipelineName}")
+        self._check(PipelineName)
         for existing in self.executions:  # idempotent: one execution per token
             if ClientRequestToken and existing.token == ClientRequestToken:
                 return {"PipelineExecutionArn": existing.arn}
@@ -228,7 +274,7 @@ class PipelineExecutions:
 def pipeline_steps_of(steps: Iterable[Any]) -> list[dict[str, Any]]:
     """ListPipelineExecutionSteps' view of a local run's steps (StepResult), newest first:
     only steps that ran; a Fail step carries Metadata.Fail.ErrorMessage, a condition its
-    outcome, as SageMaker reports them."""
+    outcome, a Lambda step its OutputParameters, as SageMaker reports them."""
     listed: list[dict[str, Any]] = []
     for step in steps:
         if step.status not in ("Succeeded", "Failed"):
@@ -241,5 +287,8 @@ def pipeline_steps_of(steps: Iterable[Any]) -> list[dict[str, Any]]:
         elif step.type == "Condition" and step.note:
             outcome = step.note.removeprefix("outcome ")
             entry["Metadata"] = {"Condition": {"Outcome": outcome.capitalize()}}
+        elif step.type == "Lambda" and step.outputs is not None:
+            listed_outputs = [{"Name": k, "Value": v} for k, v in step.outputs.items()]
+            entry["Metadata"] = {"Lambda": {"OutputParameters": listed_outputs}}
         listed.append(entry)
     return listed[::-1]

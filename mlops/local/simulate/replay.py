@@ -19,7 +19,6 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import io
-import re
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -29,6 +28,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from mlops.local.definition_source import load_definition_from_assembly
 from mlops.local.registry import LocalRegistry
 from mlops.local.run_local import load_module, run_local, stage_raw_data, synthesize
 from mlops.local.runner import RunSummary
@@ -44,16 +44,19 @@ from mlops.local.simulate.cloud import (
 )
 from mlops.local.simulate.endpoint import EndpointReplay, EndpointService
 from mlops.local.simulate.options import Options, SimulationError, check_options
-from mlops.local.simulate.report import Month
+from mlops.local.simulate.report import Month, gate_facts
+from mlops.local.simulate.schedule import rate_hours, sorted_times
 from mlops.local.simulate.traffic import (
     LABEL_DELAY,
+    RAW_FILES,
     Endpoint,
     ServedModel,
+    read_raw_text,
     requests_of,
     write_day,
     year_of_flights,
 )
-from mlops.naming import endpoint_name, training_pipeline_name
+from mlops.naming import endpoint_name, model_package_group_name, training_pipeline_name
 
 _STEPS_DIR = str(Path(__file__).resolve().parents[3] / "pipeline_steps")
 if _STEPS_DIR not in sys.path:
@@ -65,18 +68,8 @@ import step_io  # noqa: E402
 BUCKET = "simulated-data"
 VARIANT = "AllTraffic"
 NAMESPACE = "simulation/monitoring"
-_RATE = re.compile(r"^rate\((\d+) (minute|minutes|hour|hours|day|days)\)$")
-_HOURS = {"minute": 1 / 60, "hour": 1, "day": 24}
 LABEL_LOOKBACK_HOURS = 24
 assert pd.Timedelta(hours=LABEL_LOOKBACK_HOURS) >= LABEL_DELAY
-RAW_FILES = {"flights": "flights.csv", "weather": "weather.csv", "planes": "planes.csv"}
-
-
-def rate_hours(schedule: str) -> float | None:
-    match = _RATE.match(schedule)
-    if not match:
-        return None  # cron(...): not replayed
-    return int(match.group(1)) * _HOURS[match.group(2).rstrip("s")]
 
 
 class Replay:
@@ -115,7 +108,10 @@ class Replay:
             datapoints_to_alarm=1,
         )
         pipeline = training_pipeline_name(options.platform, hub)
-        self.executions = PipelineExecutions(pipeline, self._execute)
+        self.executions = PipelineExecutions(
+            pipeline, self._execute, self.deployed_definition, self.approved_incumbent
+        )
+        self._definition: dict[str, Any] | None = None
         gate_dir = options.repo_root / "lambda" / "retrain_gate"
         if str(gate_dir) not in sys.path:
             sys.path.insert(0, str(gate_dir))
@@ -127,6 +123,7 @@ class Replay:
             min_hours=drift.retrain_min_hours,
             environment=options.serving.name,
             alarm_name=self.drift_alarm.name,
+            model_package_group=model_package_group_name(options.platform, hub),
         )
         self.landed_through: int | None = None  # month of the newest landed data
         self.runs_by_data: dict[int, tuple[str, int | None]] = {}
@@ -245,7 +242,7 @@ class Replay:
             ahead=why,
             registered_version=version,
             failure=summary.failure_reason,
-            **_gate_facts(report),
+            **gate_facts(report),
         )
         self.o.progress(
             f"    {summary.status} in {outcome.seconds:.0f} s"
@@ -262,6 +259,27 @@ class Replay:
         if version is not None:
             self.promote(int(version), str(registered.get("status")))
         return summary.status
+
+    def deployed_definition(self) -> dict[str, Any]:
+        """The synthesized pipeline definition, its defaults as the replay deploys them (the
+        simulation's own --parameter values)."""
+        if self._definition is None:
+            assert self.o.cdk_out is not None
+            definition, _ = load_definition_from_assembly(Path(self.o.cdk_out), self.hub.name)
+            for parameter in definition.get("Parameters", []):
+                if parameter.get("Name") in self.o.parameters:
+                    parameter["DefaultValue"] = self.o.parameters[parameter["Name"]]
+            self._definition = definition
+        return self._definition
+
+    def approved_incumbent(self, group: str) -> str:
+        """What FindIncumbent would pick now: the newest Approved package's ARN, or ""."""
+        approved = (
+            self.registry.list_packages(group, "Approved")
+            if group in self.registry.groups()
+            else []
+        )
+        return approved[-1].model_package_arn if approved else ""
 
     def run_folder(self, data: int) -> Path:
         return self.out / "runs" / f"run-on-data-through-2013-{data:02d}"
@@ -486,44 +504,11 @@ class Replay:
         month.baseline_scores.append(baseline)
 
 
-def sorted_times(*times: dt.datetime) -> list[dt.datetime]:
-    """The distinct times among `times` before the last one (the next day), in order."""
-    limit = times[-1]
-    return sorted({t for t in times[:-1] if t <= limit})
-
-
-def _gate_facts(report: dict[str, Any] | None) -> dict[str, Any]:
-    if not report:
-        return {}
-    metrics = report.get("binary_classification_metrics", {})
-    incumbent = report.get("incumbent", {})
-    comparison = report.get("comparison", {})
-    return {
-        "window": report.get("window"),
-        "auc": metrics.get("auc", {}).get("value"),
-        "incumbent_auc": incumbent.get("auc"),
-        "ci_lower": incumbent.get("auc_difference", {}).get("ci_lower"),
-        "non_inferior": comparison.get("non_inferior"),
-        "margin": comparison.get("margin"),
-    }
-
-
-def read_raw_text(data_dir: Path) -> dict[str, pd.DataFrame]:
-    """The raw tables as text, exactly as the files have them (they are re-written per month)."""
-    tables = {}
-    for name, file in RAW_FILES.items():
-        path = Path(data_dir) / file
-        path = path if path.is_file() else Path(data_dir) / f"{file}.zip"
-        tables[name] = pd.read_csv(path, dtype=str, keep_default_na=False, na_filter=False)
-    return tables
-
-
 def simulate(options: Options) -> dict[str, Any]:
     """Run the replay and write its outputs; the summary (truth figures included)."""
     from mlops.local.simulate import report
 
     check_options(options)
-    fault = options.fault
     out = Path(options.out_dir)
     if out.exists() and any(out.iterdir()):
         raise SimulationError(f"--out {out} is not empty; give a new folder")
@@ -532,36 +517,7 @@ def simulate(options: Options) -> dict[str, Any]:
     cost = replay.run()
     months = [report.month_summary(m) for m in replay.months.values()]
     report.annotate_drops(months, replay.test_auc)
-    summary = {
-        **cost,
-        "serving_environment": options.serving.name,
-        "promotion": options.promotion,
-        "drift_alarm": {
-            "metric": replay.drift_alarm.metric,
-            "threshold": replay.drift_alarm.threshold,
-            "datapoints_to_alarm": replay.drift_alarm.datapoints_to_alarm,
-            "evaluation_periods": replay.drift_alarm.evaluation_periods,
-            "period_hours": replay.period_hours,
-        },
-        "auc_drop_definition": report.DROP_DEFINITION,
-        "endpoint_alarms": {
-            "alarms": [replay.live.errors.name, replay.live.latency.name],
-            "period_minutes": 1,
-            "datapoints_to_alarm": replay.live.errors.datapoints_to_alarm,
-            "evaluation_periods": replay.live.errors.evaluation_periods,
-            "treat_missing_data": replay.live.errors.missing,
-        },
-        "fault": None
-        if fault is None
-        else {
-            "month": fault.month,
-            "kind": fault.kind,
-            "span": [t.isoformat() for t in fault.span()],
-        },
-        "not_simulated": "the blue/green deployment's own bake-time auto-rollback (a fault "
-        "starts after it) and UpdateEndpoint's minutes of transition (effective next minute)",
-        "truth": report.truth(months, replay.timeline),
-    }
+    summary = report.run_summary(replay, options, cost, months)
     timeline = sorted(replay.timeline, key=lambda e: e["time"])  # stable: causes stay first
     report.write_outputs(out, timeline, months, summary)
     return {"summary": summary, "months": months, "table": report.monthly_table(months)}

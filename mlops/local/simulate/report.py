@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import matplotlib
 import numpy as np
@@ -16,6 +16,10 @@ matplotlib.use("Agg")  # no display: the chart only goes to a file
 import matplotlib.pyplot as plt
 
 from mlops.local.simulate.traffic import auc
+
+if TYPE_CHECKING:  # the replay imports this module
+    from mlops.local.simulate.options import Options
+    from mlops.local.simulate.replay import Replay
 
 # A month counts as a real AUC drop when the served model scores this much below the AUC it
 # had on its own test window at registration (about twice the monthly AUC's sampling sd).
@@ -208,3 +212,57 @@ def write_outputs(
     )
     (out / "months.md").write_text(monthly_table(months) + "\n" + notes)
     plot(months, out / "simulation.png")
+
+
+def gate_facts(report: dict[str, Any] | None) -> dict[str, Any]:
+    """What the timeline records of an evaluation report: the window, the AUCs, the gate."""
+    if not report:
+        return {}
+    metrics = report.get("binary_classification_metrics", {})
+    incumbent = report.get("incumbent", {})
+    comparison = report.get("comparison", {})
+    return {
+        "window": report.get("window"),
+        "auc": metrics.get("auc", {}).get("value"),
+        "incumbent_auc": incumbent.get("auc"),
+        "ci_lower": incumbent.get("auc_difference", {}).get("ci_lower"),
+        "non_inferior": comparison.get("non_inferior"),
+        "margin": comparison.get("margin"),
+    }
+
+
+def run_summary(
+    replay: Replay, options: Options, cost: dict[str, Any], months: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """summary.json: the run's cost, what was simulated, and the truth figures."""
+    fault = options.fault
+    return {
+        **cost,
+        "serving_environment": options.serving.name,
+        "promotion": options.promotion,
+        "drift_alarm": {
+            "metric": replay.drift_alarm.metric,
+            "threshold": replay.drift_alarm.threshold,
+            "datapoints_to_alarm": replay.drift_alarm.datapoints_to_alarm,
+            "evaluation_periods": replay.drift_alarm.evaluation_periods,
+            "period_hours": replay.period_hours,
+        },
+        "auc_drop_definition": DROP_DEFINITION,
+        "endpoint_alarms": {
+            "alarms": [replay.live.errors.name, replay.live.latency.name],
+            "period_minutes": 1,
+            "datapoints_to_alarm": replay.live.errors.datapoints_to_alarm,
+            "evaluation_periods": replay.live.errors.evaluation_periods,
+            "treat_missing_data": replay.live.errors.missing,
+        },
+        "fault": None
+        if fault is None
+        else {
+            "month": fault.month,
+            "kind": fault.kind,
+            "span": [t.isoformat() for t in fault.span()],
+        },
+        "not_simulated": "the blue/green deployment's own bake-time auto-rollback (a fault "
+        "starts after it) and UpdateEndpoint's minutes of transition (effective next minute)",
+        "truth": truth(months, replay.timeline),
+    }

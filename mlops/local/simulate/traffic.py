@@ -38,9 +38,22 @@ import feature_schema  # noqa: E402
 import preprocess  # noqa: E402
 import step_io  # noqa: E402
 
+from mlops.local.serve.served_model import start_model  # noqa: E402
+
 LABEL_DELAY = pd.Timedelta(hours=6)  # the flight has landed and its delay is known
 CAPTURE_PREFIX = "datacapture"
 LABELS_PREFIX = "ground-truth"
+RAW_FILES = {"flights": "flights.csv", "weather": "weather.csv", "planes": "planes.csv"}
+
+
+def read_raw_text(data_dir: Path) -> dict[str, pd.DataFrame]:
+    """The raw tables as text, exactly as the files have them (they are re-written per month)."""
+    tables = {}
+    for name, file in RAW_FILES.items():
+        path = Path(data_dir) / file
+        path = path if path.is_file() else Path(data_dir) / f"{file}.zip"
+        tables[name] = pd.read_csv(path, dtype=str, keep_default_na=False, na_filter=False)
+    return tables
 
 
 def year_of_flights(raw_dir: Path) -> pd.DataFrame:
@@ -119,14 +132,14 @@ class ServedModel:
             raise FileNotFoundError(f"{archive} has no code/inference.py")
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
-        return cls(version, module, module.model_fn(str(folder)), archive)
+        return cls(version, module, start_model(module, folder, version), archive)
 
     def invoke(self, body: str) -> tuple[str, np.ndarray]:
         """One InvokeEndpoint: the response body and the probabilities."""
         rows = self.module.input_fn(body, "text/csv")
-        scores = np.asarray(self.module.predict_fn(rows, self.model), dtype=np.float64)
-        response, _ = self.module.output_fn(scores, "text/csv")
-        return str(response), scores
+        prediction = self.module.predict_fn(rows, self.model)
+        response, _ = self.module.output_fn(prediction, "text/csv")
+        return str(response), np.asarray(prediction.probabilities, dtype=np.float64)
 
     def invoke_batch(self, lines: list[str]) -> tuple[list[str], np.ndarray]:
         """Consecutive requests' lines as one body: one response line and score per line."""
