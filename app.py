@@ -8,6 +8,7 @@ MLOPS_RELEASES   path of the release manifest (default config/releases.yaml)
 MLOPS_VALIDATION_CACHE  where CDK's CloudFormation validation records each template's findings
                  (default .cache/cfn-validate; mlops/cfn_validation.py)
 CDK_VALIDATION=false    (or `cdk synth --no-validation`) skips that validation, as in any CDK app
+JSII_NODE        the node that runs aws-cdk-lib (default scripts/jsii-node; mlops/jsii_node.py)
 """
 
 from __future__ import annotations
@@ -16,13 +17,17 @@ import os
 import sys
 from pathlib import Path
 
-import aws_cdk as cdk
+from mlops.jsii_node import use_tuned_node
 
-from mlops.app_builder import AppOptions, build_app
-from mlops.cfn_validation import add_cached_cfn_validation
-from mlops.config import ConfigError, load_config
-from mlops.nag import report_policy_violations
-from mlops.release_manifest import ManifestError, load_manifest
+use_tuned_node(os.environ)  # before the first import of aws_cdk starts jsii's node
+
+import aws_cdk as cdk  # noqa: E402
+
+from mlops.app_builder import AppOptions, build_app  # noqa: E402
+from mlops.cfn_validation import add_cached_cfn_validation  # noqa: E402
+from mlops.config import ConfigError, load_config  # noqa: E402
+from mlops.nag import report_policy_violations  # noqa: E402
+from mlops.release_manifest import ManifestError, load_manifest  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent
 

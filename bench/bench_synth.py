@@ -12,18 +12,21 @@ median of each is printed with its ratio to the empty app's median:
                          CDK's built-in CloudFormation validation like any CDK app
     empty app, no CFN validation   the same with CDK_VALIDATION=false (for reference: what
                          the baseline spends outside CDK's validation engine)
+    empty app, tuned node  the same with JSII_NODE=scripts/jsii-node, the node app.py runs
+                         aws-cdk-lib with (for reference: what its V8 flags save any app)
     full app             app.py: every stage and the delivery pipeline (`make synth`)
     prod, N stage(s)     -c env=prod with prod's regions cut or extended to N (1, 3, 6):
                          the cost of one more (environment, region) stage is (t6 - t1) / 5
     mlops local run      -c env=dev -c training-only=true (what `mlops local run` synthesizes)
-    --compare DIR        app.py of another checkout (e.g. main before a change), same CLI:
-                         the full app and -c env=dev (what `mlops local run` used to synth)
+    --compare DIR        app.py of another checkout (e.g. main before a change), same CLI,
+                         empty validation cache: the full app and -c env=dev (what
+                         `mlops local run` used to synth)
 
-app.py validates each distinct template once (mlops/cfn_validation.py), so each app case
-runs twice: "cold" with an empty validation cache on every run (a clean clone, CI, the
-pipeline's first synth) and "warm" with the cache of an identical earlier synth (a second
-`make synth`, `mlops local run` after the first); the warm cache is filled once, untimed,
-before the rounds.
+app.py runs aws-cdk-lib on scripts/jsii-node (mlops/jsii_node.py) and validates each
+distinct template once (mlops/cfn_validation.py), so each app case runs twice: "cold" with
+an empty validation cache on every run (a clean clone, CI, the pipeline's first synth) and
+"warm" with the cache of an identical earlier synth (a second `make synth`, `mlops local run`
+after the first); the warm cache is filled once, untimed, before the rounds.
 
 Asserts nothing about time.
 """
@@ -44,6 +47,7 @@ from pathlib import Path
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
+TUNED_NODE = ROOT / "scripts" / "jsii-node"
 CLI = ROOT / "node_modules" / ".bin" / "cdk"
 PYTHON = ROOT / ".venv" / "bin" / "python"
 REGIONS = ("us-east-1", "eu-west-1", "ap-southeast-1", "us-west-2", "eu-central-1", "ap-south-1")
@@ -108,6 +112,7 @@ def cases(folder: Path, compare: Path | None) -> list[Case]:
     found = [
         Case("empty app (baseline)", empty),
         Case("empty app, no CFN validation", empty, env={"CDK_VALIDATION": "false"}),
+        Case("empty app, tuned node", empty, env={"JSII_NODE": str(TUNED_NODE)}),
     ]
     apps = [Case("full app (make synth)", app)]
     for stages in STAGE_COUNTS:
@@ -127,10 +132,20 @@ def cases(folder: Path, compare: Path | None) -> list[Case]:
             for case in apps
         ]
     if compare is not None:
-        found.append(Case(f"full app of {compare.name}", f"{PYTHON} app.py", cwd=compare))
+        # Cold like a clean clone: a checkout with the validation cache would otherwise use
+        # whatever its own .cache/cfn-validate holds.
+        found.append(
+            Case(f"full app of {compare.name}", f"{PYTHON} app.py", cwd=compare, cache="cold")
+        )
         # Before -c training-only, `mlops local run` synthesized the whole environment.
         found.append(
-            Case(f"-c env=dev of {compare.name}", f"{PYTHON} app.py", {"env": "dev"}, cwd=compare)
+            Case(
+                f"-c env=dev of {compare.name}",
+                f"{PYTHON} app.py",
+                {"env": "dev"},
+                cwd=compare,
+                cache="cold",
+            )
         )
     return found
 

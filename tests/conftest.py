@@ -12,6 +12,8 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from mlops.jsii_node import use_tuned_node
+
 os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 os.environ.setdefault("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1")
 # Nothing in tests may reach AWS: fake credentials make an accidental call fail fast.
@@ -23,6 +25,8 @@ for _name, _value in (
 ):
     os.environ[_name] = _value
 os.environ.pop("AWS_PROFILE", None)
+# The node app.py runs aws-cdk-lib with (scripts/jsii-node), before anything imports aws_cdk.
+use_tuned_node(os.environ)
 
 import aws_cdk as cdk  # noqa: E402
 from clock_guard import (  # noqa: E402, F401  (the future-clock guard's hooks)
