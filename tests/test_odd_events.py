@@ -149,5 +149,7 @@ def test_the_retrain_gate_answers_odd_events_without_calling_aws(
     assert [m["Name"] for m in directive["Metrics"]] == ["Ignored"]
 
 
-def test_the_gate_boundary_accepts_the_documented_alarm_event() -> None:
-    assert gate_handler.is_alarm_event({"detail": {"state": {"value": "ALARM"}}})
+def test_the_gate_boundary_accepts_the_documented_alarm_event_and_the_recheck() -> None:
+    assert gate_handler.is_gate_event({"detail": {"state": {"value": "ALARM"}}})
+    assert gate_handler.is_gate_event({"gate": "recheck", "time": "2026-11-26T12:00:00Z"})
+    assert not gate_handler.is_gate_event({"gate": "something else"})

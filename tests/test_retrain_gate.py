@@ -73,9 +73,10 @@ def _stubbed(
     expect_start: bool,
     steps: list[dict[str, Any]] | None = None,
     standing: Standing | None = None,
+    failing: str | None = None,
 ) -> tuple[Any, Stubber]:
     """steps: the ListPipelineExecutionSteps pages the gate is expected to ask for; standing:
-    what it then reads about the refused run."""
+    what it then reads about the refused run; failing: the next read, refused (AccessDenied)."""
     client = boto3.client("sagemaker", region_name="us-east-1")
     stubber = Stubber(client)
     stubber.add_response(
@@ -92,6 +93,8 @@ def _stubbed(
         token = page.get("NextToken")
     if standing is not None:
         _stub_standing(stubber, standing)
+    if failing is not None:
+        stubber.add_client_error(failing, "AccessDeniedException", http_status_code=400)
     if expect_start:
         stubber.add_response(
             "start_pipeline_execution",
@@ -202,9 +205,11 @@ def test_misconfiguration_is_one_clear_error(change: dict[str, str], message: st
         logic.GateConfig.from_env({**ENV, **change})
 
 
+@pytest.mark.parametrize("kind", ["alarm", "recheck"])
 def test_handler_assumes_the_hub_role_and_calls_the_hub_region(
-    monkeypatch: pytest.MonkeyPatch,
+    monkeypatch: pytest.MonkeyPatch, kind: str
 ) -> None:
+    """Both event kinds EventBridge sends get through the handler to a decision."""
     for name, value in ENV.items():
         monkeypatch.setenv(name, value)
     sts = boto3.client("sts", region_name="eu-west-1")
@@ -225,7 +230,7 @@ def test_handler_assumes_the_hub_role_and_calls_the_hub_region(
     sagemaker, sm_stub = _stubbed([_execution(hours_ago=1)], expect_start=False)
     made: dict[str, dict[str, Any]] = {}
 
-    cloudwatch = boto3.client("cloudwatch", region_name="eu-west-1")
+    cloudwatch = _cloudwatch("ALARM", NOW - timedelta(minutes=30))  # after the last run
 
     def client(name: str, **kwargs: Any) -> Any:
         assert name not in made, f"a second {name} client"
@@ -238,10 +243,11 @@ def test_handler_assumes_the_hub_role_and_calls_the_hub_region(
         function_name="gate", memory_limit_in_mb=256, aws_request_id="r1",
         invoked_function_arn="arn:aws:lambda:eu-west-1:444444444444:function:gate",
     )  # fmt: skip
-    result = handler_mod.handler(_event(), context)
+    result = handler_mod.handler(RECHECK if kind == "recheck" else _event(), context)
     sts_stub.assert_no_pending_responses()
     sm_stub.assert_no_pending_responses()
     assert result["started"] is False
+    assert "1.0 h ago (less than 72 h)" in result["reason"]  # decided, not ignored
     sm_kwargs = made["sagemaker"]
     assert sm_kwargs["region_name"] == "us-east-1"
     assert sm_kwargs["aws_access_key_id"] == "ASIAHUBHUBHUBHUB"
@@ -784,6 +790,27 @@ def test_a_run_from_before_the_incumbent_output_does_not_hold() -> None:
 def test_an_unreadable_definition_does_not_hold_the_gate(definition: str) -> None:
     reason = _lapsed(Standing(definition=definition, until="definition"))
     assert "the pipeline's current definition cannot be read" in reason
+
+
+@pytest.mark.parametrize(
+    ("answered", "failing"),
+    [
+        (None, "describe_pipeline"),
+        ("definition", "list_pipeline_parameters_for_execution"),
+        ("parameters", "describe_pipeline_execution"),
+        ("version", "list_model_packages"),
+    ],
+)
+def test_a_read_the_gate_is_refused_lapses_the_refusal_instead_of_crashing(
+    answered: str | None, failing: str
+) -> None:
+    """E.g. a serving stage deployed before the hub's role has the new grants."""
+    standing = None if answered is None else Standing(until=answered)
+    client, stubber = _stubbed(REFUSED_RUN, True, [_steps(REFUSED_STEPS)], standing, failing)
+    result = logic.handle_alarm_event(_event(), CONFIG, client, now=NOW)
+    stubber.assert_no_pending_responses()
+    assert result["started"] is True and "waiting_for_new_data" not in result
+    assert "cannot be read: AccessDeniedException" in result["reason"]
 
 
 def test_a_lapsed_refusal_starts_the_next_attempt_of_its_window() -> None:

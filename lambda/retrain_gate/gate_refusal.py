@@ -33,6 +33,8 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
+from botocore.exceptions import ClientError
+
 WINDOW_PARAMETER = "WindowEnd"
 INCUMBENT_STEP = "FindIncumbent"  # mlops/pipeline_definition/contract.py STEP_FIND_INCUMBENT
 INCUMBENT_OUTPUT = "IncumbentModelPackageArn"
@@ -228,18 +230,12 @@ def refusal_lookup(
     """For decide: the Refusal of a Failed execution that ended at the Fail step, else None.
     Asks SageMaker only for a Failed execution, and only when decide needs to know."""
 
-    def refusal(execution: Mapping[str, Any]) -> Refusal | None:
-        if execution.get("PipelineExecutionStatus") != "Failed":
-            return None
-        arn = str(execution["PipelineExecutionArn"])
-        steps = execution_steps(sagemaker, arn)
-        message = quality_gate_refusal(steps)
-        if message is None:
-            return None
+    def lapse_of(execution: Mapping[str, Any], arn: str, steps: Any) -> str | None:
+        """Why the refusal no longer holds (first reason found), or None if it holds."""
         try:
             defaults = current_defaults(sagemaker, pipeline_name)
         except (ValueError, KeyError, TypeError):
-            return Refusal(message, "the pipeline's current definition cannot be read")
+            return "the pipeline's current definition cannot be read"
         overrides = overridden(
             execution_parameters(sagemaker, arn), defaults, _start_date(execution)
         )
@@ -253,6 +249,21 @@ def refusal_lookup(
             lapsed = incumbent_lapse(
                 run_incumbent(steps), approved_incumbent(sagemaker, group_name)
             )
+        return lapsed
+
+    def refusal(execution: Mapping[str, Any]) -> Refusal | None:
+        if execution.get("PipelineExecutionStatus") != "Failed":
+            return None
+        arn = str(execution["PipelineExecutionArn"])
+        steps = execution_steps(sagemaker, arn)
+        message = quality_gate_refusal(steps)
+        if message is None:
+            return None
+        try:
+            lapsed = lapse_of(execution, arn, steps)
+        except ClientError as error:  # e.g. AccessDenied before the hub's grants are deployed
+            code = error.response.get("Error", {}).get("Code", "an error")
+            return Refusal(message, f"whether a new run would repeat it cannot be read: {code}")
         return Refusal(message, lapsed)
 
     return refusal

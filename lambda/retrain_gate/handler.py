@@ -12,7 +12,13 @@ import boto3
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from gate_logic import BOTO_CONFIG, GateConfig, assume_starter_role, handle_alarm_event
+from gate_logic import (
+    BOTO_CONFIG,
+    RECHECK,
+    GateConfig,
+    assume_starter_role,
+    handle_alarm_event,
+)
 
 logger = Logger(service="retrain_gate")
 # The construct sets POWERTOOLS_METRICS_NAMESPACE; the default serves tests and local runs.
@@ -27,9 +33,14 @@ def utc_now() -> datetime:
 clock: Callable[[], datetime] = utc_now
 
 
-def is_alarm_event(event: Any) -> bool:
-    """The shape gate_logic reads: a mapping whose detail and detail.state are mappings."""
-    detail = event.get("detail") if isinstance(event, dict) else None
+def is_gate_event(event: Any) -> bool:
+    """The shapes gate_logic reads: the recheck schedule's {"gate": "recheck"}, or an alarm
+    state change (a mapping whose detail and detail.state are mappings)."""
+    if not isinstance(event, dict):
+        return False
+    if event.get("gate") == RECHECK:
+        return True
+    detail = event.get("detail")
     return isinstance(detail, dict) and isinstance(detail.get("state"), dict)
 
 
@@ -44,7 +55,7 @@ def decision_metric(result: dict[str, Any]) -> str:
 @metrics.log_metrics
 @logger.inject_lambda_context(clear_state=True)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    if not is_alarm_event(event):  # a list, a hand-made test event: nothing to decide
+    if not is_gate_event(event):  # a list, a hand-made test event: nothing to decide
         logger.warning("not a CloudWatch alarm state change", extra={"event": str(event)[:500]})
         metrics.add_metric(name="Ignored", unit=MetricUnit.Count, value=1)
         return {"started": False, "reason": "not a CloudWatch alarm state change event"}
