@@ -27,6 +27,18 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+# The deployed alarms' shape, not a copy of it: the design figures follow the construct.
+from mlops.constructs.endpoint_alarms import (  # noqa: E402
+    DATAPOINTS_TO_ALARM,
+    EVALUATION_PERIODS,
+    FAST_DATAPOINTS,
+    FAST_PERIOD,
+    PERIOD,
+)
+
+FAST_SECONDS = int(FAST_PERIOD.to_seconds())
+SLOW_SECONDS = int(PERIOD.to_seconds())
 
 
 @dataclass(frozen=True)
@@ -100,11 +112,25 @@ class Design:
 # with MetricPublishFrequencyInSeconds=10 (SageMaker MetricsConfig); a 10-second alarm period
 # on a 1-minute metric only sees INSUFFICIENT_DATA (CloudWatch PutMetricAlarm, Period).
 DESIGNS = (
-    Design("1-min, 3 of 3 (dev; fallback)", 60, 3, 3, 60.0, 60.0, "never: needs 3 bad minutes"),
+    Design(
+        f"1-min, {DATAPOINTS_TO_ALARM} of {EVALUATION_PERIODS} (deployed: dev; fallback)",
+        SLOW_SECONDS,
+        EVALUATION_PERIODS,
+        DATAPOINTS_TO_ALARM,
+        60.0,
+        60.0,
+        "never: needs 3 bad minutes",
+    ),
     Design("1-min metrics, 2 of 3", 60, 3, 2, 60.0, 60.0, "2 bad minutes in 3 alarm"),
     Design("1-min metrics, 1 of 1", 60, 1, 1, 60.0, 60.0, "any one bad minute alarms"),
     Design(
-        "10-s enhanced metrics, 6 of 6 (prod)", 10, 6, 6, 20.0, 10.0, "needs a bad minute, unbroken"
+        f"10-s enhanced metrics, {FAST_DATAPOINTS} of {FAST_DATAPOINTS} (deployed: staging, prod)",
+        FAST_SECONDS,
+        FAST_DATAPOINTS,
+        FAST_DATAPOINTS,
+        20.0,
+        10.0,
+        "needs a bad minute, unbroken",
     ),
     Design("10-s enhanced metrics, 9 of 9", 10, 9, 9, 20.0, 10.0, "needs 90 s unbroken"),
 )
@@ -225,9 +251,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--events", type=int, default=200)
     # prod's fast rollback alarms (endpoint_alarms.FAST_PERIOD, FAST_DATAPOINTS); a 10-second
     # metric is assumed to arrive within 20 s, and a 10-second alarm is evaluated every 10 s.
-    parser.add_argument("--period", type=int, default=10)
-    parser.add_argument("--evaluation-periods", type=int, default=6)
-    parser.add_argument("--datapoints-to-alarm", type=int, default=6)
+    parser.add_argument("--period", type=int, default=FAST_SECONDS)
+    parser.add_argument("--evaluation-periods", type=int, default=FAST_DATAPOINTS)
+    parser.add_argument("--datapoints-to-alarm", type=int, default=FAST_DATAPOINTS)
     parser.add_argument("--metric-delay", type=float, default=20.0)
     parser.add_argument("--evaluation-interval", type=float, default=10.0)
     parser.add_argument("--eventbridge-delivery", type=float, default=5.0)

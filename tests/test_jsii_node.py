@@ -46,6 +46,23 @@ def test_the_tuned_node_passes_its_flags_and_the_arguments_on() -> None:
     ]
 
 
+def test_a_node_that_refuses_the_flags_runs_without_them(tmp_path: Path) -> None:
+    """A node whose V8 lacks a flag exits with "bad option"; the wrapper then runs plain."""
+    fake = tmp_path / "node"
+    fake.write_text(
+        '#!/bin/sh\ncase "$*" in *--liftoff-only*) echo "node: bad option" >&2; exit 9;; esac\n'
+        'echo "plain: $*"\n'
+    )
+    fake.chmod(0o755)
+    env = {**os.environ, "PATH": f"{tmp_path}{os.pathsep}{os.environ['PATH']}"}
+    result = subprocess.run(
+        [str(TUNED_NODE), "--max-old-space-size=4069", "runtime.js"],
+        capture_output=True, text=True, timeout=60, env=env,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "plain: --max-old-space-size=4069 runtime.js\n"
+
+
 # One stack with an error (F3002: a property CloudFormation does not know) and a warning
 # (W3030: a value outside the schema's enum), validated by CDK's built-in plugin.
 APP_WITH_FINDINGS = textwrap.dedent(
