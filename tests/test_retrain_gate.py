@@ -700,6 +700,9 @@ def _holds(standing: Standing) -> None:
     [
         ((("TestEnd", "2026-06-30"),), "TestEnd"),  # an operator's backfill with explicit dates
         ((("AucThreshold", "0.75"),), "AucThreshold"),  # a stricter threshold
+        ((("AucThreshold", "0.65"),), "AucThreshold"),  # a looser one: also not the default
+        # Only WindowEnd reads a date on or after the run's start as the default "latest".
+        ((("TestEnd", RUN_DAY.isoformat()),), "TestEnd"),
         ((("TrainMonths", "5"), ("AucThreshold", "0.7")), "TrainMonths"),
         ((("WindowEnd", (RUN_DAY - timedelta(days=1)).isoformat()),), "WindowEnd"),
         ((("WindowEnd", "last week"),), "WindowEnd"),
