@@ -142,7 +142,10 @@ def test_the_retrain_gate_answers_odd_events_without_calling_aws(
         invoked_function_arn="arn:aws:lambda:eu-west-1:444444444444:function:gate",
     )  # fmt: skip
     result = gate_handler.handler(event, context)
-    assert result == {"started": False, "reason": "not a CloudWatch alarm state change event"}
+    assert result == {
+        "started": False,
+        "reason": 'neither a CloudWatch alarm state change nor a recheck event ({"gate": "recheck"})',
+    }
     emitted = [json.loads(line) for line in capsys.readouterr().out.splitlines() if "_aws" in line]
     [directive] = emitted[-1]["_aws"]["CloudWatchMetrics"]
     assert directive["Namespace"] == "mlops/retrain_gate"

@@ -32,6 +32,11 @@ def utc_now() -> datetime:
 # The only clock the gate reads; tests replace it.
 clock: Callable[[], datetime] = utc_now
 
+# Why any other event is ignored: it names both kinds of event the gate accepts.
+IGNORED_REASON = (
+    f'neither a CloudWatch alarm state change nor a recheck event ({{"gate": "{RECHECK}"}})'
+)
+
 
 def is_gate_event(event: Any) -> bool:
     """The shapes gate_logic reads: the recheck schedule's {"gate": "recheck"}, or an alarm
@@ -56,9 +61,9 @@ def decision_metric(result: dict[str, Any]) -> str:
 @logger.inject_lambda_context(clear_state=True)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     if not is_gate_event(event):  # a list, a hand-made test event: nothing to decide
-        logger.warning("not a CloudWatch alarm state change", extra={"event": str(event)[:500]})
+        logger.warning(IGNORED_REASON, extra={"event": str(event)[:500]})
         metrics.add_metric(name="Ignored", unit=MetricUnit.Count, value=1)
-        return {"started": False, "reason": "not a CloudWatch alarm state change event"}
+        return {"started": False, "reason": IGNORED_REASON}
     config = GateConfig.from_env(os.environ)
     # Fresh credentials per invocation: alarms are rare, and they expire within the hour.
     sts = boto3.client("sts", config=BOTO_CONFIG)
