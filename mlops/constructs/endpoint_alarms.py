@@ -11,19 +11,21 @@ from aws_cdk import aws_cloudwatch_actions as cw_actions
 from aws_cdk import aws_kms as kms
 from constructs import Construct
 
+from mlops.alarm_shape import (
+    DATAPOINTS_TO_ALARM,
+    EVALUATION_PERIODS,
+    FAST_DATAPOINTS,
+    FAST_PERIOD_SECONDS,
+    PERIOD_SECONDS,
+)
 from mlops.config import AlarmConfig, InstanceType
 from mlops.constructs.alert_topic import alert_topic
 
 NAMESPACE = "AWS/SageMaker"
 INSTANCE_NAMESPACE = "/aws/sagemaker/Endpoints"
-PERIOD = cdk.Duration.minutes(1)
-# A sustained breach, not a blip: 3 of 3 one-minute datapoints.
-EVALUATION_PERIODS = 3
-DATAPOINTS_TO_ALARM = 3
-# The fast rollback alarms: one unbroken minute of breach, 6 of 6 ten-second datapoints
-# (a period of 10 s makes them high-resolution alarms, evaluated every 10 s).
-FAST_PERIOD = cdk.Duration.seconds(10)
-FAST_DATAPOINTS = 6
+# The alarms' periods and "M of N" live in mlops/alarm_shape.py (read without aws_cdk).
+PERIOD = cdk.Duration.seconds(PERIOD_SECONDS)
+FAST_PERIOD = cdk.Duration.seconds(FAST_PERIOD_SECONDS)
 CPU_ALARM_FRACTION = 0.8  # of all cores (CPUUtilization is summed over cores: 100% per core)
 MEMORY_ALARM_PERCENT = 85
 
