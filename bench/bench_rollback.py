@@ -28,17 +28,15 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-# The deployed alarms' shape, not a copy of it: the design figures follow the construct.
-from mlops.constructs.endpoint_alarms import (  # noqa: E402
+# The deployed alarms' shape, not a copy of it: the design figures follow the construct,
+# which reads the same plain module (importing the construct would start aws_cdk's jsii node).
+from mlops.alarm_shape import (  # noqa: E402
     DATAPOINTS_TO_ALARM,
     EVALUATION_PERIODS,
     FAST_DATAPOINTS,
-    FAST_PERIOD,
-    PERIOD,
+    FAST_PERIOD_SECONDS,
+    PERIOD_SECONDS,
 )
-
-FAST_SECONDS = int(FAST_PERIOD.to_seconds())
-SLOW_SECONDS = int(PERIOD.to_seconds())
 
 
 @dataclass(frozen=True)
@@ -114,7 +112,7 @@ class Design:
 DESIGNS = (
     Design(
         f"1-min, {DATAPOINTS_TO_ALARM} of {EVALUATION_PERIODS} (deployed: dev; fallback)",
-        SLOW_SECONDS,
+        PERIOD_SECONDS,
         EVALUATION_PERIODS,
         DATAPOINTS_TO_ALARM,
         60.0,
@@ -125,7 +123,7 @@ DESIGNS = (
     Design("1-min metrics, 1 of 1", 60, 1, 1, 60.0, 60.0, "any one bad minute alarms"),
     Design(
         f"10-s enhanced metrics, {FAST_DATAPOINTS} of {FAST_DATAPOINTS} (deployed: staging, prod)",
-        FAST_SECONDS,
+        FAST_PERIOD_SECONDS,
         FAST_DATAPOINTS,
         FAST_DATAPOINTS,
         20.0,
@@ -249,9 +247,9 @@ def _ms(values: Sequence[float], q: float) -> float:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--events", type=int, default=200)
-    # prod's fast rollback alarms (endpoint_alarms.FAST_PERIOD, FAST_DATAPOINTS); a 10-second
+    # prod's fast rollback alarms (alarm_shape.FAST_PERIOD_SECONDS, FAST_DATAPOINTS); a 10-second
     # metric is assumed to arrive within 20 s, and a 10-second alarm is evaluated every 10 s.
-    parser.add_argument("--period", type=int, default=FAST_SECONDS)
+    parser.add_argument("--period", type=int, default=FAST_PERIOD_SECONDS)
     parser.add_argument("--evaluation-periods", type=int, default=FAST_DATAPOINTS)
     parser.add_argument("--datapoints-to-alarm", type=int, default=FAST_DATAPOINTS)
     parser.add_argument("--metric-delay", type=float, default=20.0)

@@ -29,15 +29,14 @@ from typing import Any
 import pandas as pd
 from botocore.exceptions import ClientError
 
+from mlops.alarm_shape import DATAPOINTS_TO_ALARM, EVALUATION_PERIODS, PERIOD_SECONDS
 from mlops.config import AlarmConfig
 from mlops.local.registry import LocalRegistry
 from mlops.local.simulate.cloud import AlarmEmulator, Alarms
 from mlops.local.simulate.traffic import Answered, ServedModel, requests_of
 
-# As mlops/constructs/endpoint_alarms.py (tests/test_simulate_endpoint.py keeps them equal).
-PERIOD = dt.timedelta(minutes=1)
-EVALUATION_PERIODS = 3
-DATAPOINTS_TO_ALARM = 3
+# The deployed alarms' shape, read where mlops/constructs/endpoint_alarms.py reads it.
+PERIOD = dt.timedelta(seconds=PERIOD_SECONDS)
 
 FAULT_KINDS = ("errors", "latency")
 FAULT_DAY = 15
