@@ -1,6 +1,8 @@
 """Which node runs aws-cdk-lib (jsii starts `$JSII_NODE --max-old-space-size=4069 <runtime>`
 when aws_cdk is first imported): scripts/jsii-node, node with V8 flags that halve the CPU
-cost of CDK's CloudFormation validation engine. Call before anything imports aws_cdk."""
+cost of CDK's CloudFormation validation engine. Call before anything imports aws_cdk.
+Whether node accepts the flags is asked once per node binary and kept in .cache/jsii-node
+(MLOPS_JSII_NODE_CACHE; scripts/jsii-node says how a changed node is noticed)."""
 
 from __future__ import annotations
 
