@@ -33,25 +33,18 @@ Asserts nothing about time.
 
 from __future__ import annotations
 
-import argparse
 import os
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-import yaml
+import synth_rounds
+from synth_rounds import PYTHON, ROOT, STAGE_COUNTS, stages_name
 
-ROOT = Path(__file__).resolve().parents[1]
 TUNED_NODE = ROOT / "scripts" / "jsii-node"
-CLI = ROOT / "node_modules" / ".bin" / "cdk"
-PYTHON = ROOT / ".venv" / "bin" / "python"
-REGIONS = ("us-east-1", "eu-west-1", "ap-southeast-1", "us-west-2", "eu-central-1", "ap-south-1")
-STAGE_COUNTS = (1, 3, 6)
 
 
 @dataclass
@@ -66,44 +59,15 @@ class Case:
     wall: list[float] = field(default_factory=list)
 
 
-def prod_config(folder: Path, stages: int) -> Path:
-    """config/environments.yaml with prod serving from `stages` regions."""
-    config = yaml.safe_load((ROOT / "config" / "environments.yaml").read_text())
-    config["environments"]["prod"]["regions"] = list(REGIONS[:stages])
-    path = folder / f"environments-prod-{stages}.yaml"
-    path.write_text(yaml.safe_dump(config, sort_keys=False))
-    return path
-
-
 def synth_once(case: Case, output: Path) -> tuple[float, float]:
     """(cpu seconds of the CLI and its children, wall seconds) of one `cdk synth`."""
-    shutil.rmtree(output, ignore_errors=True)
     cache = output.parent / f"validation-cache-{case.name}"
     if case.cache == "cold":
         shutil.rmtree(cache, ignore_errors=True)
-    command = [str(CLI), "synth", "--quiet", "--app", case.app, "--output", str(output)]
-    for key, value in case.context.items():
-        command += ["-c", f"{key}={value}"]
-    env = {
-        **os.environ,
-        "PATH": f"{PYTHON.parent}{os.pathsep}{os.environ.get('PATH', '')}",
-        "CDK_DISABLE_CLI_TELEMETRY": "true",
-        "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20",
-        "JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION": "1",
-        **({"MLOPS_VALIDATION_CACHE": str(cache)} if case.cache else {}),
-        **case.env,
-    }
-    started = time.perf_counter()
-    process = subprocess.Popen(
-        command, cwd=case.cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    env = {**({"MLOPS_VALIDATION_CACHE": str(cache)} if case.cache else {}), **case.env}
+    return synth_rounds.synth(
+        case.name, case.app, output, cwd=case.cwd, context=case.context, env=env
     )
-    assert process.stderr is not None
-    err = process.stderr.read()  # drained before waiting: a full pipe would block the CLI
-    _, status, usage = os.wait4(process.pid, 0)
-    wall = time.perf_counter() - started
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"ERROR: synth of {case.name} failed: {err.decode()[-800:]}")
-    return usage.ru_utime + usage.ru_stime, wall
 
 
 def cases(folder: Path, compare: Path | None) -> list[Case]:
@@ -116,15 +80,8 @@ def cases(folder: Path, compare: Path | None) -> list[Case]:
     ]
     apps = [Case("full app (make synth)", app)]
     for stages in STAGE_COUNTS:
-        config = prod_config(folder, stages)
-        apps.append(
-            Case(
-                f"prod, {stages} stage{'s' if stages > 1 else ''}",
-                app,
-                {"env": "prod"},
-                {"MLOPS_CONFIG": str(config)},
-            )
-        )
+        config = synth_rounds.prod_config(ROOT, folder, stages)
+        apps.append(Case(stages_name(stages), app, {"env": "prod"}, {"MLOPS_CONFIG": str(config)}))
     apps.append(Case("mlops local run's synth", app, {"env": "dev", "training-only": "true"}))
     for cache in ("cold", "warm"):
         found += [
@@ -151,32 +108,23 @@ def cases(folder: Path, compare: Path | None) -> list[Case]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--compare", type=Path, help="another checkout's app, e.g. main")
-    args = parser.parse_args(argv)
-    if args.rounds < 1:
-        parser.error("--rounds must be at least 1")
-    if args.compare is not None and not (args.compare / "app.py").is_file():
-        parser.error(f"--compare {args.compare}: no app.py there")
+    args = synth_rounds.parse_options(__doc__.splitlines()[0], argv)
     load = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="bench-synth-") as tmp:
         folder = Path(tmp)
-        runs = cases(folder, args.compare.resolve() if args.compare else None)
+        runs = cases(folder, args.compare)
         for case in runs:
             if case.cache == "warm":
                 synth_once(case, folder / "cdk.out")  # fills its cache; not timed
-        for round_number in range(args.rounds):
-            for case in runs:  # interleaved: load changes hit every case alike
-                cpu, wall = synth_once(case, folder / "cdk.out")
-                case.cpu.append(cpu)
-                case.wall.append(wall)
-            print(f"round {round_number + 1}/{args.rounds} done", flush=True)
+
+        def measure(case: Case) -> None:
+            cpu, wall = synth_once(case, folder / "cdk.out")
+            case.cpu.append(cpu)
+            case.wall.append(wall)
+
+        synth_rounds.interleaved(runs, args.rounds, measure)
     base = statistics.median(runs[0].cpu)
-    print(
-        f"bench_synth: median of {args.rounds} interleaved runs; load average "
-        f"{load:.1f} -> {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"
-    )
+    print(f"bench_synth: median of {args.rounds} interleaved runs; {synth_rounds.load_note(load)}")
     print(f"{'case':<40}{'cpu s':>8}{'x empty':>9}{'wall s':>9}")
     for case in runs:
         cpu = statistics.median(case.cpu)
@@ -184,11 +132,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{case.name:<40}{cpu:>8.2f}{cpu / base:>8.2f}x{wall:>9.1f}")
     by_name = {case.name: statistics.median(case.cpu) for case in runs}
     for cache in ("cold", "warm"):
-        first = by_name[f"prod, 1 stage, {cache}"]
-        last = by_name[f"prod, {STAGE_COUNTS[-1]} stages, {cache}"]
+        first = by_name[f"{stages_name(STAGE_COUNTS[0])}, {cache}"]
+        last = by_name[f"{stages_name(STAGE_COUNTS[-1])}, {cache}"]
         print(
             f"per added stage, {cache} validation cache: "
-            f"{(last - first) / (STAGE_COUNTS[-1] - 1):.2f} s cpu "
+            f"{synth_rounds.per_added_stage(first, last):.2f} s cpu "
             "((prod 6 stages - prod 1 stage) / 5)"
         )
     return 0

@@ -24,26 +24,18 @@ Asserts nothing about time.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
-import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
+import synth_rounds
+from synth_rounds import PYTHON, ROOT, STAGE_COUNTS, stages_name
 
-ROOT = Path(__file__).resolve().parents[1]
-CLI = ROOT / "node_modules" / ".bin" / "cdk"
-PYTHON = ROOT / ".venv" / "bin" / "python"
 PROBE = ROOT / "bench" / "synth_probe.py"
-REGIONS = ("us-east-1", "eu-west-1", "ap-southeast-1", "us-west-2", "eu-central-1", "ap-south-1")
-STAGE_COUNTS = (1, 3, 6)
 
 
 @dataclass
@@ -69,54 +61,21 @@ class Case:
         return statistics.median(getattr(run, attribute) for run in self.runs)
 
 
-def prod_config(source: Path, folder: Path, stages: int) -> Path:
-    """source's config/environments.yaml with prod serving from `stages` regions."""
-    config = yaml.safe_load((source / "config" / "environments.yaml").read_text())
-    config["environments"]["prod"]["regions"] = list(REGIONS[:stages])
-    path = folder / f"environments-{source.name}-prod-{stages}.yaml"
-    path.write_text(yaml.safe_dump(config, sort_keys=False))
-    return path
-
-
 def synth_once(case: Case, output: Path) -> Run:
-    shutil.rmtree(output, ignore_errors=True)
     probe_out = output.parent / "probe.jsonl"
     probe_out.unlink(missing_ok=True)
-    command = [
-        str(CLI),
-        "synth",
-        "--quiet",
-        "--app",
+    cpu, wall = synth_rounds.synth(
+        case.name,
         f"{PYTHON} {PROBE} {case.app}",
-        "--output",
-        str(output),
-    ]
-    for key, value in case.context.items():
-        command += ["-c", f"{key}={value}"]
-    env = {
-        **os.environ,
-        "PATH": f"{PYTHON.parent}{os.pathsep}{os.environ.get('PATH', '')}",
-        "CDK_DISABLE_CLI_TELEMETRY": "true",
-        "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20",
-        "JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION": "1",
-        "CDK_VALIDATION": "false",
-        "SYNTH_PROBE_OUT": str(probe_out),
-        **case.env,
-    }
-    started = time.perf_counter()
-    process = subprocess.Popen(
-        command, cwd=case.cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        output,
+        cwd=case.cwd,
+        context=case.context,
+        env={"CDK_VALIDATION": "false", "SYNTH_PROBE_OUT": str(probe_out), **case.env},
     )
-    assert process.stderr is not None
-    err = process.stderr.read()  # drained before waiting: a full pipe would block the CLI
-    _, status, usage = os.wait4(process.pid, 0)
-    wall = time.perf_counter() - started
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"ERROR: synth of {case.name} failed: {err.decode()[-800:]}")
     probe = json.loads(probe_out.read_text().splitlines()[-1])
     requests = probe["jsii_requests"]
     return Run(
-        cpu=usage.ru_utime + usage.ru_stime,
+        cpu=cpu,
         wall=wall,
         python_cpu=probe["python_cpu"],
         node_cpu=probe["node_cpu"],
@@ -128,10 +87,10 @@ def synth_once(case: Case, output: Path) -> Run:
 def app_cases(checkout: Path, folder: Path, label: str) -> list[Case]:
     found = [Case(f"full app{label}", "app.py", cwd=checkout)]
     for stages in STAGE_COUNTS:
-        config = prod_config(checkout, folder, stages)
+        config = synth_rounds.prod_config(checkout, folder, stages)
         found.append(
             Case(
-                f"prod, {stages} stage{'s' if stages > 1 else ''}{label}",
+                f"{stages_name(stages)}{label}",
                 "app.py",
                 cwd=checkout,
                 context={"env": "prod"},
@@ -142,20 +101,13 @@ def app_cases(checkout: Path, folder: Path, label: str) -> list[Case]:
 
 
 def per_stage(by_name: dict[str, Case], label: str, attribute: str) -> float:
-    first = by_name[f"prod, 1 stage{label}"].median(attribute)
-    last = by_name[f"prod, {STAGE_COUNTS[-1]} stages{label}"].median(attribute)
-    return (last - first) / (STAGE_COUNTS[-1] - 1)
+    first = by_name[f"{stages_name(STAGE_COUNTS[0])}{label}"].median(attribute)
+    last = by_name[f"{stages_name(STAGE_COUNTS[-1])}{label}"].median(attribute)
+    return synth_rounds.per_added_stage(first, last)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--compare", type=Path, help="another checkout's app, e.g. main")
-    args = parser.parse_args(argv)
-    if args.rounds < 1:
-        parser.error("--rounds must be at least 1")
-    if args.compare is not None and not (args.compare / "app.py").is_file():
-        parser.error(f"--compare {args.compare}: no app.py there")
+    args = synth_rounds.parse_options(__doc__.splitlines()[0], argv)
     load = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="bench-synth-app-") as tmp:
         folder = Path(tmp)
@@ -163,17 +115,16 @@ def main(argv: list[str] | None = None) -> int:
         runs += app_cases(ROOT, folder, "")
         labels = [""]
         if args.compare is not None:
-            label = f" of {args.compare.resolve().name}"
-            runs += app_cases(args.compare.resolve(), folder, label)
+            label = f" of {args.compare.name}"
+            runs += app_cases(args.compare, folder, label)
             labels.append(label)
-        for round_number in range(args.rounds):
-            for case in runs:  # interleaved: load changes hit every case alike
-                case.runs.append(synth_once(case, folder / "cdk.out"))
-            print(f"round {round_number + 1}/{args.rounds} done", flush=True)
+        synth_rounds.interleaved(
+            runs, args.rounds, lambda case: case.runs.append(synth_once(case, folder / "cdk.out"))
+        )
     base = runs[0].median("cpu")
     print(
         f"bench_synth_app (CDK_VALIDATION=false): median of {args.rounds} interleaved runs; "
-        f"load average {load:.1f} -> {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"
+        f"{synth_rounds.load_note(load)}"
     )
     print(
         f"{'case':<34}{'cpu s':>7}{'x empty':>9}{'python':>8}{'node':>7}"
