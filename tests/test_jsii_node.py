@@ -110,28 +110,24 @@ TUNED_RUN = f"{FLAGS} --max-old-space-size=4069 runtime.js"
 PLAIN_RUN = "--max-old-space-size=4069 runtime.js"
 
 
-def test_a_node_that_refuses_the_flags_runs_without_them(tmp_path: Path) -> None:
-    """A node whose V8 lacks a flag exits with "bad option"; the wrapper then runs plain,
-    asking once: the next start replays the recorded verdict."""
+@pytest.mark.parametrize(
+    ("probe_status", "verdict", "run"),
+    [(9, "plain", PLAIN_RUN), (0, "tuned", TUNED_RUN)],
+    ids=["refuses the flags", "takes the flags"],
+)
+def test_a_node_is_asked_once_and_runs_with_the_flags_only_if_it_takes_them(
+    tmp_path: Path, probe_status: int, verdict: str, run: str
+) -> None:
+    """A node whose V8 lacks a flag exits with "bad option"; the wrapper then runs plain.
+    Either way it asks once: the next start replays the recorded verdict."""
     folder, cache = tmp_path / "bin", tmp_path / "cache" / "verdicts"
-    node = fake_node(folder, probe_status=9)
+    node = fake_node(folder, probe_status=probe_status)
     for asked in ([ASKED], []):
         result = run_wrapper(folder, cache)
         assert result.returncode == 0, result.stderr
-        assert result.stdout == f"ran: {PLAIN_RUN}\n"
-        assert calls(folder) == [*asked, PLAIN_RUN]
-    assert cache.read_text() == f"plain {node} {signature(node)} {FLAGS}\n"
-
-
-def test_a_node_that_takes_the_flags_is_asked_once(tmp_path: Path) -> None:
-    folder, cache = tmp_path / "bin", tmp_path / "verdicts"
-    node = fake_node(folder, probe_status=0)
-    for asked in ([ASKED], []):
-        result = run_wrapper(folder, cache)
-        assert result.returncode == 0, result.stderr
-        assert result.stdout == f"ran: {TUNED_RUN}\n"
-        assert calls(folder) == [*asked, TUNED_RUN]
-    assert cache.read_text() == f"tuned {node} {signature(node)} {FLAGS}\n"
+        assert result.stdout == f"ran: {run}\n"
+        assert calls(folder) == [*asked, run]
+    assert cache.read_text() == f"{verdict} {node} {signature(node)} {FLAGS}\n"
 
 
 def test_a_recorded_verdict_is_used_without_asking(tmp_path: Path) -> None:
