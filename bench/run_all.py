@@ -18,6 +18,7 @@ BENCHMARKS = (
         "Synth outside CloudFormation validation: Python/node split, jsii calls",
         "bench_synth_app.py",
     ),
+    ("The node aws-cdk-lib runs on: scripts/jsii-node vs. plain node", "bench_jsii_node.py"),
     ("Local pipeline run (full bundled data)", "bench_local_run.py"),
     ("Drift job (one million captured records)", "bench_drift.py"),
     ("Rollback handler (emulated AWS)", "bench_rollback.py"),

@@ -1,5 +1,6 @@
 """What bench_synth.py and bench_synth_app.py share: their options (--rounds, --compare), the
-prod configs with 1, 3 or 6 stages, one timed `cdk synth`, and the interleaved rounds.
+prod configs with 1, 3 or 6 stages, one timed `cdk synth`, and the interleaved rounds
+(bench_jsii_node.py uses the options and the rounds).
 
 One synth is `cdk synth --quiet` through this checkout's pinned CLI, venv and PATH, into a
 fresh folder; its cost is the CPU time (user + system) of the CLI and all its children, from
@@ -29,10 +30,12 @@ STAGE_COUNTS = (1, 3, 6)
 Case = TypeVar("Case")
 
 
-def parse_options(description: str, argv: Sequence[str] | None) -> argparse.Namespace:
+def parse_options(
+    description: str, argv: Sequence[str] | None, rounds: int = 3
+) -> argparse.Namespace:
     """--rounds N (at least 1) and --compare DIR (a checkout with an app.py; resolved)."""
     parser = argparse.ArgumentParser(description=description)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=rounds)
     parser.add_argument("--compare", type=Path, help="another checkout's app, e.g. main")
     args = parser.parse_args(argv)
     if args.rounds < 1:
@@ -98,12 +101,15 @@ def synth(
     return usage.ru_utime + usage.ru_stime, wall
 
 
-def interleaved(cases: Sequence[Case], rounds: int, measure: Callable[[Case], None]) -> None:
+def interleaved(
+    cases: Sequence[Case], rounds: int, measure: Callable[[Case], None], progress: bool = True
+) -> None:
     """measure(case) for every case, round after round."""
     for round_number in range(rounds):
         for case in cases:  # interleaved: load changes hit every case alike
             measure(case)
-        print(f"round {round_number + 1}/{rounds} done", flush=True)
+        if progress:
+            print(f"round {round_number + 1}/{rounds} done", flush=True)
 
 
 def load_note(load_before: float) -> str:
