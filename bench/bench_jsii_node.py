@@ -63,6 +63,8 @@ def main(argv: list[str] | None = None) -> int:
     node = shutil.which("node")
     if node is None:
         raise SystemExit("ERROR: no node on PATH")
+    if args.compare is not None and not (args.compare / WRAPPER).is_file():
+        raise SystemExit(f"ERROR: --compare {args.compare}: no {WRAPPER} there")
     load = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="bench-jsii-node-") as tmp:
         folder = Path(tmp)
