@@ -24,6 +24,7 @@ use_tuned_node(os.environ)  # before the first import of aws_cdk starts jsii's n
 import aws_cdk as cdk  # noqa: E402
 
 from mlops.app_builder import AppOptions, build_app  # noqa: E402
+from mlops.app_context import NO_NODE_STACK_TRACES  # noqa: E402
 from mlops.cfn_validation import add_cached_cfn_validation  # noqa: E402
 from mlops.config import ConfigError, load_config  # noqa: E402
 from mlops.nag import report_policy_violations  # noqa: E402
@@ -34,8 +35,9 @@ ROOT = Path(__file__).resolve().parent
 
 def main() -> int:
     # CDK's default CloudFormation rules run through the cache (same plugin, same rules),
-    # not built in: unchanged templates are not validated again on every synth.
-    app = cdk.App(builtin_cloud_formation_validation=False)
+    # not built in: unchanged templates are not validated again on every synth. No node
+    # stack traces: from Python they hold no user frame (mlops/app_context.py).
+    app = cdk.App(builtin_cloud_formation_validation=False, context=dict(NO_NODE_STACK_TRACES))
     try:
         platform = load_config(
             Path(os.environ.get("MLOPS_CONFIG", ROOT / "config/environments.yaml"))

@@ -37,6 +37,7 @@ from clock_guard import (  # noqa: E402, F401  (the future-clock guard's hooks)
 )
 
 from mlops.app_builder import AppOptions, build_app  # noqa: E402
+from mlops.app_context import NO_NODE_STACK_TRACES  # noqa: E402
 from mlops.config import PlatformConfig, load_config  # noqa: E402
 from mlops.release_manifest import ReleaseManifest, load_manifest  # noqa: E402
 
@@ -65,7 +66,8 @@ def synth_app(
     options: AppOptions | None = None,
     releases: ReleaseManifest | None = None,
 ) -> cdk.cx_api.CloudAssembly:
-    app = cdk.App(context=cdk_json_context(), outdir=str(outdir))
+    # app.py's own context too (no node stack traces: no template byte changes)
+    app = cdk.App(context={**cdk_json_context(), **NO_NODE_STACK_TRACES}, outdir=str(outdir))
     build_app(app, platform, releases or default_releases(platform), options or AppOptions())
     return app.synth()
 
