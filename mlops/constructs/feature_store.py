@@ -97,6 +97,10 @@ class FeatureStore(Construct):
         )
 
         self.feature_groups: dict[str, sagemaker.CfnFeatureGroup] = {}
+        # The same for every group; each read is a jsii request.
+        key_arn = encryption_key.key_arn
+        offline_uri = offline_bucket.s3_url_for_object(OFFLINE_STORE_PREFIX)
+        role_arn = self.role.role_arn
         for group in feature_schema.FEATURE_GROUPS:
             fg = sagemaker.CfnFeatureGroup(
                 self,
@@ -113,12 +117,12 @@ class FeatureStore(Construct):
                 ],
                 online_store_config={
                     "EnableOnlineStore": True,
-                    "SecurityConfig": {"KmsKeyId": encryption_key.key_arn},
+                    "SecurityConfig": {"KmsKeyId": key_arn},
                 },
                 offline_store_config={
                     "S3StorageConfig": {
-                        "S3Uri": offline_bucket.s3_url_for_object(OFFLINE_STORE_PREFIX),
-                        "KmsKeyId": encryption_key.key_arn,
+                        "S3Uri": offline_uri,
+                        "KmsKeyId": key_arn,
                     },
                     "DisableGlueTableCreation": False,
                     "DataCatalogConfig": {
@@ -127,7 +131,7 @@ class FeatureStore(Construct):
                         "TableName": group.name,
                     },
                 },
-                role_arn=self.role.role_arn,
+                role_arn=role_arn,
             )
             fg.apply_removal_policy(
                 cdk.RemovalPolicy.RETAIN if retain else cdk.RemovalPolicy.DESTROY
