@@ -158,3 +158,24 @@ def test_a_finding_renders_literal_arns_as_they_are_and_tokens_as_cdk_nag_does()
     logical_id = stack.get_logical_id(bucket.node.default_child)  # type: ignore[arg-type]
     assert render_for_finding(stack, bucket.arn_for_objects("*")) == f"<{logical_id}.Arn>/*"
     assert render_for_finding(stack, {"Ref": logical_id}) == f"<{logical_id}>"  # type: ignore[arg-type]
+
+
+def test_the_pipeline_grants_aspect_on_a_role_sees_later_statements_and_nothing_outside() -> None:
+    """The delivery stack puts AcknowledgePipelineGrants on each role, not on the whole
+    stack: a statement added after the aspect (as the library does until synthesis) is still
+    acknowledged, and a policy outside the role's subtree is not, so it fails synth."""
+    from mlops.constructs.pipeline_nag import AcknowledgePipelineGrants
+
+    app = cdk.App()
+    stack = cdk.Stack(app, "Stack", env=ENV)
+    role = iam.Role(stack, "Role", assumed_by=iam.ServicePrincipal("codebuild.amazonaws.com"))
+    cdk.Aspects.of(role).add(AcknowledgePipelineGrants())
+    start_builds = iam.PolicyStatement(actions=["codebuild:StartBuild"], resources=["*"])
+    role.add_to_principal_policy(start_builds)
+    outside = iam.Policy(stack, "Outside", statements=[start_builds], roles=[role])
+    app.synth()
+    inside = role.node.find_child("DefaultPolicy").node.default_child
+    assert [rule for rule, _ in _acknowledged(inside)] == [
+        "Annotation::AwsSolutions-IAM5[Resource::*]"
+    ]
+    assert _acknowledged(outside.node.default_child) == []
