@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import sys
+import weakref
 from pathlib import Path
 
 import aws_cdk as cdk
@@ -51,14 +52,19 @@ def _acknowledge_role_scoped_policy(policy: iam.CfnPolicy) -> None:
     )
 
 
-def acknowledge_lambda_without_vpc(function: IConstruct) -> None:
-    """Our Lambdas call AWS APIs only; the platform has no VPC yet (README, design notes)."""
-    reasons = {
+# Our Lambdas call AWS APIs only; the platform has no VPC yet (README, design notes).
+LAMBDA_WITHOUT_VPC = {
+    f"{NIST}-{rule}": reason
+    for rule, reason in {
         "LambdaInsideVPC": "Calls AWS APIs only, over TLS; the platform deploys no VPC yet.",
         "LambdaConcurrency": "Reserving concurrency fails in accounts with the default quota of 10; one rule or step invokes it at a time.",
         "LambdaDLQ": "Async invocations fail over to an SQS on-failure destination (FailureAlerts), which keeps request and response; synchronous callers get the error.",
-    }
-    acknowledge_each(function, {f"{NIST}-{rule}": reason for rule, reason in reasons.items()})
+    }.items()
+}
+
+
+def acknowledge_lambda_without_vpc(function: IConstruct) -> None:
+    acknowledge_each(function, LAMBDA_WITHOUT_VPC)
 
 
 def acknowledge(scope: IConstruct, rule_id: str, reason: str) -> None:
@@ -69,13 +75,21 @@ def acknowledge(scope: IConstruct, rule_id: str, reason: str) -> None:
     acknowledge_each(scope, {rule_id: reason})
 
 
+# Validations.of(scope) holds nothing but the scope: one per construct instead of one jsii
+# request per call (jsii returns the same Python object for the same construct).
+_validations: weakref.WeakKeyDictionary[IConstruct, cdk.Validations] = weakref.WeakKeyDictionary()
+
+
 def acknowledge_each(scope: IConstruct, reasons: dict[str, str]) -> None:
     """acknowledge() for each (rule id, reason) on the same scope, in order, in one jsii
     call instead of two per finding (CDK records each one as before)."""
     for rule_id, reason in reasons.items():
         if len(reason) < 20:
             raise ValueError(f"acknowledgment of {rule_id} needs a specific reason")
-    cdk.Validations.of(scope).acknowledge(
+    validations = _validations.get(scope)
+    if validations is None:
+        validations = _validations[scope] = cdk.Validations.of(scope)
+    validations.acknowledge(
         *(cdk.Acknowledgment(id=rule_id, reason=reason) for rule_id, reason in reasons.items())
     )
 
@@ -86,6 +100,8 @@ def render_for_finding(scope: IConstruct, value: str) -> str:
     Literal strings stay as they are; {"Fn::GetAtt": [id, attr]} becomes <id.attr>,
     {"Ref": id} becomes <id>, and Fn::Join concatenates its parts.
     """
+    if isinstance(value, str) and "${Token[" not in value:
+        return value  # a literal: resolve() would return it unchanged
     return _render(cdk.Stack.of(scope).resolve(value))  # resolve() also takes resolved values
 
 

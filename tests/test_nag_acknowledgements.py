@@ -16,7 +16,7 @@ from aws_cdk import aws_s3 as s3
 from cdk_nag import NIST80053R5Checks
 
 from mlops.constructs.sagemaker_log_groups import retain_log_groups
-from mlops.nag import NIST, acknowledge_each, acknowledge_role_scoped_policies
+from mlops.nag import NIST, acknowledge_each, acknowledge_role_scoped_policies, render_for_finding
 
 ENV = cdk.Environment(account="123456789012", region="eu-west-1")
 INLINE = f"{NIST}-IAMNoInlinePolicy"
@@ -132,3 +132,50 @@ def test_retain_log_groups_retains_log_groups_only(tmp_path: Path) -> None:
         }
     assert policies["Kept"] == {"AWS::Logs::LogGroup": "Retain", "AWS::S3::Bucket": "Delete"}
     assert policies["Plain"] == {"AWS::Logs::LogGroup": "Delete", "AWS::S3::Bucket": "Delete"}
+
+
+def test_repeated_acknowledgements_of_one_construct_are_each_recorded_on_it() -> None:
+    """acknowledge_each reuses one Validations per construct: a second call on the same
+    construct adds to it, in order, and a call on another construct stays on that one."""
+    stack = cdk.Stack(cdk.App(), "Stack", env=ENV)
+    bucket, other = s3.Bucket(stack, "Bucket"), s3.Bucket(stack, "Other")
+    first = ("AwsSolutions-S1", "The access log bucket itself; it cannot log into itself.")
+    second = (f"{NIST}-S3BucketLoggingEnabled", "Same bucket, same reason as AwsSolutions-S1.")
+    acknowledge_each(bucket, dict([first]))
+    acknowledge_each(other, dict([second]))
+    acknowledge_each(bucket, dict([second]))
+    assert _acknowledged(bucket) == [(f"Annotation::{rule}", why) for rule, why in (first, second)]
+    assert _acknowledged(other) == [(f"Annotation::{second[0]}", second[1])]
+
+
+def test_a_finding_renders_literal_arns_as_they_are_and_tokens_as_cdk_nag_does() -> None:
+    """A literal needs no resolve (no jsii request); a token still renders as cdk-nag prints
+    it, and an already resolved value too."""
+    stack = cdk.Stack(cdk.App(), "Stack", env=ENV)
+    bucket = s3.Bucket(stack, "Bucket")
+    literal = "arn:aws:s3:::some-bucket/*"
+    assert render_for_finding(stack, literal) == literal
+    logical_id = stack.get_logical_id(bucket.node.default_child)  # type: ignore[arg-type]
+    assert render_for_finding(stack, bucket.arn_for_objects("*")) == f"<{logical_id}.Arn>/*"
+    assert render_for_finding(stack, {"Ref": logical_id}) == f"<{logical_id}>"  # type: ignore[arg-type]
+
+
+def test_the_pipeline_grants_aspect_on_a_role_sees_later_statements_and_nothing_outside() -> None:
+    """The delivery stack puts AcknowledgePipelineGrants on each role, not on the whole
+    stack: a statement added after the aspect (as the library does until synthesis) is still
+    acknowledged, and a policy outside the role's subtree is not, so it fails synth."""
+    from mlops.constructs.pipeline_nag import AcknowledgePipelineGrants
+
+    app = cdk.App()
+    stack = cdk.Stack(app, "Stack", env=ENV)
+    role = iam.Role(stack, "Role", assumed_by=iam.ServicePrincipal("codebuild.amazonaws.com"))
+    cdk.Aspects.of(role).add(AcknowledgePipelineGrants())
+    start_builds = iam.PolicyStatement(actions=["codebuild:StartBuild"], resources=["*"])
+    role.add_to_principal_policy(start_builds)
+    outside = iam.Policy(stack, "Outside", statements=[start_builds], roles=[role])
+    app.synth()
+    inside = role.node.find_child("DefaultPolicy").node.default_child
+    assert [rule for rule, _ in _acknowledged(inside)] == [
+        "Annotation::AwsSolutions-IAM5[Resource::*]"
+    ]
+    assert _acknowledged(outside.node.default_child) == []

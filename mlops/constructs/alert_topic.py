@@ -27,6 +27,7 @@ def alert_topic(
     # The TLS statement above creates the topic policy, which replaces SNS's default one:
     # CloudWatch alarms must be allowed explicitly, from this account's alarms only.
     stack = cdk.Stack.of(scope)
+    account = stack.account  # one jsii request per read
     topic.add_to_resource_policy(
         iam.PolicyStatement(
             sid="CloudWatchAlarmsOfThisAccount",
@@ -34,9 +35,9 @@ def alert_topic(
             actions=["sns:Publish"],
             resources=[topic.topic_arn],
             conditions={
-                "StringEquals": {"aws:SourceAccount": stack.account},
+                "StringEquals": {"aws:SourceAccount": account},
                 "ArnLike": {
-                    "aws:SourceArn": f"arn:{stack.partition}:cloudwatch:{stack.region}:{stack.account}:alarm:*"
+                    "aws:SourceArn": f"arn:{stack.partition}:cloudwatch:{stack.region}:{account}:alarm:*"
                 },
             },
         )

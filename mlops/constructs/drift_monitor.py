@@ -262,9 +262,10 @@ class DriftMonitor(Construct):
             alarm_description=f"{endpoint_name}: AUC on ground-truth labels below "
             f"{auc_threshold} (the training quality gate)",
         )
+        notify = cw_actions.SnsAction(topic)  # stateless: one for every action
         for alarm in (drift_alarm, quality_alarm):
-            alarm.add_alarm_action(cw_actions.SnsAction(topic))
-            alarm.add_ok_action(cw_actions.SnsAction(topic))
+            alarm.add_alarm_action(notify)
+            alarm.add_ok_action(notify)
         return drift_alarm, quality_alarm
 
     def _job_role(

@@ -7,6 +7,8 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from constructs import Construct
 
+from mlops.constructs import cdk_values
+
 
 class EncryptionKey(Construct):
     """KMS key (rotated yearly) usable by CloudWatch Logs of this account and region, and by
@@ -22,15 +24,16 @@ class EncryptionKey(Construct):
             description=description,
             enable_key_rotation=True,
             removal_policy=cdk.RemovalPolicy.RETAIN if retain else cdk.RemovalPolicy.DESTROY,
-            pending_window=cdk.Duration.days(30 if retain else 7),
+            pending_window=cdk_values.days(30 if retain else 7),
         )
         # Encrypted log groups need the Logs service principal, scoped to this account's
         # log groups in this region (the key policy cannot use grants for services).
         stack = cdk.Stack.of(self)
+        account, region = stack.account, stack.region  # one jsii request per read
         self.key.add_to_resource_policy(
             iam.PolicyStatement(
                 sid="AllowCloudWatchLogsOfThisAccount",
-                principals=[iam.ServicePrincipal(f"logs.{stack.region}.amazonaws.com")],
+                principals=[iam.ServicePrincipal(f"logs.{region}.amazonaws.com")],
                 actions=[
                     "kms:Encrypt*",
                     "kms:Decrypt*",
@@ -42,7 +45,7 @@ class EncryptionKey(Construct):
                 conditions={
                     "ArnLike": {
                         "kms:EncryptionContext:aws:logs:arn": (
-                            f"arn:{stack.partition}:logs:{stack.region}:{stack.account}:*"
+                            f"arn:{stack.partition}:logs:{region}:{account}:*"
                         )
                     }
                 },
@@ -55,7 +58,7 @@ class EncryptionKey(Construct):
                 principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
                 actions=["kms:Decrypt", "kms:GenerateDataKey*"],
                 resources=["*"],
-                conditions={"StringEquals": {"aws:SourceAccount": stack.account}},
+                conditions={"StringEquals": {"aws:SourceAccount": account}},
             )
         )
         # EventBridge rules forward failures to those topics and dead-letter undeliverable
@@ -66,6 +69,6 @@ class EncryptionKey(Construct):
                 principals=[iam.ServicePrincipal("events.amazonaws.com")],
                 actions=["kms:Decrypt", "kms:GenerateDataKey*"],
                 resources=["*"],
-                conditions={"StringEquals": {"aws:SourceAccount": stack.account}},
+                conditions={"StringEquals": {"aws:SourceAccount": account}},
             )
         )

@@ -134,9 +134,10 @@ class EndpointAlarms(Construct):
                     description=f"memory above {MEMORY_ALARM_PERCENT}%",
                 )
             )
+        notify = cw_actions.SnsAction(self.topic)  # stateless: one for every action
         for alarm in self.alarms:
-            alarm.add_alarm_action(cw_actions.SnsAction(self.topic))
-            alarm.add_ok_action(cw_actions.SnsAction(self.topic))
+            alarm.add_alarm_action(notify)
+            alarm.add_ok_action(notify)
 
     @property
     def rollback_alarms(self) -> list[cloudwatch.Alarm]:

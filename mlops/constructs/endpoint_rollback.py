@@ -57,6 +57,7 @@ class EndpointRollback(Construct):
             },
         )
         role = self.function.role
+        alarm_arns = [alarm.alarm_arn for alarm in alarms]  # one jsii request each: read once
         endpoint_arn = stack.format_arn(
             service="sagemaker", resource="endpoint", resource_name=endpoint_name.lower()
         )
@@ -82,7 +83,7 @@ class EndpointRollback(Construct):
             iam.PolicyStatement(
                 sid="ReadTheCurrentStateOfTheseAlarms",
                 actions=["cloudwatch:DescribeAlarms"],
-                resources=[alarm.alarm_arn for alarm in alarms],
+                resources=alarm_arns,
             )
         )
         topic.grant_publish(role)
@@ -102,7 +103,7 @@ class EndpointRollback(Construct):
             event_pattern=events.EventPattern(
                 source=["aws.cloudwatch"],
                 detail_type=["CloudWatch Alarm State Change"],
-                resources=[alarm.alarm_arn for alarm in alarms],
+                resources=alarm_arns,
                 detail={"state": {"value": ["ALARM"]}},
             ),
             targets=[targets.LambdaFunction(self.function.function, retry_attempts=2)],

@@ -5,6 +5,8 @@ processing jobs are forwarded to the topic by EventBridge rules."""
 
 from __future__ import annotations
 
+import functools
+
 import aws_cdk as cdk
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as cw_actions
@@ -26,6 +28,7 @@ from mlops.nag import acknowledge, acknowledge_key_grant
 ASYNC_RETRIES = 2
 MAX_EVENT_AGE = cdk.Duration.hours(6)
 DEAD_LETTER_RETENTION = cdk.Duration.days(14)  # the SQS maximum
+ALARM_PERIOD = cdk.Duration.minutes(5)
 
 
 class FailureAlerts(Construct):
@@ -34,6 +37,7 @@ class FailureAlerts(Construct):
     ) -> None:
         super().__init__(scope, construct_id)
         self.topic = topic
+        self._notify = cw_actions.SnsAction(topic)  # stateless: one for every alarm
         self.dead_letters = sqs.Queue(
             self,
             "DeadLetters",
@@ -50,7 +54,7 @@ class FailureAlerts(Construct):
         self._alarm(
             "DeadLettersWaiting",
             self.dead_letters.metric_approximate_number_of_messages_visible(
-                period=cdk.Duration.minutes(5), statistic="Maximum"
+                period=ALARM_PERIOD, statistic="Maximum"
             ),
             "Undelivered or failed events wait in the dead-letter queue "
             f"{self.dead_letters.queue_name}: read them, fix the cause, redrive.",
@@ -61,11 +65,12 @@ class FailureAlerts(Construct):
         """Errors alarm; for async invocations (EventBridge, CloudFormation custom resources)
         also bounded retries and the dead-letter queue as on-failure destination."""
         fn = function.function
+        node = function.node  # each property read is a jsii request: read it once
         self.alarms.append(
             self._alarm(
-                f"{function.node.id}Errors",
-                fn.metric_errors(period=cdk.Duration.minutes(5), statistic="Sum"),
-                f"Lambda {function.node.path} raised an error: see its log group.",
+                f"{node.id}Errors",
+                fn.metric_errors(period=ALARM_PERIOD, statistic="Sum"),
+                f"Lambda {node.path} raised an error: see its log group.",
             )
         )
         if invoked_async:
@@ -80,22 +85,35 @@ class FailureAlerts(Construct):
 
     def watch_rule(self, rule: events.Rule) -> None:
         """Events the rule could not deliver to its targets go to the dead-letter queue."""
-        cfn_rule = rule.node.default_child
+        node = rule.node
+        cfn_rule = node.default_child
         assert isinstance(cfn_rule, events.CfnRule)
-        targets_count = len(cdk.Stack.of(self).resolve(cfn_rule.targets) or [])
+        queue_arn = self._queue_arn
+        targets_count = len(self._stack.resolve(cfn_rule.targets) or [])
         for index in range(targets_count):
-            cfn_rule.add_property_override(
-                f"Targets.{index}.DeadLetterConfig.Arn", self.dead_letters.queue_arn
-            )
+            cfn_rule.add_property_override(f"Targets.{index}.DeadLetterConfig.Arn", queue_arn)
         self.dead_letters.add_to_resource_policy(
             iam.PolicyStatement(
-                sid=f"UndeliveredEventsOf{rule.node.id}",
-                principals=[iam.ServicePrincipal("events.amazonaws.com")],
+                sid=f"UndeliveredEventsOf{node.id}",
+                principals=[self._events_principal],
                 actions=["sqs:SendMessage"],
-                resources=[self.dead_letters.queue_arn],
+                resources=[queue_arn],
                 conditions={"ArnEquals": {"aws:SourceArn": rule.rule_arn}},
             )
         )
+
+    # Read once per construct, not once per watched rule (each read is a jsii request).
+    @functools.cached_property
+    def _queue_arn(self) -> str:
+        return self.dead_letters.queue_arn
+
+    @functools.cached_property
+    def _stack(self) -> cdk.Stack:
+        return cdk.Stack.of(self)
+
+    @functools.cached_property
+    def _events_principal(self) -> iam.ServicePrincipal:
+        return iam.ServicePrincipal("events.amazonaws.com")
 
     def watch_pipeline(self, pipeline_name: str, pipeline_arn: str) -> events.Rule:
         return self._forward(
@@ -162,7 +180,7 @@ class FailureAlerts(Construct):
             treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
             alarm_description=description[:1024],
         )
-        alarm.add_alarm_action(cw_actions.SnsAction(self.topic))
+        alarm.add_alarm_action(self._notify)
         return alarm
 
 

@@ -25,6 +25,7 @@ from aws_cdk import aws_route53_targets as route53_targets
 from constructs import Construct
 
 from mlops.config import RoutingConfig
+from mlops.constructs import cdk_values
 from mlops.constructs.inference_api import InferenceApi
 
 # Route 53 checks every 30 s from each checker region; 3 failures in a row mark it unhealthy.
@@ -67,7 +68,7 @@ class GlobalRouting(Construct):
             port=443,
             resource_path=api.health_path,
             enable_sni=True,
-            request_interval=cdk.Duration.seconds(HEALTH_CHECK_INTERVAL_S),
+            request_interval=cdk_values.seconds(HEALTH_CHECK_INTERVAL_S),
             failure_threshold=HEALTH_CHECK_FAILURE_THRESHOLD,
         )
         cdk.Tags.of(self.health_check).add("Name", f"{routing.domain_name} {region}")

@@ -17,6 +17,7 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
+from mlops.constructs import cdk_values
 from mlops.constructs.model_replication import MODEL_PREFIX
 from mlops.constructs.python_function import PythonFunction
 from mlops.nag import acknowledge_key_grant, acknowledge_wildcard_resource
@@ -119,7 +120,7 @@ class ModelStaging(Construct):
                 service_token=self.function.function.function_arn,
                 resource_type="Custom::ModelArtifact",
                 # Fail a hung copy after the function's own timeout, not CloudFormation's hour.
-                service_timeout=cdk.Duration.seconds(STAGER_TIMEOUT_S + 60),
+                service_timeout=cdk_values.seconds(STAGER_TIMEOUT_S + 60),
                 properties={
                     "SourceBucket": hub.bucket_name,
                     "SourceRegion": hub.region,

@@ -55,10 +55,10 @@ class BoundPipelineKeyUse:
 
     def __init__(self, pipeline: pipelines.CodePipeline) -> None:
         self._pipeline = pipeline
+        self._policy_path = f"{pipeline.pipeline.role.node.path}/DefaultPolicy/Resource"
 
     def visit(self, node: IConstruct) -> None:
-        policy_path = f"{self._pipeline.pipeline.role.node.path}/DefaultPolicy/Resource"
-        if not isinstance(node, iam.CfnPolicy) or node.node.path != policy_path:
+        if not isinstance(node, iam.CfnPolicy) or node.node.path != self._policy_path:
             return
         stack = cdk.Stack.of(node)
         document = stack.resolve(node.policy_document)

@@ -4,6 +4,7 @@ local install (the deployed version is the tested version; no layer ARN to keep 
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import shutil
 import tempfile
@@ -16,6 +17,7 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
+from mlops.constructs import cdk_values
 from mlops.constructs.asset_cache import built_once
 from mlops.nag import acknowledge_lambda_without_vpc
 
@@ -61,6 +63,11 @@ def _bundle_kind(powertools: bool, step_modules: tuple[str, ...]) -> str:
     return f"lambda-bundle powertools={powertools} steps={','.join(modules)}"
 
 
+@functools.cache
+def _lambda_principal() -> iam.ServicePrincipal:
+    return iam.ServicePrincipal("lambda.amazonaws.com")  # holds only its service name
+
+
 class PythonFunction(Construct):
     def __init__(
         self,
@@ -96,7 +103,7 @@ class PythonFunction(Construct):
             self,
             "Role",
             role_name=role_name,
-            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+            assumed_by=_lambda_principal(),
             description=f"Lambda {source}: {description}"[:1000],
         )
         bundled = powertools or step_modules
@@ -113,7 +120,7 @@ class PythonFunction(Construct):
             self,
             "Function",
             runtime=RUNTIME,
-            architecture=lambda_.Architecture.X86_64,
+            architecture=cdk_values.x86_64(),
             handler="handler.handler",
             code=lambda_.Code.from_asset(str(asset_dir), exclude=["__pycache__", "*.pyc"]),
             description=description,
@@ -125,7 +132,7 @@ class PythonFunction(Construct):
                 **(environment or {}),
             },
             environment_encryption=encryption_key,
-            timeout=cdk.Duration.seconds(timeout_seconds),
+            timeout=cdk_values.seconds(timeout_seconds),
             memory_size=memory_mb,
             ephemeral_storage_size=(
                 cdk.Size.mebibytes(ephemeral_storage_mb) if ephemeral_storage_mb else None

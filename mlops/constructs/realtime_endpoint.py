@@ -287,6 +287,7 @@ class RealtimeEndpoint(Construct):
                 "Serverless endpoint configs take no KMS key: serverless inference has no volumes.",
             )
             return config
+        key_arn = encryption_key.key_arn  # one jsii request per read
         variant = sagemaker.CfnEndpointConfig.ProductionVariantProperty(
             variant_name=VARIANT_NAME,
             model_name=model.attr_model_name,
@@ -298,14 +299,12 @@ class RealtimeEndpoint(Construct):
             scope,
             "Config",
             production_variants=[variant],
-            kms_key_id=encryption_key.key_arn
-            if serving.instance_type.supports_volume_kms_key
-            else None,
+            kms_key_id=key_arn if serving.instance_type.supports_volume_kms_key else None,
             data_capture_config=sagemaker.CfnEndpointConfig.DataCaptureConfigProperty(
                 enable_capture=True,
                 initial_sampling_percentage=100,
                 destination_s3_uri=self.capture_bucket.s3_url_for_object(DATA_CAPTURE_PREFIX),
-                kms_key_id=encryption_key.key_arn,
+                kms_key_id=key_arn,
                 capture_options=[
                     sagemaker.CfnEndpointConfig.CaptureOptionProperty(capture_mode="Input"),
                     sagemaker.CfnEndpointConfig.CaptureOptionProperty(capture_mode="Output"),

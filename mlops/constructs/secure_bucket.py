@@ -7,6 +7,7 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
+from mlops.constructs import cdk_values
 from mlops.nag import NIST, acknowledge
 
 
@@ -37,14 +38,14 @@ class AccessLogsBucket(Construct):
             encryption=s3.BucketEncryption.S3_MANAGED,
             versioned=True,
             enforce_ssl=True,
-            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+            block_public_access=cdk_values.block_all(),
             object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
             removal_policy=_removal(retain),
             lifecycle_rules=[
                 s3.LifecycleRule(
-                    expiration=cdk.Duration.days(expire_days),
-                    noncurrent_version_expiration=cdk.Duration.days(30),
-                    abort_incomplete_multipart_upload_after=cdk.Duration.days(7),
+                    expiration=cdk_values.days(expire_days),
+                    noncurrent_version_expiration=cdk_values.days(30),
+                    abort_incomplete_multipart_upload_after=cdk_values.days(7),
                 )
             ],
         )
@@ -86,7 +87,7 @@ class SecureBucket(Construct):
             bucket_key_enabled=True,
             versioned=True,
             enforce_ssl=True,
-            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+            block_public_access=cdk_values.block_all(),
             object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
             server_access_logs_bucket=access_logs,
             server_access_logs_prefix=f"{construct_id}/",
@@ -94,8 +95,8 @@ class SecureBucket(Construct):
             event_bridge_enabled=event_bridge_enabled,
             lifecycle_rules=[
                 s3.LifecycleRule(
-                    noncurrent_version_expiration=cdk.Duration.days(noncurrent_version_days),
-                    abort_incomplete_multipart_upload_after=cdk.Duration.days(7),
+                    noncurrent_version_expiration=cdk_values.days(noncurrent_version_days),
+                    abort_incomplete_multipart_upload_after=cdk_values.days(7),
                 )
             ],
         )

@@ -8,6 +8,8 @@ import aws_cdk as cdk
 from aws_cdk import aws_iam as iam
 from constructs import Construct
 
+from mlops.constructs import cdk_values
+
 
 class SmokeTestAccess(Construct):
     def __init__(
@@ -34,7 +36,7 @@ class SmokeTestAccess(Construct):
                 {"ArnEquals": {"aws:PrincipalArn": checker}}
             ),
             description=f"Delivery pipeline post-deploy checks of {endpoint_name}.",
-            max_session_duration=cdk.Duration.hours(1),
+            max_session_duration=cdk_values.hours(1),
         )
         self.role.add_to_policy(
             iam.PolicyStatement(

@@ -25,7 +25,7 @@ from mlops.constructs.offline_catalog import OfflineCatalog
 from mlops.constructs.sagemaker_log_groups import SageMakerLogGroup
 from mlops.constructs.secure_bucket import AccessLogsBucket, SecureBucket
 from mlops.constructs.training_pipeline import RAW_PREFIX
-from mlops.nag import acknowledge, acknowledge_lambda_without_vpc
+from mlops.nag import LAMBDA_WITHOUT_VPC, acknowledge_each
 from mlops.naming import (
     bucket_name,
     feature_database_name,
@@ -234,12 +234,16 @@ class DataStack(cdk.Stack):
     def _acknowledge_bucket_notifications_handler(self) -> None:
         """CDK's singleton custom resource that turns on EventBridge notifications."""
         for child in self.node.children:
-            if child.node.id.startswith("BucketNotificationsHandler"):
-                acknowledge(
+            # Ours come back as our own or L2 classes, CDK's handler as a plain Construct:
+            # only those are asked for their id (two jsii requests each).
+            if type(child) is Construct and child.node.id.startswith("BucketNotificationsHandler"):
+                acknowledge_each(
                     child,
-                    "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
-                    "AWSLambdaBasicExecutionRole]",
-                    "CDK's own bucket-notification custom resource; it only writes its logs "
-                    "and runs once per deployment.",
+                    {
+                        "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/"
+                        "service-role/AWSLambdaBasicExecutionRole]": "CDK's own "
+                        "bucket-notification custom resource; it only writes its logs and runs "
+                        "once per deployment.",
+                        **LAMBDA_WITHOUT_VPC,
+                    },
                 )
-                acknowledge_lambda_without_vpc(child)

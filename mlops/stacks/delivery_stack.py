@@ -22,6 +22,7 @@ from mlops.constructs.encryption_key import EncryptionKey
 from mlops.constructs.pipeline_keys import (
     BoundPipelineKeyUse,
     KeysOnlyThroughS3,
+    artifact_keys,
     retain_artifact_keys,
 )
 from mlops.constructs.pipeline_nag import AcknowledgePipelineGrants
@@ -96,7 +97,6 @@ class DeliveryStack(cdk.Stack):
                 primary_output_directory="cdk.out",
             ),
         )
-        cdk.Aspects.of(self).add(AcknowledgePipelineGrants())
         for environment, stages in waves:
             pre: list[pipelines.Step] = []
             if environment.name in APPROVAL_REQUIRED:
@@ -110,15 +110,24 @@ class DeliveryStack(cdk.Stack):
             for stage in stages:
                 wave.add_stage(stage, post=self._post_deploy_steps(self, stage, source))
         self.pipeline.build_pipeline()
-        cdk.Aspects.of(self).add(BoundPipelineKeyUse(self.pipeline))
-        keys_through_s3 = KeysOnlyThroughS3(self.pipeline)
-        for support in [
-            self,
-            *(s.stack for s in self.pipeline.pipeline.cross_region_support.values()),
-        ]:
-            cdk.Aspects.of(support).add(keys_through_s3)
+        self._add_policy_aspects()
         retain_artifact_keys(self.pipeline)
         self._acknowledge_unlogged_artifact_buckets()
+
+    def _add_policy_aspects(self) -> None:
+        """Aspects, because the library adds statements until synthesis; each one on the only
+        subtrees its targets live in, since every construct an Aspect visits is a callback
+        from node into Python. Grant policies live under roles (a policy anywhere else stays
+        unacknowledged and fails synth); on the pipeline role's policy the grants are
+        acknowledged before its KMS statement is bounded, as when both were on the stack."""
+        grants = AcknowledgePipelineGrants()
+        for role in self.node.find_all():
+            if isinstance(role, iam.Role):
+                cdk.Aspects.of(role).add(grants)
+        cdk.Aspects.of(self.pipeline.pipeline.role).add(BoundPipelineKeyUse(self.pipeline))
+        keys_through_s3 = KeysOnlyThroughS3(self.pipeline)
+        for key, _ in artifact_keys(self.pipeline):
+            cdk.Aspects.of(key).add(keys_through_s3)
 
     def _acknowledge_unlogged_artifact_buckets(self) -> None:
         """The library's artifact buckets (and its cross-region replicas) have no access logs."""
