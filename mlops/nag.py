@@ -6,6 +6,7 @@ import json
 import re
 import sys
 import weakref
+from collections import Counter
 from pathlib import Path
 
 import aws_cdk as cdk
@@ -141,7 +142,8 @@ def acknowledge_key_grant(scope: IConstruct) -> None:
 
 
 def report_policy_violations(assembly_dir: Path) -> int:
-    """Fail synth (exit 1) when a rule pack reported an unacknowledged finding.
+    """Fail synth (exit 1) when a validation plugin (a cdk-nag pack, CDK's CloudFormation
+    rules) reported an unacknowledged finding; each line names the plugin that reported it.
 
     CDK writes the report but the CLI still exits 0; a gate that cannot fail is no gate.
     """
@@ -150,16 +152,23 @@ def report_policy_violations(assembly_dir: Path) -> int:
         return 0
     report = json.loads(report_path.read_text())
     violations = [
-        (violation["ruleName"], violation.get("description", ""), construct["constructPath"])
+        (
+            plugin.get("pluginName") or "unnamed plugin",
+            violation["ruleName"],
+            violation.get("description", ""),
+            construct["constructPath"],
+        )
         for plugin in report.get("pluginReports", [])
         for violation in plugin.get("violations", [])
         for construct in violation.get("violatingConstructs", [])
     ]
-    for rule, description, path in violations:
-        print(f"error: cdk-nag {rule} at {path}: {description}".rstrip(": "), file=sys.stderr)
+    for plugin, rule, description, path in violations:
+        print(f"error: {plugin}: {rule} at {path}: {description}".rstrip(": "), file=sys.stderr)
     if violations:
+        counts = Counter(plugin for plugin, *_ in violations)
+        by_plugin = ", ".join(f"{plugin} {count}" for plugin, count in counts.items())
         print(
-            f"error: {len(violations)} unacknowledged cdk-nag finding(s); see {report_path}",
+            f"error: {len(violations)} unacknowledged finding(s) ({by_plugin}); see {report_path}",
             file=sys.stderr,
         )
         return 1

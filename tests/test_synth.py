@@ -92,9 +92,39 @@ def test_cdk_nag_failures_name_path_and_description(
     assert report_policy_violations(tmp_path) == 1
     lines = capsys.readouterr().err.splitlines()
     assert (
-        "error: cdk-nag AwsSolutions-S1 at Leaky/Plain/Resource: "
+        "error: AwsSolutions: AwsSolutions-S1 at Leaky/Plain/Resource: "
         "The S3 Bucket has server access logs disabled."
     ) in lines
+
+
+def test_each_failure_is_labelled_by_the_plugin_that_reported_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A CloudFormation rule's finding is not cdk-nag's: the line names CDK's plugin."""
+
+    def plugin(name: str, rule: str, path: str) -> dict[str, object]:
+        violation = {"ruleName": rule, "description": "d", "violatingConstructs": []}
+        violation["violatingConstructs"] = [{"constructPath": path}]
+        return {"pluginName": name, "violations": [violation]}
+
+    report = {
+        "pluginReports": [
+            plugin("CloudFormation Validate", "F3002", "Bad/Handle"),
+            plugin("AwsSolutions", "AwsSolutions-S1", "Leaky/Plain/Resource"),
+            plugin("AwsSolutions", "AwsSolutions-S10", "Leaky/Plain/Resource"),
+        ]
+    }
+    (tmp_path / "validation-report.json").write_text(json.dumps(report))
+    assert report_policy_violations(tmp_path) == 1
+    lines = capsys.readouterr().err.splitlines()
+    assert lines[:3] == [
+        "error: CloudFormation Validate: F3002 at Bad/Handle: d",
+        "error: AwsSolutions: AwsSolutions-S1 at Leaky/Plain/Resource: d",
+        "error: AwsSolutions: AwsSolutions-S10 at Leaky/Plain/Resource: d",
+    ]
+    assert lines[3].startswith(
+        "error: 3 unacknowledged finding(s) (CloudFormation Validate 1, AwsSolutions 2); see "
+    )
 
 
 def test_both_rule_packs_run_aws_solutions_and_nist(tmp_path: Path) -> None:
