@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -51,6 +52,22 @@ def cdk_json_context() -> dict[str, object]:
     context = dict(json.loads((ROOT / "cdk.json").read_text())["context"])
     context.update({"aws:cdk:enable-path-metadata": True, "aws:cdk:enable-asset-metadata": True})
     return context
+
+
+def run_dev_training_app(
+    args: list[str], tmp_path: Path, **extra: str
+) -> subprocess.CompletedProcess[str]:
+    """Run app.py (or a variant given by args) from the repo root as `cdk synth -c env=dev
+    -c training-only=true` would: cdk.json's context, the assembly in tmp_path/cdk.out, none
+    of the caller's MLOPS_/CDK_ variables but `extra`."""
+    context = json.loads((ROOT / "cdk.json").read_text())["context"]
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLOPS_", "CDK_"))}
+    env.update(
+        CDK_OUTDIR=str(tmp_path / "cdk.out"),
+        CDK_CONTEXT_JSON=json.dumps({**context, "env": "dev", "training-only": "true"}),
+        **extra,
+    )
+    return subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
 
 
 DEFAULT_RELEASES = ROOT / "config" / "releases.yaml"

@@ -6,8 +6,6 @@ synth and names its construct."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -17,7 +15,7 @@ import pytest
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_sqs as sqs
 from cdk_nag import NIST80053R5Checks
-from conftest import ROOT, cdk_json_context
+from conftest import cdk_json_context, run_dev_training_app
 
 from mlops.app_context import NO_NODE_STACK_TRACES
 from mlops.nag import acknowledge_role_scoped_policies
@@ -137,20 +135,10 @@ def test_a_finding_still_fails_synth_and_names_its_construct(tmp_path: Path) -> 
 
 def test_app_py_synthesizes_without_creation_stacks(tmp_path: Path) -> None:
     """app.py itself passes the context (the smallest real app: training-only dev)."""
-    context = json.loads((ROOT / "cdk.json").read_text())["context"]
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLOPS_", "CDK_"))}
-    env.update(
-        CDK_OUTDIR=str(tmp_path / "cdk.out"),
-        CDK_CONTEXT_JSON=json.dumps({**context, "env": "dev", "training-only": "true"}),
-        CDK_VALIDATION="false",  # CloudFormation's rules are not what this test is about
-    )
-    result = subprocess.run(
+    result = run_dev_training_app(
         [sys.executable, "app.py"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
+        tmp_path,
+        CDK_VALIDATION="false",  # CloudFormation's rules are not what this test is about
     )
     assert result.returncode == 0, result.stderr[-2000:]
     entries = [e for es in _metadata(tmp_path / "cdk.out").values() for e in es]

@@ -5,8 +5,6 @@ validation report are those of CDK's built-in path, and a changed input is valid
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import sys
 import textwrap
 from pathlib import Path
@@ -14,7 +12,7 @@ from pathlib import Path
 import aws_cdk as cdk
 import pytest
 from aws_cdk import aws_s3 as s3
-from conftest import cdk_json_context
+from conftest import cdk_json_context, run_dev_training_app
 
 from mlops.cfn_validation import CachedCloudFormationValidation, add_cached_cfn_validation
 from mlops.nag import report_policy_violations
@@ -153,20 +151,10 @@ APP_WITH_A_BAD_TEMPLATE = textwrap.dedent(
 
 
 def test_app_py_fails_synth_on_a_template_cloudformation_would_refuse(tmp_path: Path) -> None:
-    context = json.loads((ROOT / "cdk.json").read_text())["context"]
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLOPS_", "CDK_"))}
-    env.update(
-        CDK_OUTDIR=str(tmp_path / "cdk.out"),
-        CDK_CONTEXT_JSON=json.dumps({**context, "env": "dev", "training-only": "true"}),
-        MLOPS_VALIDATION_CACHE=str(tmp_path / "cache"),
-    )
-    result = subprocess.run(
+    result = run_dev_training_app(
         [sys.executable, "-c", APP_WITH_A_BAD_TEMPLATE],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
+        tmp_path,
+        MLOPS_VALIDATION_CACHE=str(tmp_path / "cache"),
     )
     assert result.returncode == 1, result.stderr[-2000:]
     assert "F3002" in result.stderr and "Bad/Handle" in result.stderr, result.stderr[-2000:]
