@@ -69,6 +69,8 @@ def fake_node(folder: Path, probe_status: int) -> Path:
     replacement.write_text(
         "#!/bin/sh\n"
         f'echo "$*" >> {folder / "calls"}\n'
+        # node refuses a bad NODE_OPTIONS with the same exit as a bad flag
+        '[ -n "$NODE_OPTIONS" ] && { echo "node: bad option: $NODE_OPTIONS" >&2; exit 9; }\n'
         f'case "$*" in *"-e ") exit {probe_status} ;; esac\n'
         f'case "$*" in *--liftoff-only*) if [ {probe_status} = 9 ]; then\n'
         '  echo "node: bad option: --liftoff-only" >&2; exit 9; fi ;; esac\n'
@@ -79,11 +81,12 @@ def fake_node(folder: Path, probe_status: int) -> Path:
     return node
 
 
-def run_wrapper(folder: Path, cache: Path) -> subprocess.CompletedProcess[str]:
+def run_wrapper(folder: Path, cache: Path, **extra: str) -> subprocess.CompletedProcess[str]:
     env = {
         **os.environ,
         "PATH": f"{folder}{os.pathsep}{os.environ['PATH']}",
         "MLOPS_JSII_NODE_CACHE": str(cache),
+        **extra,
     }
     return subprocess.run(
         [str(TUNED_NODE), "--max-old-space-size=4069", "runtime.js"],
@@ -199,6 +202,34 @@ def test_a_cache_that_cannot_be_written_asks_every_time(tmp_path: Path) -> None:
         result = run_wrapper(folder, blocked / "verdicts")  # its folder is a file
         assert result.returncode == 0, result.stderr
         assert calls(folder) == [ASKED, TUNED_RUN]
+
+
+def test_a_bad_node_options_is_not_recorded_as_the_node_refusing_the_flags(
+    tmp_path: Path,
+) -> None:
+    """The check runs without the caller's NODE_OPTIONS: a bad one fails this start (as it
+    would with plain node) but does not pin the binary to "plain" for good."""
+    folder, cache = tmp_path / "bin", tmp_path / "verdicts"
+    node = fake_node(folder, probe_status=0)
+    result = run_wrapper(folder, cache, NODE_OPTIONS="--bogus")
+    assert result.returncode == 9 and "bad option: --bogus" in result.stderr
+    assert cache.read_text() == f"tuned {node} {signature(node)} {FLAGS}\n"
+    calls(folder)
+    assert run_wrapper(folder, cache).stdout == f"ran: {TUNED_RUN}\n"
+    assert calls(folder) == [TUNED_RUN]
+
+
+def test_a_cache_path_that_is_a_folder_asks_every_time_and_leaves_nothing(
+    tmp_path: Path,
+) -> None:
+    folder, cache = tmp_path / "bin", tmp_path / "verdicts"
+    fake_node(folder, probe_status=0)
+    cache.mkdir()
+    for _ in range(2):
+        result = run_wrapper(folder, cache)
+        assert result.returncode == 0, result.stderr
+        assert calls(folder) == [ASKED, TUNED_RUN]
+    assert list(cache.iterdir()) == []
 
 
 # One stack with an error (F3002: a property CloudFormation does not know) and a warning
