@@ -19,8 +19,8 @@ median of each is printed with its ratio to the empty app's median:
                          the cost of one more (environment, region) stage is (t6 - t1) / 5
     mlops local run      -c env=dev -c training-only=true (what `mlops local run` synthesizes)
     --compare DIR        app.py of another checkout (e.g. main before a change), same CLI,
-                         empty validation cache: the full app and -c env=dev (what
-                         `mlops local run` used to synth)
+                         empty validation cache: the full app and `mlops local run`'s
+                         synth, to set against the cold rows of this checkout
 
 app.py runs aws-cdk-lib on scripts/jsii-node (mlops/jsii_node.py) and validates each
 distinct template once (mlops/cfn_validation.py), so each app case runs twice: "cold" with
@@ -94,12 +94,11 @@ def cases(folder: Path, compare: Path | None) -> list[Case]:
         found.append(
             Case(f"full app of {compare.name}", f"{PYTHON} app.py", cwd=compare, cache="cold")
         )
-        # Before -c training-only, `mlops local run` synthesized the whole environment.
         found.append(
             Case(
-                f"-c env=dev of {compare.name}",
+                f"mlops local run's synth of {compare.name}",
                 f"{PYTHON} app.py",
-                {"env": "dev"},
+                {"env": "dev", "training-only": "true"},
                 cwd=compare,
                 cache="cold",
             )
