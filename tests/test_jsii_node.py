@@ -219,6 +219,27 @@ def test_a_bad_node_options_is_not_recorded_as_the_node_refusing_the_flags(
     assert calls(folder) == [TUNED_RUN]
 
 
+@pytest.mark.parametrize("shim", ["shims/node", "volta-shim"])
+def test_a_version_managers_shim_is_asked_every_time(tmp_path: Path, shim: str) -> None:
+    """asdf/nodenv put a script at .../shims/node, volta links node to its volta-shim: the
+    file stays the same when the node behind it changes, so no verdict is kept for it."""
+    folder, cache = tmp_path / "bin", tmp_path / "verdicts"
+    fake = fake_node(tmp_path / "real", probe_status=0)
+    target = tmp_path / shim
+    target.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(fake, target)
+    folder.mkdir()
+    if target.name == "node":
+        folder = target.parent  # the shim itself is on PATH
+    else:
+        (folder / "node").symlink_to(target)
+    for _ in range(2):
+        result = run_wrapper(folder, cache)
+        assert result.returncode == 0, result.stderr
+        assert result.stdout == f"ran: {TUNED_RUN}\n"
+    assert not cache.exists()
+
+
 def test_a_cache_path_that_is_a_folder_asks_every_time_and_leaves_nothing(
     tmp_path: Path,
 ) -> None:
