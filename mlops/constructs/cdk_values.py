@@ -18,11 +18,6 @@ def seconds(amount: int) -> cdk.Duration:
 
 
 @functools.cache
-def minutes(amount: int) -> cdk.Duration:
-    return cdk.Duration.minutes(amount)
-
-
-@functools.cache
 def hours(amount: int) -> cdk.Duration:
     return cdk.Duration.hours(amount)
 

@@ -27,6 +27,7 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from constructs import Construct
 
+from mlops.constructs import cdk_values
 from mlops.constructs.python_function import PythonFunction
 from mlops.nag import acknowledge_wildcard_resource
 
@@ -157,7 +158,7 @@ class RetrainStarterRole(Construct):
                 *(iam.AccountPrincipal(account) for account in accounts)
             ).with_conditions({"ArnEquals": {"aws:PrincipalArn": gate_arns}}),
             description="Drift retrain gates of the serving stages start the training pipeline.",
-            max_session_duration=cdk.Duration.hours(1),
+            max_session_duration=cdk_values.hours(1),
         )
         self.role.add_to_policy(
             iam.PolicyStatement(
