@@ -179,3 +179,27 @@ def test_the_pipeline_grants_aspect_on_a_role_sees_later_statements_and_nothing_
         "Annotation::AwsSolutions-IAM5[Resource::*]"
     ]
     assert _acknowledged(outside.node.default_child) == []
+
+
+@pytest.mark.parametrize("outside", [False, True], ids=["inside only", "a policy outside"])
+def test_a_grant_policy_outside_the_roles_fails_synth(outside: bool) -> None:
+    """The other half of the test above, through the rule pack: the role's own grants pass,
+    the same statement in a policy outside the role's subtree fails synth."""
+    from cdk_nag import AwsSolutionsChecks
+
+    from mlops.constructs.pipeline_nag import AcknowledgePipelineGrants
+
+    app = cdk.App()
+    cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app))
+    stack = cdk.Stack(app, "Stack", env=ENV)
+    role = iam.Role(stack, "Role", assumed_by=iam.ServicePrincipal("codebuild.amazonaws.com"))
+    cdk.Aspects.of(role).add(AcknowledgePipelineGrants())
+    start_builds = iam.PolicyStatement(actions=["codebuild:StartBuild"], resources=["*"])
+    role.add_to_principal_policy(start_builds)
+    if not outside:
+        app.synth()
+        return
+    iam.Policy(stack, "Outside", statements=[start_builds], roles=[role])
+    with pytest.raises(RuntimeError, match="ValidationFailed") as failure:
+        app.synth()
+    assert "Stack/Outside/Resource" in str(failure.value)

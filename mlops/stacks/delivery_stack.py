@@ -118,8 +118,9 @@ class DeliveryStack(cdk.Stack):
         """Aspects, because the library adds statements until synthesis; each one on the only
         subtrees its targets live in, since every construct an Aspect visits is a callback
         from node into Python. Grant policies live under roles (a policy anywhere else stays
-        unacknowledged and fails synth); on the pipeline role's policy the grants are
-        acknowledged before its KMS statement is bounded, as when both were on the stack."""
+        unacknowledged and fails synth). On the pipeline role's policy the two are independent
+        (the grants acknowledgement never matches the KMS statement the bound rewrites), so
+        their order does not matter."""
         grants = AcknowledgePipelineGrants()
         for role in self.node.find_all():
             if isinstance(role, iam.Role):
