@@ -26,12 +26,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-import yaml
+from synth_rounds import CLI, PYTHON, REGIONS, ROOT, prod_config
 
-ROOT = Path(__file__).resolve().parents[1]
-CLI = ROOT / "node_modules" / ".bin" / "cdk"
-PYTHON = ROOT / ".venv" / "bin" / "python"
-REGIONS = ("us-east-1", "eu-west-1", "ap-southeast-1", "us-west-2", "eu-central-1", "ap-south-1")
 OWN_CODE = (f"{os.sep}mlops{os.sep}", f"{os.sep}app.py")
 
 
@@ -128,10 +124,7 @@ def count(folder: Path, context: dict[str, str], env: dict[str, str]) -> dict[st
 
 
 def prod(folder: Path, stages: int) -> dict[str, Any]:
-    config = yaml.safe_load((ROOT / "config" / "environments.yaml").read_text())
-    config["environments"]["prod"]["regions"] = list(REGIONS[:stages])
-    path = folder / f"prod-{stages}.yaml"
-    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    path = prod_config(ROOT, folder, stages)
     return count(folder, {"env": "prod"}, {"MLOPS_CONFIG": str(path)})
 
 
