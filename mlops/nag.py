@@ -122,23 +122,30 @@ def _render(value: object) -> str:
     raise ValueError(f"cannot render {value!r} as a cdk-nag finding id")
 
 
+def wildcard_resource_finding(scope: IConstruct, resource: str) -> str:
+    """The AwsSolutions-IAM5 finding id of one wildcard resource ARN, built like the finding."""
+    return f"AwsSolutions-IAM5[Resource::{render_for_finding(scope, resource)}]"
+
+
 def acknowledge_wildcard_resource(scope: IConstruct, resource: str, reason: str) -> None:
-    """Acknowledge AwsSolutions-IAM5 for one wildcard resource ARN, built like the finding."""
-    acknowledge(
-        scope, f"AwsSolutions-IAM5[Resource::{render_for_finding(scope, resource)}]", reason
-    )
+    """Acknowledge AwsSolutions-IAM5 for one wildcard resource ARN."""
+    acknowledge(scope, wildcard_resource_finding(scope, resource), reason)
+
+
+KEY_GRANT_REASON = "CDK's standard encrypt/decrypt grant, on the stage's own key only."
+
+
+def key_grant_findings(reason: str = KEY_GRANT_REASON) -> dict[str, str]:
+    """The findings of the KMS grant CDK writes (GenerateDataKey*, ReEncrypt*), each with reason."""
+    return {
+        f"AwsSolutions-IAM5[Action::{action}]": reason
+        for action in ("kms:GenerateDataKey*", "kms:ReEncrypt*")
+    }
 
 
 def acknowledge_key_grant(scope: IConstruct) -> None:
-    """The KMS grant CDK writes (GenerateDataKey*, ReEncrypt*) on the stage's own key."""
-    reason = "CDK's standard encrypt/decrypt grant, on the stage's own key only."
-    acknowledge_each(
-        scope,
-        {
-            f"AwsSolutions-IAM5[Action::{action}]": reason
-            for action in ("kms:GenerateDataKey*", "kms:ReEncrypt*")
-        },
-    )
+    """The KMS grant CDK writes on the stage's own key."""
+    acknowledge_each(scope, key_grant_findings())
 
 
 def report_policy_violations(assembly_dir: Path) -> int:
