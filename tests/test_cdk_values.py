@@ -25,3 +25,7 @@ def test_the_same_argument_gives_the_same_object_and_another_a_new_one() -> None
     assert cdk_values.seconds(5) is cdk_values.seconds(5)
     assert cdk_values.seconds(6) is not cdk_values.seconds(5)
     assert cdk_values.days(7) is cdk_values.days(7)
+    lambda_principal = cdk_values.service_principal("lambda.amazonaws.com")
+    assert lambda_principal is cdk_values.service_principal("lambda.amazonaws.com")
+    assert lambda_principal.service == "lambda.amazonaws.com"
+    assert cdk_values.service_principal("events.amazonaws.com").service == "events.amazonaws.com"

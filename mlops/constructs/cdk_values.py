@@ -8,6 +8,7 @@ from __future__ import annotations
 import functools
 
 import aws_cdk as cdk
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_s3 as s3
 
@@ -25,6 +26,12 @@ def hours(amount: int) -> cdk.Duration:
 @functools.cache
 def days(amount: int) -> cdk.Duration:
     return cdk.Duration.days(amount)
+
+
+@functools.cache
+def service_principal(service: str) -> iam.ServicePrincipal:
+    """e.g. "lambda.amazonaws.com": the principal holds nothing but the service name."""
+    return iam.ServicePrincipal(service)
 
 
 @functools.cache

@@ -19,6 +19,7 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
+from mlops.constructs import cdk_values
 from mlops.constructs.alert_topic import alert_topic
 from mlops.constructs.python_function import PythonFunction
 from mlops.nag import acknowledge, acknowledge_key_grant
@@ -95,7 +96,7 @@ class FailureAlerts(Construct):
         self.dead_letters.add_to_resource_policy(
             iam.PolicyStatement(
                 sid=f"UndeliveredEventsOf{node.id}",
-                principals=[self._events_principal],
+                principals=[cdk_values.service_principal("events.amazonaws.com")],
                 actions=["sqs:SendMessage"],
                 resources=[queue_arn],
                 conditions={"ArnEquals": {"aws:SourceArn": rule.rule_arn}},
@@ -110,10 +111,6 @@ class FailureAlerts(Construct):
     @functools.cached_property
     def _stack(self) -> cdk.Stack:
         return cdk.Stack.of(self)
-
-    @functools.cached_property
-    def _events_principal(self) -> iam.ServicePrincipal:
-        return iam.ServicePrincipal("events.amazonaws.com")
 
     def watch_pipeline(self, pipeline_name: str, pipeline_arn: str) -> events.Rule:
         return self._forward(

@@ -4,7 +4,6 @@ local install (the deployed version is the tested version; no layer ARN to keep 
 
 from __future__ import annotations
 
-import functools
 import importlib.util
 import shutil
 import tempfile
@@ -63,11 +62,6 @@ def _bundle_kind(powertools: bool, step_modules: tuple[str, ...]) -> str:
     return f"lambda-bundle powertools={powertools} steps={','.join(modules)}"
 
 
-@functools.cache
-def _lambda_principal() -> iam.ServicePrincipal:
-    return iam.ServicePrincipal("lambda.amazonaws.com")  # holds only its service name
-
-
 class PythonFunction(Construct):
     def __init__(
         self,
@@ -103,7 +97,7 @@ class PythonFunction(Construct):
             self,
             "Role",
             role_name=role_name,
-            assumed_by=_lambda_principal(),
+            assumed_by=cdk_values.service_principal("lambda.amazonaws.com"),
             description=f"Lambda {source}: {description}"[:1000],
         )
         bundled = powertools or step_modules
