@@ -237,13 +237,12 @@ class DataStack(cdk.Stack):
             # Ours come back as our own or L2 classes, CDK's handler as a plain Construct:
             # only those are asked for their id (two jsii requests each).
             if type(child) is Construct and child.node.id.startswith("BucketNotificationsHandler"):
-                acknowledge_each(
-                    child,
-                    {
-                        "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/"
-                        "service-role/AWSLambdaBasicExecutionRole]": "CDK's own "
-                        "bucket-notification custom resource; it only writes its logs and runs "
-                        "once per deployment.",
-                        **LAMBDA_WITHOUT_VPC,
-                    },
+                basic_execution_role = (
+                    "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/"
+                    "service-role/AWSLambdaBasicExecutionRole]"
                 )
+                reason = (
+                    "CDK's own bucket-notification custom resource; it only writes its logs "
+                    "and runs once per deployment."
+                )
+                acknowledge_each(child, {basic_execution_role: reason, **LAMBDA_WITHOUT_VPC})
