@@ -25,7 +25,7 @@ import aws_cdk as cdk  # noqa: E402
 
 from mlops.app_builder import AppOptions, build_app  # noqa: E402
 from mlops.app_context import NO_NODE_STACK_TRACES  # noqa: E402
-from mlops.cfn_validation import add_cached_cfn_validation  # noqa: E402
+from mlops.cfn_validation import add_cached_cfn_validation, start_engine_if_cold  # noqa: E402
 from mlops.config import ConfigError, load_config  # noqa: E402
 from mlops.nag import report_policy_violations  # noqa: E402
 from mlops.release_manifest import ManifestError, load_manifest  # noqa: E402
@@ -55,10 +55,13 @@ def main() -> int:
             == "true",
             training_only=str(app.node.try_get_context("training-only")) == "true",
         )
+        validate = os.environ.get("CDK_VALIDATION") != "false"
+        cache = Path(os.environ.get("MLOPS_VALIDATION_CACHE", ROOT / ".cache" / "cfn-validate"))
+        if validate:
+            start_engine_if_cold(cache)  # before the constructs exist: see its docstring
         build_app(app, platform, releases, options)
-        if os.environ.get("CDK_VALIDATION") != "false":
-            cache = os.environ.get("MLOPS_VALIDATION_CACHE", ROOT / ".cache" / "cfn-validate")
-            add_cached_cfn_validation(app, Path(cache))
+        if validate:
+            add_cached_cfn_validation(app, cache)
     except (ConfigError, ManifestError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -14,7 +14,12 @@ import pytest
 from aws_cdk import aws_s3 as s3
 from conftest import cdk_json_context, run_dev_training_app
 
-from mlops.cfn_validation import CachedCloudFormationValidation, add_cached_cfn_validation
+from mlops import cfn_validation
+from mlops.cfn_validation import (
+    CachedCloudFormationValidation,
+    add_cached_cfn_validation,
+    start_engine_if_cold,
+)
 from mlops.nag import report_policy_violations
 
 ACCOUNT = "123456789012"
@@ -161,3 +166,63 @@ def test_app_py_fails_synth_on_a_template_cloudformation_would_refuse(tmp_path: 
     assert "Traceback" not in result.stderr
     # The training stacks were validated (and recorded) too, not only the bad one.
     assert len(list((tmp_path / "cache").glob("*.json"))) >= 3
+
+
+def test_the_engine_starts_early_only_when_the_cache_records_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(cfn_validation, "_engine", None)  # restored after the test
+    warm = tmp_path / "warm"
+    warm.mkdir()
+    (warm / "0123abcd.json").write_text("{}")  # one recorded template: taken as warm
+    assert start_engine_if_cold(warm) is False
+    assert cfn_validation._engine is None
+    interrupted = tmp_path / "interrupted"
+    interrupted.mkdir()
+    (interrupted / "0123abcd.tmp").write_text("{")  # a write that never landed records nothing
+    assert start_engine_if_cold(interrupted) is True
+    assert cfn_validation._engine is not None
+    started = cfn_validation._engine
+    assert start_engine_if_cold(tmp_path / "missing") is True
+    assert cfn_validation._engine is started  # still one engine per process
+
+
+# app.py as `cdk synth` runs it, reporting whether the engine existed when the app's constructs
+# were built and whether it exists at the end.
+APP_REPORTING_THE_ENGINE = textwrap.dedent(
+    """
+    import atexit, runpy, sys
+    import mlops.app_builder as builder
+    import mlops.cfn_validation as validation
+
+    build = builder.build_app
+
+    def build_and_report(*args, **kwargs):
+        print(f"engine before constructs: {validation._engine is not None}")
+        build(*args, **kwargs)
+
+    builder.build_app = build_and_report
+    atexit.register(lambda: print(f"engine at exit: {validation._engine is not None}"))
+    sys.argv = ["app.py"]
+    runpy.run_path("app.py", run_name="__main__")
+    """
+)
+
+
+def test_app_py_starts_the_engine_before_its_constructs_only_on_a_cold_cache(
+    tmp_path: Path,
+) -> None:
+    cache = tmp_path / "cache"
+    runs = []
+    for run in ("cold", "warm"):
+        result = run_dev_training_app(
+            [sys.executable, "-c", APP_REPORTING_THE_ENGINE],
+            tmp_path / run,
+            MLOPS_VALIDATION_CACHE=str(cache),
+        )
+        assert result.returncode == 0, result.stderr[-2000:]
+        runs.append(result.stdout)
+    cold, warm = runs
+    assert "engine before constructs: True" in cold
+    # The second synth finds every template recorded: the engine never starts.
+    assert "engine before constructs: False" in warm and "engine at exit: False" in warm
