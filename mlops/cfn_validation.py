@@ -14,7 +14,8 @@ bytes, the stack path, the account and region the engine resolves pseudo paramet
 and the aws-cdk-lib version (which pins the engine and its rules). The findings are replayed
 into CDK's validation report unchanged, so acknowledgements, the error/warning treatment and
 the synth failure stay CDK's own. Nothing is cached but a template's findings; an unreadable
-entry is validated again. The engine starts only if some template is new.
+entry is validated again. The engine starts only if some template is new, and before
+the app's constructs exist when nothing is recorded yet (`start_engine_if_cold`).
 """
 
 from __future__ import annotations
