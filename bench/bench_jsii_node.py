@@ -59,12 +59,13 @@ def start_once(case: Case) -> float:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = synth_rounds.parse_options(__doc__.splitlines()[0], argv, rounds=40)
+    # --compare runs only the other checkout's wrapper, not its app.py.
+    args = synth_rounds.parse_options(
+        __doc__.splitlines()[0], argv, rounds=40, compare_needs=WRAPPER
+    )
     node = shutil.which("node")
     if node is None:
         raise SystemExit("ERROR: no node on PATH")
-    if args.compare is not None and not (args.compare / WRAPPER).is_file():
-        raise SystemExit(f"ERROR: --compare {args.compare}: no {WRAPPER} there")
     load = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="bench-jsii-node-") as tmp:
         folder = Path(tmp)

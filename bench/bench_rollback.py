@@ -16,6 +16,7 @@ Prints figures only; the emulator time is our code plus moto, not AWS API latenc
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import os
 import statistics
@@ -181,12 +182,14 @@ def bench_handler(events: int) -> dict[str, list[float]]:
     emu = importlib.import_module("test_rollback")
 
     handler = emu.handler_mod
-    # Keep the JSON formatting cost but do not flood the terminal.
+    # Keep the JSON formatting cost but do not flood the terminal: the handler's log lines
+    # go to its logger's stream, its metrics (one EMF JSON line per event, printed to stdout
+    # as in Lambda) to sys.stdout; both to devnull, so only the figures are printed.
     devnull = open(os.devnull, "w")  # noqa: SIM115 - lives for the whole run
     handler.logger.registered_handler.setStream(devnull)
     context = emu.FakeContext()
     results: dict[str, list[float]] = {}
-    with mock_aws():
+    with mock_aws(), contextlib.redirect_stdout(devnull):
         world = emu.build_world()
         env = {
             "ENDPOINT_NAME": emu.ENDPOINT,

@@ -11,9 +11,15 @@ stacks. Acknowledgements keep their traces (CDK records those unconditionally).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Final
 
-NO_NODE_STACK_TRACES: Final[dict[str, object]] = {
-    "aws:cdk:disable-creation-stack-traces": True,  # aws:cdk:creationStack per construct
-    "aws:cdk:disable-stack-trace": True,  # annotations' trace (cdk.App(stack_traces=False))
-}
+# Read-only: every app of the process (app.py, the tests) starts from it, so no caller may
+# change it for the others; they pass a copy, dict(NO_NODE_STACK_TRACES), or unpack it.
+NO_NODE_STACK_TRACES: Final[Mapping[str, object]] = MappingProxyType(
+    {
+        "aws:cdk:disable-creation-stack-traces": True,  # aws:cdk:creationStack per construct
+        "aws:cdk:disable-stack-trace": True,  # annotations' trace (cdk.App(stack_traces=False))
+    }
+)

@@ -20,16 +20,20 @@ NIST = "NIST.800.53.R5"
 
 def add_rule_packs(app: cdk.App) -> None:
     """Register the checks (AWS Solutions, then NIST 800-53 rev5); synth fails with any
-    unacknowledged finding."""
+    unacknowledged finding. Nothing is acknowledged app-wide: each stage acknowledges its
+    own policies, the delivery stack its roles' policies."""
     cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app), NIST80053R5Checks(app))
-    cdk.Aspects.of(app).add(AcknowledgeRoleScopedPolicies())
 
 
 @jsii.implements(cdk.IAspect)
 class AcknowledgeRoleScopedPolicies:
     """NIST IAMNoInlinePolicy, on each policy CDK renders from grants: every one is attached
     to exactly one role and named after it; a managed policy with the same statements would
-    only be easier to attach somewhere else by mistake."""
+    only be easier to attach somewhere else by mistake.
+
+    Put it on a role (cdk.Aspects.of(role)) whose grants the library keeps adding until
+    synthesis: every construct an Aspect visits is a callback from node into Python, and a
+    policy outside the role is not its to acknowledge (it fails synth)."""
 
     def visit(self, node: IConstruct) -> None:
         if isinstance(node, iam.CfnPolicy):

@@ -144,3 +144,19 @@ def test_app_py_synthesizes_without_creation_stacks(tmp_path: Path) -> None:
     entries = [e for es in _metadata(tmp_path / "cdk.out").values() for e in es]
     types = {e["type"] for e in entries}
     assert "aws:cdk:logicalId" in types and CREATION_STACK not in types
+
+
+def test_the_shared_context_cannot_be_changed_by_a_caller() -> None:
+    """One caller (a test, say) cannot turn the traces back on for every later app: the
+    context is read-only, and a copy of it is a plain dict the caller may change."""
+    with pytest.raises(TypeError):
+        NO_NODE_STACK_TRACES["aws:cdk:disable-stack-trace"] = False  # type: ignore[index]
+    with pytest.raises(TypeError):
+        del NO_NODE_STACK_TRACES["aws:cdk:disable-stack-trace"]  # type: ignore[attr-defined]
+    assert not hasattr(NO_NODE_STACK_TRACES, "update")
+    copy = dict(NO_NODE_STACK_TRACES)
+    copy["aws:cdk:disable-stack-trace"] = False
+    assert NO_NODE_STACK_TRACES == {
+        "aws:cdk:disable-creation-stack-traces": True,
+        "aws:cdk:disable-stack-trace": True,
+    }

@@ -1,6 +1,7 @@
 """The cheaper forms of the stage-wide rules (no Python Aspect, fewer jsii calls) lose nothing:
 a policy the walk did not see still fails synth, batched acknowledgements are each recorded,
-and only log groups are retained."""
+only log groups are retained, and outside the stages only the delivery stack's roles
+acknowledge their policies."""
 
 from __future__ import annotations
 
@@ -14,9 +15,14 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
 from cdk_nag import NIST80053R5Checks
+from conftest import cdk_json_context, default_releases
 
+from mlops.app_builder import AppOptions, build_app
+from mlops.app_context import NO_NODE_STACK_TRACES
+from mlops.config import PlatformConfig
 from mlops.constructs.sagemaker_log_groups import retain_log_groups
 from mlops.nag import NIST, acknowledge_each, acknowledge_role_scoped_policies, render_for_finding
+from mlops.stacks.delivery_stack import DeliveryStack
 
 ENV = cdk.Environment(account="123456789012", region="eu-west-1")
 INLINE = f"{NIST}-IAMNoInlinePolicy"
@@ -203,3 +209,44 @@ def test_a_grant_policy_outside_the_roles_fails_synth(outside: bool) -> None:
     with pytest.raises(RuntimeError, match="ValidationFailed") as failure:
         app.synth()
     assert "Stack/Outside/Resource" in str(failure.value)
+
+
+def test_outside_the_stages_only_the_delivery_roles_policies_are_acknowledged(
+    tmp_path: Path, platform: PlatformConfig
+) -> None:
+    """The whole app through its real rule packs: no aspect acknowledges IAMNoInlinePolicy
+    app-wide. Outside the stages a policy can sit in the delivery stack or in a cross-region
+    support stack (CDK Pipelines fills those with a key, an alias and a bucket only). One in
+    each, outside any role, fails synth; the delivery roles' own policies pass, including
+    one a role gets after the stack was built (an aspect on the role, not a walk)."""
+    app = cdk.App(context={**cdk_json_context(), **NO_NODE_STACK_TRACES}, outdir=str(tmp_path))
+    build_app(app, platform, default_releases(platform), AppOptions())
+    delivery = app.node.find_child("Delivery")
+    assert isinstance(delivery, DeliveryStack)
+    supports = sorted(
+        s.stack.node.path for s in delivery.pipeline.pipeline.cross_region_support.values()
+    )
+    assert len(supports) == 2
+    queue = "arn:aws:sqs:us-east-1:111111111111:jobs"
+    send = {"Effect": "Allow", "Action": "sqs:SendMessage", "Resource": queue}
+    for stack in (delivery, app.node.find_child(supports[0])):
+        iam.CfnPolicy(
+            stack,
+            "Stray",
+            policy_name="stray",
+            policy_document={"Version": "2012-10-17", "Statement": [send]},
+            roles=["stray"],
+        )
+    (approval,) = [
+        role
+        for role in delivery.node.find_all()
+        if isinstance(role, iam.Role)
+        and role.node.path.endswith("/Approve-prod/CodePipelineActionRole")
+    ]
+    assert approval.node.try_find_child("DefaultPolicy") is None  # the library grants it nothing
+    approval.add_to_principal_policy(
+        iam.PolicyStatement(actions=["sqs:SendMessage"], resources=[queue])
+    )
+    with pytest.raises(RuntimeError, match="ValidationFailed"):
+        app.synth()
+    assert _violations(tmp_path) == [(INLINE, "Delivery/Stray"), (INLINE, f"{supports[0]}/Stray")]

@@ -73,3 +73,27 @@ def test_the_deployed_designs_are_the_constructs_alarms() -> None:
             alarm_shape.FAST_DATAPOINTS,
         ),
     }
+
+
+def test_the_bench_prints_its_figures_and_not_the_handlers_metric_lines() -> None:
+    """`make bench` runs the handler, whose Metrics print one EMF JSON line per event to
+    stdout (tests/test_rollback.py reads them there): the bench keeps them out of its output
+    and prints every scenario's figures."""
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "bench_rollback.py"), "--events", "2"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    lines = result.stdout.splitlines()
+    assert not [line for line in lines if line.lstrip().startswith("{") or '"_aws"' in line]
+    for scenario in (
+        "rollback (update+notify+reject)",
+        "duplicate event (no-op)",
+        "other endpoint's alarm (ignored)",
+    ):
+        (row,) = [line for line in lines if line.strip().startswith(scenario)]
+        assert len(row.split()) == len(scenario.split()) + 3  # median, p95, max (ms)
+    assert any(line.strip().startswith("total") for line in lines)

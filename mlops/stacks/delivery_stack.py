@@ -26,7 +26,7 @@ from mlops.constructs.pipeline_keys import (
     retain_artifact_keys,
 )
 from mlops.constructs.pipeline_nag import AcknowledgePipelineGrants
-from mlops.nag import NIST, acknowledge_each
+from mlops.nag import NIST, AcknowledgeRoleScopedPolicies, acknowledge_each
 from mlops.stacks.stage import PlatformStage
 
 APPROVAL_REQUIRED = ("prod",)
@@ -117,13 +117,16 @@ class DeliveryStack(cdk.Stack):
     def _add_policy_aspects(self) -> None:
         """Aspects, because the library adds statements until synthesis; each one on the only
         subtrees its targets live in, since every construct an Aspect visits is a callback
-        from node into Python. Grant policies live under roles (a policy anywhere else stays
-        unacknowledged and fails synth). On the pipeline role's policy the two are independent
-        (the grants acknowledgement never matches the KMS statement the bound rewrites), so
-        their order does not matter."""
+        from node into Python. Grant policies live under roles (a policy anywhere else,
+        here or in a cross-region support stack, stays unacknowledged and fails synth). On
+        the pipeline role's policy the grants acknowledgement and the bound are independent
+        (the former never matches the KMS statement the latter rewrites), so their order
+        does not matter."""
+        role_scoped = AcknowledgeRoleScopedPolicies()
         grants = AcknowledgePipelineGrants()
         for role in self.node.find_all():
             if isinstance(role, iam.Role):
+                cdk.Aspects.of(role).add(role_scoped)
                 cdk.Aspects.of(role).add(grants)
         cdk.Aspects.of(self.pipeline.pipeline.role).add(BoundPipelineKeyUse(self.pipeline))
         keys_through_s3 = KeysOnlyThroughS3(self.pipeline)
