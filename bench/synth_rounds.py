@@ -31,16 +31,18 @@ Case = TypeVar("Case")
 
 
 def parse_options(
-    description: str, argv: Sequence[str] | None, rounds: int = 3
+    description: str, argv: Sequence[str] | None, rounds: int = 3, compare: bool = True
 ) -> argparse.Namespace:
-    """--rounds N (at least 1) and --compare DIR (a checkout with an app.py; resolved)."""
+    """--rounds N (at least 1) and, unless compare is False, --compare DIR (a checkout with
+    an app.py; resolved)."""
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--rounds", type=int, default=rounds)
-    parser.add_argument("--compare", type=Path, help="another checkout's app, e.g. main")
+    if compare:
+        parser.add_argument("--compare", type=Path, help="another checkout's app, e.g. main")
     args = parser.parse_args(argv)
     if args.rounds < 1:
         parser.error("--rounds must be at least 1")
-    if args.compare is not None:
+    if getattr(args, "compare", None) is not None:
         if not (args.compare / "app.py").is_file():
             parser.error(f"--compare {args.compare}: no app.py there")
         args.compare = args.compare.resolve()
