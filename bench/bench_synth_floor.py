@@ -18,16 +18,18 @@ os.wait4), through bench/synth_probe.py for the Python/node split and the jsii r
     real, N stage(s)     app.py, CDK_VALIDATION=false (bench_synth_app.py's prod rows)
     replay, N stage(s)   the replay app of that assembly, CDK_VALIDATION=false: the floor
     replay, validated    the same with CDK's built-in CloudFormation validation
-    real, cold cache     app.py with its validation on and an empty cache on every run
+    real, cold cache     app.py with its validation on (CDK's rules behind its cache,
+                         mlops/cfn_validation.py) and an empty cache on every run
 
 Per added stage is (6 stages - 1 stage) / 5 for each. What the floor leaves out (and so
 counts as ours, not CDK's): our Python and the jsii calls that build constructs, L2
 constructs and their logic, aspects, cdk-nag, assets (staging, hashing), resolving
 cross-stack references, the construct hierarchy (tree.json is flat) and CDK's analytics
 collection (the AWS::CDK::Metadata resource is replayed as it was). What it keeps: node and
-aws-cdk-lib loading, one jsii create per element, and CDK's whole synthesis of those elements
-(resolve, template rendering, the synthesizer's bootstrap parameter, rule and manifest,
-assembly writing, validation when on). Asserts nothing about time.
+aws-cdk-lib loading, one jsii create per element (and one override per resource attribute
+beyond Type and Properties), and CDK's whole synthesis of those elements (resolve, template
+rendering, the synthesizer's bootstrap parameter, rule and manifest, assembly writing,
+validation when on), and the CLI reading the assembly. Asserts nothing about time.
 """
 
 from __future__ import annotations
