@@ -18,6 +18,10 @@ BENCHMARKS = (
         "Synth outside CloudFormation validation: Python/node split, jsii calls",
         "bench_synth_app.py",
     ),
+    (
+        "Synth floor: the real app vs. its own templates replayed as plain L1 elements",
+        "bench_synth_floor.py",
+    ),
     ("The node aws-cdk-lib runs on: scripts/jsii-node vs. plain node", "bench_jsii_node.py"),
     ("Local pipeline run (full bundled data)", "bench_local_run.py"),
     ("Drift job (one million captured records)", "bench_drift.py"),

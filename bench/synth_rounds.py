@@ -34,17 +34,18 @@ def parse_options(
     description: str,
     argv: Sequence[str] | None,
     rounds: int = 3,
-    compare_needs: Path = Path("app.py"),
+    compare_needs: Path | None = Path("app.py"),
 ) -> argparse.Namespace:
-    """--rounds N (at least 1) and --compare DIR (a checkout holding compare_needs, the file
-    the benchmark runs from it; resolved)."""
+    """--rounds N (at least 1) and, unless compare_needs is None, --compare DIR (a checkout
+    holding compare_needs, the file the benchmark runs from it; resolved)."""
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--rounds", type=int, default=rounds)
-    parser.add_argument("--compare", type=Path, help="another checkout, e.g. main")
+    if compare_needs is not None:
+        parser.add_argument("--compare", type=Path, help="another checkout, e.g. main")
     args = parser.parse_args(argv)
     if args.rounds < 1:
         parser.error(f"--rounds {args.rounds}: must be at least 1")
-    if args.compare is not None:
+    if compare_needs is not None and args.compare is not None:
         if not (args.compare / compare_needs).is_file():
             parser.error(f"--compare {args.compare}: no {compare_needs} there")
         args.compare = args.compare.resolve()

@@ -81,3 +81,16 @@ def test_jsii_node_compare_runs_the_other_checkouts_wrapper_without_an_app_py(
     out = capsys.readouterr().out
     assert "jsii-node of other" in out
     assert "saving per synth:" in out
+
+
+def test_a_benchmark_with_nothing_to_compare_has_no_compare_option(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "app.py").write_text("")
+
+    def no_compare(argv: list[str]) -> object:
+        return synth_rounds.parse_options("a benchmark", argv, compare_needs=None)
+
+    line = _rejected(capsys, no_compare, ["--compare", str(tmp_path)])
+    assert "unrecognized arguments: --compare" in line
+    assert no_compare(["--rounds", "2"]).rounds == 2  # type: ignore[attr-defined]
