@@ -20,9 +20,11 @@ the app's constructs exist when nothing is recorded yet (`start_engine_if_cold`)
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
+import sys
 import tempfile
 from importlib.metadata import version
 from pathlib import Path
@@ -129,6 +131,7 @@ class CachedCloudFormationValidation:
         self.validated: list[str] = []  # template paths the engine ran on (tests read it)
         self.replayed: list[str] = []  # template paths answered from the cache
         self.engine_version: str | None = None  # reported like CDK's plugin reports it
+        self.unwritable = False  # the cache could not be written (warned once)
 
     @property
     def name(self) -> str:
@@ -195,16 +198,32 @@ class CachedCloudFormationValidation:
             return None
 
     def _write(self, key: str, violations: list[dict[str, Any]]) -> None:
-        self.cache_dir.mkdir(parents=True, exist_ok=True)
-        # Write then rename: a concurrent or interrupted synth never reads half an entry.
-        handle, temporary = tempfile.mkstemp(dir=self.cache_dir, suffix=".tmp")
-        with os.fdopen(handle, "w") as file:
-            json.dump(
-                {"engine_version": self.engine_version, "violations": violations},
-                file,
-                sort_keys=True,
-            )
-        os.replace(temporary, self.cache_dir / f"{key}.json")
+        """Record one template's findings. A cache that cannot be written (a file in its
+        place, a read-only folder, a full disk) costs the next synth a validation, never this
+        one its findings: they are reported all the same, with one warning."""
+        temporary = None
+        try:
+            self.cache_dir.mkdir(parents=True, exist_ok=True)
+            # Write then rename: a concurrent or interrupted synth never reads half an entry.
+            handle, temporary = tempfile.mkstemp(dir=self.cache_dir, suffix=".tmp")
+            with os.fdopen(handle, "w") as file:
+                json.dump(
+                    {"engine_version": self.engine_version, "violations": violations},
+                    file,
+                    sort_keys=True,
+                )
+            os.replace(temporary, self.cache_dir / f"{key}.json")
+        except OSError as error:
+            if temporary is not None:
+                with contextlib.suppress(OSError):
+                    Path(temporary).unlink(missing_ok=True)
+            if not self.unwritable:
+                print(
+                    f"warning: validation cache {self.cache_dir} cannot be written "
+                    f"({error.strerror or error}); templates are validated, not recorded",
+                    file=sys.stderr,
+                )
+            self.unwritable = True
 
 
 def _split_by_template(

@@ -154,7 +154,7 @@ def acknowledge_key_grant(scope: IConstruct) -> None:
 
 def report_policy_violations(assembly_dir: Path) -> int:
     """Fail synth (exit 1) when a validation plugin (a cdk-nag pack, CDK's CloudFormation
-    rules) reported an unacknowledged finding; each line names the plugin that reported it.
+    rules) reported an unacknowledged finding or did not finish; each line names the plugin.
 
     CDK writes the report but the CLI still exits 0; a gate that cannot fail is no gate.
     """
@@ -162,6 +162,19 @@ def report_policy_violations(assembly_dir: Path) -> int:
     if not report_path.exists():
         return 0
     report = json.loads(report_path.read_text())
+    # A plugin that raised (an unwritable cache, a crashed rule) reports "failure" with no
+    # violations and the reason in its metadata: nothing was checked, so synth fails too.
+    crashed = [
+        (plugin.get("pluginName") or "unnamed plugin", plugin.get("metadata") or {})
+        for plugin in report.get("pluginReports", [])
+        if plugin.get("conclusion") == "failure" and not plugin.get("violations")
+    ]
+    for plugin, metadata in crashed:
+        reason = metadata.get("error") or "no reason given"
+        print(
+            f"error: {plugin} did not finish, so nothing it checks was checked: {reason}",
+            file=sys.stderr,
+        )
     violations = [
         (
             plugin.get("pluginName") or "unnamed plugin",
@@ -183,7 +196,7 @@ def report_policy_violations(assembly_dir: Path) -> int:
             file=sys.stderr,
         )
         return 1
-    return 0
+    return 1 if crashed else 0
 
 
 def cfn_lint_findings(template_files: list[Path], ignore: tuple[str, ...] = ()) -> list[str]:

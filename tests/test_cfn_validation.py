@@ -155,6 +155,23 @@ APP_WITH_A_BAD_TEMPLATE = textwrap.dedent(
 )
 
 
+def test_a_cache_that_cannot_be_written_costs_no_finding(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A file where the cache folder should be: the finding still fails synth, one warning."""
+    in_the_way = tmp_path / "cache"
+    in_the_way.write_text("not a folder")
+    with pytest.raises(RuntimeError, match=r"(?s)ValidationFailed.*NoSuchProperty"):
+        _synth(tmp_path / "out", in_the_way, overrides={"NoSuchProperty": "x"})
+    plugin = _synth(tmp_path / "clean", in_the_way)  # and a clean template still passes
+    assert plugin is not None and plugin.unwritable and len(plugin.validated) == 1
+    plugin._write("another-template", [])  # a second template of the same synth: no warning
+    warnings = [line for line in capsys.readouterr().err.splitlines() if "warning:" in line]
+    assert len(warnings) == 2  # one per synth, not one per template
+    assert warnings[0].startswith(f"warning: validation cache {in_the_way} cannot be written")
+    assert in_the_way.read_text() == "not a folder"
+
+
 def test_app_py_fails_synth_on_a_template_cloudformation_would_refuse(tmp_path: Path) -> None:
     result = run_dev_training_app(
         [sys.executable, "-c", APP_WITH_A_BAD_TEMPLATE],

@@ -160,3 +160,34 @@ def test_synth_refuses_a_release_outside_the_hub_registry(platform: PlatformConf
     bad = releases.with_environment("prod", dataclasses.replace(prod, current=foreign))
     with pytest.raises(ManifestError, match=r"prod\.current\.model_package_arn: account 9{12} "):
         check_releases(platform, bad, AppOptions())
+
+
+@pytest.mark.parametrize(
+    ("conclusion", "violations", "fails"),
+    [("failure", [], True), ("success", [], False)],
+)
+def test_a_plugin_that_did_not_finish_fails_synth(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    conclusion: str,
+    violations: list[object],
+    fails: bool,
+) -> None:
+    """CDK records a plugin that raised as a failure with no violations and the reason in
+    its metadata (the CLI does not fail synth on it): that plugin checked nothing."""
+    plugin = {
+        "pluginName": "CloudFormation Validate",
+        "conclusion": conclusion,
+        "violations": violations,
+        **({"metadata": {"error": "Validation plugin failed: disk full"}} if fails else {}),
+    }
+    (tmp_path / "validation-report.json").write_text(json.dumps({"pluginReports": [plugin]}))
+    assert report_policy_violations(tmp_path) == (1 if fails else 0)
+    err = capsys.readouterr().err
+    if fails:
+        assert err.strip() == (
+            "error: CloudFormation Validate did not finish, so nothing it checks was "
+            "checked: Validation plugin failed: disk full"
+        )
+    else:
+        assert err == ""
