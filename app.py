@@ -56,10 +56,16 @@ def main() -> int:
             training_only=str(app.node.try_get_context("training-only")) == "true",
         )
         validate = os.environ.get("CDK_VALIDATION") != "false"
-        cache = Path(os.environ.get("MLOPS_VALIDATION_CACHE", ROOT / ".cache" / "cfn-validate"))
-        if validate:
-            start_engine_if_cold(cache)  # before the constructs exist: see its docstring
-        build_app(app, platform, releases, options)
+        # An empty MLOPS_VALIDATION_CACHE means the default, not the working directory.
+        cache = Path(os.environ.get("MLOPS_VALIDATION_CACHE") or ROOT / ".cache" / "cfn-validate")
+        # A cold cache starts the engine before the constructs exist: see its docstring.
+        build_app(
+            app,
+            platform,
+            releases,
+            options,
+            before_constructs=(lambda: start_engine_if_cold(cache)) if validate else None,
+        )
         if validate:
             add_cached_cfn_validation(app, cache)
     except (ConfigError, ManifestError) as error:

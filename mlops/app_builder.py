@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 import aws_cdk as cdk
@@ -78,10 +79,18 @@ def check_releases(
 
 
 def build_app(
-    app: cdk.App, platform: PlatformConfig, releases: ReleaseManifest, options: AppOptions
+    app: cdk.App,
+    platform: PlatformConfig,
+    releases: ReleaseManifest,
+    options: AppOptions,
+    before_constructs: Callable[[], object] | None = None,
 ) -> list[PlatformStage]:
+    """The app's stages (and the delivery stack); before_constructs runs once the
+    configuration has passed its checks, before the first construct is built."""
     platform = resolve_platform(platform, options)
     check_releases(platform, releases, options)
+    if before_constructs is not None:
+        before_constructs()
     selected = [
         env
         for env in platform.environments.values()

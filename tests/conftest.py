@@ -55,18 +55,22 @@ def cdk_json_context() -> dict[str, object]:
 
 
 def run_dev_training_app(
-    args: list[str], tmp_path: Path, **extra: str
+    args: list[str], tmp_path: Path, context: dict[str, str] | None = None, **extra: str
 ) -> subprocess.CompletedProcess[str]:
     """Run app.py (or a variant given by args) from the repo root as `cdk synth -c env=dev
-    -c training-only=true` would: cdk.json's context, the assembly in tmp_path/cdk.out, none
-    of the caller's MLOPS_/CDK_ variables but `extra`."""
-    context = json.loads((ROOT / "cdk.json").read_text())["context"]
+    -c training-only=true` would (plus `context`): cdk.json's context, the assembly in
+    tmp_path/cdk.out, the validation cache in tmp_path/validation-cache (never the
+    checkout's), none of the caller's MLOPS_/CDK_ variables but `extra`."""
+    cdk_json = json.loads((ROOT / "cdk.json").read_text())["context"]
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MLOPS_", "CDK_"))}
     env.update(
         CDK_OUTDIR=str(tmp_path / "cdk.out"),
-        CDK_CONTEXT_JSON=json.dumps({**context, "env": "dev", "training-only": "true"}),
-        **extra,
+        CDK_CONTEXT_JSON=json.dumps(
+            {**cdk_json, "env": "dev", "training-only": "true", **(context or {})}
+        ),
+        MLOPS_VALIDATION_CACHE=str(tmp_path / "validation-cache"),
     )
+    env.update(extra)
     return subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
 
 
@@ -87,6 +91,23 @@ def synth_app(
     app = cdk.App(context={**cdk_json_context(), **NO_NODE_STACK_TRACES}, outdir=str(outdir))
     build_app(app, platform, releases or default_releases(platform), options or AppOptions())
     return app.synth()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _validation_cache_outside_the_checkout(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[None]:
+    """Synths the tests start (app.py, `mlops local run`, the CLI) record CloudFormation
+    findings in a folder of their own, not in the checkout's .cache/cfn-validate: a test run
+    would otherwise leave a `make synth` after it (scripts/pipeline-synth.sh) a cache that
+    looks warm, so the engine would start late (mlops/cfn_validation.py). A cache the caller
+    chose is kept."""
+    chosen = os.environ.get("MLOPS_VALIDATION_CACHE")
+    if not chosen:
+        os.environ["MLOPS_VALIDATION_CACHE"] = str(tmp_path_factory.mktemp("validation-cache"))
+    yield
+    if not chosen:
+        os.environ.pop("MLOPS_VALIDATION_CACHE", None)
 
 
 @pytest.fixture(scope="session")

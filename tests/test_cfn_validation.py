@@ -194,31 +194,34 @@ def test_the_engine_starts_early_only_when_the_cache_records_nothing(
     (warm / "0123abcd.json").write_text("{}")  # one recorded template: taken as warm
     assert start_engine_if_cold(warm) is False
     assert cfn_validation._engine is None
+    assert start_engine_if_cold(tmp_path / "missing") is True  # a clean clone
+    started = cfn_validation._engine
+    assert started is not None
+    assert start_engine_if_cold(tmp_path / "missing") is True
+    assert cfn_validation._engine is started  # still one engine per process
+    monkeypatch.setattr(cfn_validation, "_engine", None)
     interrupted = tmp_path / "interrupted"
     interrupted.mkdir()
     (interrupted / "0123abcd.tmp").write_text("{")  # a write that never landed records nothing
     assert start_engine_if_cold(interrupted) is True
     assert cfn_validation._engine is not None
-    started = cfn_validation._engine
-    assert start_engine_if_cold(tmp_path / "missing") is True
-    assert cfn_validation._engine is started  # still one engine per process
 
 
-# app.py as `cdk synth` runs it, reporting whether the engine existed when the app's constructs
-# were built and whether it exists at the end.
+# app.py as `cdk synth` runs it, reporting whether the engine existed when the app's first
+# construct was built (the rule packs are added first) and whether it exists at the end.
 APP_REPORTING_THE_ENGINE = textwrap.dedent(
     """
     import atexit, runpy, sys
     import mlops.app_builder as builder
     import mlops.cfn_validation as validation
 
-    build = builder.build_app
+    add_rule_packs = builder.add_rule_packs
 
-    def build_and_report(*args, **kwargs):
+    def report_and_add(app):
         print(f"engine before constructs: {validation._engine is not None}")
-        build(*args, **kwargs)
+        add_rule_packs(app)
 
-    builder.build_app = build_and_report
+    builder.add_rule_packs = report_and_add
     atexit.register(lambda: print(f"engine at exit: {validation._engine is not None}"))
     sys.argv = ["app.py"]
     runpy.run_path("app.py", run_name="__main__")
@@ -226,20 +229,39 @@ APP_REPORTING_THE_ENGINE = textwrap.dedent(
 )
 
 
+def _report_engine(
+    tmp_path: Path, cache: Path, context: dict[str, str] | None = None, **extra: str
+) -> tuple[int, str]:
+    result = run_dev_training_app(
+        [sys.executable, "-c", APP_REPORTING_THE_ENGINE],
+        tmp_path,
+        context,
+        MLOPS_VALIDATION_CACHE=str(cache),
+        **extra,
+    )
+    assert "Traceback" not in result.stderr, result.stderr[-2000:]
+    return result.returncode, result.stdout
+
+
 def test_app_py_starts_the_engine_before_its_constructs_only_on_a_cold_cache(
     tmp_path: Path,
 ) -> None:
     cache = tmp_path / "cache"
-    runs = []
-    for run in ("cold", "warm"):
-        result = run_dev_training_app(
-            [sys.executable, "-c", APP_REPORTING_THE_ENGINE],
-            tmp_path / run,
-            MLOPS_VALIDATION_CACHE=str(cache),
-        )
-        assert result.returncode == 0, result.stderr[-2000:]
-        runs.append(result.stdout)
-    cold, warm = runs
-    assert "engine before constructs: True" in cold
+    code, cold = _report_engine(tmp_path / "cold", cache)
+    assert code == 0 and "engine before constructs: True" in cold
     # The second synth finds every template recorded: the engine never starts.
+    code, warm = _report_engine(tmp_path / "warm", cache)
+    assert code == 0
     assert "engine before constructs: False" in warm and "engine at exit: False" in warm
+
+
+def test_app_py_does_not_start_the_engine_without_validation_or_on_a_config_error(
+    tmp_path: Path,
+) -> None:
+    empty = tmp_path / "empty-cache"
+    code, unvalidated = _report_engine(tmp_path / "off", empty, CDK_VALIDATION="false")
+    assert code == 0 and "engine before constructs: False" in unvalidated
+    assert "engine at exit: False" in unvalidated
+    # The sandbox needs the CLI's identity: a config error before any construct.
+    code, refused = _report_engine(tmp_path / "sandbox", empty, {"env": "sandbox"})
+    assert code == 2 and "engine at exit: False" in refused

@@ -46,6 +46,9 @@ def _env(**extra: str) -> dict[str, str]:
 
 
 def _run(args: list[str], tmp_path: Path, **extra: str) -> subprocess.CompletedProcess[str]:
+    # A synth here must not fill the checkout's validation cache (make synth would then
+    # take a cold cache for warm).
+    extra.setdefault("MLOPS_VALIDATION_CACHE", str(tmp_path / "validation-cache"))
     return subprocess.run(
         args, cwd=ROOT, env=_env(**extra), capture_output=True, text=True, timeout=600
     )

@@ -169,8 +169,8 @@ class PlatformStage(cdk.Stage):
         if environment.retain_data:
             # Lambda, endpoint and job logs outlive a stack deletion where data does.
             retain_log_groups(self)
-        # The app-level Aspect does not cross Stage boundaries; the stage is complete here
-        # (CDK Pipelines synthesizes it when the delivery pipeline adds it).
+        # One walk of the finished stage (CDK Pipelines synthesizes it when the delivery
+        # pipeline adds it); the delivery stack puts the same acknowledgement on its roles.
         acknowledge_role_scoped_policies(self)
         for key, value in (
             ("project", platform.project),
