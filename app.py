@@ -25,7 +25,11 @@ import aws_cdk as cdk  # noqa: E402
 
 from mlops.app_builder import AppOptions, build_app  # noqa: E402
 from mlops.app_context import NO_NODE_STACK_TRACES  # noqa: E402
-from mlops.cfn_validation import add_cached_cfn_validation, start_engine_if_cold  # noqa: E402
+from mlops.cfn_validation import (  # noqa: E402
+    add_cached_cfn_validation,
+    start_engine_if_cold,
+    validation_cache_dir,
+)
 from mlops.config import ConfigError, load_config  # noqa: E402
 from mlops.nag import report_policy_violations  # noqa: E402
 from mlops.release_manifest import ManifestError, load_manifest  # noqa: E402
@@ -38,6 +42,7 @@ def main() -> int:
     # not built in: unchanged templates are not validated again on every synth. No node
     # stack traces: from Python they hold no user frame (mlops/app_context.py).
     app = cdk.App(builtin_cloud_formation_validation=False, context=dict(NO_NODE_STACK_TRACES))
+    plugin = None
     try:
         platform = load_config(
             Path(os.environ.get("MLOPS_CONFIG", ROOT / "config/environments.yaml"))
@@ -56,8 +61,7 @@ def main() -> int:
             training_only=str(app.node.try_get_context("training-only")) == "true",
         )
         validate = os.environ.get("CDK_VALIDATION") != "false"
-        # An empty MLOPS_VALIDATION_CACHE means the default, not the working directory.
-        cache = Path(os.environ.get("MLOPS_VALIDATION_CACHE") or ROOT / ".cache" / "cfn-validate")
+        cache = validation_cache_dir(os.environ, ROOT)
         # A cold cache starts the engine before the constructs exist: see its docstring.
         build_app(
             app,
@@ -66,8 +70,7 @@ def main() -> int:
             options,
             before_constructs=(lambda: start_engine_if_cold(cache)) if validate else None,
         )
-        if validate:
-            add_cached_cfn_validation(app, cache)
+        plugin = add_cached_cfn_validation(app, cache) if validate else None
     except (ConfigError, ManifestError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -78,7 +81,8 @@ def main() -> int:
             raise
         print(f"error: {str(error).strip()}", file=sys.stderr)
         return 1
-    return report_policy_violations(Path(assembly.directory))
+    crashed = {plugin.name: plugin.failure} if plugin is not None and plugin.failure else {}
+    return report_policy_violations(Path(assembly.directory), also_unfinished=crashed)
 
 
 if __name__ == "__main__":

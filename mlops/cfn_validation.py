@@ -26,6 +26,7 @@ import json
 import os
 import sys
 import tempfile
+from collections.abc import Mapping
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
@@ -68,6 +69,12 @@ class _RegisterLate:
         return []
 
 
+def validation_cache_dir(environ: Mapping[str, str], root: Path) -> Path:
+    """MLOPS_VALIDATION_CACHE, or root/.cache/cfn-validate when it is unset or empty (an
+    empty value would otherwise be the working directory)."""
+    return Path(environ.get("MLOPS_VALIDATION_CACHE") or root / ".cache" / "cfn-validate")
+
+
 def start_engine_if_cold(cache_dir: Path) -> bool:
     """Start the engine now, before the app builds its constructs, when the cache holds no
     recorded template at all (a clean clone, CI, the pipeline's synth step): every template
@@ -81,7 +88,10 @@ def start_engine_if_cold(cache_dir: Path) -> bool:
     it for a synth that needs it for nothing would cost the whole start."""
     if any(cache_dir.glob("*.json")):
         return False
-    _shared_engine()
+    try:
+        _shared_engine()
+    except Exception:  # only a head start: validate() meets the same error and reports it
+        return False
     return True
 
 
@@ -132,6 +142,7 @@ class CachedCloudFormationValidation:
         self.replayed: list[str] = []  # template paths answered from the cache
         self.engine_version: str | None = None  # reported like CDK's plugin reports it
         self.unwritable = False  # the cache could not be written (warned once)
+        self.failure: str | None = None  # why validate raised, if it did: nothing was checked
 
     @property
     def name(self) -> str:
@@ -147,6 +158,15 @@ class CachedCloudFormationValidation:
         return None
 
     def validate(self, context: cdk.IPolicyValidationContext) -> cdk.PolicyValidationPluginReport:
+        try:
+            return self._validate(context)
+        except Exception as error:
+            # CDK records a plugin that raised, but drops that record from its report when
+            # `@aws-cdk/core:validateAgainstDefaultRules` is off: app.py reads it from here.
+            self.failure = f"{type(error).__name__}: {error}"
+            raise
+
+    def _validate(self, context: cdk.IPolicyValidationContext) -> cdk.PolicyValidationPluginReport:
         found: dict[str, list[dict[str, Any]]] = {}
         keys: dict[str, str] = {}
         new_stacks = []
@@ -213,10 +233,8 @@ class CachedCloudFormationValidation:
                     sort_keys=True,
                 )
             os.replace(temporary, self.cache_dir / f"{key}.json")
+            temporary = None
         except OSError as error:
-            if temporary is not None:
-                with contextlib.suppress(OSError):
-                    Path(temporary).unlink(missing_ok=True)
             if not self.unwritable:
                 print(
                     f"warning: validation cache {self.cache_dir} cannot be written "
@@ -224,6 +242,10 @@ class CachedCloudFormationValidation:
                     file=sys.stderr,
                 )
             self.unwritable = True
+        finally:
+            if temporary is not None:  # never leave half an entry behind
+                with contextlib.suppress(OSError):
+                    Path(temporary).unlink(missing_ok=True)
 
 
 def _split_by_template(

@@ -7,6 +7,7 @@ import re
 import sys
 import weakref
 from collections import Counter
+from collections.abc import Mapping
 from pathlib import Path
 
 import aws_cdk as cdk
@@ -152,29 +153,31 @@ def acknowledge_key_grant(scope: IConstruct) -> None:
     acknowledge_each(scope, key_grant_findings())
 
 
-def report_policy_violations(assembly_dir: Path) -> int:
+def report_policy_violations(
+    assembly_dir: Path, also_unfinished: Mapping[str, str] | None = None
+) -> int:
     """Fail synth (exit 1) when a validation plugin (a cdk-nag pack, CDK's CloudFormation
     rules) reported an unacknowledged finding or did not finish; each line names the plugin.
 
     CDK writes the report but the CLI still exits 0; a gate that cannot fail is no gate.
+    also_unfinished: plugins known to have raised ({name: reason}) that the report may not
+    show (CDK drops its record of a failed CloudFormation Validate plugin when
+    `@aws-cdk/core:validateAgainstDefaultRules` is off).
     """
     report_path = assembly_dir / "validation-report.json"
-    if not report_path.exists():
-        return 0
-    report = json.loads(report_path.read_text())
-    # A plugin that raised (an unwritable cache, a crashed rule) reports "failure" with no
+    report = json.loads(report_path.read_text()) if report_path.exists() else {}
+    # A plugin that raised (a crashed rule, an engine that failed) reports "failure" with no
     # violations and the reason in its metadata: nothing was checked, so synth fails too.
-    crashed = [
-        (plugin.get("pluginName") or "unnamed plugin", plugin.get("metadata") or {})
+    unfinished = {
+        plugin.get("pluginName") or "unnamed plugin": (plugin.get("metadata") or {}).get("error")
+        or "no reason given"
         for plugin in report.get("pluginReports", [])
         if plugin.get("conclusion") == "failure" and not plugin.get("violations")
-    ]
-    for plugin, metadata in crashed:
-        reason = metadata.get("error") or "no reason given"
-        print(
-            f"error: {plugin} did not finish, so nothing it checks was checked: {reason}",
-            file=sys.stderr,
-        )
+    }
+    for name, reason in (also_unfinished or {}).items():
+        unfinished.setdefault(name, reason)
+    for name, reason in unfinished.items():
+        print(f"error: {name} did not finish and checked nothing: {reason}", file=sys.stderr)
     violations = [
         (
             plugin.get("pluginName") or "unnamed plugin",
@@ -196,7 +199,7 @@ def report_policy_violations(assembly_dir: Path) -> int:
             file=sys.stderr,
         )
         return 1
-    return 1 if crashed else 0
+    return 1 if unfinished else 0
 
 
 def cfn_lint_findings(template_files: list[Path], ignore: tuple[str, ...] = ()) -> list[str]:

@@ -5,6 +5,7 @@ validation report are those of CDK's built-in path, and a changed input is valid
 from __future__ import annotations
 
 import json
+import os
 import sys
 import textwrap
 from pathlib import Path
@@ -19,6 +20,7 @@ from mlops.cfn_validation import (
     CachedCloudFormationValidation,
     add_cached_cfn_validation,
     start_engine_if_cold,
+    validation_cache_dir,
 )
 from mlops.nag import report_policy_violations
 
@@ -265,3 +267,67 @@ def test_app_py_does_not_start_the_engine_without_validation_or_on_a_config_erro
     # The sandbox needs the CLI's identity: a config error before any construct.
     code, refused = _report_engine(tmp_path / "sandbox", empty, {"env": "sandbox"})
     assert code == 2 and "engine at exit: False" in refused
+
+
+def test_a_write_that_fails_midway_leaves_no_half_entry(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The disk fills between writing the entry and renaming it into place."""
+
+    def disk_full(*_args: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "replace", disk_full)
+    cache = tmp_path / "cache"
+    with pytest.raises(RuntimeError, match=r"(?s)ValidationFailed.*NoSuchProperty"):
+        _synth(tmp_path / "out", cache, overrides={"NoSuchProperty": "x"})
+    assert list(cache.iterdir()) == []  # neither an entry nor its temporary file
+    assert "No space left on device" in capsys.readouterr().err
+
+
+def test_the_cache_folder_is_the_default_unless_one_is_named(tmp_path: Path) -> None:
+    default = tmp_path / ".cache" / "cfn-validate"
+    assert validation_cache_dir({}, tmp_path) == default
+    assert validation_cache_dir({"MLOPS_VALIDATION_CACHE": ""}, tmp_path) == default
+    named = {"MLOPS_VALIDATION_CACHE": "/elsewhere/cache"}
+    assert validation_cache_dir(named, tmp_path) == Path("/elsewhere/cache")
+
+
+# app.py as the CLI runs it, with an engine that crashes.
+APP_WITH_A_CRASHING_ENGINE = textwrap.dedent(
+    """
+    import runpy, sys
+    import mlops.cfn_validation as validation
+
+    def crashing_engine():
+        raise RuntimeError("engine crashed")
+
+    validation._shared_engine = crashing_engine
+    sys.argv = ["app.py"]
+    runpy.run_path("app.py", run_name="__main__")
+    """
+)
+
+
+@pytest.mark.parametrize("default_rules_flag", [True, False])
+def test_app_py_fails_synth_when_validation_crashed(
+    tmp_path: Path, default_rules_flag: bool
+) -> None:
+    """With the flag off CDK drops its record of the crash from the report; app.py still
+    knows from its plugin that nothing was checked."""
+    result = run_dev_training_app(
+        [sys.executable, "-c", APP_WITH_A_CRASHING_ENGINE],
+        tmp_path,
+        {
+            "@aws-cdk/core:validateAgainstDefaultRules": default_rules_flag,  # type: ignore[dict-item]
+            "@aws-cdk/core:failSynthOnValidationErrors": False,  # type: ignore[dict-item]
+        },
+    )
+    assert result.returncode == 1, result.stderr[-2000:]
+    assert "Traceback" not in result.stderr
+    lines = [line for line in result.stderr.splitlines() if "did not finish" in line]
+    assert lines == [
+        "error: CloudFormation Validate did not finish and checked nothing: "
+        + ("Validation plugin 'CloudFormation Validate' failed: " if default_rules_flag else "")
+        + ("engine crashed" if default_rules_flag else "RuntimeError: engine crashed")
+    ], result.stderr[-2000:]

@@ -186,8 +186,39 @@ def test_a_plugin_that_did_not_finish_fails_synth(
     err = capsys.readouterr().err
     if fails:
         assert err.strip() == (
-            "error: CloudFormation Validate did not finish, so nothing it checks was "
-            "checked: Validation plugin failed: disk full"
+            "error: CloudFormation Validate did not finish and checked nothing: "
+            "Validation plugin failed: disk full"
         )
     else:
         assert err == ""
+
+
+def test_a_plugin_that_failed_on_findings_is_not_reported_as_unfinished(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    violation = {"ruleName": "F3002", "description": "d", "violatingConstructs": []}
+    violation["violatingConstructs"] = [{"constructPath": "Bad/Handle"}]
+    plugin = {"pluginName": "CloudFormation Validate", "conclusion": "failure"}
+    plugin["violations"] = [violation]
+    (tmp_path / "validation-report.json").write_text(json.dumps({"pluginReports": [plugin]}))
+    assert report_policy_violations(tmp_path) == 1
+    err = capsys.readouterr().err
+    assert "F3002 at Bad/Handle" in err and "did not finish" not in err
+
+
+def test_a_plugin_known_to_have_raised_fails_synth_once(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """app.py passes what its own plugin recorded: CDK may have dropped it from the report
+    (no report at all here), or kept it (then one line, not two)."""
+    raised = {"CloudFormation Validate": "RuntimeError: engine crashed"}
+    assert report_policy_violations(tmp_path, also_unfinished=raised) == 1
+    assert capsys.readouterr().err.strip() == (
+        "error: CloudFormation Validate did not finish and checked nothing: "
+        "RuntimeError: engine crashed"
+    )
+    plugin = {"pluginName": "CloudFormation Validate", "conclusion": "failure", "violations": []}
+    (tmp_path / "validation-report.json").write_text(json.dumps({"pluginReports": [plugin]}))
+    assert report_policy_violations(tmp_path, also_unfinished=raised) == 1
+    assert len(capsys.readouterr().err.strip().splitlines()) == 1
+    assert report_policy_violations(tmp_path / "elsewhere", also_unfinished={}) == 0
