@@ -9,6 +9,7 @@ import weakref
 from collections import Counter
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import aws_cdk as cdk
 import jsii
@@ -169,8 +170,7 @@ def report_policy_violations(
     # A plugin that raised (a crashed rule, an engine that failed) reports "failure" with no
     # violations and the reason in its metadata: nothing was checked, so synth fails too.
     unfinished = {
-        plugin.get("pluginName") or "unnamed plugin": (plugin.get("metadata") or {}).get("error")
-        or "no reason given"
+        _plugin_name(plugin): (plugin.get("metadata") or {}).get("error") or "no reason given"
         for plugin in report.get("pluginReports", [])
         if plugin.get("conclusion") == "failure" and not plugin.get("violations")
     }
@@ -180,7 +180,7 @@ def report_policy_violations(
         print(f"error: {name} did not finish and checked nothing: {reason}", file=sys.stderr)
     violations = [
         (
-            plugin.get("pluginName") or "unnamed plugin",
+            _plugin_name(plugin),
             violation["ruleName"],
             violation.get("description", ""),
             construct["constructPath"],
@@ -200,6 +200,10 @@ def report_policy_violations(
         )
         return 1
     return 1 if unfinished else 0
+
+
+def _plugin_name(plugin_report: dict[str, Any]) -> str:
+    return plugin_report.get("pluginName") or "unnamed plugin"
 
 
 def cfn_lint_findings(template_files: list[Path], ignore: tuple[str, ...] = ()) -> list[str]:

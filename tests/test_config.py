@@ -239,7 +239,6 @@ def _run_app(config_path: Path, *extra_context: str) -> subprocess.CompletedProc
     env = {k: v for k, v in os.environ.items() if not k.startswith("CDK_")}
     env["MLOPS_CONFIG"] = str(config_path)
     env["CDK_OUTDIR"] = str(config_path.parent / "cdk.out")
-    env["MLOPS_VALIDATION_CACHE"] = str(config_path.parent / "validation-cache")
     return subprocess.run(
         [sys.executable, "app.py", *extra_context],
         cwd=ROOT,
