@@ -14,6 +14,7 @@ from pathlib import Path
 import yaml
 
 from mlops.rehearsal.assembly import Assembly, Stack
+from mlops.rehearsal.deliveries import DELIVERIES_DOC, delivery_problems
 from mlops.rehearsal.jobs import RUNTIME_VALUE, Job, S3Access, all_jobs
 from mlops.rehearsal.limits import LIMITS, violations
 from mlops.rehearsal.policy import (
@@ -361,6 +362,16 @@ def codebuild_runtime_and_pins(assembly: Assembly) -> list[Finding]:
     return findings
 
 
+# --- services can deliver what we point them at ------------------------------------------
+
+
+def service_deliveries_allowed(assembly: Assembly) -> list[Finding]:
+    return [
+        Finding("service-deliveries-allowed", p.stack.path, p.resource, p.message)
+        for p in delivery_problems(assembly)
+    ]
+
+
 RULES: tuple[Rule, ...] = (
     Rule(
         "principals-exist-first",
@@ -402,6 +413,14 @@ RULES: tuple[Rule, ...] = (
         "(cliVersion, cdkAssetsCliVersion)",
         "#6 (Node 18 by default; aws-cdk@2 and cdk-assets@latest unpinned)",
         codebuild_runtime_and_pins,
+    ),
+    Rule(
+        "service-deliveries-allowed",
+        DELIVERIES_DOC,
+        "none yet: alarm actions, EventBridge targets and dead-letter queues, encrypted log "
+        "groups and Lambda failure destinations whose topic, queue, function or key policy "
+        "would refuse the service (found by removing each grant from the real templates)",
+        service_deliveries_allowed,
     ),
 )
 
