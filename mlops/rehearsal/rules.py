@@ -24,6 +24,7 @@ from mlops.rehearsal.policy import (
     role_logical_id,
     role_statements,
 )
+from mlops.rehearsal.starters import STARTERS_DOC, starter_problems
 
 
 @dataclass(frozen=True)
@@ -372,6 +373,13 @@ def service_deliveries_allowed(assembly: Assembly) -> list[Finding]:
     ]
 
 
+def job_starters_allowed(assembly: Assembly) -> list[Finding]:
+    return [
+        Finding("job-starters-allowed", p.stack.path, p.resource, p.message)
+        for p in starter_problems(assembly)
+    ]
+
+
 RULES: tuple[Rule, ...] = (
     Rule(
         "principals-exist-first",
@@ -421,6 +429,14 @@ RULES: tuple[Rule, ...] = (
         "groups and Lambda failure destinations whose topic, queue, function or key policy "
         "would refuse the service (found by removing each grant from the real templates)",
         service_deliveries_allowed,
+    ),
+    Rule(
+        "job-starters-allowed",
+        STARTERS_DOC,
+        "none yet: a pipeline role that cannot start a step's job, invoke its Lambda, register "
+        "the model or pass the step's role; a schedule role that cannot create the drift job, "
+        "pass its role, or names a job longer than SageMaker allows",
+        job_starters_allowed,
     ),
 )
 
