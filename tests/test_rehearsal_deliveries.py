@@ -219,21 +219,33 @@ def test_a_dead_letter_queue_needs_a_queue_policy_for_its_rule(rehearsal: Assemb
     assert "does not allow events.amazonaws.com sqs:SendMessage (dead-letter queue)" in message
 
 
-def test_eventbridge_needs_an_unconditioned_grant_on_the_queue_and_topic_key(
-    rehearsal: Assembly,
-) -> None:
-    """Only the key statement that names events.amazonaws.com without source conditions is
-    taken as EventBridge's: without it every rule with an encrypted dead-letter queue or
-    topic target in this region and account is found."""
-    found = _messages(
-        _edited(
-            rehearsal,
-            DATA,
-            _drop_key_statements(
-                lambda s: not (_service(s) == "events.amazonaws.com" and "Condition" not in s)
-            ),
-        )
+def _is_cdk_events_grant(statement: dict[str, Any]) -> bool:
+    """The grant CDK's SnsTopic target adds to the key (no Sid), where a stage has one."""
+    return _service(statement) == "events.amazonaws.com" and "Sid" not in statement
+
+
+def test_the_keys_own_eventbridge_grant_suffices(rehearsal: Assembly) -> None:
+    """A stage without an SNS rule target gets no grant from CDK: the key's own statement
+    must carry EventBridge's deliveries to its encrypted topics and dead-letter queues."""
+    without_cdk_grant = _edited(
+        rehearsal, DATA, _drop_key_statements(lambda s: not _is_cdk_events_grant(s))
     )
+    assert _messages(without_cdk_grant) == []
+
+
+def test_eventbridge_grants_with_source_conditions_do_not_count(rehearsal: Assembly) -> None:
+    """The SNS guide: aws:SourceAccount and aws:SourceArn are not supported in a key policy
+    for EventBridge-to-encrypted-topic delivery. The key's statement as it was before this
+    rule (conditioned on the account), without CDK's grant, leaves every EventBridge delivery
+    to an encrypted topic or queue of the stage refused."""
+
+    def as_before(template: dict[str, Any]) -> None:
+        _drop_key_statements(lambda s: not _is_cdk_events_grant(s))(template)
+        for statement in _key_statements(template):
+            if statement.get("Sid") == "AllowEventBridgeToEncryptedTopicsAndQueues":
+                statement["Condition"] = {"StringEquals": {"aws:SourceAccount": "444444444444"}}
+
+    found = _messages(_edited(rehearsal, DATA, as_before))
     assert found
     assert {stack for stack, _, _ in found} == {DATA, SERVING, MONITORING}
     assert all("events.amazonaws.com kms:" in m for _, _, m in found)
