@@ -12,9 +12,10 @@ service's request is allowed.
 
 Request context: the evaluator treats a condition on a key the request does not carry as
 unmet. CloudWatch alarms' requests carry aws:SourceAccount and aws:SourceArn (the alarm);
-EventBridge's KMS requests for SNS and SQS targets are given no context keys, since the
-EventBridge guide documents the key-policy grant without them; Logs' carry the log group's
-encryption context."""
+EventBridge's KMS requests for SNS and SQS targets are given no context keys (the SNS guide,
+sns-key-management.html: aws:SourceAccount and aws:SourceArn in a key policy are not
+supported for EventBridge-to-encrypted-topic delivery; we assume the same of its dead-letter
+queues); Logs' carry the log group's encryption context."""
 
 from __future__ import annotations
 
