@@ -225,3 +225,7 @@ def test_key_lets_logs_and_alarm_notifications_use_it(prod: Template) -> None:
     assert alarms["Condition"] == {"StringEquals": {"aws:SourceAccount": "444444444444"}}
     logs = statements["AllowCloudWatchLogsOfThisAccount"]
     assert logs["Principal"] == {"Service": "logs.us-east-1.amazonaws.com"}
+    # EventBridge's requests carry no source keys a key policy could match (SNS guide).
+    events = statements["AllowEventBridgeToEncryptedTopicsAndQueues"]
+    assert events["Principal"] == {"Service": "events.amazonaws.com"}
+    assert "Condition" not in events

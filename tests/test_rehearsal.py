@@ -261,6 +261,15 @@ def test_limit_rows_check_both_sides_of_the_edge(
     assert len(violations(limit, bad)) == 1
 
 
+def test_sagemaker_names_are_bounded_at_63_characters_hyphens_included() -> None:
+    """The documented pattern does not count hyphens; the row must still stop at 63."""
+    (row,) = [r for r in LIMITS if r.path == "EndpointName"]
+    at_limit = "a" + "-b" * 31  # 63 characters, 32 of them alphanumeric
+    assert len(at_limit) == 63 and violations(row, {"EndpointName": at_limit}) == []
+    assert len(violations(row, {"EndpointName": at_limit + "c"})) == 1
+    assert len(violations(row, {"EndpointName": "a" + "-b" * 40})) == 1
+
+
 def test_every_limit_row_names_its_documentation() -> None:
     assert all(row.source.startswith("https://docs.aws.amazon.com/") for row in LIMITS)
 

@@ -62,13 +62,18 @@ class EncryptionKey(Construct):
             )
         )
         # EventBridge rules forward failures to those topics and dead-letter undeliverable
-        # events into the stage's encrypted queue, as the EventBridge service principal.
+        # events into the stage's encrypted queue, as the EventBridge service principal. No
+        # source condition: the SNS guide states aws:SourceAccount and aws:SourceArn are not
+        # supported in a key policy for EventBridge-to-encrypted-topic delivery
+        # (https://docs.aws.amazon.com/sns/latest/dg/sns-key-management.html), so a
+        # conditioned grant never matches and delivery would rest on the grant CDK's SnsTopic
+        # target adds only where a stage has such a target. Who may publish is decided by the
+        # topic and queue policies (the queue's names each rule by aws:SourceArn).
         self.key.add_to_resource_policy(
             iam.PolicyStatement(
                 sid="AllowEventBridgeToEncryptedTopicsAndQueues",
                 principals=[iam.ServicePrincipal("events.amazonaws.com")],
                 actions=["kms:Decrypt", "kms:GenerateDataKey*"],
                 resources=["*"],
-                conditions={"StringEquals": {"aws:SourceAccount": account}},
             )
         )

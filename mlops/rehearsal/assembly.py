@@ -38,6 +38,7 @@ _NAMED: dict[str, tuple[str | None, str]] = {
         "arn:{p}:sagemaker:{r}:{a}:model-package-group/{name}",
     ),
     "AWS::Logs::LogGroup": ("LogGroupName", "arn:{p}:logs:{r}:{a}:log-group:{name}:*"),
+    "AWS::Events::Rule": ("Name", "arn:{p}:events:{r}:{a}:rule/{name}"),
 }
 # Ref of these types is the ARN, not the name.
 _REF_IS_ARN = {"AWS::SNS::Topic", "AWS::IAM::ManagedPolicy", "AWS::SageMaker::Pipeline"}

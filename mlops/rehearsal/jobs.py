@@ -125,11 +125,20 @@ def _training(job: Job, args: dict[str, Any], definition: dict[str, Any]) -> Non
             job.accesses.append(S3Access(json.loads(hp), "read", "S3Object"))
 
 
+def all_steps(steps: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+    """Every step, those inside a Condition step's branches included."""
+    for step in steps:
+        yield step
+        arguments = step.get("Arguments", {})
+        if step.get("Type") == "Condition" and isinstance(arguments, dict):
+            yield from all_steps(arguments.get("IfSteps", []) + arguments.get("ElseSteps", []))
+
+
 def pipeline_jobs(stack: Stack) -> Iterator[Job]:
     for logical_id, resource in stack.of_type("AWS::SageMaker::Pipeline"):
         body = stack.resolve(resource["Properties"]["PipelineDefinition"]["PipelineDefinitionBody"])
         definition = json.loads(body) if isinstance(body, str) else body
-        for step in definition["Steps"]:
+        for step in all_steps(definition["Steps"]):
             args = step.get("Arguments", {})
             where = f"pipeline {logical_id}, step {step['Name']}"
             if step["Type"] == "Processing":

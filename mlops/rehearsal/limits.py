@@ -15,7 +15,9 @@ SM_API = "https://docs.aws.amazon.com/sagemaker/latest/APIReference"
 CFN = "https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference"
 LAMBDA_API = "https://docs.aws.amazon.com/lambda/latest/api"
 AAS_API = "https://docs.aws.amazon.com/autoscaling/application/APIReference"
-NAME_63 = r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$"
+# SageMaker names: the documented pattern and a length of 1-63. The pattern alone does not
+# count hyphens ("-*"), so the lookahead bounds the length.
+NAME_63 = r"^(?=.{1,63}$)[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$"
 
 ENDPOINT = "AWS::SageMaker::Endpoint"
 BLUE_GREEN = "DeploymentConfig.BlueGreenUpdatePolicy"
@@ -123,7 +125,7 @@ LIMITS: tuple[Limit, ...] = (
     Limit(
         "AWS::SageMaker::Pipeline",
         "PipelineName",
-        pattern=r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,255}$",
+        pattern=r"^(?=.{1,256}$)[a-zA-Z0-9](-*[a-zA-Z0-9]){0,255}$",
         source=f"{SM_API}/API_CreatePipeline.html",
     ),
     Limit(

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from mlops.rehearsal.assembly import Stack
+from mlops.rehearsal.assembly import Assembly, Stack
 
 
 def _listed(value: Any) -> list[Any]:
@@ -135,3 +135,32 @@ def principal_arns(statement: Mapping[str, Any]) -> list[str]:
     if principal == "*":
         return []
     return [str(p) for p in _listed(principal.get("AWS", []))]
+
+
+def bucket_keys(assembly: Assembly) -> dict[str, tuple[Stack, str]]:
+    """Bucket name -> (stack, logical id of its default KMS key), for our KMS buckets."""
+    keys: dict[str, tuple[Stack, str]] = {}
+    for stack in assembly.stacks:
+        for logical_id, bucket in stack.of_type("AWS::S3::Bucket"):
+            rules = (
+                bucket.get("Properties", {})
+                .get("BucketEncryption", {})
+                .get("ServerSideEncryptionConfiguration", [])
+            )
+            for rule in rules:
+                key = rule.get("ServerSideEncryptionByDefault", {}).get("KMSMasterKeyID")
+                if isinstance(key, dict) and "Fn::GetAtt" in key:
+                    keys[stack.resource_name(logical_id)] = (stack, key["Fn::GetAtt"][0])
+    return keys
+
+
+def key_policy_allows(key_stack: Stack, key_id: str, role_arn: str, request: Request) -> bool:
+    """The key policy must allow the role itself, or the role's account (then IAM decides)."""
+    account = role_arn.split(":")[4]
+    policy = key_stack.resolve(key_stack.resources[key_id]["Properties"]["KeyPolicy"])
+    trusting = [
+        s
+        for s in policy["Statement"]
+        if {role_arn, f"arn:aws:iam::{account}:root", account} & set(principal_arns(s))
+    ]
+    return allows(trusting, request)

@@ -14,15 +14,20 @@ from pathlib import Path
 import yaml
 
 from mlops.rehearsal.assembly import Assembly, Stack
+from mlops.rehearsal.deliveries import DELIVERIES_DOC, delivery_problems
 from mlops.rehearsal.jobs import RUNTIME_VALUE, Job, S3Access, all_jobs
 from mlops.rehearsal.limits import LIMITS, violations
+from mlops.rehearsal.models import MODELS_DOC, model_problems
 from mlops.rehearsal.policy import (
     Request,
     allows,
+    bucket_keys,
+    key_policy_allows,
     principal_arns,
     role_logical_id,
     role_statements,
 )
+from mlops.rehearsal.starters import STARTERS_DOC, starter_problems
 
 
 @dataclass(frozen=True)
@@ -101,41 +106,12 @@ def principals_exist_first(assembly: Assembly) -> list[Finding]:
 # --- every job can read its inputs and write its outputs as SageMaker does -----------------
 
 
-def _bucket_keys(assembly: Assembly) -> dict[str, tuple[Stack, str]]:
-    """Bucket name -> (stack, logical id of its default KMS key), for our KMS buckets."""
-    keys: dict[str, tuple[Stack, str]] = {}
-    for stack in assembly.stacks:
-        for logical_id, bucket in stack.of_type("AWS::S3::Bucket"):
-            rules = (
-                bucket.get("Properties", {})
-                .get("BucketEncryption", {})
-                .get("ServerSideEncryptionConfiguration", [])
-            )
-            for rule in rules:
-                key = rule.get("ServerSideEncryptionByDefault", {}).get("KMSMasterKeyID")
-                if isinstance(key, dict) and "Fn::GetAtt" in key:
-                    keys[stack.resource_name(logical_id)] = (stack, key["Fn::GetAtt"][0])
-    return keys
-
-
 def _key_by_arn(assembly: Assembly, arn: str) -> tuple[Stack, str] | None:
     for stack in assembly.stacks:
         for logical_id, _ in stack.of_type("AWS::KMS::Key"):
             if stack.arn_of(logical_id) == arn:
                 return stack, logical_id
     return None
-
-
-def _key_policy_allows(key_stack: Stack, key_id: str, role_arn: str, request: Request) -> bool:
-    """The key policy must allow the role itself, or the role's account (then IAM decides)."""
-    account = role_arn.split(":")[4]
-    policy = key_stack.resolve(key_stack.resources[key_id]["Properties"]["KeyPolicy"])
-    trusting = [
-        s
-        for s in policy["Statement"]
-        if {role_arn, f"arn:aws:iam::{account}:root", account} & set(principal_arns(s))
-    ]
-    return allows(trusting, request)
 
 
 def _access_requests(access: S3Access, region: str) -> Iterator[Request]:
@@ -185,7 +161,7 @@ def _job_findings(
             request = Request(template.action, key_arn, template.context)
             need(request, why)
             key = _key_by_arn(assembly, key_arn)
-            if key is not None and not _key_policy_allows(*key, job.role_arn, request):
+            if key is not None and not key_policy_allows(*key, job.role_arn, request):
                 findings.append(
                     Finding(
                         "job-io-permissions",
@@ -214,12 +190,12 @@ def _job_findings(
 
 
 def job_io_permissions(assembly: Assembly) -> list[Finding]:
-    bucket_keys = _bucket_keys(assembly)
+    keys = bucket_keys(assembly)
     return [
         finding
         for stack in assembly.stacks
         for job in all_jobs(stack)
-        for finding in _job_findings(assembly, job, bucket_keys)
+        for finding in _job_findings(assembly, job, keys)
     ]
 
 
@@ -361,6 +337,30 @@ def codebuild_runtime_and_pins(assembly: Assembly) -> list[Finding]:
     return findings
 
 
+# --- services can deliver what we point them at ------------------------------------------
+
+
+def service_deliveries_allowed(assembly: Assembly) -> list[Finding]:
+    return [
+        Finding("service-deliveries-allowed", p.stack.path, p.resource, p.message)
+        for p in delivery_problems(assembly)
+    ]
+
+
+def job_starters_allowed(assembly: Assembly) -> list[Finding]:
+    return [
+        Finding("job-starters-allowed", p.stack.path, p.resource, p.message)
+        for p in starter_problems(assembly)
+    ]
+
+
+def models_can_load(assembly: Assembly) -> list[Finding]:
+    return [
+        Finding("models-can-load", p.stack.path, p.resource, p.message)
+        for p in model_problems(assembly)
+    ]
+
+
 RULES: tuple[Rule, ...] = (
     Rule(
         "principals-exist-first",
@@ -402,6 +402,29 @@ RULES: tuple[Rule, ...] = (
         "(cliVersion, cdkAssetsCliVersion)",
         "#6 (Node 18 by default; aws-cdk@2 and cdk-assets@latest unpinned)",
         codebuild_runtime_and_pins,
+    ),
+    Rule(
+        "service-deliveries-allowed",
+        DELIVERIES_DOC,
+        "none yet: alarm actions, EventBridge targets and dead-letter queues, encrypted log "
+        "groups and Lambda failure destinations whose topic, queue, function or key policy "
+        "would refuse the service (found by removing each grant from the real templates)",
+        service_deliveries_allowed,
+    ),
+    Rule(
+        "job-starters-allowed",
+        STARTERS_DOC,
+        "none yet: a pipeline role that cannot start a step's job, invoke its Lambda, register "
+        "the model or pass the step's role; a schedule role that cannot create the drift job, "
+        "pass its role, or names a job longer than SageMaker allows",
+        job_starters_allowed,
+    ),
+    Rule(
+        "models-can-load",
+        MODELS_DOC,
+        "none yet: a model whose execution role cannot pull its image, download its artifact "
+        "or decrypt it with the bucket key fails the endpoint deployment after provisioning",
+        models_can_load,
     ),
 )
 
