@@ -243,3 +243,41 @@ def test_mlops_local_ingest_without_the_tables_is_a_one_line_error(
     argv = ["local", "ingest", "--data", str(tmp_path), "--feature-store", str(tmp_path / "s")]
     assert cli.main(argv) == 2
     assert capsys.readouterr().err.strip() == f"ERROR: {tmp_path} has no planes.csv, weather.csv"
+
+
+def test_a_port_in_use_is_a_one_line_error(
+    registry: LocalRegistry, store: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        argv = ["local", "serve", "--port", str(port), "--feature-store", str(store)]
+        code = cli.main([*argv, "--registry", str(registry.root)])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.startswith(f"ERROR: cannot listen on 127.0.0.1:{port}: ") and err.count("\n") == 1
+    assert "give another --port (0 picks a free one)" in err
+
+
+def test_a_free_port_still_serves(registry: LocalRegistry, store: Path) -> None:
+    model = load_served_model(choose_package(registry, None, None))
+    running = InferenceServer(("127.0.0.1", 0), model, store)
+    try:
+        assert running.server_address[1] > 0 and running.store.count("plane") == 3322
+    finally:
+        running.server_close()
+
+
+def test_a_corrupt_online_store_is_a_one_line_error(
+    registry: LocalRegistry, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "online.sqlite").write_bytes(b"not a database, just text\n" * 100)
+    argv = ["local", "serve", "--port", "0", "--feature-store", str(tmp_path)]
+    assert cli.main([*argv, "--registry", str(registry.root)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert err.startswith(f"ERROR: {tmp_path / 'online.sqlite'} is not a usable online store (")
+    assert "delete it and run `mlops local ingest` again" in err
