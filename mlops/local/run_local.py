@@ -195,6 +195,23 @@ def _training_environment(repo_root: Path) -> str:
     return "dev"
 
 
+def new_output_folder(out_dir: Path) -> Path:
+    """Create the run's folder, refusing one that holds anything: a run (failed or not) never
+    replaces another run's assembly, definition or summary."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise LocalRunError(f"--out {out_dir} is a file; give a new folder")
+    if out_dir.is_dir() and any(out_dir.iterdir()):
+        raise LocalRunError(f"--out {out_dir} is not empty; give a new folder")
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise LocalRunError(
+            f"--out {out_dir}: cannot create the folder ({error.strerror or error}); give a "
+            "writable new folder"
+        ) from None
+    return out_dir
+
+
 def run_local(
     repo_root: Path,
     data_dir: Path | None,
@@ -215,8 +232,7 @@ def run_local(
     AWS), run (up to stop_after, if given), return the summary. Preprocess's Athena input
     then queries that store."""
     repo_root = Path(repo_root).resolve()
-    out_dir = Path(out_dir).resolve()
-    out_dir.mkdir(parents=True, exist_ok=True)
+    out_dir = new_output_folder(Path(out_dir).resolve())
     env_name = env_name or _training_environment(repo_root)
     check_raw_data(data_dir or bundled_data_dir())
     if cdk_out is None:
