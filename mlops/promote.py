@@ -143,7 +143,12 @@ def promote(
     }
     # Re-validate the whole result before writing: the registry is input too.
     updated = parse_manifest(data, known_envs, str(manifest_path))
-    dump_manifest(updated, manifest_path)
+    try:
+        dump_manifest(updated, manifest_path)
+    except OSError as error:  # the atomic rewrite leaves the manifest as it was
+        raise PromoteError(
+            f"cannot write {manifest_path} ({error.strerror or error}); it is unchanged"
+        ) from None
     return PromotionResult(
         env=env,
         version=version,

@@ -405,3 +405,27 @@ def test_a_well_formed_local_package_json_is_still_promoted(tmp_path: Path, mani
     add_local_package(tmp_path / "r", 4)
     result = promote("prod", 4, manifest, LocalRegistry(tmp_path / "r", GROUP), known_envs=ENVS)
     assert result.version == 4 and result.replaced_version == 3
+
+
+def test_a_manifest_that_cannot_be_written_is_one_line_and_stays_as_it_was(
+    tmp_path: Path, manifest: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import errno
+    import tempfile
+
+    add_local_package(tmp_path / "r", 4)
+    original = manifest.read_text()
+
+    def disk_full(*_args: Any, **_kwargs: Any) -> Any:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(tempfile, "mkstemp", disk_full)
+    args = ["--env", "prod", "--version", "4", "--local", "--registry", str(tmp_path / "r")]
+    err = io.StringIO()
+    code = promote_command(parse([*args, "--manifest", str(manifest)]), group_name=GROUP, err=err)
+    assert code == 1
+    assert err.getvalue() == (
+        f"ERROR: cannot write {manifest} (No space left on device); it is unchanged\n"
+    )
+    assert manifest.read_text() == original
+    assert sorted(p.name for p in manifest.parent.iterdir()) == ["r", "releases.yaml"]
