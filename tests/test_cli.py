@@ -207,3 +207,34 @@ def test_a_new_or_empty_out_folder_is_taken(tmp_path: Path) -> None:
     (empty / "one-file").write_text("")
     with pytest.raises(ValueError, match="is not empty"):
         new_output_folder(empty)
+
+
+@pytest.mark.parametrize(
+    ("content", "says"),
+    [
+        (b"training_environment: [\n", "malformed YAML"),
+        (b"\xff\xfe", "not UTF-8 text (byte 0xff at offset 0)"),
+    ],
+)
+def test_local_run_refuses_a_corrupt_configuration_in_one_line_before_the_synth(
+    tmp_path: Path, content: bytes, says: str
+) -> None:
+    from helpers import bundled_data_dir
+
+    from mlops.local.run_local import run_local
+    from mlops.local.runner import LocalRunError
+
+    repo = tmp_path / "repo"
+    (repo / "config").mkdir(parents=True)
+    (repo / "config" / "environments.yaml").write_bytes(content)
+    with pytest.raises(LocalRunError) as refused:
+        run_local(repo, bundled_data_dir(), tmp_path / "out", tmp_path / "registry")
+    message = str(refused.value)
+    assert message.startswith(f"{repo / 'config' / 'environments.yaml'}: ") and says in message
+    assert "\n" not in message and not (tmp_path / "out" / "cdk.out").exists()
+
+
+def test_local_run_runs_the_configured_training_environment() -> None:
+    from mlops.local.run_local import _training_environment
+
+    assert _training_environment(cli.ROOT) == "dev"

@@ -184,15 +184,14 @@ def find_incumbent_lambda(
 
 
 def _training_environment(repo_root: Path) -> str:
-    """config/environments.yaml's training_environment (dev when it is not set)."""
-    import yaml
+    """config/environments.yaml's training_environment; a configuration the synth would
+    refuse is refused here, in the same one line, before the synth."""
+    from mlops.config import ConfigError, load_config
 
-    path = Path(repo_root) / "config" / "environments.yaml"
-    if path.is_file():
-        data = yaml.safe_load(path.read_text()) or {}
-        if isinstance(data, dict) and data.get("training_environment"):
-            return str(data["training_environment"])
-    return "dev"
+    try:
+        return load_config(Path(repo_root) / "config" / "environments.yaml").training_environment
+    except ConfigError as error:
+        raise LocalRunError(str(error)) from None
 
 
 def new_output_folder(out_dir: Path) -> Path:
