@@ -53,7 +53,7 @@ def main() -> int:
         )
         only = app.node.try_get_context("env")
         options = AppOptions(
-            only_environment=str(only) if only else None,
+            only_environment=None if only is None else str(only),  # -c env= is refused
             cli_account=os.environ.get("CDK_DEFAULT_ACCOUNT"),
             cli_region=os.environ.get("CDK_DEFAULT_REGION"),
             allow_prod_without_model=context_flag(

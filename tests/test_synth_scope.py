@@ -100,3 +100,13 @@ def test_app_py_refuses_a_misspelt_switch_in_one_line_before_building(tmp_path: 
     assert lines[-1] == "error: -c training-only=yes: must be true or false"
     assert "Traceback" not in result.stderr
     assert not (tmp_path / "cdk.out").exists() or not any((tmp_path / "cdk.out").iterdir())
+
+
+def test_app_py_refuses_an_empty_environment_name_in_one_line(tmp_path: Path) -> None:
+    result = run_dev_training_app(
+        [sys.executable, "app.py"], tmp_path, {"env": ""}, CDK_VALIDATION="false"
+    )
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert lines[-1] == "error: -c env=: unknown environment (allowed: dev, staging, prod, sandbox)"
+    assert "Traceback" not in result.stderr
