@@ -23,7 +23,7 @@ use_tuned_node(os.environ)  # before the first import of aws_cdk starts jsii's n
 
 import aws_cdk as cdk  # noqa: E402
 
-from mlops.app_builder import AppOptions, build_app  # noqa: E402
+from mlops.app_builder import AppOptions, build_app, context_flag  # noqa: E402
 from mlops.app_context import NO_NODE_STACK_TRACES  # noqa: E402
 from mlops.cfn_validation import (  # noqa: E402
     add_cached_cfn_validation,
@@ -53,12 +53,13 @@ def main() -> int:
         )
         only = app.node.try_get_context("env")
         options = AppOptions(
-            only_environment=str(only) if only else None,
+            only_environment=None if only is None else str(only),  # -c env= is refused
             cli_account=os.environ.get("CDK_DEFAULT_ACCOUNT"),
             cli_region=os.environ.get("CDK_DEFAULT_REGION"),
-            allow_prod_without_model=str(app.node.try_get_context("allow-prod-without-model"))
-            == "true",
-            training_only=str(app.node.try_get_context("training-only")) == "true",
+            allow_prod_without_model=context_flag(
+                "allow-prod-without-model", app.node.try_get_context("allow-prod-without-model")
+            ),
+            training_only=context_flag("training-only", app.node.try_get_context("training-only")),
         )
         validate = os.environ.get("CDK_VALIDATION") != "false"
         cache = validation_cache_dir(os.environ, ROOT)

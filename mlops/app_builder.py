@@ -32,6 +32,16 @@ class AppOptions:
     training_only: bool = False
 
 
+def context_flag(name: str, value: object) -> bool:
+    """A `-c NAME=true|false` switch (cdk.json may hold a JSON boolean); absent is false.
+    Anything else is refused: `-c training-only=yes` must not quietly mean false."""
+    if value is None or value is False or value == "false":
+        return False
+    if value is True or value == "true":
+        return True
+    raise ConfigError(f"-c {name}={value}: must be true or false")
+
+
 def resolve_platform(platform: PlatformConfig, options: AppOptions) -> PlatformConfig:
     """Bind a selected `from-cli` environment to the CLI identity; drop unbound ones."""
     if (

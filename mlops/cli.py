@@ -139,6 +139,7 @@ def local_ingest(args: argparse.Namespace) -> int:
 
 
 def local_serve(args: argparse.Namespace) -> int:
+    from mlops.local.feature_store.online import OnlineStoreError
     from mlops.local.registry import LocalRegistry, RegistryError
     from mlops.local.serve.served_model import choose_package, load_served_model
     from mlops.local.serve.server import InferenceServer
@@ -151,10 +152,13 @@ def local_serve(args: argparse.Namespace) -> int:
         package = choose_package(LocalRegistry(args.registry), args.group, args.version)
         model = load_served_model(package)
         server = InferenceServer((args.host, args.port), model, args.feature_store)
-    except RegistryError as error:
+    except (RegistryError, OnlineStoreError) as error:
         return _error(str(error))
     except OSError as error:
-        return _error(f"cannot listen on {args.host}:{args.port}: {error.strerror}")
+        return _error(
+            f"cannot listen on {args.host}:{args.port}: {error.strerror}; give another "
+            "--port (0 picks a free one) or --host (an address of this machine)"
+        )
     host, port = args.host, server.server_address[1]
     print(
         f"Serving {package.model_package_group_name} v{package.version} on "

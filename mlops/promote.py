@@ -143,7 +143,12 @@ def promote(
     }
     # Re-validate the whole result before writing: the registry is input too.
     updated = parse_manifest(data, known_envs, str(manifest_path))
-    dump_manifest(updated, manifest_path)
+    try:
+        dump_manifest(updated, manifest_path)
+    except OSError as error:  # the atomic rewrite leaves the manifest as it was
+        raise PromoteError(
+            f"cannot write {manifest_path} ({error.strerror or error}); it is unchanged"
+        ) from None
     return PromotionResult(
         env=env,
         version=version,
@@ -260,6 +265,18 @@ class LocalRegistry:
             meta = json.loads(meta_path.read_text(encoding="utf-8"))
         except json.JSONDecodeError as err:
             raise PromoteError(f"{meta_path}: invalid JSON at line {err.lineno}") from None
+        except UnicodeDecodeError as err:
+            raise PromoteError(
+                f"{meta_path}: not UTF-8 text (byte 0x{err.object[err.start]:02x} at offset "
+                f"{err.start}); register the model again"
+            ) from None
+        except OSError as err:
+            raise PromoteError(f"{meta_path}: cannot read ({err.strerror or err})") from None
+        if not isinstance(meta, dict):
+            raise PromoteError(
+                f"{meta_path}: a JSON {type(meta).__name__}, not an object with version, "
+                "status, model_data_url and image; register the model again"
+            )
         missing = [k for k in ("version", "status", "model_data_url", "image") if k not in meta]
         if missing:
             raise PromoteError(f"{meta_path}: missing field '{missing[0]}'")

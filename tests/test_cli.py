@@ -159,3 +159,82 @@ def test_promote_pins_the_hub_registry_region(capsys: pytest.CaptureFixture[str]
         "ERROR: --region eu-west-1: the registry of prod is dev's in us-east-1; "
         "omit --region or pass us-east-1\n"
     )
+
+
+def test_local_run_refuses_an_out_folder_holding_another_run_and_leaves_it_as_it_was(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from helpers import bundled_data_dir
+
+    earlier = tmp_path / "run-earlier"
+    (earlier / "cdk.out").mkdir(parents=True)
+    (earlier / "cdk.out" / "manifest.json").write_text("{}")
+    (earlier / "run-summary.json").write_text('{"status": "Succeeded"}')
+    argv = ["local", "run", "--data", str(bundled_data_dir()), "--out", str(earlier)]
+    assert cli.main([*argv, "--registry", str(tmp_path / "registry")]) == 2
+    assert capsys.readouterr().err == f"ERROR: --out {earlier} is not empty; give a new folder\n"
+    assert (earlier / "cdk.out" / "manifest.json").read_text() == "{}"
+    assert (earlier / "run-summary.json").read_text() == '{"status": "Succeeded"}'
+    assert sorted(p.name for p in earlier.iterdir()) == ["cdk.out", "run-summary.json"]
+
+
+def test_local_run_refuses_an_out_path_that_is_a_file_or_cannot_be_created(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from helpers import bundled_data_dir
+
+    a_file = tmp_path / "a-file"
+    a_file.write_text("kept")
+    data = ["local", "run", "--data", str(bundled_data_dir())]
+    assert cli.main([*data, "--out", str(a_file)]) == 2
+    assert capsys.readouterr().err == f"ERROR: --out {a_file} is a file; give a new folder\n"
+    assert a_file.read_text() == "kept"
+    below_a_file = a_file / "run"
+    assert cli.main([*data, "--out", str(below_a_file)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"ERROR: --out {below_a_file}: cannot create the folder (")
+    assert err.endswith("); give a writable new folder\n") and err.count("\n") == 1
+
+
+def test_a_new_or_empty_out_folder_is_taken(tmp_path: Path) -> None:
+    from mlops.local.run_local import new_output_folder
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert new_output_folder(empty) == empty
+    nested = tmp_path / "a" / "b" / "run"
+    assert new_output_folder(nested) == nested and nested.is_dir()
+    (empty / "one-file").write_text("")
+    with pytest.raises(ValueError, match="is not empty"):
+        new_output_folder(empty)
+
+
+@pytest.mark.parametrize(
+    ("content", "says"),
+    [
+        (b"training_environment: [\n", "malformed YAML"),
+        (b"\xff\xfe", "not UTF-8 text (byte 0xff at offset 0)"),
+    ],
+)
+def test_local_run_refuses_a_corrupt_configuration_in_one_line_before_the_synth(
+    tmp_path: Path, content: bytes, says: str
+) -> None:
+    from helpers import bundled_data_dir
+
+    from mlops.local.run_local import run_local
+    from mlops.local.runner import LocalRunError
+
+    repo = tmp_path / "repo"
+    (repo / "config").mkdir(parents=True)
+    (repo / "config" / "environments.yaml").write_bytes(content)
+    with pytest.raises(LocalRunError) as refused:
+        run_local(repo, bundled_data_dir(), tmp_path / "out", tmp_path / "registry")
+    message = str(refused.value)
+    assert message.startswith(f"{repo / 'config' / 'environments.yaml'}: ") and says in message
+    assert "\n" not in message and not (tmp_path / "out" / "cdk.out").exists()
+
+
+def test_local_run_runs_the_configured_training_environment() -> None:
+    from mlops.local.run_local import _training_environment
+
+    assert _training_environment(cli.ROOT) == "dev"

@@ -490,6 +490,27 @@ def test_local_report_scores_each_month(tmp_path, raw_tables, months) -> None:
     assert not table[1].split()[temp + 1].endswith("*")  # 2013-01 train <records> <cells>
 
 
+def test_local_report_refuses_an_out_path_it_cannot_write_in_one_line(
+    tmp_path, raw_tables, months
+) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    raw_tables["flights"].to_csv(data / "flights.csv", index=False)
+    for name in ("weather.csv", "planes.csv"):
+        shutil.copy(bundled_data_dir() / name, data / name)
+    baseline = _baseline_file(tmp_path, months["january"], months["vocabulary"])
+    a_file = tmp_path / "a-file"
+    a_file.write_text("kept")
+    with pytest.raises(drift_report.DriftReportError, match=r"--out .*a-file is a file; give"):
+        drift_report.run_local_drift(baseline, data, a_file)
+    with pytest.raises(
+        drift_report.DriftReportError,
+        match=r"--out .*a-file/out: cannot write the report \(.*\); give a writable folder$",
+    ):
+        drift_report.run_local_drift(baseline, data, a_file / "out")
+    assert a_file.read_text() == "kept"
+
+
 def test_local_report_names_a_missing_folder(tmp_path, months) -> None:
     baseline = _baseline_file(tmp_path, months["january"], months["vocabulary"])
     with pytest.raises(drift_report.DriftReportError, match="not a folder"):

@@ -243,3 +243,85 @@ def test_mlops_local_ingest_without_the_tables_is_a_one_line_error(
     argv = ["local", "ingest", "--data", str(tmp_path), "--feature-store", str(tmp_path / "s")]
     assert cli.main(argv) == 2
     assert capsys.readouterr().err.strip() == f"ERROR: {tmp_path} has no planes.csv, weather.csv"
+
+
+def test_a_port_in_use_is_a_one_line_error(
+    registry: LocalRegistry, store: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        argv = ["local", "serve", "--port", str(port), "--feature-store", str(store)]
+        code = cli.main([*argv, "--registry", str(registry.root)])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.startswith(f"ERROR: cannot listen on 127.0.0.1:{port}: ") and err.count("\n") == 1
+    assert "give another --port (0 picks a free one)" in err
+
+
+def test_a_free_port_still_serves(registry: LocalRegistry, store: Path) -> None:
+    model = load_served_model(choose_package(registry, None, None))
+    running = InferenceServer(("127.0.0.1", 0), model, store)
+    try:
+        assert running.server_address[1] > 0 and running.store.count("plane") == 3322
+    finally:
+        running.server_close()
+
+
+def test_a_corrupt_online_store_is_a_one_line_error(
+    registry: LocalRegistry, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "online.sqlite").write_bytes(b"not a database, just text\n" * 100)
+    argv = ["local", "serve", "--port", "0", "--feature-store", str(tmp_path)]
+    assert cli.main([*argv, "--registry", str(registry.root)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert err.startswith(f"ERROR: {tmp_path / 'online.sqlite'} is not a usable online store (")
+    assert "delete it and run `mlops local ingest` again" in err
+
+
+def test_a_raw_table_that_is_not_utf8_is_a_one_line_error(
+    raw: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = tmp_path / "data"
+    shutil.copytree(raw, data)
+    (data / "weather.csv").write_bytes((raw / "weather.csv").read_bytes()[:200] + b"\xff\n")
+    argv = ["local", "ingest", "--data", str(data), "--feature-store", str(tmp_path / "s")]
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert err == (
+        f"ERROR: {data / 'weather.csv'}: not UTF-8 text (byte 0xff); it must be a UTF-8 CSV "
+        "file in the nycflights13 layout\n"
+    )
+
+
+@pytest.mark.parametrize("content", [b"", b"tailnum,year,type,manufacturer,model,engines,seats\n"])
+def test_a_raw_table_without_rows_ingests_nothing_as_the_lambda_does(
+    raw: Path, tmp_path: Path, content: bytes, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = tmp_path / "data"
+    shutil.copytree(raw, data)
+    (data / "planes.csv").write_bytes(content)
+    argv = ["local", "ingest", "--data", str(data), "--feature-store", str(tmp_path / "s")]
+    assert cli.main(argv) == 0
+    assert "planes.csv -> plane: 0 records, 0 online, 0 offline files" in capsys.readouterr().out
+    assert LocalOnlineStore(tmp_path / "s").count("plane") == 0
+
+
+def test_a_feature_store_path_that_cannot_be_written_is_a_one_line_error(
+    raw: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    argv = ["local", "ingest", "--data", str(raw), "--feature-store", str(blocker)]
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert (
+        err.startswith(f"ERROR: cannot write the feature store {blocker} (")
+        and err.count("\n") == 1
+    )
+    assert err.rstrip().endswith("give a writable --feature-store folder")
+    assert blocker.read_text() == "not a folder"

@@ -6,6 +6,7 @@ import argparse
 import hashlib
 import io
 import json
+import re
 import shutil
 from pathlib import Path
 from typing import Any
@@ -374,3 +375,57 @@ def test_command_refuses_a_region_other_than_the_hubs(manifest: Path) -> None:
     err = io.StringIO()
     assert promote_command(args, group_name=GROUP, hub=hub(), err=err) == 2  # passes on to x
     assert "x: file not found" in err.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"3", r"package.json: a JSON int, not an object with version, status"),
+        (b'["version", "status", "model_data_url", "image"]', r"a JSON list, not an object"),
+        (b'"version status model_data_url image"', r"a JSON str, not an object"),
+        (b"\xff\xfe{}", r"package.json: not UTF-8 text \(byte 0xff at offset 0\)"),
+        (b'{"version": 4', r"package.json: invalid JSON at line 1"),
+    ],
+)
+def test_a_corrupt_local_package_json_is_one_refusal_and_the_manifest_is_untouched(
+    tmp_path: Path, manifest: Path, content: bytes, message: str
+) -> None:
+    add_local_package(tmp_path / "r", 4)
+    (tmp_path / "r" / GROUP / "v4" / "package.json").write_bytes(content)
+    original = manifest.read_text()
+    args = ["--env", "prod", "--version", "4", "--local", "--registry", str(tmp_path / "r")]
+    err = io.StringIO()
+    code = promote_command(parse([*args, "--manifest", str(manifest)]), group_name=GROUP, err=err)
+    assert code == 1 and err.getvalue().count("\n") == 1
+    assert re.search(message, err.getvalue()), err.getvalue()
+    assert manifest.read_text() == original
+
+
+def test_a_well_formed_local_package_json_is_still_promoted(tmp_path: Path, manifest: Path) -> None:
+    add_local_package(tmp_path / "r", 4)
+    result = promote("prod", 4, manifest, LocalRegistry(tmp_path / "r", GROUP), known_envs=ENVS)
+    assert result.version == 4 and result.replaced_version == 3
+
+
+def test_a_manifest_that_cannot_be_written_is_one_line_and_stays_as_it_was(
+    tmp_path: Path, manifest: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import errno
+    import tempfile
+
+    add_local_package(tmp_path / "r", 4)
+    original = manifest.read_text()
+
+    def disk_full(*_args: Any, **_kwargs: Any) -> Any:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(tempfile, "mkstemp", disk_full)
+    args = ["--env", "prod", "--version", "4", "--local", "--registry", str(tmp_path / "r")]
+    err = io.StringIO()
+    code = promote_command(parse([*args, "--manifest", str(manifest)]), group_name=GROUP, err=err)
+    assert code == 1
+    assert err.getvalue() == (
+        f"ERROR: cannot write {manifest} (No space left on device); it is unchanged\n"
+    )
+    assert manifest.read_text() == original
+    assert sorted(p.name for p in manifest.parent.iterdir()) == ["r", "releases.yaml"]

@@ -527,6 +527,7 @@ def test_mlops_review_of_a_clean_tree_prints_no_changes(
     assert "No changes" in printed
     assert "####" not in printed
     assert out.read_text() == printed
+    assert sorted(p.name for p in tiny_repo.iterdir() if p.name.startswith(".review")) == []
 
 
 @pytest.mark.skipif(not CDK.exists(), reason="CDK CLI not installed (npm ci)")
@@ -552,6 +553,34 @@ def test_unknown_ref_is_one_error_line(
 def test_head_dir_must_be_a_cloud_assembly(tiny_repo: Path, tmp_path: Path) -> None:
     with pytest.raises(ReviewError, match="is not a cloud assembly"):
         review("HEAD", tiny_repo, None, head_dir=tmp_path)
+
+
+@pytest.mark.parametrize("where", ["a-folder", "no-such-folder/review.md"])
+def test_an_output_it_cannot_write_is_refused_before_any_synth(
+    tiny_repo: Path,
+    tmp_path: Path,
+    where: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import mlops.review.command as command
+
+    def no_synth(*_args: object) -> None:
+        raise AssertionError("synthesized before checking --output")
+
+    monkeypatch.setattr(command, "_synth", no_synth)
+    monkeypatch.setattr(command, "_synth_or_empty", no_synth)
+    (tmp_path / "a-folder").mkdir()
+    output = tmp_path / where
+    monkeypatch.chdir(tiny_repo)
+    assert run(argparse.Namespace(base="HEAD", head_dir=None, output=output)) == 2
+    err = capsys.readouterr().err
+    expected = (
+        f"ERROR: --output {output} is a folder; give a file path\n"
+        if where == "a-folder"
+        else f"ERROR: --output {output}: folder {output.parent} does not exist\n"
+    )
+    assert err == expected
 
 
 def test_review_needs_the_cdk_cli(tmp_path: Path) -> None:

@@ -142,7 +142,10 @@ def test_bad_spans_and_outputs_are_one_error_line(
 ) -> None:
     (tmp_path / "busy").mkdir()
     (tmp_path / "busy" / "x").write_text("")
+    (tmp_path / "a-file").write_text("kept")
     cases = [
+        (["--out", str(tmp_path / "a-file")], "is a file; give a new folder"),
+        (["--out", str(tmp_path / "a-file" / "out")], "cannot create the folder ("),
         (["--seed-months", "6", "--end-month", "5"], "need 2 <= seed months < end month"),
         (["--seed-months", "0"], "'0' is not a month number"),
         (["--out", str(tmp_path / "busy")], "is not empty"),
@@ -159,6 +162,7 @@ def test_bad_spans_and_outputs_are_one_error_line(
         assert code == 2
         err = capsys.readouterr().err
         assert err.startswith("ERROR: ") and message in err and err.count("\n") == 1, err
+    assert (tmp_path / "a-file").read_text() == "kept"
 
 
 def test_options_are_checked_before_any_work(tmp_path: Path, platform: PlatformConfig) -> None:

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from conftest import stack_templates, synth_app
+import pytest
+from conftest import run_dev_training_app, stack_templates, synth_app
 
-from mlops.app_builder import AppOptions
-from mlops.config import PlatformConfig
+from mlops.app_builder import AppOptions, context_flag
+from mlops.config import ConfigError, PlatformConfig
 from mlops.constructs.asset_cache import built_once
 
 
@@ -73,3 +75,38 @@ def test_without_training_only_the_stage_keeps_serving(
 ) -> None:
     synth_app(platform, tmp_path, AppOptions(only_environment="dev"))
     assert "dev-us-east-1/Serving" in stack_templates(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [(None, False), ("false", False), (False, False), ("true", True), (True, True)],
+)
+def test_a_context_switch_is_true_or_false(value: object, expected: bool) -> None:
+    assert context_flag("training-only", value) is expected
+
+
+@pytest.mark.parametrize("value", ["yes", "True", "1", "", 1])
+def test_any_other_context_switch_value_is_refused(value: object) -> None:
+    with pytest.raises(ConfigError, match=rf"^-c training-only={value}: must be true or false$"):
+        context_flag("training-only", value)
+
+
+def test_app_py_refuses_a_misspelt_switch_in_one_line_before_building(tmp_path: Path) -> None:
+    result = run_dev_training_app(
+        [sys.executable, "app.py"], tmp_path, {"training-only": "yes"}, CDK_VALIDATION="false"
+    )
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert lines[-1] == "error: -c training-only=yes: must be true or false"
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "cdk.out").exists() or not any((tmp_path / "cdk.out").iterdir())
+
+
+def test_app_py_refuses_an_empty_environment_name_in_one_line(tmp_path: Path) -> None:
+    result = run_dev_training_app(
+        [sys.executable, "app.py"], tmp_path, {"env": ""}, CDK_VALIDATION="false"
+    )
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert lines[-1] == "error: -c env=: unknown environment (allowed: dev, staging, prod, sandbox)"
+    assert "Traceback" not in result.stderr

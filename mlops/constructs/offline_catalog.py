@@ -65,7 +65,7 @@ class OfflineCatalog(Construct):
                 ),
             ),
         )
-        self.flights_table.add_dependency(self.database)
+        self.flights_table.add_resource_dependency(self.database)
         policy = cdk.RemovalPolicy.RETAIN if retain else cdk.RemovalPolicy.DESTROY
         self.database.apply_removal_policy(policy)
         self.flights_table.apply_removal_policy(policy)

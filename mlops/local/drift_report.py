@@ -50,6 +50,9 @@ def run_local_drift(
     thresholds: drift.Thresholds | None = None,
 ) -> dict[str, Any]:
     """Score each month in data_dir against the baseline; write the JSON and PNG; return it."""
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise DriftReportError(f"--out {out} is a file; give a folder")
     try:
         baseline = drift.load_baseline(Path(baseline_path))
         encoded, months = monthly_features(Path(data_dir), baseline)
@@ -58,11 +61,16 @@ def run_local_drift(
     result = score_months(baseline, encoded, months, thresholds or drift.Thresholds())
     result["baseline"] = str(baseline_path)
     result["data_dir"] = str(data_dir)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     safe = drift.json_safe(result)
-    (out / JSON_FILE).write_text(json.dumps(safe, indent=2, allow_nan=False) + "\n")
-    plot_monthly_psi(safe, out / PNG_FILE)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / JSON_FILE).write_text(json.dumps(safe, indent=2, allow_nan=False) + "\n")
+        plot_monthly_psi(safe, out / PNG_FILE)
+    except OSError as error:
+        raise DriftReportError(
+            f"--out {out}: cannot write the report ({error.strerror or error}); give a "
+            "writable folder"
+        ) from None
     return safe
 
 

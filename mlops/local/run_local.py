@@ -184,15 +184,31 @@ def find_incumbent_lambda(
 
 
 def _training_environment(repo_root: Path) -> str:
-    """config/environments.yaml's training_environment (dev when it is not set)."""
-    import yaml
+    """config/environments.yaml's training_environment; a configuration the synth would
+    refuse is refused here, in the same one line, before the synth."""
+    from mlops.config import ConfigError, load_config
 
-    path = Path(repo_root) / "config" / "environments.yaml"
-    if path.is_file():
-        data = yaml.safe_load(path.read_text()) or {}
-        if isinstance(data, dict) and data.get("training_environment"):
-            return str(data["training_environment"])
-    return "dev"
+    try:
+        return load_config(Path(repo_root) / "config" / "environments.yaml").training_environment
+    except ConfigError as error:
+        raise LocalRunError(str(error)) from None
+
+
+def new_output_folder(out_dir: Path) -> Path:
+    """Create the run's folder, refusing one that holds anything: a run (failed or not) never
+    replaces another run's assembly, definition or summary."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise LocalRunError(f"--out {out_dir} is a file; give a new folder")
+    if out_dir.is_dir() and any(out_dir.iterdir()):
+        raise LocalRunError(f"--out {out_dir} is not empty; give a new folder")
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise LocalRunError(
+            f"--out {out_dir}: cannot create the folder ({error.strerror or error}); give a "
+            "writable new folder"
+        ) from None
+    return out_dir
 
 
 def run_local(
@@ -215,8 +231,7 @@ def run_local(
     AWS), run (up to stop_after, if given), return the summary. Preprocess's Athena input
     then queries that store."""
     repo_root = Path(repo_root).resolve()
-    out_dir = Path(out_dir).resolve()
-    out_dir.mkdir(parents=True, exist_ok=True)
+    out_dir = new_output_folder(Path(out_dir).resolve())
     env_name = env_name or _training_environment(repo_root)
     check_raw_data(data_dir or bundled_data_dir())
     if cdk_out is None:

@@ -80,6 +80,8 @@ def review(
         raise ReviewError(f"{cdk} not found: run `make install` (npm ci) first")
     if head_dir is not None and not (head_dir / "manifest.json").is_file():
         raise ReviewError(f"--head-dir {head_dir} is not a cloud assembly (no manifest.json)")
+    if output is not None:
+        _check_output(output)  # before minutes of synth, not after
     commit = _resolve_ref(repo_root, base_ref)
     env = _cli_env(repo_root)
     with tempfile.TemporaryDirectory(prefix="mlops-review-") as tmp_name:
@@ -115,8 +117,26 @@ def review(
         attach_full_diffs(report, cdk, head_out, tmp, env)
         markdown = render_markdown(report)
     if output is not None:
-        output.write_text(markdown)
+        _write_atomically(output, markdown)
     return markdown
+
+
+def _check_output(output: Path) -> None:
+    if output.is_dir():
+        raise ReviewError(f"--output {output} is a folder; give a file path")
+    if not output.parent.is_dir():
+        raise ReviewError(f"--output {output}: folder {output.parent} does not exist")
+
+
+def _write_atomically(output: Path, text: str) -> None:
+    """The old file or the new one, never half of one."""
+    temporary = output.with_name(f".{output.name}.tmp")
+    try:
+        temporary.write_text(text)
+        os.replace(temporary, output)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
 
 
 # ---------------------------------------------------------------- CLI glue

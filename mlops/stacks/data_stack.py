@@ -172,7 +172,7 @@ class DataStack(cdk.Stack):
             retain=retain,
         )
         for group in self.feature_store.feature_groups.values():
-            group.add_dependency(self.offline_catalog.database)
+            group.add_resource_dependency(self.offline_catalog.database)
         for name in job_log_groups:
             SageMakerLogGroup(
                 self,

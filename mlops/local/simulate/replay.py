@@ -510,9 +510,17 @@ def simulate(options: Options) -> dict[str, Any]:
 
     check_options(options)
     out = Path(options.out_dir)
+    if out.exists() and not out.is_dir():
+        raise SimulationError(f"--out {out} is a file; give a new folder")
     if out.exists() and any(out.iterdir()):
         raise SimulationError(f"--out {out} is not empty; give a new folder")
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise SimulationError(
+            f"--out {out}: cannot create the folder ({error.strerror or error}); give a "
+            "writable new folder"
+        ) from None
     replay = Replay(options)
     cost = replay.run()
     months = [report.month_summary(m) for m in replay.months.values()]
