@@ -249,6 +249,16 @@ def test_eventbridge_grants_with_source_conditions_do_not_count(rehearsal: Assem
     assert found
     assert {stack for stack, _, _ in found} == {DATA, SERVING, MONITORING}
     assert all("events.amazonaws.com kms:" in m for _, _, m in found)
+    # The encrypted topic itself, not only the dead-letter queues: the failed-job rule's
+    # SNS target is refused for both KMS actions.
+    assert sorted(
+        (rule, m.split(" for ")[0].rsplit(" ", 1)[-1])
+        for stack, rule, m in found
+        if m.endswith(f"for topic {TOPIC}")
+    ) == [
+        ("FailureAlertsProcessingJobFailed27FB7412", "kms:Decrypt"),
+        ("FailureAlertsProcessingJobFailed27FB7412", "kms:GenerateDataKey"),
+    ]
 
 
 def test_a_role_target_needs_trust_and_the_start_action(rehearsal: Assembly) -> None:
