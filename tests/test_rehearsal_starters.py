@@ -196,6 +196,26 @@ def test_a_schedule_role_trust_must_match_the_account(rehearsal: Assembly) -> No
     assert resource == SCHEDULE and "does not trust scheduler.amazonaws.com" in message
 
 
+def _scheduler_trust_scoped_to(source_arn: str) -> Edit:
+    def edit(template: dict[str, Any]) -> None:
+        trust = template["Resources"][SCHEDULER_ROLE]["Properties"]["AssumeRolePolicyDocument"]
+        trust["Statement"][0]["Condition"]["ArnEquals"] = {"aws:SourceArn": source_arn}
+
+    return edit
+
+
+def test_a_schedule_role_trust_is_asked_with_the_schedule_group_arn(rehearsal: Assembly) -> None:
+    """Scheduler sends the schedule group's ARN as aws:SourceArn, not the schedule's: a trust
+    scoped to the group passes, one scoped to the schedule's own ARN is refused."""
+    scheduler = "arn:aws:scheduler:us-east-1:444444444444"
+    group = _scheduler_trust_scoped_to(f"{scheduler}:schedule-group/default")
+    assert _found(_edited(rehearsal, MONITORING, group)) == []
+    # The schedule has no Name: before this fix the rule modelled its ARN with the logical id.
+    schedule = _scheduler_trust_scoped_to(f"{scheduler}:schedule/default/{SCHEDULE}")
+    ((_, resource, message),) = _found(_edited(rehearsal, MONITORING, schedule))
+    assert resource == SCHEDULE and "does not trust scheduler.amazonaws.com" in message
+
+
 def _job_name_prefix(length: int) -> Edit:
     """The schedule's job name as a prefix of `length` characters + the execution id."""
 
