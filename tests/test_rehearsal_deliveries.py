@@ -329,3 +329,146 @@ def test_a_failure_destination_needs_the_execution_role_to_send(rehearsal: Assem
     ((stack, config, message),) = _messages(_edited(rehearsal, MONITORING, drop))
     assert (stack, config) == (MONITORING, "RetrainGateFunctionEventInvokeConfig8215469B")
     assert "may not sqs:SendMessage" in message and "(OnFailure)" in message
+
+
+def _events_permission(change: Callable[[dict[str, Any]], None]) -> Edit:
+    def edit(template: dict[str, Any]) -> None:
+        chosen = [
+            p["Properties"]
+            for _, p in _of_type(template, "AWS::Lambda::Permission")
+            if p["Properties"]["Principal"] == "events.amazonaws.com"
+        ]
+        assert chosen
+        for props in chosen:
+            change(props)
+
+    return edit
+
+
+def test_a_lambda_permission_for_another_principal_does_not_count(rehearsal: Assembly) -> None:
+    def other_service(props: dict[str, Any]) -> None:
+        props["Principal"] = "s3.amazonaws.com"  # same SourceArn, another service
+
+    ((_, rule, message),) = _messages(
+        _edited(rehearsal, SERVING, _events_permission(other_service))
+    )
+    assert rule == "RollbackOnAlarmD0726C26" and "no lambda permission lets" in message
+
+
+def test_a_lambda_permissions_source_account_must_be_the_rules(rehearsal: Assembly) -> None:
+    def account(value: str) -> Callable[[dict[str, Any]], None]:
+        def change(props: dict[str, Any]) -> None:
+            props["SourceAccount"] = value
+
+        return change
+
+    assert _messages(_edited(rehearsal, SERVING, _events_permission(account("444444444444")))) == []
+    ((_, rule, _),) = _messages(_edited(rehearsal, SERVING, _events_permission(account("1"))))
+    assert rule == "RollbackOnAlarmD0726C26"
+
+
+def test_a_dead_letter_queue_stays_in_the_rule_region(rehearsal: Assembly) -> None:
+    def elsewhere(template: dict[str, Any]) -> None:
+        rule = template["Resources"]["RollbackOnAlarmD0726C26"]["Properties"]
+        rule["Targets"][0]["DeadLetterConfig"]["Arn"] = (
+            "arn:aws:sqs:eu-west-1:444444444444:prod-us-east-1-Serving-FailureAlertsDeadLettersFA4F87A5"
+        )
+
+    ((_, rule, message),) = _messages(_edited(rehearsal, SERVING, elsewhere))
+    assert rule == "RollbackOnAlarmD0726C26"
+    assert "dead-letter queue arn:aws:sqs:eu-west-1:" in message
+    assert "is not in 444444444444/us-east-1" in message
+
+
+def test_a_queue_statement_for_the_account_does_not_let_eventbridge_send(
+    rehearsal: Assembly,
+) -> None:
+    """Only statements naming the service principal (or everyone) apply to its request."""
+
+    def account_principal(template: dict[str, Any]) -> None:
+        for _, policy in _of_type(template, "AWS::SQS::QueuePolicy"):
+            for statement in policy["Properties"]["PolicyDocument"]["Statement"]:
+                if statement["Effect"] == "Allow":
+                    statement["Principal"] = {"AWS": "arn:aws:iam::444444444444:root"}
+
+    ((_, rule, message),) = _messages(_edited(rehearsal, SERVING, account_principal))
+    assert rule == "RollbackOnAlarmD0726C26"
+    assert "does not allow events.amazonaws.com sqs:SendMessage (dead-letter queue)" in message
+
+
+def _logs_statement(change: Callable[[dict[str, Any]], None]) -> Edit:
+    def edit(template: dict[str, Any]) -> None:
+        for statement in _key_statements(template):
+            if statement.get("Sid") == "AllowCloudWatchLogsOfThisAccount":
+                change(statement)
+
+    return edit
+
+
+def test_logs_ask_the_key_with_the_log_group_arn_itself(rehearsal: Assembly) -> None:
+    """The encryption context names the log group's ARN without the ":*" of its GetAtt Arn:
+    a grant for exactly that ARN covers that group and no other."""
+    exact = "arn:aws:logs:us-east-1:444444444444:log-group:/aws/sagemaker/ProcessingJobs"
+
+    def only_processing_jobs(statement: dict[str, Any]) -> None:
+        statement["Condition"] = {"ArnEquals": {"kms:EncryptionContext:aws:logs:arn": exact}}
+
+    found = _messages(_edited(rehearsal, DATA, _logs_statement(only_processing_jobs)))
+    refused = {resource for _, resource, _ in found}
+    assert "RetrainGateLogs5197BB28" in refused
+    assert "ProcessingJobsLogsLogGroup19B59722" not in refused
+
+
+def test_logs_need_to_encrypt_with_the_key(rehearsal: Assembly) -> None:
+    def no_encrypt(statement: dict[str, Any]) -> None:
+        statement["Action"] = [a for a in statement["Action"] if a != "kms:Encrypt*"]
+
+    found = _messages(_edited(rehearsal, DATA, _logs_statement(no_encrypt)))
+    assert found and all("logs.us-east-1.amazonaws.com kms:Encrypt for" in m for _, _, m in found)
+
+
+def test_a_failure_destination_needs_the_execution_role_to_use_the_queue_key(
+    rehearsal: Assembly,
+) -> None:
+    def drop(template: dict[str, Any]) -> None:
+        policy = template["Resources"]["RetrainGateRoleDefaultPolicy47E5F4E0"]["Properties"]
+        policy["PolicyDocument"]["Statement"] = [
+            s for s in policy["PolicyDocument"]["Statement"] if "kms:Decrypt" not in s["Action"]
+        ]
+
+    found = _messages(_edited(rehearsal, MONITORING, drop))
+    assert sorted(m.split(" on ")[0].rsplit(" ", 1)[-1] for _, _, m in found) == [
+        "kms:Decrypt",
+        "kms:GenerateDataKey",
+    ]
+    assert all("(OnFailure to " in m for _, _, m in found)
+
+
+def test_a_success_destination_is_checked_too(rehearsal: Assembly) -> None:
+    def on_success(template: dict[str, Any]) -> None:
+        config = template["Resources"]["RetrainGateFunctionEventInvokeConfig8215469B"]
+        config["Properties"]["DestinationConfig"]["OnSuccess"] = {"Destination": TOPIC}
+
+    ((_, config, message),) = _messages(_edited(rehearsal, MONITORING, on_success))
+    assert config == "RetrainGateFunctionEventInvokeConfig8215469B"
+    assert f"may not sns:Publish on {TOPIC} (OnSuccess)" in message
+
+
+def test_a_queue_target_needs_the_queue_policy(rehearsal: Assembly) -> None:
+    queue = (
+        "arn:aws:sqs:us-east-1:444444444444:prod-us-east-1-Serving-FailureAlertsDeadLettersFA4F87A5"
+    )
+
+    def to_queue_without_policy(template: dict[str, Any]) -> None:
+        rule = template["Resources"]["RollbackOnAlarmD0726C26"]["Properties"]
+        rule["Targets"][0]["Arn"] = queue
+        del rule["Targets"][0]["DeadLetterConfig"]
+        for logical_id, _ in _of_type(template, "AWS::SQS::QueuePolicy"):
+            del template["Resources"][logical_id]
+
+    ((_, rule, message),) = _messages(_edited(rehearsal, SERVING, to_queue_without_policy))
+    assert rule == "RollbackOnAlarmD0726C26"
+    assert (
+        f"queue policy of {queue} does not allow events.amazonaws.com sqs:SendMessage (target)"
+        in (message)
+    )
