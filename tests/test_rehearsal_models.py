@@ -141,3 +141,24 @@ def test_the_execution_role_must_trust_sagemaker(rehearsal: Assembly) -> None:
     found = _found(_edited(rehearsal, SERVING, untrusted))
     assert {resource for _, resource, _ in found} == {CURRENT, PREVIOUS}
     assert all("does not trust sagemaker.amazonaws.com" in message for _, _, message in found)
+
+
+def test_a_model_needs_each_ecr_pull_action(rehearsal: Assembly) -> None:
+    """The registry login and the layer download, not only BatchGetImage."""
+
+    def without_action(action: str) -> Edit:
+        def edit(template: dict[str, Any]) -> None:
+            for statement in _statements(template):
+                actions = (
+                    statement["Action"]
+                    if isinstance(statement["Action"], list)
+                    else [statement["Action"]]
+                )
+                statement["Action"] = [a for a in actions if a != action] or ["ecr:DescribeImages"]
+
+        return edit
+
+    for action in ("ecr:GetAuthorizationToken", "ecr:GetDownloadUrlForLayer"):
+        found = _found(_edited(rehearsal, SERVING, without_action(action)))
+        assert {resource for _, resource, _ in found} == {CURRENT, PREVIOUS}, action
+        assert all(f"may not {action}" in message for _, _, message in found), action

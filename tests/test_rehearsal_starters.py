@@ -242,3 +242,38 @@ def test_a_scheduled_job_name_fits_sagemakers_63_characters(rehearsal: Assembly)
     assert _found(_edited(rehearsal, MONITORING, _job_name_prefix(fits))) == []
     ((_, resource, message),) = _found(_edited(rehearsal, MONITORING, _job_name_prefix(fits + 1)))
     assert resource == SCHEDULE and "must be 1-63 characters" in message
+
+
+def test_a_processing_step_needs_describe_on_its_job(rehearsal: Assembly) -> None:
+    """Pipelines poll every job they start: Create alone is not enough."""
+
+    def no_describe(statement: dict[str, Any]) -> None:
+        statement["Action"] = [
+            a for a in statement["Action"] if a != "sagemaker:DescribeProcessingJob"
+        ]
+
+    found = _found(_edited(rehearsal, TRAINING, _change(_sid("RunThisPipelinesJobs"), no_describe)))
+    assert _steps_named(found) == ["ValidateData", "Preprocess", "Evaluate"]
+    assert all("may not sagemaker:DescribeProcessingJob" in message for _, _, message in found)
+
+
+def _tag_the_scheduled_job(template: dict[str, Any]) -> None:
+    """Add Tags to the CreateProcessingJob request the schedule sends (its Input)."""
+    parts = template["Resources"][SCHEDULE]["Properties"]["Target"]["Input"]["Fn::Join"][1]
+    assert parts[0].startswith("{")
+    parts[0] = '{"Tags":[{"Key":"project","Value":"flightdelay"}],' + parts[0][1:]
+
+
+def test_a_tagged_scheduled_job_needs_add_tags(rehearsal: Assembly) -> None:
+    ((_, resource, message),) = _found(_edited(rehearsal, MONITORING, _tag_the_scheduled_job))
+    assert resource == SCHEDULE and "may not sagemaker:AddTags" in message
+
+
+def test_a_schedule_of_another_operation_is_reported_not_passed(rehearsal: Assembly) -> None:
+    def training(template: dict[str, Any]) -> None:
+        target = template["Resources"][SCHEDULE]["Properties"]["Target"]
+        target["Arn"] = "arn:aws:scheduler:::aws-sdk:sagemaker:createTrainingJob"
+
+    ((_, resource, message),) = _found(_edited(rehearsal, MONITORING, training))
+    assert resource == SCHEDULE
+    assert message == "sagemaker:CreateTrainingJob: only CreateProcessingJob is modelled"
