@@ -472,3 +472,23 @@ def test_a_queue_target_needs_the_queue_policy(rehearsal: Assembly) -> None:
         f"queue policy of {queue} does not allow events.amazonaws.com sqs:SendMessage (target)"
         in (message)
     )
+
+
+def test_unmodelled_alarm_actions_and_targets_are_reported_not_passed(
+    rehearsal: Assembly,
+) -> None:
+    """A delivery the rule cannot follow stays red rather than passing unchecked."""
+    function = "arn:aws:lambda:us-east-1:444444444444:function:somewhere"
+    found = _messages(_edited(rehearsal, SERVING, _point_alarms_at(function)))
+    assert found
+    assert all(m == f"alarm action {function}: only SNS actions are modelled" for _, _, m in found)
+
+    log_group = "arn:aws:logs:us-east-1:444444444444:log-group:/aws/events/rollback"
+
+    def to_logs(template: dict[str, Any]) -> None:
+        rule = template["Resources"]["RollbackOnAlarmD0726C26"]["Properties"]
+        rule["Targets"][0]["Arn"] = log_group
+
+    ((_, rule, message),) = _messages(_edited(rehearsal, SERVING, to_logs))
+    assert rule == "RollbackOnAlarmD0726C26"
+    assert message == f"target {log_group}: delivery to logs is not modelled"

@@ -143,6 +143,11 @@ def _alarm_problems(assembly: Assembly, index: Mapping[str, _Target]) -> Iterato
             context = {"aws:SourceAccount": stack.account, "aws:SourceArn": alarm_arn}
             for action in sorted({a for key in ALARM_ACTIONS for a in props.get(key, [])}):
                 if not str(action).startswith("arn:aws:sns:"):
+                    # Lambda, Systems Manager, EC2 and Auto Scaling actions need grants of
+                    # their own that this rule does not follow: red, not silently passed.
+                    yield Problem(
+                        stack, alarm_id, f"alarm action {action}: only SNS actions are modelled"
+                    )
                     continue
                 yield from _sns_problems(
                     stack,
@@ -335,6 +340,10 @@ def _rule_problems(assembly: Assembly, index: Mapping[str, _Target]) -> Iterator
                     yield from _sns_problems(stack, rule_id, index, arn, service, context, {})
                 elif kind == "sqs":
                     yield from _sqs_problems(stack, rule_id, index, arn, "target", context)
+                else:
+                    yield Problem(
+                        stack, rule_id, f"target {arn}: delivery to {kind} is not modelled"
+                    )
                 dead_letters = target.get("DeadLetterConfig", {}).get("Arn")
                 if dead_letters:
                     yield from _sqs_problems(
