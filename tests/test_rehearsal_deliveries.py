@@ -5,14 +5,14 @@ sender and the policy that refuses it."""
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers import edited_assembly
 
-from mlops.rehearsal.assembly import Assembly, Stack, load_assembly
+from mlops.rehearsal.assembly import Assembly, load_assembly
 from mlops.rehearsal.deliveries import delivery_problems
 from mlops.rehearsal.rules import RULES, service_deliveries_allowed
 
@@ -29,18 +29,6 @@ Edit = Callable[[dict[str, Any]], None]
 @pytest.fixture(scope="module")
 def rehearsal(assembly_dir: Path) -> Assembly:
     return load_assembly(assembly_dir)
-
-
-def _edited(assembly: Assembly, stack_name: str, edit: Edit) -> Assembly:
-    stacks = []
-    for stack in assembly.stacks:
-        template = copy.deepcopy(stack.template)
-        if stack.name == stack_name:
-            edit(template)
-        stacks.append(
-            Stack(stack.name, stack.path, stack.account, stack.region, template, stack.dependencies)
-        )
-    return Assembly(stacks=stacks, deploy_order=dict(assembly.deploy_order))
 
 
 def _messages(assembly: Assembly) -> list[tuple[str, str, str]]:
@@ -100,7 +88,7 @@ def test_every_kind_of_delivery_is_followed(rehearsal: Assembly) -> None:
 
 
 def test_alarms_need_the_cloudwatch_grant_on_the_topic_key(rehearsal: Assembly) -> None:
-    no_grant = _edited(
+    no_grant = edited_assembly(
         rehearsal,
         DATA,
         _drop_key_statements(lambda s: s.get("Sid") != "AllowCloudWatchAlarmsToEncryptedTopics"),
@@ -119,7 +107,7 @@ def test_the_cloudwatch_key_grant_must_match_the_alarm_account(rehearsal: Assemb
             if statement.get("Sid") == "AllowCloudWatchAlarmsToEncryptedTopics":
                 statement["Condition"] = {"StringEquals": {"aws:SourceAccount": "999999999999"}}
 
-    found = _messages(_edited(rehearsal, DATA, other_account))
+    found = _messages(edited_assembly(rehearsal, DATA, other_account))
     assert found and all("cloudwatch.amazonaws.com" in m for _, _, m in found)
 
 
@@ -131,7 +119,7 @@ def test_alarms_need_the_topic_policy_to_allow_cloudwatch(rehearsal: Assembly) -
                 s for s in document["Statement"] if s.get("Sid") != "CloudWatchAlarmsOfThisAccount"
             ]
 
-    found = _messages(_edited(rehearsal, SERVING, drop))
+    found = _messages(edited_assembly(rehearsal, SERVING, drop))
     assert found
     # Serving's endpoint alarms and Monitoring's drift alarms both notify Serving's topic.
     refused = f"topic policy of {TOPIC} does not allow cloudwatch.amazonaws.com sns:Publish"
@@ -146,7 +134,7 @@ def test_a_topic_without_any_topic_policy_refuses_services(rehearsal: Assembly) 
         for logical_id, _ in _of_type(template, "AWS::SNS::TopicPolicy"):
             del template["Resources"][logical_id]
 
-    found = _messages(_edited(rehearsal, SERVING, drop))
+    found = _messages(edited_assembly(rehearsal, SERVING, drop))
     # The alarms of Serving and the Monitoring rule that forwards failed jobs to that topic.
     assert {stack for stack, _, _ in found} == {SERVING, MONITORING}
     assert any("events.amazonaws.com sns:Publish" in m for _, _, m in found)
@@ -164,7 +152,7 @@ def _point_alarms_at(arn: str) -> Edit:
 
 def test_alarm_actions_stay_in_the_alarm_region(rehearsal: Assembly) -> None:
     elsewhere = TOPIC.replace("us-east-1", "eu-west-1")
-    found = _messages(_edited(rehearsal, SERVING, _point_alarms_at(elsewhere)))
+    found = _messages(edited_assembly(rehearsal, SERVING, _point_alarms_at(elsewhere)))
     assert found
     assert all(f"publishes to {elsewhere} in 444444444444/eu-west-1" in m for _, _, m in found)
 
@@ -174,7 +162,7 @@ def test_a_topic_under_the_aws_managed_key_refuses_services(rehearsal: Assembly)
         for _, topic in _of_type(template, "AWS::SNS::Topic"):
             topic["Properties"]["KmsMasterKeyId"] = "alias/aws/sns"
 
-    found = _messages(_edited(rehearsal, SERVING, managed_key))
+    found = _messages(edited_assembly(rehearsal, SERVING, managed_key))
     assert found
     assert all("AWS managed alias/aws/sns" in m for _, _, m in found)
 
@@ -188,7 +176,7 @@ def test_a_lambda_target_needs_a_permission_for_its_rule(rehearsal: Assembly) ->
             if permission["Properties"]["Principal"] == "events.amazonaws.com":
                 del template["Resources"][logical_id]
 
-    ((stack, rule, message),) = _messages(_edited(rehearsal, SERVING, drop))
+    ((stack, rule, message),) = _messages(edited_assembly(rehearsal, SERVING, drop))
     assert (stack, rule) == (SERVING, "RollbackOnAlarmD0726C26")
     assert "no lambda permission lets events.amazonaws.com invoke" in message
 
@@ -201,7 +189,7 @@ def test_a_lambda_permission_for_another_rule_does_not_count(rehearsal: Assembly
             if permission["Properties"]["Principal"] == "events.amazonaws.com":
                 permission["Properties"]["SourceArn"] = other
 
-    ((_, rule, _),) = _messages(_edited(rehearsal, SERVING, retarget))
+    ((_, rule, _),) = _messages(edited_assembly(rehearsal, SERVING, retarget))
     assert rule == "RollbackOnAlarmD0726C26"
 
 
@@ -214,7 +202,7 @@ def test_a_dead_letter_queue_needs_a_queue_policy_for_its_rule(rehearsal: Assemb
                         "ArnEquals": {"aws:SourceArn": "arn:aws:events:us-east-1:1:rule/other"}
                     }
 
-    ((stack, rule, message),) = _messages(_edited(rehearsal, SERVING, other_rule))
+    ((stack, rule, message),) = _messages(edited_assembly(rehearsal, SERVING, other_rule))
     assert (stack, rule) == (SERVING, "RollbackOnAlarmD0726C26")
     assert "does not allow events.amazonaws.com sqs:SendMessage (dead-letter queue)" in message
 
@@ -227,7 +215,7 @@ def _is_cdk_events_grant(statement: dict[str, Any]) -> bool:
 def test_the_keys_own_eventbridge_grant_suffices(rehearsal: Assembly) -> None:
     """A stage without an SNS rule target gets no grant from CDK: the key's own statement
     must carry EventBridge's deliveries to its encrypted topics and dead-letter queues."""
-    without_cdk_grant = _edited(
+    without_cdk_grant = edited_assembly(
         rehearsal, DATA, _drop_key_statements(lambda s: not _is_cdk_events_grant(s))
     )
     assert _messages(without_cdk_grant) == []
@@ -245,10 +233,20 @@ def test_eventbridge_grants_with_source_conditions_do_not_count(rehearsal: Assem
             if statement.get("Sid") == "AllowEventBridgeToEncryptedTopicsAndQueues":
                 statement["Condition"] = {"StringEquals": {"aws:SourceAccount": "444444444444"}}
 
-    found = _messages(_edited(rehearsal, DATA, as_before))
+    found = _messages(edited_assembly(rehearsal, DATA, as_before))
     assert found
     assert {stack for stack, _, _ in found} == {DATA, SERVING, MONITORING}
     assert all("events.amazonaws.com kms:" in m for _, _, m in found)
+    # The encrypted topic itself, not only the dead-letter queues: the failed-job rule's
+    # SNS target is refused for both KMS actions.
+    assert sorted(
+        (rule, m.split(" for ")[0].rsplit(" ", 1)[-1])
+        for stack, rule, m in found
+        if m.endswith(f"for topic {TOPIC}")
+    ) == [
+        ("FailureAlertsProcessingJobFailed27FB7412", "kms:Decrypt"),
+        ("FailureAlertsProcessingJobFailed27FB7412", "kms:GenerateDataKey"),
+    ]
 
 
 def test_a_role_target_needs_trust_and_the_start_action(rehearsal: Assembly) -> None:
@@ -266,10 +264,10 @@ def test_a_role_target_needs_trust_and_the_start_action(rehearsal: Assembly) -> 
             if s["Action"] != "sagemaker:StartPipelineExecution"
         ]
 
-    trust_found = _messages(_edited(rehearsal, TRAINING, untrusted))
+    trust_found = _messages(edited_assembly(rehearsal, TRAINING, untrusted))
     assert len(trust_found) == 2  # the schedule rule and the new-data rule
     assert all("does not trust events.amazonaws.com" in m for _, _, m in trust_found)
-    start_found = _messages(_edited(rehearsal, TRAINING, no_start))
+    start_found = _messages(edited_assembly(rehearsal, TRAINING, no_start))
     assert len(start_found) == 2
     assert all("may not sagemaker:StartPipelineExecution" in m for _, _, m in start_found)
 
@@ -279,7 +277,7 @@ def test_a_role_target_needs_trust_and_the_start_action(rehearsal: Assembly) -> 
 
 def test_encrypted_log_groups_need_the_logs_grant(rehearsal: Assembly) -> None:
     found = _messages(
-        _edited(
+        edited_assembly(
             rehearsal,
             DATA,
             _drop_key_statements(lambda s: s.get("Sid") != "AllowCloudWatchLogsOfThisAccount"),
@@ -302,7 +300,7 @@ def test_the_logs_grant_must_cover_the_log_group_arn(rehearsal: Assembly) -> Non
                     }
                 }
 
-    found = _messages(_edited(rehearsal, DATA, other_region))
+    found = _messages(edited_assembly(rehearsal, DATA, other_region))
     assert found and all("logs.us-east-1.amazonaws.com" in m for _, _, m in found)
 
 
@@ -316,6 +314,174 @@ def test_a_failure_destination_needs_the_execution_role_to_send(rehearsal: Assem
             s for s in policy["PolicyDocument"]["Statement"] if "sqs:SendMessage" not in s["Action"]
         ]
 
-    ((stack, config, message),) = _messages(_edited(rehearsal, MONITORING, drop))
+    ((stack, config, message),) = _messages(edited_assembly(rehearsal, MONITORING, drop))
     assert (stack, config) == (MONITORING, "RetrainGateFunctionEventInvokeConfig8215469B")
     assert "may not sqs:SendMessage" in message and "(OnFailure)" in message
+
+
+def _events_permission(change: Callable[[dict[str, Any]], None]) -> Edit:
+    def edit(template: dict[str, Any]) -> None:
+        chosen = [
+            p["Properties"]
+            for _, p in _of_type(template, "AWS::Lambda::Permission")
+            if p["Properties"]["Principal"] == "events.amazonaws.com"
+        ]
+        assert chosen
+        for props in chosen:
+            change(props)
+
+    return edit
+
+
+def test_a_lambda_permission_for_another_principal_does_not_count(rehearsal: Assembly) -> None:
+    def other_service(props: dict[str, Any]) -> None:
+        props["Principal"] = "s3.amazonaws.com"  # same SourceArn, another service
+
+    ((_, rule, message),) = _messages(
+        edited_assembly(rehearsal, SERVING, _events_permission(other_service))
+    )
+    assert rule == "RollbackOnAlarmD0726C26" and "no lambda permission lets" in message
+
+
+def test_a_lambda_permissions_source_account_must_be_the_rules(rehearsal: Assembly) -> None:
+    def account(value: str) -> Callable[[dict[str, Any]], None]:
+        def change(props: dict[str, Any]) -> None:
+            props["SourceAccount"] = value
+
+        return change
+
+    assert (
+        _messages(edited_assembly(rehearsal, SERVING, _events_permission(account("444444444444"))))
+        == []
+    )
+    ((_, rule, _),) = _messages(
+        edited_assembly(rehearsal, SERVING, _events_permission(account("1")))
+    )
+    assert rule == "RollbackOnAlarmD0726C26"
+
+
+def test_a_dead_letter_queue_stays_in_the_rule_region(rehearsal: Assembly) -> None:
+    def elsewhere(template: dict[str, Any]) -> None:
+        rule = template["Resources"]["RollbackOnAlarmD0726C26"]["Properties"]
+        rule["Targets"][0]["DeadLetterConfig"]["Arn"] = (
+            "arn:aws:sqs:eu-west-1:444444444444:prod-us-east-1-Serving-FailureAlertsDeadLettersFA4F87A5"
+        )
+
+    ((_, rule, message),) = _messages(edited_assembly(rehearsal, SERVING, elsewhere))
+    assert rule == "RollbackOnAlarmD0726C26"
+    assert "dead-letter queue arn:aws:sqs:eu-west-1:" in message
+    assert "is not in 444444444444/us-east-1" in message
+
+
+def test_a_queue_statement_for_the_account_does_not_let_eventbridge_send(
+    rehearsal: Assembly,
+) -> None:
+    """Only statements naming the service principal (or everyone) apply to its request."""
+
+    def account_principal(template: dict[str, Any]) -> None:
+        for _, policy in _of_type(template, "AWS::SQS::QueuePolicy"):
+            for statement in policy["Properties"]["PolicyDocument"]["Statement"]:
+                if statement["Effect"] == "Allow":
+                    statement["Principal"] = {"AWS": "arn:aws:iam::444444444444:root"}
+
+    ((_, rule, message),) = _messages(edited_assembly(rehearsal, SERVING, account_principal))
+    assert rule == "RollbackOnAlarmD0726C26"
+    assert "does not allow events.amazonaws.com sqs:SendMessage (dead-letter queue)" in message
+
+
+def _logs_statement(change: Callable[[dict[str, Any]], None]) -> Edit:
+    def edit(template: dict[str, Any]) -> None:
+        for statement in _key_statements(template):
+            if statement.get("Sid") == "AllowCloudWatchLogsOfThisAccount":
+                change(statement)
+
+    return edit
+
+
+def test_logs_ask_the_key_with_the_log_group_arn_itself(rehearsal: Assembly) -> None:
+    """The encryption context names the log group's ARN without the ":*" of its GetAtt Arn:
+    a grant for exactly that ARN covers that group and no other."""
+    exact = "arn:aws:logs:us-east-1:444444444444:log-group:/aws/sagemaker/ProcessingJobs"
+
+    def only_processing_jobs(statement: dict[str, Any]) -> None:
+        statement["Condition"] = {"ArnEquals": {"kms:EncryptionContext:aws:logs:arn": exact}}
+
+    found = _messages(edited_assembly(rehearsal, DATA, _logs_statement(only_processing_jobs)))
+    refused = {resource for _, resource, _ in found}
+    assert "RetrainGateLogs5197BB28" in refused
+    assert "ProcessingJobsLogsLogGroup19B59722" not in refused
+
+
+def test_logs_need_to_encrypt_with_the_key(rehearsal: Assembly) -> None:
+    def no_encrypt(statement: dict[str, Any]) -> None:
+        statement["Action"] = [a for a in statement["Action"] if a != "kms:Encrypt*"]
+
+    found = _messages(edited_assembly(rehearsal, DATA, _logs_statement(no_encrypt)))
+    assert found and all("logs.us-east-1.amazonaws.com kms:Encrypt for" in m for _, _, m in found)
+
+
+def test_a_failure_destination_needs_the_execution_role_to_use_the_queue_key(
+    rehearsal: Assembly,
+) -> None:
+    def drop(template: dict[str, Any]) -> None:
+        policy = template["Resources"]["RetrainGateRoleDefaultPolicy47E5F4E0"]["Properties"]
+        policy["PolicyDocument"]["Statement"] = [
+            s for s in policy["PolicyDocument"]["Statement"] if "kms:Decrypt" not in s["Action"]
+        ]
+
+    found = _messages(edited_assembly(rehearsal, MONITORING, drop))
+    assert sorted(m.split(" on ")[0].rsplit(" ", 1)[-1] for _, _, m in found) == [
+        "kms:Decrypt",
+        "kms:GenerateDataKey",
+    ]
+    assert all("(OnFailure to " in m for _, _, m in found)
+
+
+def test_a_success_destination_is_checked_too(rehearsal: Assembly) -> None:
+    def on_success(template: dict[str, Any]) -> None:
+        config = template["Resources"]["RetrainGateFunctionEventInvokeConfig8215469B"]
+        config["Properties"]["DestinationConfig"]["OnSuccess"] = {"Destination": TOPIC}
+
+    ((_, config, message),) = _messages(edited_assembly(rehearsal, MONITORING, on_success))
+    assert config == "RetrainGateFunctionEventInvokeConfig8215469B"
+    assert f"may not sns:Publish on {TOPIC} (OnSuccess)" in message
+
+
+def test_a_queue_target_needs_the_queue_policy(rehearsal: Assembly) -> None:
+    queue = (
+        "arn:aws:sqs:us-east-1:444444444444:prod-us-east-1-Serving-FailureAlertsDeadLettersFA4F87A5"
+    )
+
+    def to_queue_without_policy(template: dict[str, Any]) -> None:
+        rule = template["Resources"]["RollbackOnAlarmD0726C26"]["Properties"]
+        rule["Targets"][0]["Arn"] = queue
+        del rule["Targets"][0]["DeadLetterConfig"]
+        for logical_id, _ in _of_type(template, "AWS::SQS::QueuePolicy"):
+            del template["Resources"][logical_id]
+
+    ((_, rule, message),) = _messages(edited_assembly(rehearsal, SERVING, to_queue_without_policy))
+    assert rule == "RollbackOnAlarmD0726C26"
+    assert (
+        f"queue policy of {queue} does not allow events.amazonaws.com sqs:SendMessage (target)"
+        in (message)
+    )
+
+
+def test_unmodelled_alarm_actions_and_targets_are_reported_not_passed(
+    rehearsal: Assembly,
+) -> None:
+    """A delivery the rule cannot follow stays red rather than passing unchecked."""
+    function = "arn:aws:lambda:us-east-1:444444444444:function:somewhere"
+    found = _messages(edited_assembly(rehearsal, SERVING, _point_alarms_at(function)))
+    assert found
+    assert all(m == f"alarm action {function}: only SNS actions are modelled" for _, _, m in found)
+
+    log_group = "arn:aws:logs:us-east-1:444444444444:log-group:/aws/events/rollback"
+
+    def to_logs(template: dict[str, Any]) -> None:
+        rule = template["Resources"]["RollbackOnAlarmD0726C26"]["Properties"]
+        rule["Targets"][0]["Arn"] = log_group
+
+    ((_, rule, message),) = _messages(edited_assembly(rehearsal, SERVING, to_logs))
+    assert rule == "RollbackOnAlarmD0726C26"
+    assert message == f"target {log_group}: delivery to logs is not modelled"

@@ -5,14 +5,14 @@ model that would fail to start."""
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers import edited_assembly
 
-from mlops.rehearsal.assembly import Assembly, Stack, load_assembly
+from mlops.rehearsal.assembly import Assembly, load_assembly
 from mlops.rehearsal.models import model_problems
 from mlops.rehearsal.rules import RULES, models_can_load
 
@@ -29,18 +29,6 @@ Edit = Callable[[dict[str, Any]], None]
 @pytest.fixture(scope="module")
 def rehearsal(assembly_dir: Path) -> Assembly:
     return load_assembly(assembly_dir)
-
-
-def _edited(assembly: Assembly, stack_name: str, edit: Edit) -> Assembly:
-    stacks = []
-    for stack in assembly.stacks:
-        template = copy.deepcopy(stack.template)
-        if stack.name == stack_name:
-            edit(template)
-        stacks.append(
-            Stack(stack.name, stack.path, stack.account, stack.region, template, stack.dependencies)
-        )
-    return Assembly(stacks=stacks, deploy_order=dict(assembly.deploy_order))
 
 
 def _found(assembly: Assembly) -> list[tuple[str, str, str]]:
@@ -73,7 +61,9 @@ def test_the_rule_is_registered_and_passes_on_every_model(rehearsal: Assembly) -
 
 def test_a_model_needs_its_artifact(rehearsal: Assembly) -> None:
     found = _found(
-        _edited(rehearsal, SERVING, _without(lambda s: s.get("Sid") == "ReadPinnedArtifacts"))
+        edited_assembly(
+            rehearsal, SERVING, _without(lambda s: s.get("Sid") == "ReadPinnedArtifacts")
+        )
     )
     assert sorted(resource for _, resource, _ in found) == sorted([CURRENT, PREVIOUS])
     assert all("s3:GetObject" in message and "download s3://" in message for _, _, message in found)
@@ -93,13 +83,15 @@ def test_reading_the_other_release_does_not_count(rehearsal: Assembly) -> None:
                 ]
                 assert len(statement["Resource"]) == 1
 
-    ((_, resource, _),) = _found(_edited(rehearsal, SERVING, previous_only))
+    ((_, resource, _),) = _found(edited_assembly(rehearsal, SERVING, previous_only))
     assert resource == CURRENT
 
 
 def test_a_model_needs_to_pull_its_image(rehearsal: Assembly) -> None:
     found = _found(
-        _edited(rehearsal, SERVING, _without(lambda s: s.get("Sid") == "PullPinnedSageMakerImages"))
+        edited_assembly(
+            rehearsal, SERVING, _without(lambda s: s.get("Sid") == "PullPinnedSageMakerImages")
+        )
     )
     assert {resource for _, resource, _ in found} == {CURRENT, PREVIOUS}
     assert all("repository/sagemaker-xgboost" in message for _, _, message in found)
@@ -107,7 +99,7 @@ def test_a_model_needs_to_pull_its_image(rehearsal: Assembly) -> None:
 
 def test_a_model_needs_the_bucket_key(rehearsal: Assembly) -> None:
     found = _found(
-        _edited(
+        edited_assembly(
             rehearsal, SERVING, _without(lambda s: "kms:Decrypt" in s["Action"] and "Sid" not in s)
         )
     )
@@ -127,7 +119,7 @@ def test_the_key_policy_must_leave_the_role_to_iam(rehearsal: Assembly) -> None:
         assert len(kept) == len(policy["Statement"]) - 1
         policy["Statement"] = kept
 
-    edited = _edited(rehearsal, DATA, no_account_statement)
+    edited = edited_assembly(rehearsal, DATA, no_account_statement)
     found = _found(edited)
     assert {resource for stack, resource, _ in found if stack == SERVING} == {CURRENT, PREVIOUS}
     assert all("key policy of" in message for _, _, message in found)
@@ -138,6 +130,27 @@ def test_the_execution_role_must_trust_sagemaker(rehearsal: Assembly) -> None:
         trust = template["Resources"][ROLE]["Properties"]["AssumeRolePolicyDocument"]
         trust["Statement"][0]["Principal"] = {"Service": "lambda.amazonaws.com"}
 
-    found = _found(_edited(rehearsal, SERVING, untrusted))
+    found = _found(edited_assembly(rehearsal, SERVING, untrusted))
     assert {resource for _, resource, _ in found} == {CURRENT, PREVIOUS}
     assert all("does not trust sagemaker.amazonaws.com" in message for _, _, message in found)
+
+
+def test_a_model_needs_each_ecr_pull_action(rehearsal: Assembly) -> None:
+    """The registry login and the layer download, not only BatchGetImage."""
+
+    def without_action(action: str) -> Edit:
+        def edit(template: dict[str, Any]) -> None:
+            for statement in _statements(template):
+                actions = (
+                    statement["Action"]
+                    if isinstance(statement["Action"], list)
+                    else [statement["Action"]]
+                )
+                statement["Action"] = [a for a in actions if a != action] or ["ecr:DescribeImages"]
+
+        return edit
+
+    for action in ("ecr:GetAuthorizationToken", "ecr:GetDownloadUrlForLayer"):
+        found = _found(edited_assembly(rehearsal, SERVING, without_action(action)))
+        assert {resource for _, resource, _ in found} == {CURRENT, PREVIOUS}, action
+        assert all(f"may not {action}" in message for _, _, message in found), action

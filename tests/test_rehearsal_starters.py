@@ -5,14 +5,14 @@ templates, or moves it just out of reach, and the rule names the step or schedul
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers import edited_assembly
 
-from mlops.rehearsal.assembly import Assembly, Stack, load_assembly
+from mlops.rehearsal.assembly import Assembly, load_assembly
 from mlops.rehearsal.jobs import all_steps
 from mlops.rehearsal.rules import RULES, job_starters_allowed
 from mlops.rehearsal.starters import SCHEDULER_EXECUTION_ID, starter_problems
@@ -30,18 +30,6 @@ Edit = Callable[[dict[str, Any]], None]
 @pytest.fixture(scope="module")
 def rehearsal(assembly_dir: Path) -> Assembly:
     return load_assembly(assembly_dir)
-
-
-def _edited(assembly: Assembly, stack_name: str, edit: Edit) -> Assembly:
-    stacks = []
-    for stack in assembly.stacks:
-        template = copy.deepcopy(stack.template)
-        if stack.name == stack_name:
-            edit(template)
-        stacks.append(
-            Stack(stack.name, stack.path, stack.account, stack.region, template, stack.dependencies)
-        )
-    return Assembly(stacks=stacks, deploy_order=dict(assembly.deploy_order))
 
 
 def _found(assembly: Assembly) -> list[tuple[str, str, str]]:
@@ -111,7 +99,7 @@ def test_nested_steps_are_walked(rehearsal: Assembly) -> None:
 
 
 def test_every_job_step_needs_the_pipeline_role_to_pass_its_role(rehearsal: Assembly) -> None:
-    found = _found(_edited(rehearsal, TRAINING, _drop(_sid("PassOnlyToSageMaker"))))
+    found = _found(edited_assembly(rehearsal, TRAINING, _drop(_sid("PassOnlyToSageMaker"))))
     assert _steps_named(found) == JOB_STEPS
     assert all("iam:PassRole" in message for _, _, message in found)
 
@@ -120,7 +108,9 @@ def test_passing_the_role_to_another_service_does_not_count(rehearsal: Assembly)
     def to_lambda(statement: dict[str, Any]) -> None:
         statement["Condition"] = {"StringEquals": {"iam:PassedToService": "lambda.amazonaws.com"}}
 
-    found = _found(_edited(rehearsal, TRAINING, _change(_sid("PassOnlyToSageMaker"), to_lambda)))
+    found = _found(
+        edited_assembly(rehearsal, TRAINING, _change(_sid("PassOnlyToSageMaker"), to_lambda))
+    )
     assert _steps_named(found) == JOB_STEPS
 
 
@@ -129,7 +119,7 @@ def test_a_training_step_needs_the_training_job_resource(rehearsal: Assembly) ->
         statement["Resource"] = [r for r in statement["Resource"] if ":processing-job/" in r]
 
     found = _found(
-        _edited(rehearsal, TRAINING, _change(_sid("RunThisPipelinesJobs"), processing_only))
+        edited_assembly(rehearsal, TRAINING, _change(_sid("RunThisPipelinesJobs"), processing_only))
     )
     assert set(_steps_named(found)) == {"Train"}
     assert any("sagemaker:CreateTrainingJob" in message for _, _, message in found)
@@ -141,13 +131,15 @@ def test_a_lambda_step_needs_invoke_on_its_function(rehearsal: Assembly) -> None
             "FindIncumbent" in str(r) for r in statement["Resource"]
         )
 
-    ((_, resource, message),) = _found(_edited(rehearsal, TRAINING, _drop(invokes)))
+    ((_, resource, message),) = _found(edited_assembly(rehearsal, TRAINING, _drop(invokes)))
     assert resource == PIPELINE
     assert message.startswith("step FindIncumbent:") and "lambda:InvokeFunction" in message
 
 
 def test_the_nested_register_step_needs_create_model_package(rehearsal: Assembly) -> None:
-    ((_, _, message),) = _found(_edited(rehearsal, TRAINING, _drop(_sid("RegisterIntoThisGroup"))))
+    ((_, _, message),) = _found(
+        edited_assembly(rehearsal, TRAINING, _drop(_sid("RegisterIntoThisGroup")))
+    )
     assert message.startswith("step RegisterModel:") and "sagemaker:CreateModelPackage" in message
 
 
@@ -158,7 +150,7 @@ def test_the_pipeline_role_must_trust_sagemaker(rehearsal: Assembly) -> None:
             "Service": "lambda.amazonaws.com"
         }
 
-    ((_, resource, message),) = _found(_edited(rehearsal, TRAINING, untrusted))
+    ((_, resource, message),) = _found(edited_assembly(rehearsal, TRAINING, untrusted))
     assert resource == PIPELINE and "does not trust sagemaker.amazonaws.com" in message
 
 
@@ -167,7 +159,7 @@ def test_the_pipeline_role_must_trust_sagemaker(rehearsal: Assembly) -> None:
 
 def test_a_schedule_role_needs_to_pass_the_job_role(rehearsal: Assembly) -> None:
     ((stack, resource, message),) = _found(
-        _edited(rehearsal, MONITORING, _drop(_sid("PassTheJobRole")))
+        edited_assembly(rehearsal, MONITORING, _drop(_sid("PassTheJobRole")))
     )
     assert (stack, resource) == (MONITORING, SCHEDULE)
     assert "iam:PassRole" in message and "DriftMonitorJobRole" in message
@@ -178,7 +170,7 @@ def test_a_schedule_role_needs_create_on_the_job_name(rehearsal: Assembly) -> No
         statement["Resource"] = statement["Resource"].replace("-monitor-*", "-drift-*")
 
     ((_, resource, message),) = _found(
-        _edited(rehearsal, MONITORING, _change(_sid("StartMonitoringJobs"), other_prefix))
+        edited_assembly(rehearsal, MONITORING, _change(_sid("StartMonitoringJobs"), other_prefix))
     )
     assert resource == SCHEDULE
     assert (
@@ -192,7 +184,27 @@ def test_a_schedule_role_trust_must_match_the_account(rehearsal: Assembly) -> No
         trust = template["Resources"][SCHEDULER_ROLE]["Properties"]["AssumeRolePolicyDocument"]
         trust["Statement"][0]["Condition"] = {"StringEquals": {"aws:SourceAccount": "1"}}
 
-    ((_, resource, message),) = _found(_edited(rehearsal, MONITORING, other_account))
+    ((_, resource, message),) = _found(edited_assembly(rehearsal, MONITORING, other_account))
+    assert resource == SCHEDULE and "does not trust scheduler.amazonaws.com" in message
+
+
+def _scheduler_trust_scoped_to(source_arn: str) -> Edit:
+    def edit(template: dict[str, Any]) -> None:
+        trust = template["Resources"][SCHEDULER_ROLE]["Properties"]["AssumeRolePolicyDocument"]
+        trust["Statement"][0]["Condition"]["ArnEquals"] = {"aws:SourceArn": source_arn}
+
+    return edit
+
+
+def test_a_schedule_role_trust_is_asked_with_the_schedule_group_arn(rehearsal: Assembly) -> None:
+    """Scheduler sends the schedule group's ARN as aws:SourceArn, not the schedule's: a trust
+    scoped to the group passes, one scoped to the schedule's own ARN is refused."""
+    scheduler = "arn:aws:scheduler:us-east-1:444444444444"
+    group = _scheduler_trust_scoped_to(f"{scheduler}:schedule-group/default")
+    assert _found(edited_assembly(rehearsal, MONITORING, group)) == []
+    # The schedule has no Name: before this fix the rule modelled its ARN with the logical id.
+    schedule = _scheduler_trust_scoped_to(f"{scheduler}:schedule/default/{SCHEDULE}")
+    ((_, resource, message),) = _found(edited_assembly(rehearsal, MONITORING, schedule))
     assert resource == SCHEDULE and "does not trust scheduler.amazonaws.com" in message
 
 
@@ -219,6 +231,47 @@ def _job_name_prefix(length: int) -> Edit:
 
 def test_a_scheduled_job_name_fits_sagemakers_63_characters(rehearsal: Assembly) -> None:
     fits = 63 - len(SCHEDULER_EXECUTION_ID)
-    assert _found(_edited(rehearsal, MONITORING, _job_name_prefix(fits))) == []
-    ((_, resource, message),) = _found(_edited(rehearsal, MONITORING, _job_name_prefix(fits + 1)))
+    assert _found(edited_assembly(rehearsal, MONITORING, _job_name_prefix(fits))) == []
+    ((_, resource, message),) = _found(
+        edited_assembly(rehearsal, MONITORING, _job_name_prefix(fits + 1))
+    )
     assert resource == SCHEDULE and "must be 1-63 characters" in message
+
+
+def test_a_processing_step_needs_describe_on_its_job(rehearsal: Assembly) -> None:
+    """Pipelines poll every job they start: Create alone is not enough."""
+
+    def no_describe(statement: dict[str, Any]) -> None:
+        statement["Action"] = [
+            a for a in statement["Action"] if a != "sagemaker:DescribeProcessingJob"
+        ]
+
+    found = _found(
+        edited_assembly(rehearsal, TRAINING, _change(_sid("RunThisPipelinesJobs"), no_describe))
+    )
+    assert _steps_named(found) == ["ValidateData", "Preprocess", "Evaluate"]
+    assert all("may not sagemaker:DescribeProcessingJob" in message for _, _, message in found)
+
+
+def _tag_the_scheduled_job(template: dict[str, Any]) -> None:
+    """Add Tags to the CreateProcessingJob request the schedule sends (its Input)."""
+    parts = template["Resources"][SCHEDULE]["Properties"]["Target"]["Input"]["Fn::Join"][1]
+    assert parts[0].startswith("{")
+    parts[0] = '{"Tags":[{"Key":"project","Value":"flightdelay"}],' + parts[0][1:]
+
+
+def test_a_tagged_scheduled_job_needs_add_tags(rehearsal: Assembly) -> None:
+    ((_, resource, message),) = _found(
+        edited_assembly(rehearsal, MONITORING, _tag_the_scheduled_job)
+    )
+    assert resource == SCHEDULE and "may not sagemaker:AddTags" in message
+
+
+def test_a_schedule_of_another_operation_is_reported_not_passed(rehearsal: Assembly) -> None:
+    def training(template: dict[str, Any]) -> None:
+        target = template["Resources"][SCHEDULE]["Properties"]["Target"]
+        target["Arn"] = "arn:aws:scheduler:::aws-sdk:sagemaker:createTrainingJob"
+
+    ((_, resource, message),) = _found(edited_assembly(rehearsal, MONITORING, training))
+    assert resource == SCHEDULE
+    assert message == "sagemaker:CreateTrainingJob: only CreateProcessingJob is modelled"

@@ -9,7 +9,7 @@ back. job-io-permissions covers jobs; this covers models."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
 from mlops.rehearsal.assembly import Assembly, Stack
@@ -52,7 +52,7 @@ def _requests(stack: Stack, image: str, model_url: str) -> Iterator[tuple[Reques
         )
 
 
-def _model_problems(assembly: Assembly, stack: Stack) -> Iterator[Problem]:
+def _model_problems(stack: Stack, keys: Mapping[str, tuple[Stack, str]]) -> Iterator[Problem]:
     for model_id, model in stack.of_type("AWS::SageMaker::Model"):
         props = stack.resolve(model["Properties"])
         role_arn = str(props["ExecutionRoleArn"])
@@ -78,7 +78,7 @@ def _model_problems(assembly: Assembly, stack: Stack) -> Iterator[Problem]:
                     yield Problem(stack, model_id, f"{role} may not {request} ({why})")
             if not model_url.startswith("s3://"):
                 continue
-            key = bucket_keys(assembly).get(model_url.removeprefix("s3://").split("/", 1)[0])
+            key = keys.get(model_url.removeprefix("s3://").split("/", 1)[0])
             if key is None:
                 continue
             key_arn = key[0].arn_of(key[1])
@@ -101,4 +101,5 @@ def _model_problems(assembly: Assembly, stack: Stack) -> Iterator[Problem]:
 
 
 def model_problems(assembly: Assembly) -> list[Problem]:
-    return [p for stack in assembly.stacks for p in _model_problems(assembly, stack)]
+    keys = bucket_keys(assembly)  # once: it walks every bucket of every stack
+    return [p for stack in assembly.stacks for p in _model_problems(stack, keys)]

@@ -27,6 +27,8 @@ STARTERS_DOC = (
     "https://docs.aws.amazon.com/IAM/latest/UserGuide/id_roles_use_passrole.html; "
     "https://docs.aws.amazon.com/scheduler/latest/UserGuide/managing-targets.html "
     "(the schedule's execution role must be allowed the target's API operation); "
+    "https://docs.aws.amazon.com/scheduler/latest/UserGuide/doc-history.html "
+    "(7 September 2023: the execution role's aws:SourceArn is the schedule group's ARN); "
     "https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_CreateProcessingJob.html "
     "(ProcessingJobName: 1-63 characters)"
 )
@@ -141,12 +143,14 @@ def _schedule_problems(stack: Stack) -> Iterator[Problem]:
                 stack, schedule_id, f"schedule role {target['RoleArn']} is not of this stack"
             )
             continue
-        schedule_arn = (
-            f"arn:aws:scheduler:{stack.region}:{stack.account}:schedule/"
-            f"{stack.resolve(schedule['Properties'].get('GroupName', 'default'))}/"
-            f"{stack.resolve(schedule['Properties'].get('Name', schedule_id))}"
+        # Scheduler assumes the role with the schedule group's ARN as aws:SourceArn (since
+        # 7 September 2023; the schedule's own ARN only for accounts allowlisted before), so a
+        # trust policy scoped to the schedule's ARN alone is refused.
+        group_arn = (
+            f"arn:aws:scheduler:{stack.region}:{stack.account}:schedule-group/"
+            f"{stack.resolve(schedule['Properties'].get('GroupName', 'default'))}"
         )
-        if not _trusts(stack, role, "scheduler.amazonaws.com", schedule_arn):
+        if not _trusts(stack, role, "scheduler.amazonaws.com", group_arn):
             yield Problem(stack, schedule_id, f"{role} does not trust scheduler.amazonaws.com")
         operation = match.group(1)
         action = f"sagemaker:{operation[0].upper()}{operation[1:]}"
