@@ -541,6 +541,15 @@ def test_no_previous_config_publish_failure_is_retryable() -> None:
             "detail-type": "CloudWatch Alarm State Change",
             "detail": {"alarmName": OUR_ALARMS[0], "state": "ALARM"},
         },
+        # Either of name and state value missing is enough to ignore the event.
+        {
+            "detail-type": "CloudWatch Alarm State Change",
+            "detail": {"state": {"value": "ALARM"}},
+        },
+        {
+            "detail-type": "CloudWatch Alarm State Change",
+            "detail": {"alarmName": OUR_ALARMS[0], "state": {"reason": "no value"}},
+        },
     ],
 )
 def test_odd_events_are_ignored_not_crashed_on(event: Any) -> None:
