@@ -585,6 +585,7 @@ def test_event_without_timestamps_is_judged_by_the_alarms_state_only(world: Worl
         ("yesterday", None),
         ("", None),
         (None, None),
+        (1764151480, None),  # epoch seconds: not a timestamp this API sends, not guessed at
     ],
 )
 def test_parse_time(text: Any, expected: datetime | None) -> None:
