@@ -592,6 +592,30 @@ def test_parse_time(text: Any, expected: datetime | None) -> None:
     assert logic.parse_time(text) == expected
 
 
+def test_subject_is_cut_to_the_100_characters_sns_allows() -> None:
+    sns = boto3.client("sns", region_name=REGION)
+    config = logic.RollbackConfig.from_env(
+        {
+            "ENDPOINT_NAME": ENDPOINT,
+            "ALARM_NAMES": OUR_ALARMS[0],
+            "CURRENT_ENDPOINT_CONFIG_NAME": NEW_CONFIG,
+            "CURRENT_MODEL_PACKAGE_ARN": "arn:aws:sagemaker:us-east-1:1:model-package/g/3",
+            "TOPIC_ARN": "arn:aws:sns:us-east-1:111111111111:t",
+        }
+    )
+    stub = Stubber(sns)
+    for _ in range(2):  # 101 characters are cut to 100; 100 are sent whole
+        stub.add_response(
+            "publish",
+            {"MessageId": "m"},
+            {"TopicArn": config.topic_arn, "Subject": "s" * 100, "Message": "body"},
+        )
+    with stub:
+        for subject in ("s" * 101, "s" * 100):
+            assert logic._publish(sns, config, (subject, "body")) == "m"
+    stub.assert_no_pending_responses()
+
+
 def test_alarm_of_another_endpoint_is_ignored(world: World) -> None:
     result = run(world, alarm_event("flight-delay-staging-5xx-rate"))
 
