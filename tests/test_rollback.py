@@ -592,6 +592,41 @@ def test_parse_time(text: Any, expected: datetime | None) -> None:
     assert logic.parse_time(text) == expected
 
 
+def test_approval_descriptions_are_cut_to_the_1024_characters_sagemaker_allows() -> None:
+    """The rejection and the notified mark both fit, the mark kept whole at the end."""
+    sagemaker = boto3.client("sagemaker", region_name=REGION)
+    arn = "arn:aws:sagemaker:us-east-1:111111111111:model-package/g/3"
+    config = logic.RollbackConfig.from_env(
+        {
+            "ENDPOINT_NAME": ENDPOINT,
+            "ALARM_NAMES": OUR_ALARMS[0],
+            "CURRENT_ENDPOINT_CONFIG_NAME": NEW_CONFIG,
+            "CURRENT_MODEL_PACKAGE_ARN": arn,
+            "TOPIC_ARN": "arn:aws:sns:us-east-1:111111111111:t",
+        }
+    )
+    change = logic.AlarmChange("a" * 1100, "ALARM", "OK", "", "t", None)
+    described = logic._rejection_description(config, change)
+    mark = f" {logic.NOTIFIED_MARK} SNS message m-1"
+    stub = Stubber(sagemaker)
+    for description in (described[:1024], described[: 1024 - len(mark)] + mark):
+        assert len(description) == 1024
+        stub.add_response(
+            "update_model_package",
+            {"ModelPackageArn": arn},
+            {
+                "ModelPackageArn": arn,
+                "ModelApprovalStatus": "Rejected",
+                "ApprovalDescription": description,
+            },
+        )
+    package = logic.PackageState("Approved", "", "")
+    with stub:
+        assert logic._reject(sagemaker, config, change) == ""
+        logic._mark_notified(sagemaker, config, change, "m-1", package, "")
+    stub.assert_no_pending_responses()
+
+
 def test_subject_is_cut_to_the_100_characters_sns_allows() -> None:
     sns = boto3.client("sns", region_name=REGION)
     config = logic.RollbackConfig.from_env(
