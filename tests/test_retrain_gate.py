@@ -207,7 +207,7 @@ def test_misconfiguration_is_one_clear_error(change: dict[str, str], message: st
 
 @pytest.mark.parametrize("kind", ["alarm", "recheck"])
 def test_handler_assumes_the_hub_role_and_calls_the_hub_region(
-    monkeypatch: pytest.MonkeyPatch, kind: str
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], kind: str
 ) -> None:
     """Both event kinds EventBridge sends get through the handler to a decision."""
     for name, value in ENV.items():
@@ -252,6 +252,8 @@ def test_handler_assumes_the_hub_role_and_calls_the_hub_region(
     assert sm_kwargs["region_name"] == "us-east-1"
     assert sm_kwargs["aws_access_key_id"] == "ASIAHUBHUBHUBHUB"
     assert sm_kwargs["aws_session_token"] == "token"
+    emitted = [json.loads(line) for line in capsys.readouterr().out.splitlines() if "_aws" in line]
+    assert emitted[-1]["HeldBack"] == [1.0]  # the decision, counted once
 
 
 def test_the_role_session_name_is_cut_to_the_64_characters_sts_allows() -> None:
