@@ -165,6 +165,15 @@ def test_helpers() -> None:
     assert image_name(f"{ECR}/sagemaker-xgboost:3.0-5") == "sagemaker-xgboost:3.0-5"
     assert image_name("sagemaker-xgboost:3.0-5") == "sagemaker-xgboost:3.0-5"
     assert image_name("localhost:5000/xgb:1") == "xgb:1"
+    # A registry host is named by a dot, a port or localhost; else the part is a namespace.
+    assert image_name("localhost/xgb:1") == "xgb:1"
+    assert image_name("myorg/xgb:1") == "myorg/xgb:1"
+
+
+@pytest.mark.parametrize("url", ["s3://bucket", "https://bucket/model.tar.gz"])
+def test_a_model_data_url_needs_both_the_s3_scheme_and_a_key(url: str) -> None:
+    with pytest.raises(PromoteError, match="is not an s3://bucket/key URI"):
+        artifact_key(url)
 
 
 # --- AWS registry (moto) --------------------------------------------------------------------
