@@ -185,21 +185,24 @@ def sagemaker(moto_sagemaker: Any) -> Any:
     return moto_sagemaker
 
 
-def register(client: Any, status: str, sha: str | None = "ab" * 32) -> str:
+def register(
+    client: Any,
+    status: str,
+    sha: str | None = "ab" * 32,
+    model_data_url: str | None = "s3://artifacts/training/job-1/output/model.tar.gz",
+) -> str:
     kwargs: dict[str, Any] = {}
     if sha:
         kwargs["CustomerMetadataProperties"] = {"model_sha256": sha}
+    container = {"Image": f"{ECR}/sagemaker-xgboost:3.0-5"}
+    if model_data_url:
+        container["ModelDataUrl"] = model_data_url
     return str(
         client.create_model_package(
             ModelPackageGroupName=GROUP,
             ModelApprovalStatus=status,
             InferenceSpecification={
-                "Containers": [
-                    {
-                        "Image": f"{ECR}/sagemaker-xgboost:3.0-5",
-                        "ModelDataUrl": "s3://artifacts/training/job-1/output/model.tar.gz",
-                    }
-                ],
+                "Containers": [container],
                 "SupportedContentTypes": ["text/csv"],
                 "SupportedResponseMIMETypes": ["text/csv"],
             },
@@ -236,6 +239,13 @@ def test_aws_refuses_unapproved_missing_sha_and_unknown_version(
         promote("dev", 2, manifest, registry, known_envs=ENVS)
     with pytest.raises(PromoteError, match=r"version 3 not found.*available: v1, v2"):
         promote("dev", 3, manifest, registry, known_envs=ENVS)
+
+
+def test_aws_refuses_a_container_without_model_data(sagemaker: Any, manifest: Path) -> None:
+    """A container is there but has no artifact (a model baked into the image)."""
+    register(sagemaker, "Approved", model_data_url=None)
+    with pytest.raises(PromoteError, match="no inference container with a ModelDataUrl"):
+        promote("dev", 1, manifest, AwsRegistry(sagemaker, GROUP), known_envs=ENVS)
 
 
 # --- CLI glue -------------------------------------------------------------------------------
