@@ -152,6 +152,16 @@ def test_not_found_lists_available_versions(tmp_path: Path, manifest: Path) -> N
         promote("prod", 7, manifest, LocalRegistry(tmp_path / "r", GROUP), known_envs=ENVS)
 
 
+def test_only_v_number_folders_with_a_package_are_versions(tmp_path: Path) -> None:
+    add_local_package(tmp_path / "r", 1)
+    group = tmp_path / "r" / GROUP
+    (group / "v3").mkdir()  # no package.json (a register step that did not finish)
+    for name in ("vnext", "notes"):  # package.json, but not v<number>
+        (group / name).mkdir()
+        (group / name / "package.json").write_text("{}")
+    assert LocalRegistry(tmp_path / "r", GROUP).versions() == [1]
+
+
 def test_promote_rejects_a_broken_manifest_first(tmp_path: Path) -> None:
     bad = tmp_path / "releases.yaml"
     bad.write_text("prod:\n  current: {version: 1}\n")
