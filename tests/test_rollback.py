@@ -354,6 +354,37 @@ def test_alarm_one_millisecond_past_the_slack_is_a_later_episode(world: World) -
     assert run(world)["action"] == "stale"
 
 
+@pytest.mark.parametrize(
+    ("transitioned", "stale"),
+    [
+        (ALARM_ENTERED, False),  # only the reason was refreshed an hour later: same episode
+        (None, True),  # no transition time: the update time is all there is to go by
+    ],
+)
+def test_the_episode_starts_at_the_state_transition_not_at_a_reason_update(
+    transitioned: datetime | None, stale: bool
+) -> None:
+    cloudwatch = boto3.client("cloudwatch", region_name=REGION)
+    alarm: dict[str, Any] = {
+        "AlarmName": OUR_ALARMS[0],
+        "StateValue": "ALARM",
+        "StateUpdatedTimestamp": ALARM_ENTERED + timedelta(hours=1),
+    }
+    if transitioned is not None:
+        alarm["StateTransitionedTimestamp"] = transitioned
+    stub = Stubber(cloudwatch)
+    stub.add_response(
+        "describe_alarms",
+        {"MetricAlarms": [alarm], "CompositeAlarms": []},
+        {"AlarmNames": [OUR_ALARMS[0]], "AlarmTypes": ["MetricAlarm", "CompositeAlarm"]},
+    )
+    change = logic.parse_alarm_event(alarm_event())
+    assert change is not None
+    with stub:
+        reason = logic.stale_reason(change, cloudwatch)
+    assert (reason is not None) is stale
+
+
 def test_deleted_alarm_does_not_roll_back(world: World) -> None:
     world.cloudwatch.delete_alarms(AlarmNames=[OUR_ALARMS[0]])
     result = run(world)
