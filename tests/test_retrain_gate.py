@@ -857,9 +857,7 @@ def test_parameters_without_a_name_are_skipped_not_crashed_on() -> None:
             {"Name": "WindowEnd", "DefaultValue": "latest"},
         ]
     }
-    assert refusal.parameter_defaults(json.dumps(definition)) == {
-        "WindowEnd": ("String", "latest")
-    }
+    assert refusal.parameter_defaults(json.dumps(definition)) == {"WindowEnd": ("String", "latest")}
 
 
 def test_parameter_values_are_compared_by_the_definitions_type() -> None:
