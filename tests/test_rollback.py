@@ -343,13 +343,14 @@ def test_alarm_in_a_later_episode_leaves_the_decision_to_that_event(world: World
 
 
 def test_same_episode_within_the_event_times_precision_rolls_back(world: World) -> None:
-    """The edge: the alarm's timestamp is exactly one second (the slack) after the event's."""
-    world.alarms.set_state(OUR_ALARMS[0], "ALARM", ALARM_ENTERED + logic.CLOCK_SLACK)
+    """The edge: the alarm's timestamp is exactly one second (the slack) after the event's.
+    Literal seconds, not logic.CLOCK_SLACK: a test relative to the constant moves with it."""
+    world.alarms.set_state(OUR_ALARMS[0], "ALARM", ALARM_ENTERED + timedelta(seconds=1))
     assert run(world)["action"] == "rolled_back"
 
 
 def test_alarm_one_millisecond_past_the_slack_is_a_later_episode(world: World) -> None:
-    moment = ALARM_ENTERED + logic.CLOCK_SLACK + timedelta(milliseconds=1)
+    moment = ALARM_ENTERED + timedelta(seconds=1, milliseconds=1)
     world.alarms.set_state(OUR_ALARMS[0], "ALARM", moment)
     assert run(world)["action"] == "stale"
 
