@@ -894,29 +894,29 @@ def test_handler_wires_environment_and_clients(
 
     assert result["action"] == "rolled_back"
     assert world.package_status() == "Rejected"
-    assert _emitted_metrics(capsys) == {"rolled_back"}
+    assert _emitted_metrics(capsys) == {"rolled_back": [1.0]}
 
     world.emulator.complete(ENDPOINT)
     world.alarms.set_state(OUR_ALARMS[0], "OK")
     assert handler_mod.handler(alarm_event(), FakeContext())["action"] == "stale"
-    assert _emitted_metrics(capsys) == {"stale"}
+    assert _emitted_metrics(capsys) == {"stale": [1.0]}
 
     world.alarms.set_state(OUR_ALARMS[0], "ALARM")
     world.emulator.serving[ENDPOINT] = NEW_CONFIG  # a later release, now being autoscaled
     world.emulator.start_deployment(ENDPOINT, NEW_CONFIG)
     with pytest.raises(logic.EndpointBusy):
         handler_mod.handler(alarm_event(), FakeContext())
-    assert _emitted_metrics(capsys) == {"Retry"}
+    assert _emitted_metrics(capsys) == {"Retry": [1.0]}
 
 
-def _emitted_metrics(capsys: pytest.CaptureFixture[str]) -> set[str]:
-    """Names of the metrics in the Embedded Metric Format lines the handler printed."""
-    names: set[str] = set()
+def _emitted_metrics(capsys: pytest.CaptureFixture[str]) -> dict[str, Any]:
+    """Name -> value of the metrics in the Embedded Metric Format lines the handler printed."""
+    values: dict[str, Any] = {}
     for line in capsys.readouterr().out.splitlines():
         record = json.loads(line) if line.startswith("{") else {}
         for directive in record.get("_aws", {}).get("CloudWatchMetrics", []):
-            names.update(metric["Name"] for metric in directive["Metrics"])
-    return names
+            values.update({m["Name"]: record[m["Name"]] for m in directive["Metrics"]})
+    return values
 
 
 # ---- edges: which clients in which region, the retry budget, which alarms are ours ------------
