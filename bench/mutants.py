@@ -41,6 +41,7 @@ CONFIG = ("tests/test_config.py", "tests/test_config_limits.py")
 MANIFEST = ("tests/test_release_manifest.py",)
 EXPRESSIONS = ("tests/test_local_expressions.py",)
 GUARDRAILS = ("tests/test_endpoint_guardrails.py", "tests/test_serving_stack.py")
+PROMOTE = ("tests/test_promote.py",)
 
 MUTANTS = [
     # evaluate: the quality gate
@@ -133,6 +134,28 @@ MUTANTS = [
     Mutant("rollback: alarm prefix matches", "lambda/rollback/rollback_logic.py",
            "if change.alarm_name not in config.alarm_names:",
            "if not any(change.alarm_name.startswith(a) for a in config.alarm_names):", ROLLBACK),
+    Mutant("rollback: event without an alarm name crashes", "lambda/rollback/rollback_logic.py",
+           'not detail.get("alarmName") or not state.get("value")',
+           'not detail.get("alarmName") and not state.get("value")', ROLLBACK, "odd_events"),
+    Mutant("rollback: a reason refresh is a new episode", "lambda/rollback/rollback_logic.py",
+           'alarm.get("StateTransitionedTimestamp") or alarm.get("StateUpdatedTimestamp")',
+           'alarm.get("StateTransitionedTimestamp") and alarm.get("StateUpdatedTimestamp")',
+           ROLLBACK, "reason_update"),
+    Mutant("rollback: SNS subject past its limit", "lambda/rollback/rollback_logic.py",
+           "Subject=subject[:100]", "Subject=subject[:101]", ROLLBACK, "100_characters"),
+    Mutant("gate: a decision counted twice", "lambda/retrain_gate/handler.py",
+           "name=decision_metric(result), unit=MetricUnit.Count, value=1)",
+           "name=decision_metric(result), unit=MetricUnit.Count, value=2)", GATE, "hub_role"),
+    Mutant("gate: definition parameter without a name crashes",
+           "lambda/retrain_gate/gate_refusal.py",
+           'if isinstance(p, Mapping) and "Name" in p', 'if isinstance(p, Mapping) or "Name" in p',
+           GATE, "without_a_name"),
+    # promote
+    Mutant("promote: a Docker Hub namespace stripped", "mlops/promote.py",
+           'first == "localhost"', 'first != "localhost"', PROMOTE, "helpers"),
+    Mutant("promote: container without an artifact crashes", "mlops/promote.py",
+           "if not containers or not containers[0]", "if not containers and not containers[0]",
+           PROMOTE, "model_data"),
     # config and manifest
     Mutant("config: canary 1% refused", "mlops/config/parse.py",
            'r.number("canary_percent", int, 1, 50, 10)', 'r.number("canary_percent", int, 2, 50, 10)',

@@ -158,3 +158,20 @@ def test_the_handler_accepts_the_event_the_pipeline_step_sends() -> None:
     group, candidate = fi.parse_event(event)
     assert group == step["Arguments"]["ModelPackageGroupName"]
     assert candidate == "s3://bucket/candidate/model.tar.gz"
+
+
+def test_an_offset_timestamp_is_compared_in_utc_with_a_naive_one() -> None:
+    """10:00+02:00 is 08:00 UTC: the naive (UTC) 09:00 package is the newer one."""
+    packages = [
+        {
+            "status": "Approved",
+            "model_data_url": "s3://b/aware",
+            "created_at": "2026-11-26T10:00:00+02:00",
+        },
+        {
+            "status": "Approved",
+            "model_data_url": "s3://b/naive",
+            "created_at": "2026-11-26T09:00:00",
+        },
+    ]
+    assert fi.choose_incumbent(packages, CANDIDATE)["IncumbentModelUrl"] == "s3://b/naive"

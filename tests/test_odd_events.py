@@ -150,6 +150,7 @@ def test_the_retrain_gate_answers_odd_events_without_calling_aws(
     [directive] = emitted[-1]["_aws"]["CloudWatchMetrics"]
     assert directive["Namespace"] == "mlops/retrain_gate"
     assert [m["Name"] for m in directive["Metrics"]] == ["Ignored"]
+    assert emitted[-1]["Ignored"] == [1.0]  # one event, counted once
 
 
 def test_the_gate_boundary_accepts_the_documented_alarm_event_and_the_recheck() -> None:

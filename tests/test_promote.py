@@ -153,6 +153,16 @@ def test_not_found_lists_available_versions(tmp_path: Path, manifest: Path) -> N
         promote("prod", 7, manifest, LocalRegistry(tmp_path / "r", GROUP), known_envs=ENVS)
 
 
+def test_only_v_number_folders_with_a_package_are_versions(tmp_path: Path) -> None:
+    add_local_package(tmp_path / "r", 1)
+    group = tmp_path / "r" / GROUP
+    (group / "v3").mkdir()  # no package.json (a register step that did not finish)
+    for name in ("vnext", "notes"):  # package.json, but not v<number>
+        (group / name).mkdir()
+        (group / name / "package.json").write_text("{}")
+    assert LocalRegistry(tmp_path / "r", GROUP).versions() == [1]
+
+
 def test_promote_rejects_a_broken_manifest_first(tmp_path: Path) -> None:
     bad = tmp_path / "releases.yaml"
     bad.write_text("prod:\n  current: {version: 1}\n")
@@ -166,6 +176,15 @@ def test_helpers() -> None:
     assert image_name(f"{ECR}/sagemaker-xgboost:3.0-5") == "sagemaker-xgboost:3.0-5"
     assert image_name("sagemaker-xgboost:3.0-5") == "sagemaker-xgboost:3.0-5"
     assert image_name("localhost:5000/xgb:1") == "xgb:1"
+    # A registry host is named by a dot, a port or localhost; else the part is a namespace.
+    assert image_name("localhost/xgb:1") == "xgb:1"
+    assert image_name("myorg/xgb:1") == "myorg/xgb:1"
+
+
+@pytest.mark.parametrize("url", ["s3://bucket", "https://bucket/model.tar.gz"])
+def test_a_model_data_url_needs_both_the_s3_scheme_and_a_key(url: str) -> None:
+    with pytest.raises(PromoteError, match="is not an s3://bucket/key URI"):
+        artifact_key(url)
 
 
 # --- AWS registry (moto) --------------------------------------------------------------------
@@ -177,21 +196,24 @@ def sagemaker(moto_sagemaker: Any) -> Any:
     return moto_sagemaker
 
 
-def register(client: Any, status: str, sha: str | None = "ab" * 32) -> str:
+def register(
+    client: Any,
+    status: str,
+    sha: str | None = "ab" * 32,
+    model_data_url: str | None = "s3://artifacts/training/job-1/output/model.tar.gz",
+) -> str:
     kwargs: dict[str, Any] = {}
     if sha:
         kwargs["CustomerMetadataProperties"] = {"model_sha256": sha}
+    container = {"Image": f"{ECR}/sagemaker-xgboost:3.0-5"}
+    if model_data_url:
+        container["ModelDataUrl"] = model_data_url
     return str(
         client.create_model_package(
             ModelPackageGroupName=GROUP,
             ModelApprovalStatus=status,
             InferenceSpecification={
-                "Containers": [
-                    {
-                        "Image": f"{ECR}/sagemaker-xgboost:3.0-5",
-                        "ModelDataUrl": "s3://artifacts/training/job-1/output/model.tar.gz",
-                    }
-                ],
+                "Containers": [container],
                 "SupportedContentTypes": ["text/csv"],
                 "SupportedResponseMIMETypes": ["text/csv"],
             },
@@ -228,6 +250,13 @@ def test_aws_refuses_unapproved_missing_sha_and_unknown_version(
         promote("dev", 2, manifest, registry, known_envs=ENVS)
     with pytest.raises(PromoteError, match=r"version 3 not found.*available: v1, v2"):
         promote("dev", 3, manifest, registry, known_envs=ENVS)
+
+
+def test_aws_refuses_a_container_without_model_data(sagemaker: Any, manifest: Path) -> None:
+    """A container is there but has no artifact (a model baked into the image)."""
+    register(sagemaker, "Approved", model_data_url=None)
+    with pytest.raises(PromoteError, match="no inference container with a ModelDataUrl"):
+        promote("dev", 1, manifest, AwsRegistry(sagemaker, GROUP), known_envs=ENVS)
 
 
 # --- CLI glue -------------------------------------------------------------------------------

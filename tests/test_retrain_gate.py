@@ -207,7 +207,7 @@ def test_misconfiguration_is_one_clear_error(change: dict[str, str], message: st
 
 @pytest.mark.parametrize("kind", ["alarm", "recheck"])
 def test_handler_assumes_the_hub_role_and_calls_the_hub_region(
-    monkeypatch: pytest.MonkeyPatch, kind: str
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], kind: str
 ) -> None:
     """Both event kinds EventBridge sends get through the handler to a decision."""
     for name, value in ENV.items():
@@ -252,6 +252,31 @@ def test_handler_assumes_the_hub_role_and_calls_the_hub_region(
     assert sm_kwargs["region_name"] == "us-east-1"
     assert sm_kwargs["aws_access_key_id"] == "ASIAHUBHUBHUBHUB"
     assert sm_kwargs["aws_session_token"] == "token"
+    emitted = [json.loads(line) for line in capsys.readouterr().out.splitlines() if "_aws" in line]
+    assert emitted[-1]["HeldBack"] == [1.0]  # the decision, counted once
+
+
+def test_the_role_session_name_is_cut_to_the_64_characters_sts_allows() -> None:
+    sts = boto3.client("sts", region_name="eu-west-1")
+    stub = Stubber(sts)
+    credentials = {
+        "AccessKeyId": "ASIAHUBHUBHUBHUB",
+        "SecretAccessKey": "secret",
+        "SessionToken": "token",
+        "Expiration": NOW,
+    }
+    name = "retrain-gate-" + "x" * 60  # 73 characters
+    for expected in (name[:64], "retrain-gate-dev"):
+        stub.add_response(
+            "assume_role",
+            {"Credentials": credentials},
+            {"RoleArn": ENV["STARTER_ROLE_ARN"], "RoleSessionName": expected},
+        )
+    config = logic.GateConfig.from_env(ENV)
+    with stub:
+        logic.assume_starter_role(sts, config, name)
+        logic.assume_starter_role(sts, config, "retrain-gate-dev")
+    stub.assert_no_pending_responses()
 
 
 # ---- Idempotency per window and retry after a failed run (issue 12) ----------------------
@@ -822,6 +847,17 @@ def test_a_lapsed_refusal_starts_the_next_attempt_of_its_window() -> None:
     lapsed = replace(HOLDS, approved=f"{PACKAGES}/3")
     call = _started_with(today, _event(), [_steps(REFUSED_STEPS)], lapsed)
     assert call["ClientRequestToken"] == logic.request_token(PIPELINE, NOW.date(), 1)
+
+
+def test_parameters_without_a_name_are_skipped_not_crashed_on() -> None:
+    definition = {
+        "Parameters": [
+            {"Type": "Float", "DefaultValue": 0.7},  # no Name
+            "WindowEnd",  # not an object
+            {"Name": "WindowEnd", "DefaultValue": "latest"},
+        ]
+    }
+    assert refusal.parameter_defaults(json.dumps(definition)) == {"WindowEnd": ("String", "latest")}
 
 
 def test_parameter_values_are_compared_by_the_definitions_type() -> None:

@@ -343,15 +343,47 @@ def test_alarm_in_a_later_episode_leaves_the_decision_to_that_event(world: World
 
 
 def test_same_episode_within_the_event_times_precision_rolls_back(world: World) -> None:
-    """The edge: the alarm's timestamp is exactly one second (the slack) after the event's."""
-    world.alarms.set_state(OUR_ALARMS[0], "ALARM", ALARM_ENTERED + logic.CLOCK_SLACK)
+    """The edge: the alarm's timestamp is exactly one second (the slack) after the event's.
+    Literal seconds, not logic.CLOCK_SLACK: a test relative to the constant moves with it."""
+    world.alarms.set_state(OUR_ALARMS[0], "ALARM", ALARM_ENTERED + timedelta(seconds=1))
     assert run(world)["action"] == "rolled_back"
 
 
 def test_alarm_one_millisecond_past_the_slack_is_a_later_episode(world: World) -> None:
-    moment = ALARM_ENTERED + logic.CLOCK_SLACK + timedelta(milliseconds=1)
+    moment = ALARM_ENTERED + timedelta(seconds=1, milliseconds=1)
     world.alarms.set_state(OUR_ALARMS[0], "ALARM", moment)
     assert run(world)["action"] == "stale"
+
+
+@pytest.mark.parametrize(
+    ("transitioned", "stale"),
+    [
+        (ALARM_ENTERED, False),  # only the reason was refreshed an hour later: same episode
+        (None, True),  # no transition time: the update time is all there is to go by
+    ],
+)
+def test_the_episode_starts_at_the_state_transition_not_at_a_reason_update(
+    transitioned: datetime | None, stale: bool
+) -> None:
+    cloudwatch = boto3.client("cloudwatch", region_name=REGION)
+    alarm: dict[str, Any] = {
+        "AlarmName": OUR_ALARMS[0],
+        "StateValue": "ALARM",
+        "StateUpdatedTimestamp": ALARM_ENTERED + timedelta(hours=1),
+    }
+    if transitioned is not None:
+        alarm["StateTransitionedTimestamp"] = transitioned
+    stub = Stubber(cloudwatch)
+    stub.add_response(
+        "describe_alarms",
+        {"MetricAlarms": [alarm], "CompositeAlarms": []},
+        {"AlarmNames": [OUR_ALARMS[0]], "AlarmTypes": ["MetricAlarm", "CompositeAlarm"]},
+    )
+    change = logic.parse_alarm_event(alarm_event())
+    assert change is not None
+    with stub:
+        reason = logic.stale_reason(change, cloudwatch)
+    assert (reason is not None) is stale
 
 
 def test_deleted_alarm_does_not_roll_back(world: World) -> None:
@@ -541,6 +573,15 @@ def test_no_previous_config_publish_failure_is_retryable() -> None:
             "detail-type": "CloudWatch Alarm State Change",
             "detail": {"alarmName": OUR_ALARMS[0], "state": "ALARM"},
         },
+        # Either of name and state value missing is enough to ignore the event.
+        {
+            "detail-type": "CloudWatch Alarm State Change",
+            "detail": {"state": {"value": "ALARM"}},
+        },
+        {
+            "detail-type": "CloudWatch Alarm State Change",
+            "detail": {"alarmName": OUR_ALARMS[0], "state": {"reason": "no value"}},
+        },
     ],
 )
 def test_odd_events_are_ignored_not_crashed_on(event: Any) -> None:
@@ -576,10 +617,70 @@ def test_event_without_timestamps_is_judged_by_the_alarms_state_only(world: Worl
         ("yesterday", None),
         ("", None),
         (None, None),
+        (1764151480, None),  # epoch seconds: not a timestamp this API sends, not guessed at
     ],
 )
 def test_parse_time(text: Any, expected: datetime | None) -> None:
     assert logic.parse_time(text) == expected
+
+
+def test_approval_descriptions_are_cut_to_the_1024_characters_sagemaker_allows() -> None:
+    """The rejection and the notified mark both fit, the mark kept whole at the end."""
+    sagemaker = boto3.client("sagemaker", region_name=REGION)
+    arn = "arn:aws:sagemaker:us-east-1:111111111111:model-package/g/3"
+    config = logic.RollbackConfig.from_env(
+        {
+            "ENDPOINT_NAME": ENDPOINT,
+            "ALARM_NAMES": OUR_ALARMS[0],
+            "CURRENT_ENDPOINT_CONFIG_NAME": NEW_CONFIG,
+            "CURRENT_MODEL_PACKAGE_ARN": arn,
+            "TOPIC_ARN": "arn:aws:sns:us-east-1:111111111111:t",
+        }
+    )
+    change = logic.AlarmChange("a" * 1100, "ALARM", "OK", "", "t", None)
+    described = logic._rejection_description(config, change)
+    mark = f" {logic.NOTIFIED_MARK} SNS message m-1"
+    stub = Stubber(sagemaker)
+    for description in (described[:1024], described[: 1024 - len(mark)] + mark):
+        assert len(description) == 1024
+        stub.add_response(
+            "update_model_package",
+            {"ModelPackageArn": arn},
+            {
+                "ModelPackageArn": arn,
+                "ModelApprovalStatus": "Rejected",
+                "ApprovalDescription": description,
+            },
+        )
+    package = logic.PackageState("Approved", "", "")
+    with stub:
+        assert logic._reject(sagemaker, config, change) == ""
+        logic._mark_notified(sagemaker, config, change, "m-1", package, "")
+    stub.assert_no_pending_responses()
+
+
+def test_subject_is_cut_to_the_100_characters_sns_allows() -> None:
+    sns = boto3.client("sns", region_name=REGION)
+    config = logic.RollbackConfig.from_env(
+        {
+            "ENDPOINT_NAME": ENDPOINT,
+            "ALARM_NAMES": OUR_ALARMS[0],
+            "CURRENT_ENDPOINT_CONFIG_NAME": NEW_CONFIG,
+            "CURRENT_MODEL_PACKAGE_ARN": "arn:aws:sagemaker:us-east-1:1:model-package/g/3",
+            "TOPIC_ARN": "arn:aws:sns:us-east-1:111111111111:t",
+        }
+    )
+    stub = Stubber(sns)
+    for _ in range(2):  # 101 characters are cut to 100; 100 are sent whole
+        stub.add_response(
+            "publish",
+            {"MessageId": "m"},
+            {"TopicArn": config.topic_arn, "Subject": "s" * 100, "Message": "body"},
+        )
+    with stub:
+        for subject in ("s" * 101, "s" * 100):
+            assert logic._publish(sns, config, (subject, "body")) == "m"
+    stub.assert_no_pending_responses()
 
 
 def test_alarm_of_another_endpoint_is_ignored(world: World) -> None:
@@ -793,29 +894,29 @@ def test_handler_wires_environment_and_clients(
 
     assert result["action"] == "rolled_back"
     assert world.package_status() == "Rejected"
-    assert _emitted_metrics(capsys) == {"rolled_back"}
+    assert _emitted_metrics(capsys) == {"rolled_back": [1.0]}
 
     world.emulator.complete(ENDPOINT)
     world.alarms.set_state(OUR_ALARMS[0], "OK")
     assert handler_mod.handler(alarm_event(), FakeContext())["action"] == "stale"
-    assert _emitted_metrics(capsys) == {"stale"}
+    assert _emitted_metrics(capsys) == {"stale": [1.0]}
 
     world.alarms.set_state(OUR_ALARMS[0], "ALARM")
     world.emulator.serving[ENDPOINT] = NEW_CONFIG  # a later release, now being autoscaled
     world.emulator.start_deployment(ENDPOINT, NEW_CONFIG)
     with pytest.raises(logic.EndpointBusy):
         handler_mod.handler(alarm_event(), FakeContext())
-    assert _emitted_metrics(capsys) == {"Retry"}
+    assert _emitted_metrics(capsys) == {"Retry": [1.0]}
 
 
-def _emitted_metrics(capsys: pytest.CaptureFixture[str]) -> set[str]:
-    """Names of the metrics in the Embedded Metric Format lines the handler printed."""
-    names: set[str] = set()
+def _emitted_metrics(capsys: pytest.CaptureFixture[str]) -> dict[str, Any]:
+    """Name -> value of the metrics in the Embedded Metric Format lines the handler printed."""
+    values: dict[str, Any] = {}
     for line in capsys.readouterr().out.splitlines():
         record = json.loads(line) if line.startswith("{") else {}
         for directive in record.get("_aws", {}).get("CloudWatchMetrics", []):
-            names.update(metric["Name"] for metric in directive["Metrics"])
-    return names
+            values.update({m["Name"]: record[m["Name"]] for m in directive["Metrics"]})
+    return values
 
 
 # ---- edges: which clients in which region, the retry budget, which alarms are ours ------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 from pathlib import Path
 from typing import Any
@@ -443,3 +444,11 @@ def test_the_decision_threshold_counts_a_score_equal_to_it_as_positive(
     point = evaluate.point_metrics(labels, scores, threshold)
     assert point["precision"] == pytest.approx(precision)
     assert point["recall"] == pytest.approx(recall)
+
+
+def test_bootstrap_iterations_start_at_two() -> None:
+    """Two resamples are the fewest with a spread; one is refused, as is a non-number."""
+    assert evaluate.iterations_arg("2") == 2
+    for value in ("1", "x"):
+        with pytest.raises(argparse.ArgumentTypeError, match="is not an integer >= 2"):
+            evaluate.iterations_arg(value)
