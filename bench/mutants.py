@@ -83,7 +83,8 @@ MUTANTS = [
            'features[name]["status"] = "ignored"', "pass", DRIFT, DRIFT_EDGES),
     # preprocess
     Mutant("preprocess: train end exclusive", "pipeline_steps/preprocess.py",
-           '"train": day <= dates.train_end,', '"train": day < dates.train_end,', PREPROCESS),
+           '"train": (day >= start) & (day <= dates.train_end),',
+           '"train": (day >= start) & (day < dates.train_end),', PREPROCESS),
     Mutant("preprocess: test starts on validation end", "pipeline_steps/preprocess.py",
            '"test": (day > dates.validation_end)', '"test": (day >= dates.validation_end)',
            PREPROCESS),
