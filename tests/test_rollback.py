@@ -868,9 +868,9 @@ class FakeContext:
     aws_request_id: str = "req-1"
 
 
-def test_handler_wires_environment_and_clients(
-    world: World, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
+def _wire_handler(world: World, monkeypatch: pytest.MonkeyPatch, registry: Any = None) -> None:
+    """The handler's environment as the stack sets it, and the world's clients in its cache
+    (registry: the client for the registry's region; the world's SageMaker by default)."""
     env = {
         "ENDPOINT_NAME": ENDPOINT,
         "ALARM_NAMES": ",".join(OUR_ALARMS),
@@ -887,8 +887,15 @@ def test_handler_wires_environment_and_clients(
         "sns@local": world.sns,
         "cloudwatch@local": world.cloudwatch,
     }
-    clients[f"sagemaker@{REGION}"] = world.sagemaker  # the registry's region, from the ARN
+    # the registry's region, from the ARN
+    clients[f"sagemaker@{REGION}"] = registry or world.sagemaker
     monkeypatch.setattr(handler_mod, "_clients", clients)
+
+
+def test_handler_wires_environment_and_clients(
+    world: World, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _wire_handler(world, monkeypatch)
 
     result = handler_mod.handler(alarm_event(), FakeContext())
 
@@ -907,6 +914,29 @@ def test_handler_wires_environment_and_clients(
     with pytest.raises(logic.EndpointBusy):
         handler_mod.handler(alarm_event(), FakeContext())
     assert _emitted_metrics(capsys) == {"Retry": [1.0]}
+
+
+def test_handler_counts_a_failure_once_and_not_as_a_retry(
+    world: World, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _wire_handler(world, monkeypatch)
+    world.emulator.refuse_with = "AccessDeniedException"  # UpdateEndpoint denied
+    with pytest.raises(ClientError, match="AccessDenied"):
+        handler_mod.handler(alarm_event(), FakeContext())
+    assert _emitted_metrics(capsys) == {"Failed": [1.0]}
+
+
+def test_handler_counts_a_failed_rejection_beside_the_rollback(
+    world: World, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    registry = boto3.client("sagemaker", region_name=REGION)
+    _wire_handler(world, monkeypatch, registry)
+    with Stubber(registry) as stub:
+        stub.add_client_error("describe_model_package", "AccessDeniedException", "no", 400)
+        stub.add_client_error("update_model_package", "AccessDeniedException", "no", 400)
+        result = handler_mod.handler(alarm_event(), FakeContext())
+    assert result["action"] == "rolled_back" and result["reject_error"]
+    assert _emitted_metrics(capsys) == {"rolled_back": [1.0], "RejectFailed": [1.0]}
 
 
 def _emitted_metrics(capsys: pytest.CaptureFixture[str]) -> dict[str, Any]:
