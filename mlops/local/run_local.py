@@ -194,18 +194,19 @@ def _training_environment(repo_root: Path) -> str:
         raise LocalRunError(str(error)) from None
 
 
-def new_output_folder(out_dir: Path) -> Path:
+def new_output_folder(out_dir: Path, error: type[Exception] = LocalRunError) -> Path:
     """Create the run's folder, refusing one that holds anything: a run (failed or not) never
-    replaces another run's assembly, definition or summary."""
+    replaces another run's assembly, definition or summary. Refusals raise `error`, the
+    calling command's one-line error (mlops local simulate passes its own)."""
     if out_dir.exists() and not out_dir.is_dir():
-        raise LocalRunError(f"--out {out_dir} is a file; give a new folder")
+        raise error(f"--out {out_dir} is a file; give a new folder")
     if out_dir.is_dir() and any(out_dir.iterdir()):
-        raise LocalRunError(f"--out {out_dir} is not empty; give a new folder")
+        raise error(f"--out {out_dir} is not empty; give a new folder")
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise LocalRunError(
-            f"--out {out_dir}: cannot create the folder ({error.strerror or error}); give a "
+    except OSError as failure:
+        raise error(
+            f"--out {out_dir}: cannot create the folder ({failure.strerror or failure}); give a "
             "writable new folder"
         ) from None
     return out_dir

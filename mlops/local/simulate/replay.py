@@ -30,7 +30,13 @@ import pandas as pd
 
 from mlops.local.definition_source import load_definition_from_assembly
 from mlops.local.registry import LocalRegistry
-from mlops.local.run_local import load_module, run_local, stage_raw_data, synthesize
+from mlops.local.run_local import (
+    load_module,
+    new_output_folder,
+    run_local,
+    stage_raw_data,
+    synthesize,
+)
 from mlops.local.runner import RunSummary
 from mlops.local.simulate import cost
 from mlops.local.simulate.ahead import RunsAhead, timed
@@ -509,18 +515,7 @@ def simulate(options: Options) -> dict[str, Any]:
     from mlops.local.simulate import report
 
     check_options(options)
-    out = Path(options.out_dir)
-    if out.exists() and not out.is_dir():
-        raise SimulationError(f"--out {out} is a file; give a new folder")
-    if out.exists() and any(out.iterdir()):
-        raise SimulationError(f"--out {out} is not empty; give a new folder")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise SimulationError(
-            f"--out {out}: cannot create the folder ({error.strerror or error}); give a "
-            "writable new folder"
-        ) from None
+    out = new_output_folder(Path(options.out_dir), SimulationError)
     replay = Replay(options)
     cost = replay.run()
     months = [report.month_summary(m) for m in replay.months.values()]
