@@ -531,6 +531,33 @@ def test_mlops_review_of_a_clean_tree_prints_no_changes(
 
 
 @pytest.mark.skipif(not CDK.exists(), reason="CDK CLI not installed (npm ci)")
+def test_an_output_that_fails_to_write_after_the_synths_keeps_the_review_and_the_old_file(
+    tiny_repo: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import errno
+
+    import mlops.review.command as command
+
+    out = tiny_repo / "review.md"
+    out.write_text("the earlier review\n")
+
+    def read_only(*_args: object) -> None:
+        raise OSError(errno.EROFS, "Read-only file system")
+
+    monkeypatch.setattr(command.os, "replace", read_only)
+    monkeypatch.chdir(tiny_repo)
+    assert run(argparse.Namespace(base="HEAD", head_dir=None, output=out)) == 2
+    captured = capsys.readouterr()
+    assert "No changes" in captured.out  # the finished review, not lost
+    assert captured.err == (
+        f"ERROR: --output {out}: cannot write the review (Read-only file system); it is on "
+        "standard output above\n"
+    )
+    assert out.read_text() == "the earlier review\n"
+    assert sorted(p.name for p in tiny_repo.iterdir() if p.name.startswith(".review")) == []
+
+
+@pytest.mark.skipif(not CDK.exists(), reason="CDK CLI not installed (npm ci)")
 def test_review_names_the_working_tree_changes(tiny_repo: Path) -> None:
     (tiny_repo / "bucket.txt").write_text("data-v2\n")
     (tiny_repo / "config" / "releases.yaml").write_text(yaml.safe_dump(releases(5)))
