@@ -336,3 +336,17 @@ def test_a_feature_store_path_that_cannot_be_written_is_a_one_line_error(
     )
     assert err.rstrip().endswith("give a writable --feature-store folder")
     assert blocker.read_text() == "not a folder"
+
+
+def test_ingesting_into_a_corrupt_online_store_is_a_one_line_error(
+    raw: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    store = tmp_path / "s"
+    store.mkdir()
+    (store / "online.sqlite").write_bytes(b"not a database, just text\n" * 100)
+    argv = ["local", "ingest", "--data", str(raw), "--feature-store", str(store)]
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"ERROR: {store / 'online.sqlite'} is not a usable online store (")
+    assert err.count("\n") == 1
+    assert not (store / "ingested").exists()  # nothing marked done: the next ingestion retries
