@@ -350,3 +350,17 @@ def test_ingesting_into_a_corrupt_online_store_is_a_one_line_error(
     assert err.startswith(f"ERROR: {store / 'online.sqlite'} is not a usable online store (")
     assert err.count("\n") == 1
     assert not (store / "ingested").exists()  # nothing marked done: the next ingestion retries
+
+
+def test_a_raw_table_the_csv_reader_refuses_is_a_one_line_error(
+    raw: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = tmp_path / "data"
+    shutil.copytree(raw, data)
+    with (data / "planes.csv").open("a") as planes:
+        planes.write("N1," + "x" * 200_000 + "\n")  # past the csv module's field limit
+    argv = ["local", "ingest", "--data", str(data), "--feature-store", str(tmp_path / "s")]
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"ERROR: {data / 'planes.csv'}: not a readable CSV file (field larger")
+    assert err.count("\n") == 1
