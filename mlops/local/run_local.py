@@ -231,6 +231,10 @@ def run_local(
     AWS), run (up to stop_after, if given), return the summary. Preprocess's Athena input
     then queries that store."""
     repo_root = Path(repo_root).resolve()
+    registry_dir = Path(registry_dir)
+    if registry_dir.exists() and not registry_dir.is_dir():
+        # Else FindIncumbent sees no incumbent and RegisterModel fails, after the whole run.
+        raise LocalRunError(f"--registry {registry_dir} is a file; give a folder")
     out_dir = new_output_folder(Path(out_dir).resolve())
     env_name = env_name or _training_environment(repo_root)
     check_raw_data(data_dir or bundled_data_dir())
@@ -262,7 +266,7 @@ def run_local(
         catalog = catalog_from_assembly(Path(cdk_out), source, s3_root=s3_root, feature_store=store)
     except (IngestionError, ValueError) as exc:
         raise LocalRunError(str(exc)) from None
-    registry = LocalRegistry(Path(registry_dir), clock)
+    registry = LocalRegistry(registry_dir, clock)
     overrides = {"InputDataUrl": input_url, **(parameters or {})}
     return run_pipeline(
         definition,
