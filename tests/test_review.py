@@ -582,7 +582,7 @@ def test_head_dir_must_be_a_cloud_assembly(tiny_repo: Path, tmp_path: Path) -> N
         review("HEAD", tiny_repo, None, head_dir=tmp_path)
 
 
-@pytest.mark.parametrize("where", ["a-folder", "no-such-folder/review.md"])
+@pytest.mark.parametrize("where", ["a-folder", "no-such-folder/review.md", "a-file/review.md"])
 def test_an_output_it_cannot_write_is_refused_before_any_synth(
     tiny_repo: Path,
     tmp_path: Path,
@@ -598,6 +598,7 @@ def test_an_output_it_cannot_write_is_refused_before_any_synth(
     monkeypatch.setattr(command, "_synth", no_synth)
     monkeypatch.setattr(command, "_synth_or_empty", no_synth)
     (tmp_path / "a-folder").mkdir()
+    (tmp_path / "a-file").write_text("kept")
     output = tmp_path / where
     monkeypatch.chdir(tiny_repo)
     assert run(argparse.Namespace(base="HEAD", head_dir=None, output=output)) == 2
@@ -605,9 +606,11 @@ def test_an_output_it_cannot_write_is_refused_before_any_synth(
     expected = (
         f"ERROR: --output {output} is a folder; give a file path\n"
         if where == "a-folder"
-        else f"ERROR: --output {output}: folder {output.parent} does not exist\n"
+        else f"ERROR: --output {output}: {output.parent} is not an existing folder; give a file "
+        "path in one\n"
     )
     assert err == expected
+    assert (tmp_path / "a-file").read_text() == "kept"
 
 
 def test_review_needs_the_cdk_cli(tmp_path: Path) -> None:

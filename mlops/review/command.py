@@ -140,7 +140,9 @@ def _check_output(output: Path) -> None:
     if output.is_dir():
         raise ReviewError(f"--output {output} is a folder; give a file path")
     if not output.parent.is_dir():
-        raise ReviewError(f"--output {output}: folder {output.parent} does not exist")
+        raise ReviewError(
+            f"--output {output}: {output.parent} is not an existing folder; give a file path in one"
+        )
 
 
 def _write_atomically(output: Path, text: str) -> None:
