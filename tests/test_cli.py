@@ -231,7 +231,7 @@ def test_local_run_refuses_a_corrupt_configuration_in_one_line_before_the_synth(
         run_local(repo, bundled_data_dir(), tmp_path / "out", tmp_path / "registry")
     message = str(refused.value)
     assert message.startswith(f"{repo / 'config' / 'environments.yaml'}: ") and says in message
-    assert "\n" not in message and not (tmp_path / "out" / "cdk.out").exists()
+    assert "\n" not in message and not (tmp_path / "out").exists()
 
 
 def test_local_run_runs_the_configured_training_environment() -> None:
@@ -267,3 +267,15 @@ def test_local_run_takes_an_existing_registry_folder(tmp_path: Path) -> None:
     registry.mkdir()
     with pytest.raises(LocalRunError, match="malformed YAML"):
         run_local(repo, bundled_data_dir(), tmp_path / "out", registry)
+
+
+def test_local_run_refused_for_its_data_leaves_no_out_folder(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    empty = tmp_path / "no-tables"
+    empty.mkdir()
+    out = tmp_path / "out"
+    argv = ["local", "run", "--data", str(empty), "--out", str(out)]
+    assert cli.main([*argv, "--registry", str(tmp_path / "registry")]) == 2
+    assert capsys.readouterr().err.startswith(f"ERROR: data folder {empty} has no flights.csv")
+    assert not out.exists()

@@ -235,9 +235,10 @@ def run_local(
     if registry_dir.exists() and not registry_dir.is_dir():
         # Else FindIncumbent sees no incumbent and RegisterModel fails, after the whole run.
         raise LocalRunError(f"--registry {registry_dir} is a file; give a folder")
-    out_dir = new_output_folder(Path(out_dir).resolve())
     env_name = env_name or _training_environment(repo_root)
     check_raw_data(data_dir or bundled_data_dir())
+    # Created once the cheap checks pass: a refused run leaves no empty folder behind.
+    out_dir = new_output_folder(Path(out_dir).resolve())
     if cdk_out is None:
         started = time.perf_counter()
         progress(f"Synthesizing the app (environment {env_name}) ...")
