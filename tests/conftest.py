@@ -55,7 +55,7 @@ def cdk_json_context() -> dict[str, object]:
 
 
 def run_dev_training_app(
-    args: list[str], tmp_path: Path, context: dict[str, str] | None = None, **extra: str
+    args: list[str], tmp_path: Path, context: dict[str, object] | None = None, **extra: str
 ) -> subprocess.CompletedProcess[str]:
     """Run app.py (or a variant given by args) from the repo root as `cdk synth -c env=dev
     -c training-only=true` would (plus `context`): cdk.json's context, the assembly in

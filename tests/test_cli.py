@@ -231,10 +231,51 @@ def test_local_run_refuses_a_corrupt_configuration_in_one_line_before_the_synth(
         run_local(repo, bundled_data_dir(), tmp_path / "out", tmp_path / "registry")
     message = str(refused.value)
     assert message.startswith(f"{repo / 'config' / 'environments.yaml'}: ") and says in message
-    assert "\n" not in message and not (tmp_path / "out" / "cdk.out").exists()
+    assert "\n" not in message and not (tmp_path / "out").exists()
 
 
 def test_local_run_runs_the_configured_training_environment() -> None:
     from mlops.local.run_local import _training_environment
 
     assert _training_environment(cli.ROOT) == "dev"
+
+
+def test_local_run_refuses_a_registry_that_is_a_file_before_any_work(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from helpers import bundled_data_dir
+
+    a_file = tmp_path / "a-file"
+    a_file.write_text("kept")
+    out = tmp_path / "out"
+    argv = ["local", "run", "--data", str(bundled_data_dir()), "--out", str(out)]
+    assert cli.main([*argv, "--registry", str(a_file)]) == 2
+    assert capsys.readouterr().err == f"ERROR: --registry {a_file} is a file; give a folder\n"
+    assert a_file.read_text() == "kept" and not out.exists()
+
+
+def test_local_run_takes_an_existing_registry_folder(tmp_path: Path) -> None:
+    from helpers import bundled_data_dir
+
+    from mlops.local.run_local import run_local
+    from mlops.local.runner import LocalRunError
+
+    repo = tmp_path / "repo"  # a configuration that stops the run just after the registry
+    (repo / "config").mkdir(parents=True)
+    (repo / "config" / "environments.yaml").write_text("training_environment: [\n")
+    registry = tmp_path / "registry"
+    registry.mkdir()
+    with pytest.raises(LocalRunError, match="malformed YAML"):
+        run_local(repo, bundled_data_dir(), tmp_path / "out", registry)
+
+
+def test_local_run_refused_for_its_data_leaves_no_out_folder(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    empty = tmp_path / "no-tables"
+    empty.mkdir()
+    out = tmp_path / "out"
+    argv = ["local", "run", "--data", str(empty), "--out", str(out)]
+    assert cli.main([*argv, "--registry", str(tmp_path / "registry")]) == 2
+    assert capsys.readouterr().err.startswith(f"ERROR: data folder {empty} has no flights.csv")
+    assert not out.exists()

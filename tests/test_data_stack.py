@@ -229,3 +229,17 @@ def test_key_lets_logs_and_alarm_notifications_use_it(prod: Template) -> None:
     events = statements["AllowEventBridgeToEncryptedTopicsAndQueues"]
     assert events["Principal"] == {"Service": "events.amazonaws.com"}
     assert "Condition" not in events
+
+
+def test_feature_groups_and_the_flights_table_wait_for_their_database(prod: Template) -> None:
+    """They name the database by a literal (no Ref, so no implicit order): without DependsOn
+    CloudFormation may create them first, and CreateFeatureGroup's Glue table (or the raw
+    flights table) fails on a database that does not exist yet."""
+    (database,) = prod.find_resources("AWS::Glue::Database")
+    waiting = {
+        **prod.find_resources("AWS::SageMaker::FeatureGroup"),
+        **prod.find_resources("AWS::Glue::Table"),
+    }
+    assert len(waiting) == 4
+    for logical_id, resource in waiting.items():
+        assert database in resource.get("DependsOn", []), logical_id

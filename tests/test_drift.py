@@ -509,6 +509,12 @@ def test_local_report_refuses_an_out_path_it_cannot_write_in_one_line(
     ):
         drift_report.run_local_drift(baseline, data, a_file / "out")
     assert a_file.read_text() == "kept"
+    # The other side: an existing folder (an earlier report's) is a folder, and is taken.
+    earlier = tmp_path / "earlier"
+    earlier.mkdir()
+    (earlier / drift_report.JSON_FILE).write_text("{}")
+    result = drift_report.run_local_drift(baseline, data, earlier)
+    assert json.loads((earlier / drift_report.JSON_FILE).read_text()) == result
 
 
 def test_local_report_names_a_missing_folder(tmp_path, months) -> None:

@@ -271,16 +271,27 @@ def test_a_free_port_still_serves(registry: LocalRegistry, store: Path) -> None:
         running.server_close()
 
 
-def test_a_corrupt_online_store_is_a_one_line_error(
-    registry: LocalRegistry, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+def test_a_corrupt_online_store_is_a_one_line_error_whose_advice_restores_it(
+    raw: Path,
+    store: Path,
+    registry: LocalRegistry,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
-    (tmp_path / "online.sqlite").write_bytes(b"not a database, just text\n" * 100)
-    argv = ["local", "serve", "--port", "0", "--feature-store", str(tmp_path)]
+    ingested = tmp_path / "store"
+    shutil.copytree(store, ingested)  # with its ingestion ledger, as a user's store has
+    (ingested / "online.sqlite").write_bytes(b"not a database, just text\n" * 100)
+    argv = ["local", "serve", "--port", "0", "--feature-store", str(ingested)]
     assert cli.main([*argv, "--registry", str(registry.root)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1
-    assert err.startswith(f"ERROR: {tmp_path / 'online.sqlite'} is not a usable online store (")
-    assert "delete it and run `mlops local ingest` again" in err
+    assert err.startswith(f"ERROR: {ingested / 'online.sqlite'} is not a usable online store (")
+    assert err.endswith(f"; delete the folder {ingested} and run `mlops local ingest` again\n")
+    # Following it brings the records back; deleting only the file would not: the ledger
+    # beside it skips every table already ingested.
+    shutil.rmtree(ingested)
+    assert cli.main(["local", "ingest", "--data", str(raw), "--feature-store", str(ingested)]) == 0
+    assert LocalOnlineStore(ingested).count("plane") == 3322
 
 
 def test_a_raw_table_that_is_not_utf8_is_a_one_line_error(
@@ -325,3 +336,31 @@ def test_a_feature_store_path_that_cannot_be_written_is_a_one_line_error(
     )
     assert err.rstrip().endswith("give a writable --feature-store folder")
     assert blocker.read_text() == "not a folder"
+
+
+def test_ingesting_into_a_corrupt_online_store_is_a_one_line_error(
+    raw: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    store = tmp_path / "s"
+    store.mkdir()
+    (store / "online.sqlite").write_bytes(b"not a database, just text\n" * 100)
+    argv = ["local", "ingest", "--data", str(raw), "--feature-store", str(store)]
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"ERROR: {store / 'online.sqlite'} is not a usable online store (")
+    assert err.count("\n") == 1
+    assert not (store / "ingested").exists()  # nothing marked done: the next ingestion retries
+
+
+def test_a_raw_table_the_csv_reader_refuses_is_a_one_line_error(
+    raw: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = tmp_path / "data"
+    shutil.copytree(raw, data)
+    with (data / "planes.csv").open("a") as planes:
+        planes.write("N1," + "x" * 200_000 + "\n")  # past the csv module's field limit
+    argv = ["local", "ingest", "--data", str(data), "--feature-store", str(tmp_path / "s")]
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"ERROR: {data / 'planes.csv'}: not a readable CSV file (field larger")
+    assert err.count("\n") == 1

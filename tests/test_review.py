@@ -531,6 +531,33 @@ def test_mlops_review_of_a_clean_tree_prints_no_changes(
 
 
 @pytest.mark.skipif(not CDK.exists(), reason="CDK CLI not installed (npm ci)")
+def test_an_output_that_fails_to_write_after_the_synths_keeps_the_review_and_the_old_file(
+    tiny_repo: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import errno
+
+    import mlops.review.command as command
+
+    out = tiny_repo / "review.md"
+    out.write_text("the earlier review\n")
+
+    def read_only(*_args: object) -> None:
+        raise OSError(errno.EROFS, "Read-only file system")
+
+    monkeypatch.setattr(command.os, "replace", read_only)
+    monkeypatch.chdir(tiny_repo)
+    assert run(argparse.Namespace(base="HEAD", head_dir=None, output=out)) == 2
+    captured = capsys.readouterr()
+    assert "No changes" in captured.out  # the finished review, not lost
+    assert captured.err == (
+        f"ERROR: --output {out}: cannot write the review (Read-only file system); it is on "
+        "standard output above\n"
+    )
+    assert out.read_text() == "the earlier review\n"
+    assert sorted(p.name for p in tiny_repo.iterdir() if p.name.startswith(".review")) == []
+
+
+@pytest.mark.skipif(not CDK.exists(), reason="CDK CLI not installed (npm ci)")
 def test_review_names_the_working_tree_changes(tiny_repo: Path) -> None:
     (tiny_repo / "bucket.txt").write_text("data-v2\n")
     (tiny_repo / "config" / "releases.yaml").write_text(yaml.safe_dump(releases(5)))
@@ -555,7 +582,7 @@ def test_head_dir_must_be_a_cloud_assembly(tiny_repo: Path, tmp_path: Path) -> N
         review("HEAD", tiny_repo, None, head_dir=tmp_path)
 
 
-@pytest.mark.parametrize("where", ["a-folder", "no-such-folder/review.md"])
+@pytest.mark.parametrize("where", ["a-folder", "no-such-folder/review.md", "a-file/review.md"])
 def test_an_output_it_cannot_write_is_refused_before_any_synth(
     tiny_repo: Path,
     tmp_path: Path,
@@ -571,6 +598,7 @@ def test_an_output_it_cannot_write_is_refused_before_any_synth(
     monkeypatch.setattr(command, "_synth", no_synth)
     monkeypatch.setattr(command, "_synth_or_empty", no_synth)
     (tmp_path / "a-folder").mkdir()
+    (tmp_path / "a-file").write_text("kept")
     output = tmp_path / where
     monkeypatch.chdir(tiny_repo)
     assert run(argparse.Namespace(base="HEAD", head_dir=None, output=output)) == 2
@@ -578,9 +606,11 @@ def test_an_output_it_cannot_write_is_refused_before_any_synth(
     expected = (
         f"ERROR: --output {output} is a folder; give a file path\n"
         if where == "a-folder"
-        else f"ERROR: --output {output}: folder {output.parent} does not exist\n"
+        else f"ERROR: --output {output}: {output.parent} is not an existing folder; give a file "
+        "path in one\n"
     )
     assert err == expected
+    assert (tmp_path / "a-file").read_text() == "kept"
 
 
 def test_review_needs_the_cdk_cli(tmp_path: Path) -> None:

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import run_dev_training_app, stack_templates, synth_app
+from conftest import DEFAULT_RELEASES, run_dev_training_app, stack_templates, synth_app
 
 from mlops.app_builder import AppOptions, context_flag
 from mlops.config import ConfigError, PlatformConfig
@@ -110,3 +110,33 @@ def test_app_py_refuses_an_empty_environment_name_in_one_line(tmp_path: Path) ->
     lines = result.stderr.strip().splitlines()
     assert lines[-1] == "error: -c env=: unknown environment (allowed: dev, staging, prod, sandbox)"
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("switch", "refused"),
+    [
+        ({}, True),
+        ({"allow-prod-without-model": True}, False),
+        ({"allow-prod-without-model": "true"}, False),
+    ],
+)
+def test_app_py_takes_a_switch_committed_to_cdk_json_as_a_json_boolean(
+    tmp_path: Path, switch: dict[str, object], refused: bool
+) -> None:
+    """README's first deployment commits `"allow-prod-without-model": true` to cdk.json: CDK
+    passes it as a JSON boolean, not the string -c gives."""
+    import yaml
+
+    releases = yaml.safe_load(DEFAULT_RELEASES.read_text())
+    releases["prod"] = {"current": None, "previous": None}
+    manifest = tmp_path / "releases.yaml"
+    manifest.write_text(yaml.safe_dump(releases))
+    result = run_dev_training_app(
+        [sys.executable, "app.py"],
+        tmp_path,
+        {"env": "prod", **switch},  # training-only: prod has no training stage, nothing built
+        CDK_VALIDATION="false",
+        MLOPS_RELEASES=str(manifest),
+    )
+    assert result.returncode == (2 if refused else 0), result.stderr[-2000:]
+    assert ("prod.current: no model pinned" in result.stderr) is refused

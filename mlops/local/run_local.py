@@ -232,9 +232,14 @@ def run_local(
     AWS), run (up to stop_after, if given), return the summary. Preprocess's Athena input
     then queries that store."""
     repo_root = Path(repo_root).resolve()
-    out_dir = new_output_folder(Path(out_dir).resolve())
+    registry_dir = Path(registry_dir)
+    if registry_dir.exists() and not registry_dir.is_dir():
+        # Else FindIncumbent sees no incumbent and RegisterModel fails, after the whole run.
+        raise LocalRunError(f"--registry {registry_dir} is a file; give a folder")
     env_name = env_name or _training_environment(repo_root)
     check_raw_data(data_dir or bundled_data_dir())
+    # Created once the cheap checks pass: a refused run leaves no empty folder behind.
+    out_dir = new_output_folder(Path(out_dir).resolve())
     if cdk_out is None:
         started = time.perf_counter()
         progress(f"Synthesizing the app (environment {env_name}) ...")
@@ -263,7 +268,7 @@ def run_local(
         catalog = catalog_from_assembly(Path(cdk_out), source, s3_root=s3_root, feature_store=store)
     except (IngestionError, ValueError) as exc:
         raise LocalRunError(str(exc)) from None
-    registry = LocalRegistry(Path(registry_dir), clock)
+    registry = LocalRegistry(registry_dir, clock)
     overrides = {"InputDataUrl": input_url, **(parameters or {})}
     return run_pipeline(
         definition,

@@ -62,6 +62,14 @@ class ReviewError(Exception):
     """A user-facing failure; the CLI prints the message as one `ERROR: ...` line."""
 
 
+class OutputNotWritten(ReviewError):
+    """The review is done but --output could not be written; markdown holds it."""
+
+    def __init__(self, message: str, markdown: str) -> None:
+        super().__init__(message)
+        self.markdown = markdown
+
+
 def review(
     base_ref: str,
     repo_root: Path,
@@ -117,7 +125,14 @@ def review(
         attach_full_diffs(report, cdk, head_out, tmp, env)
         markdown = render_markdown(report)
     if output is not None:
-        _write_atomically(output, markdown)
+        try:
+            _write_atomically(output, markdown)
+        except OSError as err:  # e.g. a read-only folder, a full disk: keep the review
+            raise OutputNotWritten(
+                f"--output {output}: cannot write the review ({err.strerror or err}); it is "
+                "on standard output above",
+                markdown,
+            ) from None
     return markdown
 
 
@@ -125,7 +140,9 @@ def _check_output(output: Path) -> None:
     if output.is_dir():
         raise ReviewError(f"--output {output} is a folder; give a file path")
     if not output.parent.is_dir():
-        raise ReviewError(f"--output {output}: folder {output.parent} does not exist")
+        raise ReviewError(
+            f"--output {output}: {output.parent} is not an existing folder; give a file path in one"
+        )
 
 
 def _write_atomically(output: Path, text: str) -> None:
@@ -159,6 +176,10 @@ def run(args: argparse.Namespace) -> int:
     """`mlops review`: Markdown on stdout; a user mistake is one ERROR line and exit 2."""
     try:
         markdown = review(args.base, _repo_root(Path.cwd()), args.output, head_dir=args.head_dir)
+    except OutputNotWritten as err:
+        sys.stdout.write(err.markdown)  # minutes of synth are not thrown away
+        print(f"ERROR: {err}", file=sys.stderr)
+        return 2
     except ReviewError as err:
         print(f"ERROR: {err}", file=sys.stderr)
         return 2

@@ -40,9 +40,10 @@ class LocalOnlineStore:
             self._connection.commit()
         except sqlite3.Error as error:
             self._connection.close()
+            # Not "delete the file": the ingestion ledger beside it would skip every table.
             raise OnlineStoreError(
-                f"{self.path} is not a usable online store ({error}); delete it and run "
-                "`mlops local ingest` again"
+                f"{self.path} is not a usable online store ({error}); delete the folder "
+                f"{self.path.parent} and run `mlops local ingest` again"
             ) from None
 
     def put_records(
